@@ -1,0 +1,205 @@
+//! An async Carbon client: one TCP connection, reused across requests,
+//! re-established when the server has closed it, with a timeout per exchange.
+//!
+//! It speaks the same typed messages as the server ([`Request`], [`Reply`]);
+//! nothing here writes XML by hand.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio_util::codec::Framed;
+
+use super::frame::{CarbonCodec, FrameError};
+use super::guid::Guid;
+use super::latin1;
+use super::message::{JobEntry, JobQueue, JobStatusList, MessageError, Reply, Request};
+
+type Connection = Framed<TcpStream, CarbonCodec>;
+
+/// Why a request to a Carbon server did not produce a usable reply.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to the Carbon server at {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the Carbon server at {addr} did not answer within {secs} s")]
+    Timeout { addr: String, secs: u64 },
+    #[error("the Carbon server at {0} closed the connection")]
+    Closed(String),
+    #[error("Carbon framing error: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the Carbon server sent a reply we cannot read: {0}")]
+    BadReply(#[from] MessageError),
+    #[error("the Carbon server refused the request: {0}")]
+    Refused(String),
+    #[error("the Carbon server sent a {got} reply to a {request} request")]
+    Unexpected {
+        request: &'static str,
+        got: &'static str,
+    },
+}
+
+/// A client for one Carbon server address.
+pub struct Client {
+    addr: String,
+    timeout: Duration,
+    connection: Mutex<Option<Connection>>,
+}
+
+impl Client {
+    /// A client for `addr` (`host:port`). Connects lazily.
+    pub fn new(addr: impl Into<String>) -> Self {
+        Client {
+            addr: addr.into(),
+            timeout: Duration::from_secs(10),
+            connection: Mutex::new(None),
+        }
+    }
+
+    /// Sets the deadline for connecting and for each exchange.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends one request and reads its reply.
+    pub async fn request(&self, request: &Request) -> Result<Reply, ClientError> {
+        let mut replies = self.request_many(std::slice::from_ref(request)).await?;
+        replies
+            .pop()
+            .ok_or_else(|| ClientError::Closed(self.addr.clone()))
+    }
+
+    /// Sends several requests back to back on one connection, then reads their
+    /// replies in order (one round trip for the lot).
+    ///
+    /// A reused connection the server has since closed is replaced and the
+    /// batch retried once — only when every request is safe to repeat.
+    pub async fn request_many(&self, requests: &[Request]) -> Result<Vec<Reply>, ClientError> {
+        let mut slot = self.connection.lock().await;
+        let reused = slot.as_ref().is_some_and(|c| !is_stale(c));
+        if !reused {
+            *slot = None;
+        }
+        match self.exchange(&mut slot, requests).await {
+            Err(e) if reused && requests.iter().all(is_idempotent) => {
+                tracing::debug!(error = %e, "retrying on a fresh Carbon connection");
+                *slot = None;
+                self.exchange(&mut slot, requests).await
+            }
+            result => result,
+        }
+    }
+
+    async fn exchange(
+        &self,
+        slot: &mut Option<Connection>,
+        requests: &[Request],
+    ) -> Result<Vec<Reply>, ClientError> {
+        let result = tokio::time::timeout(self.timeout, async {
+            if slot.is_none() {
+                let stream = TcpStream::connect(&self.addr).await.map_err(|source| {
+                    ClientError::Connect {
+                        addr: self.addr.clone(),
+                        source,
+                    }
+                })?;
+                stream.set_nodelay(true).ok();
+                *slot = Some(Framed::new(stream, CarbonCodec::default()));
+            }
+            let Some(conn) = slot.as_mut() else {
+                return Err(ClientError::Closed(self.addr.clone()));
+            };
+            for request in requests {
+                conn.feed(Bytes::from(request.to_payload())).await?;
+            }
+            conn.flush().await?;
+            let mut replies = Vec::with_capacity(requests.len());
+            for _ in requests {
+                let payload = conn
+                    .next()
+                    .await
+                    .ok_or_else(|| ClientError::Closed(self.addr.clone()))??;
+                replies.push(Reply::parse(&latin1::decode(&payload))?);
+            }
+            Ok(replies)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClientError::Timeout {
+                addr: self.addr.clone(),
+                secs: self.timeout.as_secs(),
+            })
+        });
+        if result.is_err() {
+            // The stream may hold half a reply: never reuse it.
+            *slot = None;
+        }
+        result
+    }
+
+    /// Submits a job and returns its GUID.
+    pub async fn queue(&self, job: JobQueue) -> Result<Guid, ClientError> {
+        match self.request(&Request::JobQueue(job)).await? {
+            Reply::Queued { guid } => Ok(guid),
+            Reply::Failed { error } => Err(ClientError::Refused(error)),
+            Reply::StatusList { .. } => Err(ClientError::Unexpected {
+                request: "JobQueue",
+                got: "JobStatusList",
+            }),
+        }
+    }
+
+    /// The status of each job, `None` where the server does not know the GUID.
+    /// One `JobStatusList` per GUID (Carbon criteria cannot OR), pipelined.
+    pub async fn statuses(
+        &self,
+        guids: &[Guid],
+    ) -> Result<Vec<(Guid, Option<JobEntry>)>, ClientError> {
+        let requests: Vec<Request> = guids
+            .iter()
+            .map(|g| Request::JobStatusList(JobStatusList::by_guid(*g)))
+            .collect();
+        let replies = self.request_many(&requests).await?;
+        guids
+            .iter()
+            .zip(replies)
+            .map(|(guid, reply)| match reply {
+                Reply::StatusList { jobs } => {
+                    Ok((*guid, jobs.into_iter().find(|j| j.guid == *guid)))
+                }
+                Reply::Failed { error } => Err(ClientError::Refused(error)),
+                Reply::Queued { .. } => Err(ClientError::Unexpected {
+                    request: "JobStatusList",
+                    got: "JobQueue",
+                }),
+            })
+            .collect()
+    }
+}
+
+fn is_idempotent(request: &Request) -> bool {
+    matches!(request, Request::JobStatusList(_))
+}
+
+/// A pooled connection is stale when the server has closed it (EOF is
+/// readable) or sent something unasked.
+fn is_stale(conn: &Connection) -> bool {
+    if !conn.read_buffer().is_empty() {
+        return true;
+    }
+    let mut probe = [0u8; 1];
+    match conn.get_ref().try_read(&mut probe) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        _ => true,
+    }
+}

@@ -1,0 +1,290 @@
+//! The Carbon frame codec: `CarbonAPIXML1 <N> <N bytes of payload>`.
+//!
+//! Owns bytes and lengths only: it knows nothing about XML, jobs or sockets.
+//! Whitespace between frames (the `\n` / `\r\n` some clients append) is skipped;
+//! anything else that is not a frame header is an error, as is a declared length
+//! above the configured maximum, so memory per connection stays bounded.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+/// The literal that starts every frame, in both directions.
+pub const MAGIC: &str = "CarbonAPIXML1";
+
+/// Default cap on a declared payload length (1 MiB).
+pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
+
+/// The longest length field we wait for before calling it garbage
+/// (10 digits already exceeds any sane maximum).
+const MAX_LENGTH_DIGITS: usize = 10;
+
+/// Why a byte stream is not a valid sequence of Carbon frames.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("not a Carbon frame: expected `CarbonAPIXML1 <length> <xml>`")]
+    NotAFrame,
+    #[error("invalid frame length {0:?}: expected a decimal byte count")]
+    BadLength(String),
+    #[error("frame of {declared} bytes exceeds the limit of {max} bytes")]
+    TooLarge { declared: usize, max: usize },
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl FrameError {
+    /// Whether the peer deserves an error reply (as opposed to a dead socket).
+    pub fn is_protocol_error(&self) -> bool {
+        !matches!(self, FrameError::Io(_) | FrameError::Truncated)
+    }
+}
+
+/// tokio-util codec for Carbon frames. Decodes to the raw payload bytes and
+/// encodes raw payload bytes into a whole frame.
+#[derive(Debug, Clone)]
+pub struct CarbonCodec {
+    max_frame: usize,
+}
+
+impl CarbonCodec {
+    pub fn new(max_frame: usize) -> Self {
+        Self { max_frame }
+    }
+}
+
+impl Default for CarbonCodec {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+/// What the bytes at the front of the buffer say about the next frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Header {
+    /// More bytes are needed to know.
+    Incomplete,
+    /// A complete header of `header_len` bytes announcing `payload_len` bytes.
+    Complete {
+        header_len: usize,
+        payload_len: usize,
+    },
+}
+
+/// Checks the header at the start of `buf` without consuming anything.
+fn parse_header(buf: &[u8], max_frame: usize) -> Result<Header, FrameError> {
+    let magic = MAGIC.as_bytes();
+    let magic_seen = buf.len().min(magic.len());
+    if buf[..magic_seen] != magic[..magic_seen] {
+        return Err(FrameError::NotAFrame);
+    }
+    if buf.len() <= MAGIC.len() {
+        return Ok(Header::Incomplete);
+    }
+    if buf[MAGIC.len()] != b' ' {
+        return Err(FrameError::NotAFrame);
+    }
+    let digits_start = MAGIC.len() + 1;
+    let rest = &buf[digits_start..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let shown = || String::from_utf8_lossy(&rest[..(digits + 1).min(rest.len())]).into_owned();
+    if digits > MAX_LENGTH_DIGITS {
+        return Err(FrameError::BadLength(shown()));
+    }
+    match rest.get(digits) {
+        None => Ok(Header::Incomplete),
+        Some(b' ') if digits > 0 => {
+            // At most 10 ASCII digits: always valid UTF-8 and fits in u64.
+            let text =
+                std::str::from_utf8(&rest[..digits]).map_err(|_| FrameError::BadLength(shown()))?;
+            let declared: u64 = text.parse().map_err(|_| FrameError::BadLength(shown()))?;
+            let declared = usize::try_from(declared).unwrap_or(usize::MAX);
+            if declared > max_frame {
+                return Err(FrameError::TooLarge {
+                    declared,
+                    max: max_frame,
+                });
+            }
+            Ok(Header::Complete {
+                header_len: digits_start + digits + 1,
+                payload_len: declared,
+            })
+        }
+        Some(_) => Err(FrameError::BadLength(shown())),
+    }
+}
+
+fn skip_whitespace(src: &mut BytesMut) {
+    let blank = src
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .count();
+    src.advance(blank);
+}
+
+impl Decoder for CarbonCodec {
+    type Item = Bytes;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        skip_whitespace(src);
+        if src.is_empty() {
+            return Ok(None);
+        }
+        match parse_header(src, self.max_frame)? {
+            Header::Incomplete => Ok(None),
+            Header::Complete {
+                header_len,
+                payload_len,
+            } => {
+                let total = header_len + payload_len;
+                if src.len() < total {
+                    src.reserve(total - src.len());
+                    return Ok(None);
+                }
+                src.advance(header_len);
+                Ok(Some(src.split_to(payload_len).freeze()))
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(FrameError::Truncated),
+        }
+    }
+}
+
+impl Encoder<Bytes> for CarbonCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, payload: Bytes, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let header = format!("{MAGIC} {} ", payload.len());
+        dst.reserve(header.len() + payload.len());
+        dst.put_slice(header.as_bytes());
+        dst.put_slice(&payload);
+        Ok(())
+    }
+}
+
+/// Frames one payload into a standalone byte vector (for callers without a codec).
+pub fn frame_bytes(payload: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    // Encoding into a BytesMut cannot fail.
+    let _ = CarbonCodec::default().encode(Bytes::copy_from_slice(payload), &mut out);
+    out.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> (Vec<Bytes>, Result<(), FrameError>, BytesMut) {
+        let mut codec = CarbonCodec::new(64);
+        let mut buf = BytesMut::from(input);
+        let mut frames = Vec::new();
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(f)) => frames.push(f),
+                Ok(None) => return (frames, Ok(()), buf),
+                Err(e) => return (frames, Err(e), buf),
+            }
+        }
+    }
+
+    #[test]
+    fn decodes_one_frame() {
+        let (frames, res, rest) = decode_all(b"CarbonAPIXML1 5 <a/>x");
+        assert!(res.is_ok());
+        assert_eq!(frames, vec![Bytes::from_static(b"<a/>x")]);
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn skips_newlines_between_frames_and_decodes_two_in_one_read() {
+        let (frames, res, _) = decode_all(b"CarbonAPIXML1 4 <a/>\r\nCarbonAPIXML1 4 <b/>\n");
+        assert!(res.is_ok());
+        assert_eq!(
+            frames,
+            vec![Bytes::from_static(b"<a/>"), Bytes::from_static(b"<b/>")]
+        );
+    }
+
+    #[test]
+    fn waits_for_every_split_point() {
+        let whole = b"CarbonAPIXML1 11 <cnpsXML/> \n";
+        for cut in 0..whole.len() {
+            let mut codec = CarbonCodec::new(64);
+            let mut buf = BytesMut::from(&whole[..cut]);
+            let first = codec.decode(&mut buf).expect("prefix is never an error");
+            if cut < whole.len() - 2 {
+                assert_eq!(first, None, "cut at {cut}");
+                buf.extend_from_slice(&whole[cut..]);
+                assert_eq!(
+                    codec.decode(&mut buf).expect("whole frame"),
+                    Some(Bytes::from_static(b"<cnpsXML/> "))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        assert!(matches!(
+            decode_all(b"GET / HTTP/1.1\r\n").1,
+            Err(FrameError::NotAFrame)
+        ));
+        assert!(matches!(
+            decode_all(b"CarbonAPIXML2 3 abc").1,
+            Err(FrameError::NotAFrame)
+        ));
+        assert!(matches!(
+            decode_all(b"CarbonAPIXML1  3 abc").1,
+            Err(FrameError::BadLength(_))
+        ));
+        assert!(matches!(
+            decode_all(b"CarbonAPIXML1 -3 abc").1,
+            Err(FrameError::BadLength(_))
+        ));
+        assert!(matches!(
+            decode_all(b"CarbonAPIXML1 12x abc").1,
+            Err(FrameError::BadLength(_))
+        ));
+        assert!(matches!(
+            decode_all(b"CarbonAPIXML1 123456789012345").1,
+            Err(FrameError::BadLength(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_oversize_before_reading_payload() {
+        match decode_all(b"CarbonAPIXML1 65 ").1 {
+            Err(FrameError::TooLarge { declared, max }) => assert_eq!((declared, max), (65, 64)),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        // Exactly at the limit is fine (and simply incomplete here).
+        assert!(decode_all(b"CarbonAPIXML1 64 ").1.is_ok());
+    }
+
+    #[test]
+    fn eof_mid_frame_is_truncated() {
+        let mut codec = CarbonCodec::new(64);
+        let mut buf = BytesMut::from(&b"CarbonAPIXML1 10 <a"[..]);
+        assert!(matches!(
+            codec.decode_eof(&mut buf),
+            Err(FrameError::Truncated)
+        ));
+        let mut blank = BytesMut::from(&b"\r\n"[..]);
+        assert!(matches!(codec.decode_eof(&mut blank), Ok(None)));
+    }
+
+    #[test]
+    fn encodes_exact_bytes() {
+        assert_eq!(
+            frame_bytes(b"<cnpsXML/>"),
+            b"CarbonAPIXML1 10 <cnpsXML/>".to_vec()
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! The only place that builds ffmpeg command lines and reads its progress.
+//!
+//! Progress comes from `-progress pipe:1` (`out_time_us` against the probed
+//! duration), never from scraping stderr; stderr is kept only to explain a
+//! failure.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use super::preset::Preset;
+use crate::media::process::{ProcessError, command, spawn_error, stderr_tail};
+
+/// How often ffmpeg reports progress, in seconds.
+const PROGRESS_PERIOD: &str = "0.25";
+
+/// The full ffmpeg argument list for encoding `source` into `output`.
+pub fn encode_args(source: &Path, output: &Path, preset: &Preset) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-nostats",
+        "-progress",
+        "pipe:1",
+        "-stats_period",
+        PROGRESS_PERIOD,
+        "-y",
+        "-i",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    args.push(source.as_os_str().to_owned());
+    args.extend(preset.output_args().into_iter().map(OsString::from));
+    args.push(output.as_os_str().to_owned());
+    args
+}
+
+/// Turns `-progress` lines into an integer percent that never goes down and
+/// stays below 100 until ffmpeg has finished.
+#[derive(Debug)]
+pub struct ProgressParser {
+    duration_us: Option<f64>,
+    percent: u32,
+}
+
+impl ProgressParser {
+    pub fn new(duration_secs: Option<f64>) -> Self {
+        ProgressParser {
+            duration_us: duration_secs.map(|d| d * 1e6).filter(|d| *d > 0.0),
+            percent: 0,
+        }
+    }
+
+    /// Feeds one line; returns the new percent when it went up.
+    pub fn feed(&mut self, line: &str) -> Option<u32> {
+        let value = line.trim().strip_prefix("out_time_us=")?;
+        let out_us: f64 = value.parse().ok()?;
+        let duration = self.duration_us?;
+        // Cap at 99: 100 means the output is complete and in place.
+        let percent = ((out_us / duration * 100.0).floor().max(0.0) as u32).min(99);
+        (percent > self.percent).then(|| {
+            self.percent = percent;
+            percent
+        })
+    }
+}
+
+/// Runs ffmpeg with `args`, calling `on_progress` with each new percent.
+/// Returns when ffmpeg exits; non-zero exit is an error carrying its stderr.
+pub async fn run<F, Fut>(
+    args: Vec<OsString>,
+    duration_secs: Option<f64>,
+    mut on_progress: F,
+) -> Result<(), ProcessError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut child = command("ffmpeg")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| spawn_error("ffmpeg", e))?;
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(spawn_error("ffmpeg", std::io::Error::other("no pipes")));
+    };
+    // Drain stderr concurrently so ffmpeg never blocks on a full pipe.
+    let stderr_task = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf).await;
+        buf
+    });
+    let mut parser = ProgressParser::new(duration_secs);
+    let mut lines = BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(percent) = parser.feed(&line) {
+            on_progress(percent).await;
+        }
+    }
+    let status = child.wait().await.map_err(|e| spawn_error("ffmpeg", e))?;
+    let stderr = stderr_task.await.unwrap_or_default();
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ProcessError::Failed {
+            program: "ffmpeg".into(),
+            status: status.to_string(),
+            stderr: stderr_tail(&stderr),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_rises_monotonically_and_stops_at_99() {
+        let mut p = ProgressParser::new(Some(2.0));
+        assert_eq!(p.feed("frame=1"), None);
+        assert_eq!(p.feed("out_time_us=N/A"), None);
+        assert_eq!(p.feed("out_time_us=500000"), Some(25));
+        assert_eq!(p.feed("out_time_us=400000"), None, "never goes down");
+        assert_eq!(p.feed("out_time_us=500000"), None, "no repeat");
+        assert_eq!(p.feed("out_time_us=1990000"), Some(99));
+        assert_eq!(
+            p.feed("out_time_us=2100000"),
+            None,
+            "capped at 99 until done"
+        );
+    }
+
+    #[test]
+    fn unknown_duration_reports_nothing() {
+        let mut p = ProgressParser::new(None);
+        assert_eq!(p.feed("out_time_us=500000"), None);
+    }
+
+    #[test]
+    fn command_line_has_progress_and_the_preset() {
+        let presets = super::super::preset::Presets::builtin();
+        let preset = presets
+            .get(super::super::preset::SEED_PRESET)
+            .expect("seed");
+        let args = encode_args(Path::new("/in.mov"), Path::new("/out.mp4"), preset);
+        let text: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = text.join(" ");
+        assert!(joined.contains("-progress pipe:1"));
+        assert!(joined.contains("-i /in.mov"));
+        assert_eq!(text.last().map(String::as_str), Some("/out.mp4"));
+    }
+}

@@ -1,0 +1,360 @@
+//! The job state machine and the job's Carbon view: which status may follow
+//! which, how a stored job reads as a `Job_N` entry, and how `JobStatusList`
+//! criteria match it.
+
+use chrono::{Local, NaiveDateTime, TimeZone};
+
+use crate::carbon::message::{Criterion, Operator};
+use crate::carbon::{JobEntry, JobStatus};
+use crate::store::Job;
+
+/// The statuses a job may move to `to` from: the whole state machine in one
+/// place. Every status write passes through it.
+pub fn allowed_from(to: JobStatus) -> &'static [JobStatus] {
+    use JobStatus::*;
+    match to {
+        // Interrupted by a shutdown or crash while being worked on.
+        Queued => &[Starting, Started],
+        Starting => &[Queued],
+        Started => &[Starting],
+        Completed => &[Started],
+        Error => &[Starting, Started],
+        // Operator control (pause, stop, requeue) arrives with the Carbon
+        // JobCommand task; until then nothing enters these statuses.
+        Preparing | Pausing | Paused | Resuming | Stopping | Stopped | Invalid => &[],
+    }
+}
+
+/// Statuses in which a job is being worked on and must be requeued if the
+/// encoder stops.
+pub const RUNNING: [JobStatus; 2] = [JobStatus::Starting, JobStatus::Started];
+
+fn local_time(ms: i64) -> Option<NaiveDateTime> {
+    Local
+        .timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.naive_local())
+}
+
+/// `MM/DD/YY hh:mm:ss` and `YYYY-MM-DD hh:mm:ss` (the `_CNLT` form).
+fn carbon_times(ms: Option<i64>) -> (Option<String>, Option<String>) {
+    match ms.and_then(local_time) {
+        Some(t) => (
+            Some(t.format("%m/%d/%y %H:%M:%S").to_string()),
+            Some(t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        ),
+        None => (None, None),
+    }
+}
+
+/// The job as a `Job_N` entry.
+pub fn entry(job: &Job, agent_ip: &str) -> JobEntry {
+    let (check_in_time, check_in_time_cnlt) = carbon_times(Some(job.check_in_time));
+    let (start_time, start_time_cnlt) = carbon_times(job.start_time);
+    let (completed_time, completed_time_cnlt) = carbon_times(job.completed_time);
+    let working = !matches!(job.status, JobStatus::Queued) && !job.status.is_terminal();
+    JobEntry {
+        name: job.name.clone(),
+        guid: job.guid,
+        state: job.status.state().to_owned(),
+        status: job.status,
+        progress: job.progress,
+        description: job.description.clone(),
+        user: job.user.clone(),
+        source_description: job
+            .source_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        agent_ip: if working || job.start_time.is_some() {
+            agent_ip.to_owned()
+        } else {
+            String::new()
+        },
+        priority: job.priority,
+        check_in_time,
+        start_time,
+        completed_time,
+        check_in_time_cnlt,
+        start_time_cnlt,
+        completed_time_cnlt,
+    }
+}
+
+/// A job field as a filter sees it.
+#[derive(Debug, Clone, PartialEq)]
+enum Field {
+    Text(String),
+    Number(i64),
+    Time(Option<NaiveDateTime>),
+}
+
+/// The filterable job fields (case-insensitive; `.DWD` optional).
+pub const FIELDS: [&str; 13] = [
+    "Name",
+    "GUID",
+    "State",
+    "Status",
+    "Progress",
+    "Description",
+    "User",
+    "SourceDescription",
+    "AgentIP",
+    "Priority",
+    "CheckInTime",
+    "StartTime",
+    "CompletedTime",
+];
+
+/// Why a filter cannot be evaluated.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FilterError {
+    #[error("unknown job field {0:?} in filter; known fields: {fields}", fields = FIELDS.join(", "))]
+    UnknownField(String),
+    #[error("{value:?} is not a valid value for {field} with {operator}")]
+    BadValue {
+        field: String,
+        operator: &'static str,
+        value: String,
+    },
+}
+
+fn field_name(parameter: &str) -> Option<&'static str> {
+    let bare = parameter.trim();
+    let bare = bare
+        .strip_suffix(".DWD")
+        .or_else(|| bare.strip_suffix(".dwd"))
+        .or_else(|| bare.strip_suffix("_CNLT"))
+        .unwrap_or(bare);
+    FIELDS.into_iter().find(|f| f.eq_ignore_ascii_case(bare))
+}
+
+fn field(job: &Job, entry: &JobEntry, name: &str) -> Field {
+    match name {
+        "Name" => Field::Text(entry.name.clone()),
+        "GUID" => Field::Text(entry.guid.to_string()),
+        "State" => Field::Text(entry.state.clone()),
+        "Status" => Field::Text(entry.status.as_str().to_owned()),
+        "Progress" => Field::Number(i64::from(entry.progress)),
+        "Description" => Field::Text(entry.description.clone()),
+        "User" => Field::Text(entry.user.clone()),
+        "SourceDescription" => Field::Text(entry.source_description.clone()),
+        "AgentIP" => Field::Text(entry.agent_ip.clone()),
+        "Priority" => Field::Number(i64::from(entry.priority)),
+        "CheckInTime" => Field::Time(local_time(job.check_in_time)),
+        "StartTime" => Field::Time(job.start_time.and_then(local_time)),
+        _ => Field::Time(job.completed_time.and_then(local_time)),
+    }
+}
+
+/// Checks every criterion names a known field (so a typo is an error rather
+/// than an empty list).
+pub fn validate(criteria: &[Criterion]) -> Result<(), FilterError> {
+    match criteria.iter().find(|c| field_name(&c.parameter).is_none()) {
+        Some(c) => Err(FilterError::UnknownField(c.parameter.clone())),
+        None => Ok(()),
+    }
+}
+
+fn parse_time(text: &str) -> Option<NaiveDateTime> {
+    let text = text.trim();
+    ["%Y-%m-%d %H:%M:%S", "%m/%d/%y %H:%M:%S", "%Y-%m-%d"]
+        .into_iter()
+        .find_map(|fmt| {
+            NaiveDateTime::parse_from_str(text, fmt).ok().or_else(|| {
+                chrono::NaiveDate::parse_from_str(text, fmt)
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+            })
+        })
+}
+
+/// Whether `job` satisfies `criterion` (criteria of a list are AND-ed).
+pub fn matches(job: &Job, entry: &JobEntry, criterion: &Criterion) -> Result<bool, FilterError> {
+    let name = field_name(&criterion.parameter)
+        .ok_or_else(|| FilterError::UnknownField(criterion.parameter.clone()))?;
+    let value = criterion.value.as_str();
+    let bad = || FilterError::BadValue {
+        field: name.to_owned(),
+        operator: criterion.operator.as_str(),
+        value: value.to_owned(),
+    };
+    let actual = field(job, entry, name);
+    Ok(match (criterion.operator, actual) {
+        (Operator::Like, Field::Text(t)) => like(&t, value),
+        (Operator::Like, Field::Number(n)) => like(&n.to_string(), value),
+        (Operator::Like, Field::Time(_)) => return Err(bad()),
+        (Operator::Equal, Field::Text(_)) if name == "GUID" => {
+            match value.parse::<crate::carbon::Guid>() {
+                Ok(g) => g == entry.guid,
+                Err(_) => return Err(bad()),
+            }
+        }
+        (Operator::Equal, Field::Text(t)) => t.eq_ignore_ascii_case(value.trim()),
+        (op, Field::Number(n)) => {
+            let v: i64 = value.trim().parse().map_err(|_| bad())?;
+            compare(op, n.cmp(&v))
+        }
+        (op, Field::Time(t)) => {
+            let v = parse_time(value).ok_or_else(bad)?;
+            match t {
+                Some(t) => compare(op, t.cmp(&v)),
+                None => false,
+            }
+        }
+        (op, Field::Text(t)) => compare(op, t.to_lowercase().cmp(&value.to_lowercase())),
+    })
+}
+
+fn compare(op: Operator, ordering: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        Operator::Equal => ordering == Equal,
+        Operator::LessThan => ordering == Less,
+        Operator::GreaterThan => ordering == Greater,
+        Operator::Like => false,
+    }
+}
+
+/// SQL `LIKE`: `%` any run, `_` any one character; case-insensitive.
+fn like(text: &str, pattern: &str) -> bool {
+    let t: Vec<char> = text.to_lowercase().chars().collect();
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    // Classic wildcard matching with backtracking to the last `%`.
+    let (mut ti, mut pi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '_' || p[pi] == t[ti]) {
+            ti += 1;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == '%' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '%')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carbon::Guid;
+    use std::path::PathBuf;
+
+    fn job() -> Job {
+        Job {
+            seq: 1,
+            guid: "{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}"
+                .parse()
+                .expect("guid"),
+            name: "Holiday.mp4".into(),
+            user: "ann".into(),
+            status: JobStatus::Started,
+            progress: 42,
+            description: String::new(),
+            priority: 100,
+            source_path: PathBuf::from("/data/uploaded/Holiday.mp4"),
+            preset_guid: Guid::new_random(),
+            dest_dir: PathBuf::from("/data/streams"),
+            base_name: "Holiday".into(),
+            output_path: None,
+            check_in_time: 1_764_000_000_000,
+            start_time: Some(1_764_000_001_000),
+            completed_time: None,
+        }
+    }
+
+    fn check(parameter: &str, operator: Operator, value: &str) -> Result<bool, FilterError> {
+        let job = job();
+        let entry = entry(&job, "127.0.0.1");
+        matches(
+            &job,
+            &entry,
+            &Criterion {
+                parameter: parameter.into(),
+                operator,
+                value: value.into(),
+            },
+        )
+    }
+
+    #[test]
+    fn state_machine_has_one_way_into_each_working_status() {
+        assert_eq!(allowed_from(JobStatus::Started), &[JobStatus::Starting]);
+        assert!(allowed_from(JobStatus::Completed).contains(&JobStatus::Started));
+        assert!(!allowed_from(JobStatus::Completed).contains(&JobStatus::Queued));
+    }
+
+    #[test]
+    fn filters_by_guid_in_any_case() {
+        assert_eq!(
+            check(
+                "Guid",
+                Operator::Equal,
+                "{0f3c5e0a-2b7d-4c1e-9a57-3d2b8e6f1c40}"
+            )
+            .ok(),
+            Some(true)
+        );
+        assert_eq!(
+            check(
+                "GUID",
+                Operator::Equal,
+                "{00000000-2B7D-4C1E-9A57-3D2B8E6F1C40}"
+            )
+            .ok(),
+            Some(false)
+        );
+        assert!(matches!(
+            check("guid", Operator::Equal, "nope"),
+            Err(FilterError::BadValue { .. })
+        ));
+    }
+
+    #[test]
+    fn every_operator() {
+        assert_eq!(check("Name", Operator::Like, "hol%.MP_").ok(), Some(true));
+        assert_eq!(check("Name", Operator::Like, "%x%").ok(), Some(false));
+        assert_eq!(
+            check("Progress.DWD", Operator::GreaterThan, "41").ok(),
+            Some(true)
+        );
+        assert_eq!(
+            check("progress", Operator::LessThan, "42").ok(),
+            Some(false)
+        );
+        assert_eq!(check("Status", Operator::Equal, "started").ok(), Some(true));
+        assert_eq!(
+            check("CheckInTime", Operator::GreaterThan, "2020-01-01 00:00:00").ok(),
+            Some(true)
+        );
+        assert_eq!(
+            check("CompletedTime", Operator::LessThan, "2099-01-01").ok(),
+            Some(false)
+        );
+        assert!(matches!(
+            check("Colour", Operator::Equal, "red"),
+            Err(FilterError::UnknownField(_))
+        ));
+        assert!(matches!(
+            check("Priority", Operator::LessThan, "high"),
+            Err(FilterError::BadValue { .. })
+        ));
+    }
+
+    #[test]
+    fn like_wildcards() {
+        assert!(like("abc", "a%"));
+        assert!(like("abc", "%c"));
+        assert!(like("abc", "a_c"));
+        assert!(like("a", "%%a%"));
+        assert!(!like("abc", "a_"));
+        assert!(like("", "%"));
+    }
+}

@@ -1,0 +1,309 @@
+//! The Carbon-compatible encoder: accepts jobs over the Carbon socket, keeps
+//! them in a durable queue and runs ffmpeg on them.
+//!
+//! Owns the job state machine ([`job`]), the scheduler ([`scheduler`]), the
+//! ffmpeg runner ([`ffmpeg`]), presets ([`preset`]), path mapping and allowed
+//! roots ([`paths`]) and the socket server ([`server`]). It must not know
+//! about HTTP or HTML: the portal reaches it only through the Carbon protocol.
+
+pub mod ffmpeg;
+pub mod job;
+pub mod paths;
+pub mod preset;
+pub mod scheduler;
+pub mod server;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sqlx::SqlitePool;
+use tokio::sync::Notify;
+
+use crate::carbon::guid::InvalidGuid;
+use crate::carbon::message::{JobQueue, JobStatusList};
+use crate::carbon::{Guid, JobEntry, Reply, Request, latin1};
+use crate::store::{JobStore, NewJob, StoreError};
+use paths::{PathError, PathMapping, PathPolicy};
+use preset::Presets;
+
+/// Priority of a job that does not ask for one.
+pub const DEFAULT_PRIORITY: u32 = 100;
+
+/// What the encoder needs to run.
+#[derive(Debug, Clone)]
+pub struct EncoderConfig {
+    /// Where encodes are written before being moved into place.
+    pub tmp_dir: PathBuf,
+    /// Folders jobs may read from and write to.
+    pub roots: Vec<PathBuf>,
+    /// Client path prefixes and the local folders they mean.
+    pub mappings: Vec<PathMapping>,
+    /// How many encodes run at once.
+    pub slots: usize,
+    /// Written as `AgentIP` for jobs this node runs.
+    pub agent_ip: String,
+}
+
+/// Why a request could not be carried out; the text becomes the reply's `Error`.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    #[error("the job has no source: add <Sources><Module_0 Filename=\"...\"/></Sources>")]
+    NoSource,
+    #[error("the job has {0} sources; joining several sources is not supported, send one per job")]
+    SeveralSources(usize),
+    #[error("the job has no destination: add <Destinations><Module_0 PresetGUID=\"{{...}}\">...")]
+    NoDestination,
+    #[error("the job has {0} destinations; only one destination per job is supported")]
+    SeveralDestinations(usize),
+    #[error("the destination names no preset: set PresetGUID (or ModuleGUID)")]
+    NoPreset,
+    #[error("PresetGUID: {0}")]
+    BadPresetGuid(InvalidGuid),
+    #[error("unknown preset {0}; this encoder has: {1}")]
+    UnknownPreset(Guid, String),
+    #[error("the destination has no folder: set ModuleData CML_P_Path")]
+    NoDestinationPath,
+    #[error("source: {0}")]
+    Source(PathError),
+    #[error("destination folder (CML_P_Path): {0}")]
+    Destination(PathError),
+    #[error(
+        "CML_P_BaseFileName {0:?} must be a plain file name (no folders, no control characters)"
+    )]
+    BadBaseName(String),
+    #[error("Priority.DWD {0} is out of range 0-255")]
+    BadPriority(u32),
+    #[error("filter: {0}")]
+    Filter(#[from] job::FilterError),
+    #[error("internal error: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The encoder service. Cheap to clone.
+#[derive(Clone)]
+pub struct Encoder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jobs: JobStore,
+    presets: Presets,
+    paths: PathPolicy,
+    tmp_dir: PathBuf,
+    agent_ip: String,
+    /// Woken whenever a job may have become runnable.
+    wake: Notify,
+}
+
+impl Encoder {
+    /// Prepares the encoder on `pool`: clears temp files a crash left behind
+    /// and puts jobs that were running back in the queue.
+    pub async fn new(config: &EncoderConfig, pool: SqlitePool) -> anyhow::Result<Encoder> {
+        let stale = crate::fsutil::reset_dir(&config.tmp_dir)?;
+        let paths = PathPolicy::new(&config.roots, &config.mappings)?;
+        let jobs = JobStore::new(pool);
+        let requeued = jobs.requeue_interrupted(&job::RUNNING).await?;
+        if requeued > 0 || stale > 0 {
+            tracing::info!(
+                requeued,
+                stale_temp_files = stale,
+                "recovered from an interrupted run"
+            );
+        }
+        Ok(Encoder {
+            inner: Arc::new(Inner {
+                jobs,
+                presets: Presets::builtin(),
+                paths,
+                tmp_dir: config.tmp_dir.clone(),
+                agent_ip: config.agent_ip.clone(),
+                wake: Notify::new(),
+            }),
+        })
+    }
+
+    pub fn presets(&self) -> &Presets {
+        &self.inner.presets
+    }
+
+    /// Answers one request payload with one reply payload.
+    pub async fn handle_payload(&self, payload: &[u8]) -> Vec<u8> {
+        let reply = match Request::parse(&latin1::decode(payload)) {
+            Ok(request) => self.handle(request).await,
+            Err(e) => {
+                tracing::info!(error = %e, "refused a Carbon request");
+                Reply::Failed {
+                    error: e.to_string(),
+                }
+            }
+        };
+        reply.to_payload()
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request) -> Reply {
+        let result = match request {
+            Request::JobQueue(job) => self.queue(job).await.map(|guid| Reply::Queued { guid }),
+            Request::JobStatusList(list) => self
+                .status_list(&list)
+                .await
+                .map(|jobs| Reply::StatusList { jobs }),
+        };
+        result.unwrap_or_else(|e| {
+            tracing::info!(error = %e, "Carbon request failed");
+            Reply::Failed {
+                error: e.to_string(),
+            }
+        })
+    }
+
+    /// Validates a `JobQueue` and stores it; the GUID is returned only once
+    /// the job is durable.
+    async fn queue(&self, request: JobQueue) -> Result<Guid, EncoderError> {
+        let source = match request.sources.as_slice() {
+            [] => return Err(EncoderError::NoSource),
+            [one] => one,
+            many => return Err(EncoderError::SeveralSources(many.len())),
+        };
+        let destination = match request.destinations.as_slice() {
+            [] => return Err(EncoderError::NoDestination),
+            [one] => one,
+            many => return Err(EncoderError::SeveralDestinations(many.len())),
+        };
+        let preset_guid: Guid = destination
+            .preset()
+            .ok_or(EncoderError::NoPreset)?
+            .parse()
+            .map_err(EncoderError::BadPresetGuid)?;
+        let presets = &self.inner.presets;
+        if presets.get(preset_guid).is_none() {
+            let known: Vec<String> = presets
+                .iter()
+                .map(|p| format!("{} ({})", p.guid, p.name))
+                .collect();
+            return Err(EncoderError::UnknownPreset(preset_guid, known.join(", ")));
+        }
+        let priority = request.priority.unwrap_or(DEFAULT_PRIORITY);
+        if priority > 255 {
+            return Err(EncoderError::BadPriority(priority));
+        }
+        let paths = &self.inner.paths;
+        let source_path = paths
+            .resolve_file(&source.filename)
+            .map_err(EncoderError::Source)?
+            .into_path_buf();
+        let dest_dir = paths
+            .resolve_dir(
+                destination
+                    .module_data
+                    .path
+                    .as_deref()
+                    .ok_or(EncoderError::NoDestinationPath)?,
+            )
+            .map_err(EncoderError::Destination)?
+            .into_path_buf();
+        let base_name = output_base_name(
+            destination.module_data.base_file_name.as_deref(),
+            &source_path,
+        )?;
+        let file_name = source_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let job = self
+            .inner
+            .jobs
+            .insert(NewJob {
+                guid: Guid::new_random(),
+                name: request
+                    .job_name
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or(file_name),
+                user: request.user.unwrap_or_default(),
+                priority,
+                source_path,
+                preset_guid,
+                dest_dir,
+                base_name,
+            })
+            .await?;
+        tracing::info!(guid = %job.guid, source = %job.source_path.display(), "job queued");
+        self.inner.wake.notify_one();
+        Ok(job.guid)
+    }
+
+    async fn status_list(&self, list: &JobStatusList) -> Result<Vec<JobEntry>, EncoderError> {
+        job::validate(&list.criteria)?;
+        let by_guid = list.criteria.iter().find(|c| {
+            c.operator == crate::carbon::message::Operator::Equal
+                && c.parameter.trim().eq_ignore_ascii_case("guid")
+        });
+        let candidates = match by_guid {
+            // The common case (the seed polls one GUID): one indexed lookup.
+            Some(c) => match c.value.parse::<Guid>() {
+                Ok(guid) => self.inner.jobs.get(guid).await?.into_iter().collect(),
+                Err(_) => Vec::new(),
+            },
+            None => self.inner.jobs.all().await?,
+        };
+        let mut entries = Vec::new();
+        for job in candidates {
+            let entry = job::entry(&job, &self.inner.agent_ip);
+            let mut keep = true;
+            for criterion in &list.criteria {
+                keep &= job::matches(&job, &entry, criterion)?;
+            }
+            if keep {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+}
+
+/// `CML_P_BaseFileName` with `%s` replaced by the source's name without its
+/// extension; the default is `%s`.
+fn output_base_name(template: Option<&str>, source: &Path) -> Result<String, EncoderError> {
+    let stem = source
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".to_owned());
+    let template = template
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("%s");
+    let name = template.replace("%s", &stem);
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 200
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
+    if plain {
+        Ok(name)
+    } else {
+        Err(EncoderError::BadBaseName(template.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_name_from_template() {
+        let src = Path::new("/data/uploaded/holiday.flv");
+        assert_eq!(output_base_name(None, src).ok().as_deref(), Some("holiday"));
+        assert_eq!(
+            output_base_name(Some("%s"), src).ok().as_deref(),
+            Some("holiday")
+        );
+        assert_eq!(
+            output_base_name(Some("web-%s-480p"), src).ok().as_deref(),
+            Some("web-holiday-480p")
+        );
+        for bad in ["../x", "a/b", "a\\b", ".hidden", "a\nb"] {
+            assert!(output_base_name(Some(bad), src).is_err(), "{bad:?}");
+        }
+    }
+}

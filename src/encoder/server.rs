@@ -1,0 +1,203 @@
+//! The Carbon socket server: accept loop with a connection cap, one task per
+//! connection, one reply frame per request frame, deadlines for idle clients
+//! and for frames that stop arriving halfway.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::codec::{Decoder, Encoder as _};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Encoder;
+use crate::carbon::Reply;
+use crate::carbon::frame::{CarbonCodec, DEFAULT_MAX_FRAME, FrameError};
+
+/// Per-connection limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted frame payload.
+    pub max_frame: usize,
+    /// A connection with no frame in progress is closed after this long.
+    pub idle_timeout: Duration,
+    /// A frame must arrive completely within this long of its first byte.
+    pub frame_timeout: Duration,
+    /// Connections served at once; more are told so and closed.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame: DEFAULT_MAX_FRAME,
+            idle_timeout: Duration::from_secs(300),
+            frame_timeout: Duration::from_secs(10),
+            max_connections: 256,
+        }
+    }
+}
+
+/// Serves Carbon clients on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    encoder: Encoder,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let limits = Arc::new(limits);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        stream.set_nodelay(true).ok();
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(refuse_busy(stream, limits.max_connections));
+            continue;
+        };
+        let (encoder, limits, shutdown) = (encoder.clone(), limits.clone(), shutdown.clone());
+        tokio::spawn(
+            async move {
+                Connection::new(stream, &limits)
+                    .serve(&encoder, &shutdown)
+                    .await;
+                drop(permit);
+            }
+            .instrument(tracing::debug_span!("carbon", %peer)),
+        );
+    }
+}
+
+async fn refuse_busy(mut stream: TcpStream, max: usize) {
+    let reply = Reply::Failed {
+        error: format!("server busy: it already serves {max} connections; try again later"),
+    };
+    let _ = stream
+        .write_all(&crate::carbon::frame::frame_bytes(&reply.to_payload()))
+        .await;
+    let _ = stream.shutdown().await;
+}
+
+/// One client connection: a socket, its read buffer and the codec.
+struct Connection<'a> {
+    stream: TcpStream,
+    buffer: BytesMut,
+    codec: CarbonCodec,
+    limits: &'a Limits,
+}
+
+/// What reading the next frame produced.
+enum Next {
+    Frame(Bytes),
+    /// Clean close, idle timeout or shutdown: just hang up.
+    Hangup,
+    /// The client broke the protocol: tell it why, then hang up.
+    Refuse(String),
+}
+
+impl<'a> Connection<'a> {
+    fn new(stream: TcpStream, limits: &'a Limits) -> Self {
+        Connection {
+            stream,
+            buffer: BytesMut::with_capacity(4096),
+            codec: CarbonCodec::new(limits.max_frame),
+            limits,
+        }
+    }
+
+    async fn serve(mut self, encoder: &Encoder, shutdown: &CancellationToken) {
+        loop {
+            let reply = match self.read_frame(shutdown).await {
+                Next::Frame(payload) => encoder.handle_payload(&payload).await,
+                Next::Hangup => break,
+                Next::Refuse(reason) => {
+                    tracing::info!(%reason, "closing a Carbon connection");
+                    let _ = self
+                        .write(Reply::Failed { error: reason }.to_payload())
+                        .await;
+                    break;
+                }
+            };
+            if self.write(reply).await.is_err() {
+                break;
+            }
+        }
+        let _ = self.stream.shutdown().await;
+    }
+
+    /// Reads until a whole frame is buffered, enforcing the idle deadline
+    /// before a frame starts and the frame deadline once it has.
+    async fn read_frame(&mut self, shutdown: &CancellationToken) -> Next {
+        let mut frame_started: Option<Instant> = None;
+        loop {
+            match self.codec.decode(&mut self.buffer) {
+                Ok(Some(payload)) => return Next::Frame(payload),
+                Ok(None) => {}
+                Err(e @ FrameError::Io(_)) => {
+                    tracing::debug!(error = %e, "read failed");
+                    return Next::Hangup;
+                }
+                Err(e) => return Next::Refuse(e.to_string()),
+            }
+            if !self.buffer.is_empty() && frame_started.is_none() {
+                frame_started = Some(Instant::now());
+            }
+            let deadline = match frame_started {
+                Some(start) => start + self.limits.frame_timeout,
+                None => Instant::now() + self.limits.idle_timeout,
+            };
+            let read = tokio::select! {
+                read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buffer)) => read,
+                _ = shutdown.cancelled() => return Next::Hangup,
+            };
+            match read {
+                Err(_) if frame_started.is_some() => {
+                    return Next::Refuse(format!(
+                        "frame incomplete after {} s; closing",
+                        self.limits.frame_timeout.as_secs()
+                    ));
+                }
+                Err(_) => return Next::Hangup,
+                Ok(Ok(0)) => return Next::Hangup,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "read failed");
+                    return Next::Hangup;
+                }
+            }
+        }
+    }
+
+    /// Writes one whole frame with a single write call, so clients that parse
+    /// whatever one read returns (the seed's) see it complete.
+    async fn write(&mut self, payload: Vec<u8>) -> std::io::Result<()> {
+        let mut frame = BytesMut::with_capacity(payload.len() + 24);
+        self.codec
+            .encode(Bytes::from(payload), &mut frame)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.stream.write_all(&frame).await
+    }
+}
+
+/// Binds the Carbon listener, logging the address actually bound.
+pub async fn bind(addr: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

@@ -1,0 +1,20 @@
+//! videoshare: a web portal where people upload videos, watch them being
+//! encoded live and play the results, and a Carbon-compatible encoder that
+//! runs ffmpeg.
+//!
+//! - [`carbon`]: the Carbon socket protocol (frames, typed XML messages, client).
+//! - [`encoder`]: the Carbon server, durable job queue, scheduler and ffmpeg runner.
+//! - [`portal`]: the axum web app: uploads, live progress, library, playback.
+//! - [`store`]: SQLite through sqlx; migrations in `migrations/`.
+//! - [`media`]: running ffmpeg tools; ffprobe.
+//! - [`fsutil`]: temp-then-rename file placement that never shows partial files.
+//! - [`config`] and [`app`]: command line and startup wiring.
+
+pub mod app;
+pub mod carbon;
+pub mod config;
+pub mod encoder;
+pub mod fsutil;
+pub mod media;
+pub mod portal;
+pub mod store;

@@ -1,0 +1,11 @@
+//! Running the ffmpeg tools as child processes and reading what ffprobe says
+//! about a file.
+//!
+//! Shared by the encoder (which probes sources before encoding) and the portal
+//! (which refuses uploads without a video stream and lists durations). Knows
+//! nothing about Carbon, HTTP or SQL.
+
+pub mod probe;
+pub mod process;
+
+pub use probe::{MediaInfo, ProbeError, probe};

@@ -1,0 +1,211 @@
+//! ffprobe, asked for JSON and read with serde.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::process::{ProcessError, run_for_stdout};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a media file holds, as far as videoshare cares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaInfo {
+    /// Seconds, when the container or a stream states it.
+    pub duration: Option<f64>,
+    pub format_name: String,
+    pub video: Option<VideoStream>,
+    pub audio: Option<AudioStream>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoStream {
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioStream {
+    pub codec: String,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u32>,
+}
+
+/// Why a file could not be probed, or is not a usable video.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("ffprobe could not read the file: {0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Tool(ProcessError),
+    #[error("ffprobe printed something we could not parse: {0}")]
+    BadOutput(String),
+}
+
+impl MediaInfo {
+    /// The file is a video we can encode: a real moving-picture stream, not
+    /// only audio, cover art or a still image.
+    pub fn check_is_video(&self) -> Result<&VideoStream, String> {
+        let Some(video) = &self.video else {
+            return Err("it has no video stream".to_owned());
+        };
+        if is_still_image_format(&self.format_name) {
+            return Err(format!(
+                "it is a still image ({}), not a video",
+                video.codec
+            ));
+        }
+        Ok(video)
+    }
+}
+
+fn is_still_image_format(format_name: &str) -> bool {
+    format_name == "image2" || format_name.ends_with("_pipe")
+}
+
+/// Probes `path` with ffprobe.
+pub async fn probe(path: &Path) -> Result<MediaInfo, ProbeError> {
+    let args = [
+        "-v".as_ref(),
+        "error".as_ref(),
+        "-print_format".as_ref(),
+        "json".as_ref(),
+        "-show_format".as_ref(),
+        "-show_streams".as_ref(),
+        path.as_os_str(),
+    ];
+    let stdout = run_for_stdout("ffprobe", args, PROBE_TIMEOUT)
+        .await
+        .map_err(|e| match e {
+            ProcessError::Failed { stderr, .. } => ProbeError::Unreadable(stderr),
+            other => ProbeError::Tool(other),
+        })?;
+    parse(&stdout)
+}
+
+#[derive(Deserialize)]
+struct Output {
+    #[serde(default)]
+    streams: Vec<Stream>,
+    format: Option<Format>,
+}
+
+#[derive(Deserialize)]
+struct Stream {
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    avg_frame_rate: Option<String>,
+    sample_rate: Option<String>,
+    channels: Option<u32>,
+    duration: Option<String>,
+    #[serde(default)]
+    disposition: Disposition,
+}
+
+#[derive(Deserialize, Default)]
+struct Disposition {
+    #[serde(default)]
+    attached_pic: u8,
+}
+
+#[derive(Deserialize)]
+struct Format {
+    format_name: Option<String>,
+    duration: Option<String>,
+}
+
+/// `"30000/1001"` or `"25"` as frames per second; `0/0` is unknown.
+fn parse_rate(text: &str) -> Option<f64> {
+    let (num, den) = text.split_once('/').unwrap_or((text, "1"));
+    let (num, den): (f64, f64) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
+    (den > 0.0 && num > 0.0).then(|| num / den)
+}
+
+fn parse_seconds(text: Option<&str>) -> Option<f64> {
+    text.and_then(|t| t.trim().parse::<f64>().ok())
+        .filter(|d| d.is_finite() && *d > 0.0)
+}
+
+fn parse(stdout: &[u8]) -> Result<MediaInfo, ProbeError> {
+    let out: Output =
+        serde_json::from_slice(stdout).map_err(|e| ProbeError::BadOutput(e.to_string()))?;
+    let video = out
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0);
+    let audio = out
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("audio"));
+    let stream_duration = out
+        .streams
+        .iter()
+        .filter_map(|s| parse_seconds(s.duration.as_deref()))
+        .fold(None, |max: Option<f64>, d| {
+            Some(max.map_or(d, |m| m.max(d)))
+        });
+    let format = out.format.as_ref();
+    Ok(MediaInfo {
+        duration: parse_seconds(format.and_then(|f| f.duration.as_deref())).or(stream_duration),
+        format_name: format
+            .and_then(|f| f.format_name.clone())
+            .unwrap_or_default(),
+        video: video.map(|s| VideoStream {
+            codec: s.codec_name.clone().unwrap_or_default(),
+            width: s.width.unwrap_or(0),
+            height: s.height.unwrap_or(0),
+            frame_rate: s.avg_frame_rate.as_deref().and_then(parse_rate),
+        }),
+        audio: audio.map(|s| AudioStream {
+            codec: s.codec_name.clone().unwrap_or_default(),
+            sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()),
+            channels: s.channels,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_typical_mp4() {
+        let json = br#"{"streams":[
+            {"codec_type":"video","codec_name":"h264","width":720,"height":480,"avg_frame_rate":"30000/1001","duration":"2.002"},
+            {"codec_type":"audio","codec_name":"aac","sample_rate":"44100","channels":2,"duration":"2.020"}],
+            "format":{"format_name":"mov,mp4,m4a,3gp,3g2,mj2","duration":"2.020000"}}"#;
+        let info = parse(json).expect("parses");
+        assert_eq!(info.duration, Some(2.02));
+        let video = info.check_is_video().expect("a video");
+        assert_eq!(
+            (video.width, video.height, video.codec.as_str()),
+            (720, 480, "h264")
+        );
+        assert!((video.frame_rate.unwrap_or_default() - 29.97).abs() < 0.01);
+        assert_eq!(
+            info.audio.map(|a| (a.codec, a.sample_rate, a.channels)),
+            Some(("aac".into(), Some(44100), Some(2)))
+        );
+    }
+
+    #[test]
+    fn cover_art_and_stills_are_not_videos() {
+        let mp3 = br#"{"streams":[{"codec_type":"audio","codec_name":"mp3"},
+            {"codec_type":"video","codec_name":"mjpeg","disposition":{"attached_pic":1}}],
+            "format":{"format_name":"mp3","duration":"3.0"}}"#;
+        assert!(parse(mp3).expect("parses").check_is_video().is_err());
+        let png =
+            br#"{"streams":[{"codec_type":"video","codec_name":"png","width":10,"height":10}],
+            "format":{"format_name":"png_pipe"}}"#;
+        let err = parse(png)
+            .expect("parses")
+            .check_is_video()
+            .expect_err("still");
+        assert!(err.contains("still image"), "{err}");
+    }
+}

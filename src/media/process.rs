@@ -1,0 +1,102 @@
+//! One wrapper for short-lived child processes: spawn with a timeout, kill on
+//! drop, keep stderr for the error message, and tell "not installed" apart
+//! from "failed" and "timed out".
+
+use std::ffi::OsStr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+/// Why a tool run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("{program} is not installed (install the Debian package `ffmpeg`)")]
+    NotFound { program: String },
+    #[error("could not run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program} did not finish within {secs} s")]
+    TimedOut { program: String, secs: u64 },
+    #[error("{program} failed ({status}): {stderr}")]
+    Failed {
+        program: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+/// A command set up the way every tool run here wants it: no stdin, killed
+/// if the future running it is dropped.
+pub fn command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    cmd
+}
+
+/// Turns a spawn error into a [`ProcessError`], naming a missing tool as such.
+pub fn spawn_error(program: &str, source: std::io::Error) -> ProcessError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        ProcessError::NotFound {
+            program: program.to_owned(),
+        }
+    } else {
+        ProcessError::Spawn {
+            program: program.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The last few lines of a tool's stderr, enough to say why it failed.
+pub fn stderr_tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = &lines[lines.len().saturating_sub(3)..];
+    let joined = tail.join(" / ");
+    if joined.is_empty() {
+        "no error output".to_owned()
+    } else {
+        joined
+    }
+}
+
+/// Runs `program args…` to completion within `timeout` and returns its stdout.
+pub async fn run_for_stdout<I, S>(
+    program: &str,
+    args: I,
+    timeout: Duration,
+) -> Result<Vec<u8>, ProcessError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let child = command(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| spawn_error(program, e))?;
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .map_err(|_| ProcessError::TimedOut {
+            program: program.to_owned(),
+            secs: timeout.as_secs(),
+        })?
+        .map_err(|e| spawn_error(program, e))?;
+    if output.status.success() {
+        Ok(output.stdout)
+    } else {
+        Err(ProcessError::Failed {
+            program: program.to_owned(),
+            status: output.status.to_string(),
+            stderr: stderr_tail(&output.stderr),
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! The web portal: upload page, uploads, live progress over WebSocket, the
+//! library of encoded videos and their playback.
+//!
+//! Owns the axum router, the upload path (streamed to disk, checked, then
+//! submitted as a Carbon `JobQueue`), the one poller that asks the encoder
+//! about every unfinished job and the hub that pushes changes to browsers.
+//! It must not know how encoding works (no ffmpeg arguments, no encoder
+//! tables): it talks to the encoder only through [`crate::carbon::Client`].
+
+pub mod error;
+pub mod jobs;
+pub mod library;
+pub mod pages;
+pub mod poller;
+pub mod upload;
+pub mod ws;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use sqlx::SqlitePool;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+use crate::carbon::{Client, Guid};
+use crate::store::UploadStore;
+use library::Library;
+use ws::HubEvent;
+
+/// What the portal needs to run.
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// Where finished uploads are placed (and what the encoder reads).
+    pub uploaded_dir: PathBuf,
+    /// Where the encoder writes finished videos (served under `/streams/`).
+    pub streams_dir: PathBuf,
+    /// Where uploads are received before they are checked.
+    pub tmp_dir: PathBuf,
+    /// Largest accepted upload, in bytes.
+    pub max_upload: u64,
+    /// How often the poller asks the encoder about unfinished jobs.
+    pub poll_interval: Duration,
+    /// The Carbon server's `host:port`.
+    pub encoder_addr: String,
+    /// The preset new uploads are encoded with.
+    pub preset: Guid,
+}
+
+/// Shared portal state, cheap to clone.
+#[derive(Clone)]
+pub struct Portal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: PortalConfig,
+    client: Client,
+    uploads: UploadStore,
+    library: Library,
+    hub: broadcast::Sender<HubEvent>,
+    /// Wakes the poller when a job was just submitted.
+    poke: Notify,
+    shutdown: CancellationToken,
+}
+
+impl Portal {
+    /// Prepares the portal: clears uploads a crash interrupted.
+    pub async fn new(
+        config: PortalConfig,
+        pool: SqlitePool,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Portal> {
+        let stale = crate::fsutil::reset_dir(&config.tmp_dir)?;
+        if stale > 0 {
+            tracing::info!(stale, "removed interrupted uploads");
+        }
+        let (hub, _) = broadcast::channel(1024);
+        Ok(Portal {
+            inner: Arc::new(Inner {
+                client: Client::new(config.encoder_addr.clone()),
+                library: Library::new(config.streams_dir.clone()),
+                uploads: UploadStore::new(pool),
+                hub,
+                poke: Notify::new(),
+                shutdown,
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &PortalConfig {
+        &self.inner.config
+    }
+
+    /// The whole HTTP surface.
+    pub fn router(&self) -> Router {
+        let streams = ServeDir::new(&self.inner.config.streams_dir);
+        Router::new()
+            .route("/", get(pages::index))
+            .route("/static/app.js", get(pages::app_js))
+            .route("/static/style.css", get(pages::style_css))
+            .route(
+                "/upload",
+                // The upload handler streams and enforces its own limit.
+                post(upload::upload).layer(DefaultBodyLimit::disable()),
+            )
+            .route("/ws", get(ws::handler))
+            .route("/api/videos", get(pages::api_videos))
+            .route("/api/jobs/{guid}", get(pages::api_job))
+            .nest_service("/streams", streams)
+            .layer(TraceLayer::new_for_http())
+            .with_state(self.clone())
+    }
+
+    /// Pushes the current library to every browser.
+    async fn publish_library(&self) {
+        let cards = pages::video_cards(&self.inner.library.list().await);
+        let _ = self.inner.hub.send(HubEvent::Videos(Arc::new(cards)));
+    }
+}

@@ -1,0 +1,338 @@
+//! `POST /upload`: a multipart upload streamed to a temp file (never held in
+//! memory), checked (size, not empty, ffprobe finds a video stream), moved
+//! into `uploaded/` under a safe unique name and submitted to the encoder as a
+//! Carbon `JobQueue`. Whatever fails leaves nothing behind.
+
+use std::path::Path;
+
+use axum::Json;
+use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+
+use super::Portal;
+use super::error::ApiError;
+use super::jobs::JobView;
+use super::ws::HubEvent;
+use crate::carbon::ClientError;
+use crate::carbon::message::{Destination, JobQueue, ModuleData, Source};
+use crate::fsutil::TempFile;
+use crate::store::uploads::new_upload;
+
+/// Room for multipart headers and boundaries around the file itself.
+const MULTIPART_OVERHEAD: u64 = 1 << 20;
+
+/// Longest stored file name stem, in characters.
+const MAX_STEM: usize = 100;
+
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("No file in the upload: send the video in a multipart form field named \"file\".")]
+    MissingFile,
+    #[error("The file {0:?} is empty.")]
+    Empty(String),
+    #[error("The file is larger than the limit of {limit}.")]
+    TooLarge { limit: String },
+    #[error("{name:?} is not a video we can encode: {reason}.")]
+    NotVideo { name: String, reason: String },
+    #[error("Expected a multipart/form-data upload: {0}")]
+    NotMultipart(String),
+    #[error("The upload was cut off or malformed: {0}")]
+    Malformed(String),
+    #[error("The encoding server is not reachable right now ({0}); please try again in a moment.")]
+    EncoderUnavailable(String),
+    #[error("The encoding server refused the job: {0}")]
+    EncoderRefused(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> ApiError {
+        let (status, code) = match &e {
+            UploadError::MissingFile => (StatusCode::BAD_REQUEST, "missing_file"),
+            UploadError::Empty(_) => (StatusCode::BAD_REQUEST, "empty_file"),
+            UploadError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            UploadError::NotVideo { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_a_video"),
+            UploadError::NotMultipart(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_multipart"),
+            UploadError::Malformed(_) => (StatusCode::BAD_REQUEST, "bad_upload"),
+            UploadError::EncoderUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "encoder_unavailable")
+            }
+            UploadError::EncoderRefused(_) => (StatusCode::BAD_GATEWAY, "encoder_refused"),
+            UploadError::Internal(what) => return ApiError::internal(what),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for UploadError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> UploadError {
+    UploadError::Internal(e.to_string())
+}
+
+/// The reply to a successful upload.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub guid: crate::carbon::Guid,
+    /// The name the file was stored under in `uploaded/`.
+    pub stored_as: String,
+    pub job: JobView,
+}
+
+pub async fn upload(
+    State(portal): State<Portal>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, UploadError> {
+    let limit = portal.config().max_upload;
+    let too_large = || UploadError::TooLarge {
+        limit: bytesize::ByteSize(limit).display().iec().to_string(),
+    };
+    // Refuse an announced oversize body before reading any of it.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(MULTIPART_OVERHEAD)) {
+        return Err(too_large());
+    }
+    let mut multipart = multipart.map_err(|e| UploadError::NotMultipart(e.body_text()))?;
+
+    let received = loop {
+        let field = multipart.next_field().await.map_err(malformed)?;
+        let Some(field) = field else {
+            return Err(UploadError::MissingFile);
+        };
+        if field.name() == Some("file") {
+            break receive(&portal, field, limit).await?;
+        }
+    };
+    let (temp, original_name, size) = received.ok_or(UploadError::MissingFile)?;
+    if size == 0 {
+        return Err(UploadError::Empty(original_name));
+    }
+    let info = crate::media::probe(temp.path())
+        .await
+        .map_err(|e| match e {
+            crate::media::ProbeError::Unreadable(why) => UploadError::NotVideo {
+                name: original_name.clone(),
+                reason: format!("ffprobe cannot read it ({why})"),
+            },
+            other => internal(other),
+        })?;
+    info.check_is_video()
+        .map_err(|reason| UploadError::NotVideo {
+            name: original_name.clone(),
+            reason,
+        })?;
+
+    let (stem, extension) = safe_name(&original_name);
+    let uploaded_dir = portal.config().uploaded_dir.clone();
+    let stored =
+        tokio::task::spawn_blocking(move || temp.persist_unique(&uploaded_dir, &stem, &extension))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+    let stored_as = stored
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    let guid = match portal
+        .inner
+        .client
+        .queue(job_for(
+            &stored,
+            &portal.config().streams_dir,
+            portal.config().preset,
+            &original_name,
+        ))
+        .await
+    {
+        Ok(guid) => guid,
+        Err(e) => {
+            // Nothing was accepted, so keep nothing: the user will retry.
+            if let Err(rm) = tokio::fs::remove_file(&stored).await {
+                tracing::warn!(file = %stored.display(), error = %rm, "could not remove an unsubmitted upload");
+            }
+            return Err(match e {
+                ClientError::Refused(why) => UploadError::EncoderRefused(why),
+                other => UploadError::EncoderUnavailable(other.to_string()),
+            });
+        }
+    };
+
+    let record = new_upload(guid, original_name, stored_as.clone(), size);
+    portal
+        .inner
+        .uploads
+        .insert(&record)
+        .await
+        .map_err(internal)?;
+    let job = JobView::from(&record);
+    let _ = portal.inner.hub.send(HubEvent::Job(job.clone()));
+    portal.inner.poke.notify_one();
+    tracing::info!(%guid, file = %stored_as, size, "upload accepted");
+
+    if wants_json(&headers) {
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(Accepted {
+                guid,
+                stored_as,
+                job,
+            }),
+        )
+            .into_response())
+    } else {
+        // A plain form post: back to the page, which follows the job.
+        let fragment = percent_encoding::utf8_percent_encode(
+            &guid.to_string(),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        Ok(Redirect::to(&format!("/#job={fragment}")).into_response())
+    }
+}
+
+fn malformed(e: MultipartError) -> UploadError {
+    UploadError::Malformed(e.body_text())
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+/// Streams the field into a temp file. `None` when the field carries no file
+/// at all (a form submitted without choosing one).
+async fn receive(
+    portal: &Portal,
+    mut field: Field<'_>,
+    limit: u64,
+) -> Result<Option<(TempFile, String, u64)>, UploadError> {
+    let original_name = field.file_name().unwrap_or("").to_owned();
+    let temp = TempFile::new_in(&portal.config().tmp_dir, "upload");
+    let file = tokio::fs::File::create(temp.path())
+        .await
+        .map_err(internal)?;
+    let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut size: u64 = 0;
+    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(UploadError::TooLarge {
+                limit: bytesize::ByteSize(limit).display().iec().to_string(),
+            });
+        }
+        writer.write_all(&chunk).await.map_err(internal)?;
+    }
+    writer.flush().await.map_err(internal)?;
+    if original_name.is_empty() && size == 0 {
+        return Ok(None);
+    }
+    Ok(Some((temp, original_name, size)))
+}
+
+/// The `JobQueue` for a stored upload, in the seed's shape.
+fn job_for(source: &Path, streams_dir: &Path, preset: crate::carbon::Guid, name: &str) -> JobQueue {
+    let preset = preset.to_string();
+    JobQueue {
+        job_name: Some(name.to_owned()),
+        sources: vec![Source {
+            filename: source.to_string_lossy().into_owned(),
+        }],
+        destinations: vec![Destination {
+            preset_guid: Some(preset.clone()),
+            module_guid: Some(preset),
+            module_data: ModuleData {
+                path: Some(streams_dir.to_string_lossy().into_owned()),
+                base_file_name: Some("%s".to_owned()),
+            },
+        }],
+        ..JobQueue::default()
+    }
+}
+
+/// A file name safe on any file system, in a URL and in a Carbon job:
+/// the last path component only, ASCII letters, digits, `-`, `_` and inner
+/// dots, at most 100 characters; the extension lower-cased.
+pub fn safe_name(original: &str) -> (String, String) {
+    let base = original.rsplit(['/', '\\']).next().unwrap_or("");
+    let (stem, extension) = match base.rsplit_once('.') {
+        Some((stem, ext))
+            if !stem.is_empty()
+                && (1..=10).contains(&ext.len())
+                && ext.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            (stem, ext.to_ascii_lowercase())
+        }
+        _ => (base, String::new()),
+    };
+    let mut clean = String::new();
+    for c in stem.chars() {
+        let keep = if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+            c
+        } else {
+            '_'
+        };
+        if keep == '_' && clean.ends_with('_') {
+            continue;
+        }
+        clean.push(keep);
+    }
+    let clean: String = clean
+        .trim_matches(|c| c == '_' || c == '.' || c == '-')
+        .chars()
+        .take(MAX_STEM)
+        .collect();
+    let stem = if clean.is_empty() {
+        "video".to_owned()
+    } else {
+        clean
+    };
+    (stem, extension)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_made_safe() {
+        let cases = [
+            ("holiday.MP4", ("holiday", "mp4")),
+            ("../../etc/passwd", ("passwd", "")),
+            ("C:\\Users\\ann\\My Clip (1).mov", ("My_Clip_1", "mov")),
+            ("a\"b<&>c.mp4", ("a_b_c", "mp4")),
+            ("nul\0byte.mp4", ("nul_byte", "mp4")),
+            ("Café déjà vu.webm", ("Caf_d_j_vu", "webm")),
+            (".hidden.mp4", ("hidden", "mp4")),
+            ("", ("video", "")),
+            ("日本.mp4", ("video", "mp4")),
+            ("archive.tar.gz", ("archive.tar", "gz")),
+            ("weird.ext-with-dash", ("weird.ext-with-dash", "")),
+        ];
+        for (input, (stem, ext)) in cases {
+            assert_eq!(
+                safe_name(input),
+                (stem.to_owned(), ext.to_owned()),
+                "{input:?}"
+            );
+        }
+        let (long, _) = safe_name(&format!("{}.mp4", "x".repeat(10_000)));
+        assert_eq!(long.len(), MAX_STEM);
+    }
+}

@@ -1,0 +1,203 @@
+//! `GET /ws`: live updates for browsers.
+//!
+//! A browser asks to watch job GUIDs; it then receives each change of those
+//! jobs and every change of the library. The poller publishes on one
+//! broadcast channel (the hub); each socket filters what it forwards.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::Portal;
+use super::jobs::JobView;
+use super::pages::VideoCard;
+use crate::carbon::Guid;
+
+/// How many jobs one socket may watch.
+const MAX_WATCHED: usize = 256;
+
+/// What the poller and the upload path publish.
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    Job(JobView),
+    Videos(Arc<Vec<VideoCard>>),
+}
+
+/// Messages to the browser.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage<'a> {
+    Job {
+        job: &'a JobView,
+    },
+    Videos {
+        videos: &'a [VideoCard],
+    },
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        guid: Option<&'a str>,
+        message: String,
+    },
+}
+
+/// Messages from the browser.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Watch { guid: String },
+    Unwatch { guid: String },
+}
+
+pub async fn handler(ws: WebSocketUpgrade, State(portal): State<Portal>) -> Response {
+    ws.on_upgrade(move |socket| session(socket, portal))
+}
+
+async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
+    match serde_json::to_string(message) {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => true,
+    }
+}
+
+/// Sends the stored state of `guid`; `false` if the socket is gone.
+async fn send_current(socket: &mut WebSocket, portal: &Portal, guid: Guid) -> bool {
+    match portal.inner.uploads.get(guid).await {
+        Ok(Some(upload)) => {
+            send(
+                socket,
+                &ServerMessage::Job {
+                    job: &JobView::from(&upload),
+                },
+            )
+            .await
+        }
+        Ok(None) => {
+            let text = guid.to_string();
+            send(
+                socket,
+                &ServerMessage::Error {
+                    guid: Some(&text),
+                    message: format!("no upload has job {guid}"),
+                },
+            )
+            .await
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read uploads");
+            true
+        }
+    }
+}
+
+async fn session(mut socket: WebSocket, portal: Portal) {
+    let mut events = portal.inner.hub.subscribe();
+    let mut watched: HashSet<Guid> = HashSet::new();
+    let shutdown = portal.inner.shutdown.clone();
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let Some(Ok(message)) = incoming else { break };
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                if !on_client_message(&mut socket, &portal, &mut watched, &text).await {
+                    break;
+                }
+            }
+            event = events.recv() => {
+                let alive = match event {
+                    Ok(HubEvent::Job(job)) if watched.contains(&job.guid) => {
+                        send(&mut socket, &ServerMessage::Job { job: &job }).await
+                    }
+                    Ok(HubEvent::Job(_)) => true,
+                    Ok(HubEvent::Videos(videos)) => send(&mut socket, &ServerMessage::Videos { videos: &videos }).await,
+                    Err(RecvError::Lagged(missed)) => {
+                        // Too slow to keep up: resend the latest state instead.
+                        tracing::debug!(missed, "websocket client lagged");
+                        let mut alive = true;
+                        for guid in watched.clone() {
+                            alive &= send_current(&mut socket, &portal, guid).await;
+                        }
+                        alive
+                    }
+                    Err(RecvError::Closed) => false,
+                };
+                if !alive {
+                    break;
+                }
+            }
+            _ = shutdown.cancelled() => {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: axum::extract::ws::close_code::AWAY,
+                        reason: Utf8Bytes::from_static("server shutting down"),
+                    })))
+                    .await;
+                break;
+            }
+        }
+    }
+}
+
+/// Handles one browser message; `false` if the socket is gone.
+async fn on_client_message(
+    socket: &mut WebSocket,
+    portal: &Portal,
+    watched: &mut HashSet<Guid>,
+    text: &str,
+) -> bool {
+    let message = match serde_json::from_str::<ClientMessage>(text) {
+        Ok(m) => m,
+        Err(e) => {
+            return send(
+                socket,
+                &ServerMessage::Error {
+                    guid: None,
+                    message: format!("unreadable message: {e}"),
+                },
+            )
+            .await;
+        }
+    };
+    let (ClientMessage::Watch { guid: raw } | ClientMessage::Unwatch { guid: raw }) = &message;
+    let guid: Guid = match raw.parse() {
+        Ok(g) => g,
+        Err(e) => {
+            return send(
+                socket,
+                &ServerMessage::Error {
+                    guid: Some(raw),
+                    message: format!("{e}"),
+                },
+            )
+            .await;
+        }
+    };
+    match message {
+        ClientMessage::Watch { .. } if watched.len() >= MAX_WATCHED && !watched.contains(&guid) => {
+            send(
+                socket,
+                &ServerMessage::Error {
+                    guid: Some(raw),
+                    message: format!("a connection may watch at most {MAX_WATCHED} jobs"),
+                },
+            )
+            .await
+        }
+        ClientMessage::Watch { .. } => {
+            watched.insert(guid);
+            send_current(socket, portal, guid).await
+        }
+        ClientMessage::Unwatch { .. } => {
+            watched.remove(&guid);
+            true
+        }
+    }
+}

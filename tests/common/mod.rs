@@ -1,0 +1,249 @@
+//! Helpers shared by the integration tests: start the real app on port 0
+//! with a fresh data folder, make tiny clips with ffmpeg's lavfi sources,
+//! upload them and follow their jobs over the WebSocket.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use videoshare::app::App;
+use videoshare::config::ServeArgs;
+
+/// Long enough for a 2 s clip on a loaded 2-core machine, short enough that a
+/// hang fails the test instead of the whole suite.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("videoshare=debug"))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Fails with a message saying how to install a missing tool.
+pub fn require(tool: &str) {
+    let found = Command::new(tool).arg("-version").output().is_ok()
+        || Command::new(tool).arg("--version").output().is_ok();
+    assert!(
+        found,
+        "{tool} is not installed: run `make test`, which installs it (apt-get install ffmpeg chromium chromium-driver)"
+    );
+}
+
+/// A clip of `secs` seconds, `width`×`height`, testsrc2 picture and a sine
+/// tone, encoded as H.264 + AAC in MP4.
+pub fn make_clip(dir: &Path, name: &str, secs: u32, width: u32, height: u32) -> PathBuf {
+    require("ffmpeg");
+    let path = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc2=size={width}x{height}:rate=25:duration={secs}"
+        ))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=44100:duration={secs}"
+        ))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the test clip");
+    path
+}
+
+/// What ffprobe says about a file's streams: `(codec_type, codec_name, width, height)`.
+pub fn probe_streams(path: &Path) -> Vec<(String, String, u64, u64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_streams"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(out.status.success(), "ffprobe failed on {}", path.display());
+    let json: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    json["streams"]
+        .as_array()
+        .map(|streams| {
+            streams
+                .iter()
+                .map(|s| {
+                    (
+                        s["codec_type"].as_str().unwrap_or_default().to_owned(),
+                        s["codec_name"].as_str().unwrap_or_default().to_owned(),
+                        s["width"].as_u64().unwrap_or(0),
+                        s["height"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Names in a folder, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+pub struct TestApp {
+    pub app: App,
+    pub base: String,
+    pub carbon: SocketAddr,
+    pub data: PathBuf,
+    pub http: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the real app on port 0 in a fresh temp data folder.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut app = spawn_app_in(dir.path().to_path_buf(), configure).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// Starts the real app on port 0 over an existing data folder (restarts).
+pub async fn spawn_app_in(data: PathBuf, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    init_logs();
+    require("ffmpeg");
+    let mut args = ServeArgs::ephemeral(data.clone());
+    args.poll_ms = 100;
+    configure(&mut args);
+    let app = App::build(&args).await.expect("app starts");
+    TestApp {
+        base: format!("http://{}", app.http_addr()),
+        carbon: app.carbon_addr(),
+        data: app.dirs().root.clone(),
+        http: reqwest::Client::new(),
+        app,
+        _dir: None,
+    }
+}
+
+impl TestApp {
+    pub fn uploaded_dir(&self) -> PathBuf {
+        self.app.dirs().uploaded.clone()
+    }
+
+    pub fn streams_dir(&self) -> PathBuf {
+        self.app.dirs().streams.clone()
+    }
+
+    pub fn tmp_uploads_dir(&self) -> PathBuf {
+        self.app.dirs().tmp_uploads.clone()
+    }
+
+    /// Uploads `bytes` as the multipart field `file` named `name`, asking for JSON.
+    pub async fn upload_bytes(&self, bytes: Vec<u8>, name: &str) -> reqwest::Response {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        );
+        self.http
+            .post(format!("{}/upload", self.base))
+            .header("Accept", "application/json")
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload request")
+    }
+
+    pub async fn upload_file(&self, path: &Path) -> reqwest::Response {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("clip.mp4")
+            .to_owned();
+        self.upload_bytes(std::fs::read(path).expect("read clip"), &name)
+            .await
+    }
+
+    /// Uploads a clip and returns the job GUID from the JSON reply.
+    pub async fn upload_ok(&self, path: &Path) -> String {
+        let response = self.upload_file(path).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json reply");
+        assert_eq!(status, 202, "upload refused: {body}");
+        body["guid"].as_str().expect("guid in reply").to_owned()
+    }
+
+    /// Watches `guid` over the WebSocket until its job is done; returns every
+    /// message received (job updates and library updates).
+    pub async fn follow_job(&self, guid: &str) -> Vec<Value> {
+        let url = format!("ws://{}/ws", self.app.http_addr());
+        let (mut socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket");
+        socket
+            .send(Message::Text(
+                serde_json::json!({"type": "watch", "guid": guid})
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .expect("send watch");
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let mut seen: Vec<Value> = Vec::new();
+        loop {
+            let next = tokio::time::timeout_at(deadline, socket.next()).await;
+            let Ok(Some(message)) = next else {
+                panic!("job {guid} not done within {DEADLINE:?}; saw {seen:?}");
+            };
+            let Ok(Message::Text(text)) = message else {
+                continue;
+            };
+            seen.push(serde_json::from_str(&text).expect("json message"));
+            let done = seen
+                .iter()
+                .any(|v| v["type"] == "job" && v["job"]["done"] == true);
+            let completed = seen.iter().any(|v| v["job"]["status"] == "COMPLETED");
+            let library_after = seen.last().is_some_and(|v| v["type"] == "videos");
+            // A completed job is followed by a library update: wait for it too.
+            if done && (!completed || library_after) {
+                return seen;
+            }
+        }
+    }
+
+    pub async fn stop(self) {
+        self.app.stop().await;
+    }
+}
+
+/// Job updates among WebSocket messages.
+pub fn job_updates(messages: &[Value]) -> Vec<&Value> {
+    messages
+        .iter()
+        .filter(|m| m["type"] == "job")
+        .map(|m| &m["job"])
+        .collect()
+}

@@ -1,0 +1,170 @@
+//! The walking skeleton end to end over real HTTP, WebSocket, Carbon socket,
+//! ffmpeg and SQLite: upload → encode → live progress → library → playback.
+
+mod common;
+
+use common::{job_updates, make_clip, names_in, probe_streams, spawn_app, spawn_app_in};
+use serde_json::Value;
+use videoshare::carbon::{Client, JobStatus};
+
+#[tokio::test]
+async fn an_upload_is_encoded_followed_live_and_playable() {
+    let app = spawn_app().await;
+    let clips = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(clips.path(), "holiday trip.mp4", 2, 320, 240);
+
+    let guid = app.upload_ok(&clip).await;
+    assert_eq!(names_in(&app.uploaded_dir()), ["holiday_trip.mp4"]);
+    assert!(
+        names_in(&app.tmp_uploads_dir()).is_empty(),
+        "temp upload left behind"
+    );
+
+    let messages = app.follow_job(&guid).await;
+    let updates = job_updates(&messages);
+    let last = updates.last().expect("some job updates");
+    assert_eq!(last["status"], "COMPLETED", "{messages:?}");
+    assert_eq!(last["progress"], 100);
+    assert_eq!(last["label"], "Encoding complete");
+    let percents: Vec<u64> = updates
+        .iter()
+        .filter_map(|u| u["progress"].as_u64())
+        .collect();
+    assert!(
+        percents.windows(2).all(|w| w[0] <= w[1]),
+        "progress went down: {percents:?}"
+    );
+
+    // The library update names the new video and carries its rendered item.
+    let library = messages
+        .iter()
+        .rev()
+        .find(|m| m["type"] == "videos")
+        .expect("library update");
+    let video = &library["videos"][0];
+    assert_eq!(video["name"], "holiday_trip.mp4");
+    assert!(video["html"].as_str().is_some_and(|h| h.contains("<video")));
+
+    // The output is the seed preset: H.264 720×480 with AAC audio.
+    let output = app.streams_dir().join("holiday_trip.mp4");
+    let streams = probe_streams(&output);
+    assert!(
+        streams.contains(&("video".into(), "h264".into(), 720, 480)),
+        "{streams:?}"
+    );
+    assert!(
+        streams.iter().any(|s| s.0 == "audio" && s.1 == "aac"),
+        "{streams:?}"
+    );
+    assert!(
+        names_in(&app.app.dirs().tmp_encodes).is_empty(),
+        "temp encode left behind"
+    );
+
+    // The JSON list and HTTP Range playback.
+    let videos: Vec<Value> = app
+        .http
+        .get(format!("{}/api/videos", app.base))
+        .send()
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(videos.len(), 1);
+    assert_eq!(videos[0]["url"], "/streams/holiday_trip.mp4");
+    assert!(
+        videos[0]["duration"]
+            .as_f64()
+            .is_some_and(|d| (1.5..3.0).contains(&d)),
+        "{videos:?}"
+    );
+    assert_eq!(
+        videos[0]["size"].as_u64(),
+        Some(std::fs::metadata(&output).expect("stat").len())
+    );
+    let partial = app
+        .http
+        .get(format!("{}{}", app.base, "/streams/holiday_trip.mp4"))
+        .header("Range", "bytes=0-99")
+        .send()
+        .await
+        .expect("range request");
+    assert_eq!(partial.status(), 206);
+    assert_eq!(partial.bytes().await.expect("body").len(), 100);
+
+    // The first page render lists it too (askama).
+    let page = app
+        .http
+        .get(&app.base)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("data-name=\"holiday_trip.mp4\""), "{page}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_and_videos_survive_a_restart() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let clips = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(clips.path(), "keep.mp4", 1, 160, 120);
+
+    let first = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
+    let guid = first.upload_ok(&clip).await;
+    first.follow_job(&guid).await;
+    first.stop().await;
+
+    let second = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
+    let client = Client::new(second.carbon.to_string());
+    let statuses = client
+        .statuses(&[guid.parse().expect("guid")])
+        .await
+        .expect("carbon");
+    let entry = statuses[0]
+        .1
+        .as_ref()
+        .expect("the encoder still knows the job");
+    assert_eq!(entry.status, JobStatus::Completed);
+    assert_eq!(entry.progress, 100);
+
+    let job: Value = second
+        .http
+        .get(format!("{}/api/jobs/{}", second.base, guid))
+        .send()
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(job["status"], "COMPLETED");
+    let page = second
+        .http
+        .get(&second.base)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("data-name=\"keep.mp4\""));
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn two_uploads_of_the_same_name_are_both_kept() {
+    let app = spawn_app().await;
+    let clips = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(clips.path(), "same.mp4", 1, 160, 120);
+    let first = app.upload_ok(&clip).await;
+    let second = app.upload_ok(&clip).await;
+    assert_ne!(first, second);
+    assert_eq!(names_in(&app.uploaded_dir()), ["same-1.mp4", "same.mp4"]);
+    app.follow_job(&first).await;
+    app.follow_job(&second).await;
+    assert_eq!(names_in(&app.streams_dir()), ["same-1.mp4", "same.mp4"]);
+    app.stop().await;
+}
