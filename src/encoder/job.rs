@@ -156,6 +156,25 @@ pub fn validate(criteria: &[Criterion]) -> Result<(), FilterError> {
     }
 }
 
+/// The GUID of a `GUID EQUAL` criterion, if there is one: such a filter is
+/// answered with one indexed lookup. A value that is not a GUID is an error.
+pub fn guid_criterion(criteria: &[Criterion]) -> Result<Option<crate::carbon::Guid>, FilterError> {
+    let Some(c) = criteria
+        .iter()
+        .find(|c| c.operator == Operator::Equal && field_name(&c.parameter) == Some("GUID"))
+    else {
+        return Ok(None);
+    };
+    c.value
+        .parse()
+        .map(Some)
+        .map_err(|_| FilterError::BadValue {
+            field: "GUID".to_owned(),
+            operator: Operator::Equal.as_str(),
+            value: c.value.clone(),
+        })
+}
+
 fn parse_time(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
     ["%Y-%m-%d %H:%M:%S", "%m/%d/%y %H:%M:%S", "%Y-%m-%d"]

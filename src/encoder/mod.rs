@@ -234,16 +234,9 @@ impl Encoder {
 
     async fn status_list(&self, list: &JobStatusList) -> Result<Vec<JobEntry>, EncoderError> {
         job::validate(&list.criteria)?;
-        let by_guid = list.criteria.iter().find(|c| {
-            c.operator == crate::carbon::message::Operator::Equal
-                && c.parameter.trim().eq_ignore_ascii_case("guid")
-        });
-        let candidates = match by_guid {
+        let candidates = match job::guid_criterion(&list.criteria)? {
             // The common case (the seed polls one GUID): one indexed lookup.
-            Some(c) => match c.value.parse::<Guid>() {
-                Ok(guid) => self.inner.jobs.get(guid).await?.into_iter().collect(),
-                Err(_) => Vec::new(),
-            },
+            Some(guid) => self.inner.jobs.get(guid).await?.into_iter().collect(),
             None => self.inner.jobs.all().await?,
         };
         let mut entries = Vec::new();

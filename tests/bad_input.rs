@@ -1,0 +1,248 @@
+//! Bad uploads get a 4xx with a message the page can show, and leave nothing
+//! behind in `uploaded/` or `tmp/`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, job_updates, make_clip, names_in, spawn_app, spawn_app_with};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use videoshare::carbon::Guid;
+use videoshare::portal::{Portal, PortalConfig};
+
+/// Asserts the reply status and error code, that the message is a sentence,
+/// and that no file was kept anywhere.
+async fn assert_refused(
+    app: &TestApp,
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> String {
+    assert_eq!(response.status().as_u16(), status);
+    let body: Value = response.json().await.expect("json error body");
+    assert_eq!(body["code"], code, "{body}");
+    let message = body["message"].as_str().expect("message").to_owned();
+    assert!(message.len() > 10, "{message}");
+    assert!(
+        names_in(&app.uploaded_dir()).is_empty(),
+        "kept in uploaded/"
+    );
+    assert!(names_in(&app.tmp_uploads_dir()).is_empty(), "left in tmp/");
+    message
+}
+
+#[tokio::test]
+async fn non_video_empty_and_missing_files_are_refused() {
+    let app = spawn_app().await;
+
+    let text = app
+        .upload_bytes(b"this is not a video\n".to_vec(), "notes.mp4")
+        .await;
+    let message = assert_refused(&app, text, 415, "not_a_video").await;
+    assert!(
+        message.contains("notes.mp4") && message.contains("not a video"),
+        "{message}"
+    );
+
+    let empty = app.upload_bytes(Vec::new(), "empty.mp4").await;
+    let message = assert_refused(&app, empty, 400, "empty_file").await;
+    assert!(message.contains("empty"), "{message}");
+
+    let form = reqwest::multipart::Form::new().text("title", "no file here");
+    let missing = app
+        .http
+        .post(format!("{}/upload", app.base))
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    let message = assert_refused(&app, missing, 400, "missing_file").await;
+    assert!(message.contains("\"file\""), "{message}");
+
+    let plain = app
+        .http
+        .post(format!("{}/upload", app.base))
+        .header("Content-Type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("request");
+    assert_refused(&app, plain, 415, "not_multipart").await;
+
+    // A NUL inside the part headers is malformed multipart, not a name to clean.
+    let body = b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\0b.mp4\"\r\n\r\ndata\r\n--XYZ--\r\n";
+    let nul = app
+        .http
+        .post(format!("{}/upload", app.base))
+        .header("Content-Type", "multipart/form-data; boundary=XYZ")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("request");
+    assert_refused(&app, nul, 400, "bad_upload").await;
+
+    // Cut off in the middle of the file.
+    let truncated = b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\npartial data";
+    let cut = app
+        .http
+        .post(format!("{}/upload", app.base))
+        .header("Content-Type", "multipart/form-data; boundary=XYZ")
+        .body(truncated.to_vec())
+        .send()
+        .await
+        .expect("request");
+    assert_refused(&app, cut, 400, "bad_upload").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn audio_only_and_still_images_are_not_videos() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audio = dir.path().join("tone.m4a");
+    let image = dir.path().join("frame.png");
+    for (args, out) in [
+        (
+            vec!["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac"],
+            &audio,
+        ),
+        (
+            vec!["-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1"],
+            &image,
+        ),
+    ] {
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(args)
+            .arg(out)
+            .status()
+            .expect("ffmpeg")
+            .success();
+        assert!(ok);
+    }
+    let message = assert_refused(&app, app.upload_file(&audio).await, 415, "not_a_video").await;
+    assert!(message.contains("no video stream"), "{message}");
+    let message = assert_refused(&app, app.upload_file(&image).await, 415, "not_a_video").await;
+    assert!(message.contains("still image"), "{message}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oversize_uploads_are_refused_streamed_or_declared() {
+    let app = spawn_app_with(|args| args.max_upload = 64 * 1024).await;
+
+    // Within the declared slack, caught while streaming.
+    let streamed = app.upload_bytes(vec![7u8; 200 * 1024], "big.mp4").await;
+    let message = assert_refused(&app, streamed, 413, "too_large").await;
+    assert!(message.contains("64.0 KiB"), "{message}");
+
+    // Announced far beyond the limit: refused from the headers alone, before
+    // any body byte is sent.
+    let mut stream = tokio::net::TcpStream::connect(app.app.http_addr())
+        .await
+        .expect("connect");
+    let head = "POST /upload HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\
+                Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 10737418240\r\n\r\n";
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send headers");
+    let mut reply = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut reply))
+        .await
+        .expect("a reply without sending the body")
+        .expect("read");
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("too_large"), "{reply}");
+    assert!(names_in(&app.tmp_uploads_dir()).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_file_names_are_made_safe_and_still_encode() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(dir.path(), "clip.mp4", 1, 160, 120);
+    let bytes = std::fs::read(&clip).expect("read");
+    let hostile = format!("../../{}evil \"<&>\".mp4", "é".repeat(3));
+    let response = app.upload_bytes(bytes, &hostile).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["stored_as"], "evil.mp4", "{body}");
+    assert_eq!(
+        body["job"]["file"],
+        hostile.as_str(),
+        "the page shows the name the user chose"
+    );
+    let guid = body["guid"].as_str().expect("guid").to_owned();
+    let updates = app.follow_job(&guid).await;
+    assert_eq!(
+        job_updates(&updates).last().map(|j| j["status"].clone()),
+        Some("COMPLETED".into())
+    );
+    assert_eq!(names_in(&app.streams_dir()), ["evil.mp4"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_encoder_is_reported_and_nothing_is_kept() {
+    common::init_logs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dirs = videoshare::app::DataDirs::create(dir.path()).expect("dirs");
+    let pool = videoshare::store::open(&dirs.database).await.expect("db");
+    // A port nobody listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let closed_addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let portal = Portal::new(
+        PortalConfig {
+            uploaded_dir: dirs.uploaded.clone(),
+            streams_dir: dirs.streams.clone(),
+            tmp_dir: dirs.tmp_uploads.clone(),
+            max_upload: 1 << 30,
+            poll_interval: Duration::from_millis(100),
+            encoder_addr: closed_addr.to_string(),
+            preset: "{85DCCE70-0B4F-4328-86D1-5FC7756D9777}"
+                .parse::<Guid>()
+                .expect("guid"),
+        },
+        pool,
+        Default::default(),
+    )
+    .await
+    .expect("portal");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, portal.router()).await });
+
+    let clip = make_clip(dir.path(), "clip.mp4", 1, 160, 120);
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(std::fs::read(&clip).expect("read")).file_name("clip.mp4"),
+    );
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/upload"))
+        .header("Accept", "application/json")
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "encoder_unavailable");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("try again")),
+        "{body}"
+    );
+    assert!(names_in(&dirs.uploaded).is_empty());
+    assert!(names_in(&dirs.tmp_uploads).is_empty());
+}
