@@ -190,10 +190,10 @@ async fn a_user_uploads_watches_and_plays_in_chromium() {
             tokio::time::Instant::now() < deadline,
             "no \"Encoding complete\"; saw {labels_seen:?}"
         );
-        if let Some(label) = text_of(c, "#jobs .job .label").await {
-            if labels_seen.last() != Some(&label) {
-                labels_seen.push(label);
-            }
+        if let Some(label) = text_of(c, "#jobs .job .label").await
+            && labels_seen.last() != Some(&label)
+        {
+            labels_seen.push(label);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -198,8 +198,5 @@ fn is_stale(conn: &Connection) -> bool {
         return true;
     }
     let mut probe = [0u8; 1];
-    match conn.get_ref().try_read(&mut probe) {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-        _ => true,
-    }
+    !matches!(conn.get_ref().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }

@@ -8,10 +8,10 @@
 /// (some modern scripts send UTF-8; honouring their declaration keeps accented
 /// file names intact).
 pub fn decode(payload: &[u8]) -> String {
-    if declares_utf8(payload) {
-        if let Ok(text) = std::str::from_utf8(payload) {
-            return text.to_owned();
-        }
+    if declares_utf8(payload)
+        && let Ok(text) = std::str::from_utf8(payload)
+    {
+        return text.to_owned();
     }
     payload.iter().map(|&b| char::from(b)).collect()
 }

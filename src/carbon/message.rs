@@ -797,7 +797,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_documents_with_reasons() {
-        let cases: [(&str, fn(&MessageError) -> bool); 7] = [
+        type Check = fn(&MessageError) -> bool;
+        let cases: [(&str, Check); 7] = [
             ("<cnpsXML TaskType=\"JobQueue\"><Sources>", |e| {
                 matches!(e, MessageError::Malformed(_))
             }),

@@ -115,10 +115,10 @@ impl Library {
     }
 
     async fn duration(&self, name: &str, stamp: Stamp) -> f64 {
-        if let Some((seen, duration)) = self.durations.lock().await.get(name) {
-            if *seen == stamp {
-                return *duration;
-            }
+        if let Some((seen, duration)) = self.durations.lock().await.get(name)
+            && *seen == stamp
+        {
+            return *duration;
         }
         let duration = match crate::media::probe(&self.dir.join(name)).await {
             Ok(info) => info.duration.unwrap_or(0.0),
