@@ -168,3 +168,40 @@ async fn two_uploads_of_the_same_name_are_both_kept() {
     assert_eq!(names_in(&app.streams_dir()), ["same-1.mp4", "same.mp4"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_encode_interrupted_by_a_stop_is_requeued_and_finishes_after_restart() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let clips = tempfile::tempdir().expect("tempdir");
+    // Long enough that the stop lands mid-encode.
+    let clip = make_clip(clips.path(), "long.mp4", 20, 640, 480);
+
+    let first = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
+    let guid = first.upload_ok(&clip).await;
+    let client = Client::new(first.carbon.to_string());
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    loop {
+        let entry = client.statuses(&[guid.parse().expect("guid")]).await.expect("status")[0]
+            .1
+            .clone()
+            .expect("known job");
+        assert_ne!(entry.status, JobStatus::Completed, "finished before the stop; use a longer clip");
+        if entry.status == JobStatus::Started && entry.progress > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (streams, tmp_encodes) = (first.streams_dir(), first.app.dirs().tmp_encodes.clone());
+    first.stop().await;
+    assert!(names_in(&streams).is_empty(), "no partial output is visible");
+    assert!(names_in(&tmp_encodes).is_empty(), "the killed encode's temp file is removed");
+
+    let second = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
+    let updates = second.follow_job(&guid).await;
+    assert_eq!(job_updates(&updates).last().map(|j| j["status"].clone()), Some("COMPLETED".into()));
+    assert_eq!(names_in(&second.streams_dir()), ["long.mp4"]);
+    let streams = probe_streams(&second.streams_dir().join("long.mp4"));
+    assert!(streams.contains(&("video".into(), "h264".into(), 720, 480)), "{streams:?}");
+    second.stop().await;
+}

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -18,6 +19,9 @@ const URL_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// How many files are probed at the same time.
+const PROBES_AT_ONCE: usize = 4;
 
 /// Extensions the library lists (what browsers can play).
 const PLAYABLE: [&str; 4] = ["mp4", "m4v", "webm", "mov"];
@@ -97,21 +101,25 @@ impl Library {
         }
         found.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
 
-        let mut videos = Vec::with_capacity(found.len());
-        for (name, size, modified) in found {
-            let duration = self.duration(&name, (size, modified)).await;
-            videos.push(Video {
-                url: format!("/streams/{}", utf8_percent_encode(&name, URL_ESCAPED)),
-                duration,
-                size,
-                modified: modified
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0),
-                name,
-            });
-        }
-        videos
+        // Probing is the slow part (a new file, or every file after a
+        // restart): a few at a time, keeping the order.
+        futures_util::stream::iter(found)
+            .map(|(name, size, modified)| async move {
+                let duration = self.duration(&name, (size, modified)).await;
+                Video {
+                    url: format!("/streams/{}", utf8_percent_encode(&name, URL_ESCAPED)),
+                    duration,
+                    size,
+                    modified: modified
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0),
+                    name,
+                }
+            })
+            .buffered(PROBES_AT_ONCE)
+            .collect()
+            .await
     }
 
     async fn duration(&self, name: &str, stamp: Stamp) -> f64 {
