@@ -13,42 +13,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use videoshare::app::App;
-use videoshare::carbon::message::{Destination, JobQueue, ModuleData, Source};
+use videoshare::carbon::message::JobQueue;
 use videoshare::carbon::{Client, JobStatus};
 use videoshare::config::ServeArgs;
 use videoshare::encoder::ffmpeg::encode_args;
 use videoshare::encoder::preset::{Presets, SEED_PRESET};
+use videoshare::media::synthetic::{ClipSpec, write_clip};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn generate_clip(path: &Path, seconds: u32, size: &str) {
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={size}:rate=30:duration={seconds}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency=440:sample_rate=48000:duration={seconds}"
-        ))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ])
-        .arg(path)
-        .status()
-        .expect("ffmpeg is installed");
-    assert!(status.success(), "could not generate the clip");
 }
 
 fn plain_ffmpeg(source: &Path, output: &Path) -> Duration {
@@ -66,21 +42,11 @@ fn plain_ffmpeg(source: &Path, output: &Path) -> Duration {
 }
 
 async fn through_videoshare(client: &Client, source: &Path, streams: &Path) -> Duration {
-    let preset = SEED_PRESET.to_string();
-    let job = JobQueue {
-        sources: vec![Source {
-            filename: source.to_string_lossy().into_owned(),
-        }],
-        destinations: vec![Destination {
-            preset_guid: Some(preset.clone()),
-            module_guid: Some(preset),
-            module_data: ModuleData {
-                path: Some(streams.to_string_lossy().into_owned()),
-                base_file_name: Some("%s".into()),
-            },
-        }],
-        ..JobQueue::default()
-    };
+    let job = JobQueue::single(
+        &source.to_string_lossy(),
+        SEED_PRESET,
+        &streams.to_string_lossy(),
+    );
     let started = Instant::now();
     let guid = client.queue(job).await.expect("job accepted");
     loop {
@@ -109,6 +75,10 @@ async fn main() {
     let runs: usize = env_or("BENCH_RUNS", 3);
     let seconds: u32 = env_or("BENCH_SECONDS", 60);
     let size: String = env_or("BENCH_SIZE", "1280x720".to_owned());
+    let (width, height) = size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .expect("BENCH_SIZE is WIDTHxHEIGHT");
 
     let work = tempfile::tempdir().expect("tempdir");
     let app = App::build(&ServeArgs::ephemeral(work.path().join("data")))
@@ -118,7 +88,11 @@ async fn main() {
     let streams = app.dirs().streams.clone();
     let source = uploaded.join("bench.mp4");
     eprintln!("generating a {seconds} s {size} clip…");
-    generate_clip(&source, seconds, &size);
+    let spec = ClipSpec {
+        frame_rate: 30,
+        ..ClipSpec::new(seconds, width, height)
+    };
+    write_clip(&source, spec).expect("ffmpeg generates the clip");
     let client = Client::new(app.carbon_addr().to_string());
     let plain_out: PathBuf = work.path().join("plain.mp4");
 

@@ -32,6 +32,17 @@ async fn assert_refused(
     message
 }
 
+/// Posts `body` as-is as a multipart upload with boundary `XYZ`.
+async fn post_raw_multipart(app: &TestApp, body: &[u8]) -> reqwest::Response {
+    app.http
+        .post(format!("{}/upload", app.base))
+        .header("Content-Type", "multipart/form-data; boundary=XYZ")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("request")
+}
+
 #[tokio::test]
 async fn non_video_empty_and_missing_files_are_refused() {
     let app = spawn_app().await;
@@ -71,28 +82,12 @@ async fn non_video_empty_and_missing_files_are_refused() {
     assert_refused(&app, plain, 415, "not_multipart").await;
 
     // A NUL inside the part headers is malformed multipart, not a name to clean.
-    let body = b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\0b.mp4\"\r\n\r\ndata\r\n--XYZ--\r\n";
-    let nul = app
-        .http
-        .post(format!("{}/upload", app.base))
-        .header("Content-Type", "multipart/form-data; boundary=XYZ")
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("request");
-    assert_refused(&app, nul, 400, "bad_upload").await;
+    let nul = b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\0b.mp4\"\r\n\r\ndata\r\n--XYZ--\r\n";
+    assert_refused(&app, post_raw_multipart(&app, nul).await, 400, "bad_upload").await;
 
     // Cut off in the middle of the file.
-    let truncated = b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\npartial data";
-    let cut = app
-        .http
-        .post(format!("{}/upload", app.base))
-        .header("Content-Type", "multipart/form-data; boundary=XYZ")
-        .body(truncated.to_vec())
-        .send()
-        .await
-        .expect("request");
-    assert_refused(&app, cut, 400, "bad_upload").await;
+    let cut = b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\npartial data";
+    assert_refused(&app, post_raw_multipart(&app, cut).await, 400, "bad_upload").await;
     app.stop().await;
 }
 

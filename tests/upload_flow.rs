@@ -5,7 +5,7 @@ mod common;
 
 use common::{job_updates, make_clip, names_in, probe_streams, spawn_app, spawn_app_in};
 use serde_json::Value;
-use videoshare::carbon::{Client, JobStatus};
+use videoshare::carbon::JobStatus;
 
 #[tokio::test]
 async fn an_upload_is_encoded_followed_live_and_playable() {
@@ -119,15 +119,7 @@ async fn jobs_and_videos_survive_a_restart() {
     first.stop().await;
 
     let second = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
-    let client = Client::new(second.carbon.to_string());
-    let statuses = client
-        .statuses(&[guid.parse().expect("guid")])
-        .await
-        .expect("carbon");
-    let entry = statuses[0]
-        .1
-        .as_ref()
-        .expect("the encoder still knows the job");
+    let entry = second.carbon_status(&guid).await;
     assert_eq!(entry.status, JobStatus::Completed);
     assert_eq!(entry.progress, 100);
 
@@ -178,14 +170,14 @@ async fn an_encode_interrupted_by_a_stop_is_requeued_and_finishes_after_restart(
 
     let first = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
     let guid = first.upload_ok(&clip).await;
-    let client = Client::new(first.carbon.to_string());
     let deadline = tokio::time::Instant::now() + common::DEADLINE;
     loop {
-        let entry = client.statuses(&[guid.parse().expect("guid")]).await.expect("status")[0]
-            .1
-            .clone()
-            .expect("known job");
-        assert_ne!(entry.status, JobStatus::Completed, "finished before the stop; use a longer clip");
+        let entry = first.carbon_status(&guid).await;
+        assert_ne!(
+            entry.status,
+            JobStatus::Completed,
+            "finished before the stop; use a longer clip"
+        );
         if entry.status == JobStatus::Started && entry.progress > 0 {
             break;
         }
@@ -194,14 +186,26 @@ async fn an_encode_interrupted_by_a_stop_is_requeued_and_finishes_after_restart(
     }
     let (streams, tmp_encodes) = (first.streams_dir(), first.app.dirs().tmp_encodes.clone());
     first.stop().await;
-    assert!(names_in(&streams).is_empty(), "no partial output is visible");
-    assert!(names_in(&tmp_encodes).is_empty(), "the killed encode's temp file is removed");
+    assert!(
+        names_in(&streams).is_empty(),
+        "no partial output is visible"
+    );
+    assert!(
+        names_in(&tmp_encodes).is_empty(),
+        "the killed encode's temp file is removed"
+    );
 
     let second = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
     let updates = second.follow_job(&guid).await;
-    assert_eq!(job_updates(&updates).last().map(|j| j["status"].clone()), Some("COMPLETED".into()));
+    assert_eq!(
+        job_updates(&updates).last().map(|j| j["status"].clone()),
+        Some("COMPLETED".into())
+    );
     assert_eq!(names_in(&second.streams_dir()), ["long.mp4"]);
     let streams = probe_streams(&second.streams_dir().join("long.mp4"));
-    assert!(streams.contains(&("video".into(), "h264".into(), 720, 480)), "{streams:?}");
+    assert!(
+        streams.contains(&("video".into(), "h264".into(), 720, 480)),
+        "{streams:?}"
+    );
     second.stop().await;
 }

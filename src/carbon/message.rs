@@ -152,6 +152,29 @@ pub struct JobQueue {
     pub priority: Option<u32>,
 }
 
+impl JobQueue {
+    /// A job in the seed's shape: one source, encoded with `preset` into
+    /// `dest_dir` under the source's base name (`CML_P_BaseFileName="%s"`).
+    /// The preset is named as both `PresetGUID` and `ModuleGUID`, as the seed does.
+    pub fn single(source: &str, preset: Guid, dest_dir: &str) -> Self {
+        let preset = preset.to_string();
+        JobQueue {
+            sources: vec![Source {
+                filename: source.to_owned(),
+            }],
+            destinations: vec![Destination {
+                preset_guid: Some(preset.clone()),
+                module_guid: Some(preset),
+                module_data: ModuleData {
+                    path: Some(dest_dir.to_owned()),
+                    base_file_name: Some("%s".to_owned()),
+                },
+            }],
+            ..JobQueue::default()
+        }
+    }
+}
+
 /// One `Sources/Module_N`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Source {
@@ -254,15 +277,16 @@ impl Operator {
     }
 }
 
-impl Serialize for Operator {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+impl fmt::Display for Operator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
-impl<'de> Deserialize<'de> for Operator {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
+impl std::str::FromStr for Operator {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
         [
             Operator::Equal,
             Operator::Like,
@@ -272,12 +296,12 @@ impl<'de> Deserialize<'de> for Operator {
         .into_iter()
         .find(|op| op.as_str().eq_ignore_ascii_case(text.trim()))
         .ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "unknown Operator {text:?}; expected EQUAL, LIKE, LESSTHAN or GREATERTHAN"
-            ))
+            format!("unknown Operator {text:?}; expected EQUAL, LIKE, LESSTHAN or GREATERTHAN")
         })
     }
 }
+
+serde_as_text!(Operator);
 
 // Wire shapes of the requests (private: the public types above are the API).
 

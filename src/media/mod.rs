@@ -7,5 +7,6 @@
 
 pub mod probe;
 pub mod process;
+pub mod synthetic;
 
 pub use probe::{MediaInfo, ProbeError, probe};

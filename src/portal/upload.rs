@@ -3,8 +3,6 @@
 //! into `uploaded/` under a safe unique name and submitted to the encoder as a
 //! Carbon `JobQueue`. Whatever fails leaves nothing behind.
 
-use std::path::Path;
-
 use axum::Json;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
@@ -18,7 +16,7 @@ use super::error::ApiError;
 use super::jobs::JobView;
 use super::ws::HubEvent;
 use crate::carbon::ClientError;
-use crate::carbon::message::{Destination, JobQueue, ModuleData, Source};
+use crate::carbon::message::JobQueue;
 use crate::fsutil::TempFile;
 use crate::store::uploads::new_upload;
 
@@ -148,17 +146,16 @@ pub async fn upload(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
 
-    let guid = match portal
-        .inner
-        .client
-        .queue(job_for(
-            &stored,
-            &portal.config().streams_dir,
-            portal.config().preset,
-            &original_name,
-        ))
-        .await
-    {
+    let config = portal.config();
+    let job = JobQueue {
+        job_name: Some(original_name.clone()),
+        ..JobQueue::single(
+            &stored.to_string_lossy(),
+            config.preset,
+            &config.streams_dir.to_string_lossy(),
+        )
+    };
+    let guid = match portal.inner.client.queue(job).await {
         Ok(guid) => guid,
         Err(e) => {
             // Nothing was accepted, so keep nothing: the user will retry.
@@ -244,26 +241,6 @@ async fn receive(
         return Ok(None);
     }
     Ok(Some((temp, original_name, size)))
-}
-
-/// The `JobQueue` for a stored upload, in the seed's shape.
-fn job_for(source: &Path, streams_dir: &Path, preset: crate::carbon::Guid, name: &str) -> JobQueue {
-    let preset = preset.to_string();
-    JobQueue {
-        job_name: Some(name.to_owned()),
-        sources: vec![Source {
-            filename: source.to_string_lossy().into_owned(),
-        }],
-        destinations: vec![Destination {
-            preset_guid: Some(preset.clone()),
-            module_guid: Some(preset),
-            module_data: ModuleData {
-                path: Some(streams_dir.to_string_lossy().into_owned()),
-                base_file_name: Some("%s".to_owned()),
-            },
-        }],
-        ..JobQueue::default()
-    }
 }
 
 /// A file name safe on any file system, in a URL and in a Carbon job:

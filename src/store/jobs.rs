@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use sqlx::SqlitePool;
 
-use super::{StoreError, corrupt, now_ms};
+use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::{Guid, JobStatus};
 
 /// A job as stored.
@@ -74,27 +74,18 @@ impl TryFrom<JobRow> for Job {
     type Error = StoreError;
 
     fn try_from(row: JobRow) -> Result<Job, StoreError> {
-        let bad = corrupt("jobs");
+        let read = RowReader { table: "jobs" };
         Ok(Job {
             seq: row.seq,
-            guid: row
-                .guid
-                .parse()
-                .map_err(|e: crate::carbon::guid::InvalidGuid| bad(e.to_string()))?,
+            guid: read.guid(&row.guid)?,
             name: row.name,
             user: row.user,
-            status: row
-                .status
-                .parse()
-                .map_err(|e: crate::carbon::status::UnknownStatus| bad(e.to_string()))?,
-            progress: u32::try_from(row.progress).map_err(|e| bad(e.to_string()))?,
+            status: read.status(&row.status)?,
+            progress: read.unsigned(row.progress)?,
             description: row.description,
-            priority: u32::try_from(row.priority).map_err(|e| bad(e.to_string()))?,
+            priority: read.unsigned(row.priority)?,
             source_path: PathBuf::from(row.source_path),
-            preset_guid: row
-                .preset_guid
-                .parse()
-                .map_err(|e: crate::carbon::guid::InvalidGuid| bad(e.to_string()))?,
+            preset_guid: read.guid(&row.preset_guid)?,
             dest_dir: PathBuf::from(row.dest_dir),
             base_name: row.base_name,
             output_path: row.output_path.map(PathBuf::from),
@@ -145,12 +136,7 @@ impl JobStore {
     }
 
     pub async fn get(&self, guid: Guid) -> Result<Option<Job>, StoreError> {
-        let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM jobs WHERE guid = ?"
-        )))
-        .bind(guid.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<JobRow> = fetch_by_guid(&self.pool, "jobs", COLUMNS, guid).await?;
         row.map(Job::try_from).transpose()
     }
 
@@ -189,12 +175,12 @@ impl JobStore {
         to: JobStatus,
         change: Change,
     ) -> Result<bool, StoreError> {
-        let placeholders = vec!["?"; from.len()].join(", ");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET status = ?, progress = COALESCE(?, progress), \
              description = COALESCE(?, description), output_path = COALESCE(?, output_path), \
              completed_time = CASE WHEN ? THEN ? ELSE completed_time END \
-             WHERE guid = ? AND status IN ({placeholders})"
+             WHERE guid = ? AND status IN ({})",
+            status_literals(from)
         )))
         .bind(to.as_str())
         .bind(change.progress.map(i64::from))
@@ -203,9 +189,6 @@ impl JobStore {
         .bind(to.is_terminal())
         .bind(now_ms())
         .bind(guid.to_string());
-        for status in from {
-            query = query.bind(status.as_str());
-        }
         Ok(query.execute(&self.pool).await?.rows_affected() == 1)
     }
 
@@ -223,14 +206,11 @@ impl JobStore {
     /// Puts every job caught mid-encode by a crash or shutdown back in the
     /// queue, keeping its place (its `seq` is unchanged). Returns how many.
     pub async fn requeue_interrupted(&self, running: &[JobStatus]) -> Result<u64, StoreError> {
-        let placeholders = vec!["?"; running.len()].join(", ");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET status = ?, progress = 0, start_time = NULL WHERE status IN ({placeholders})"
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET status = ?, progress = 0, start_time = NULL WHERE status IN ({})",
+            status_literals(running)
         )))
         .bind(JobStatus::Queued.as_str());
-        for status in running {
-            query = query.bind(status.as_str());
-        }
         Ok(query.execute(&self.pool).await?.rows_affected())
     }
 }

@@ -15,6 +15,10 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::carbon::guid::InvalidGuid;
+use crate::carbon::status::UnknownStatus;
+use crate::carbon::{Guid, JobStatus};
+
 pub use jobs::{Job, JobStore, NewJob};
 pub use uploads::{Upload, UploadStore};
 
@@ -55,6 +59,57 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn corrupt(table: &'static str) -> impl Fn(String) -> StoreError {
-    move |reason| StoreError::Corrupt { table, reason }
+/// Statuses as SQL string literals (`'QUEUED', 'STARTED'`). Safe to inline:
+/// they come from [`JobStatus::as_str`], never from input.
+fn status_literals(statuses: &[JobStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The row of `table` with this GUID, if any.
+async fn fetch_by_guid<R>(
+    pool: &SqlitePool,
+    table: &str,
+    columns: &str,
+    guid: Guid,
+) -> Result<Option<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {columns} FROM {table} WHERE guid = ?"
+    )))
+    .bind(guid.to_string())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Reads typed values out of a row's text and integer columns, naming the
+/// table when a value is not what the schema promises.
+struct RowReader {
+    table: &'static str,
+}
+
+impl RowReader {
+    fn corrupt(&self, reason: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            table: self.table,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn guid(&self, text: &str) -> Result<Guid, StoreError> {
+        text.parse().map_err(|e: InvalidGuid| self.corrupt(e))
+    }
+
+    fn status(&self, text: &str) -> Result<JobStatus, StoreError> {
+        text.parse().map_err(|e: UnknownStatus| self.corrupt(e))
+    }
+
+    fn unsigned<T: TryFrom<i64>>(&self, value: i64) -> Result<T, StoreError> {
+        T::try_from(value).map_err(|_| self.corrupt(format!("{value} is out of range")))
+    }
 }

@@ -2,7 +2,7 @@
 
 use sqlx::SqlitePool;
 
-use super::{StoreError, corrupt, now_ms};
+use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::{Guid, JobStatus};
 
 /// An upload and the last known state of its job.
@@ -34,20 +34,14 @@ impl TryFrom<UploadRow> for Upload {
     type Error = StoreError;
 
     fn try_from(row: UploadRow) -> Result<Upload, StoreError> {
-        let bad = corrupt("uploads");
+        let read = RowReader { table: "uploads" };
         Ok(Upload {
-            guid: row
-                .guid
-                .parse()
-                .map_err(|e: crate::carbon::guid::InvalidGuid| bad(e.to_string()))?,
+            guid: read.guid(&row.guid)?,
             original_name: row.original_name,
             stored_name: row.stored_name,
-            size: u64::try_from(row.size).map_err(|e| bad(e.to_string()))?,
-            status: row
-                .status
-                .parse()
-                .map_err(|e: crate::carbon::status::UnknownStatus| bad(e.to_string()))?,
-            progress: u32::try_from(row.progress).map_err(|e| bad(e.to_string()))?,
+            size: read.unsigned(row.size)?,
+            status: read.status(&row.status)?,
+            progress: read.unsigned(row.progress)?,
             description: row.description,
             created_at: row.created_at,
         })
@@ -89,29 +83,20 @@ impl UploadStore {
     }
 
     pub async fn get(&self, guid: Guid) -> Result<Option<Upload>, StoreError> {
-        let row: Option<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM uploads WHERE guid = ?"
-        )))
-        .bind(guid.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<UploadRow> = fetch_by_guid(&self.pool, "uploads", COLUMNS, guid).await?;
         row.map(Upload::try_from).transpose()
     }
 
     /// Uploads whose job may still change, oldest first.
     pub async fn unfinished(&self) -> Result<Vec<Upload>, StoreError> {
-        let terminal: Vec<&str> = JobStatus::ALL
+        let terminal: Vec<JobStatus> = JobStatus::ALL
             .into_iter()
             .filter(|s| s.is_terminal())
-            .map(JobStatus::as_str)
             .collect();
-        let placeholders = vec!["?"; terminal.len()].join(", ");
-        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM uploads WHERE status NOT IN ({placeholders}) ORDER BY created_at"
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM uploads WHERE status NOT IN ({}) ORDER BY created_at",
+            status_literals(&terminal)
         )));
-        for status in terminal {
-            query = query.bind(status);
-        }
         let rows: Vec<UploadRow> = query.fetch_all(&self.pool).await?;
         rows.into_iter().map(Upload::try_from).collect()
     }

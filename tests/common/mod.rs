@@ -13,7 +13,9 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use videoshare::app::App;
+use videoshare::carbon::{Client, Guid, JobEntry};
 use videoshare::config::ServeArgs;
+use videoshare::media::synthetic::{ClipSpec, write_clip};
 
 /// Long enough for a 2 s clip on a loaded 2-core machine, short enough that a
 /// hang fails the test instead of the whole suite.
@@ -43,30 +45,7 @@ pub fn require(tool: &str) {
 pub fn make_clip(dir: &Path, name: &str, secs: u32, width: u32, height: u32) -> PathBuf {
     require("ffmpeg");
     let path = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!(
-            "testsrc2=size={width}x{height}:rate=25:duration={secs}"
-        ))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency=440:sample_rate=44100:duration={secs}"
-        ))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ])
-        .arg(&path)
-        .status()
-        .expect("run ffmpeg");
-    assert!(status.success(), "ffmpeg could not make the test clip");
+    write_clip(&path, ClipSpec::new(secs, width, height)).expect("ffmpeg makes the test clip");
     path
 }
 
@@ -232,6 +211,19 @@ impl TestApp {
                 return seen;
             }
         }
+    }
+
+    /// The job as the encoder reports it over Carbon.
+    pub async fn carbon_status(&self, guid: &str) -> JobEntry {
+        let guid: Guid = guid.parse().expect("a GUID");
+        let mut statuses = Client::new(self.carbon.to_string())
+            .statuses(&[guid])
+            .await
+            .expect("Carbon status");
+        statuses
+            .pop()
+            .and_then(|(_, entry)| entry)
+            .expect("the encoder knows the job")
     }
 
     pub async fn stop(self) {

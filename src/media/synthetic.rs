@@ -1,0 +1,68 @@
+//! Clips made on the fly from ffmpeg's `lavfi` test sources (testsrc2 picture,
+//! sine tone): the inputs of tests and benchmarks, so no media is committed.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::process::{ProcessError, stderr_tail};
+
+/// What to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClipSpec {
+    pub seconds: u32,
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: u32,
+}
+
+impl ClipSpec {
+    pub fn new(seconds: u32, width: u32, height: u32) -> Self {
+        ClipSpec {
+            seconds,
+            width,
+            height,
+            frame_rate: 25,
+        }
+    }
+}
+
+/// Writes an H.264 + AAC MP4 clip to `path` (blocking; x264 `ultrafast`, so
+/// even a minute of 720p takes seconds).
+pub fn write_clip(path: &Path, spec: ClipSpec) -> Result<(), ProcessError> {
+    let ClipSpec {
+        seconds,
+        width,
+        height,
+        frame_rate,
+    } = spec;
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "testsrc2=size={width}x{height}:rate={frame_rate}:duration={seconds}"
+        ))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=48000:duration={seconds}"
+        ))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(path)
+        .output()
+        .map_err(|e| super::process::spawn_error("ffmpeg", e))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(ProcessError::Failed {
+            program: "ffmpeg".into(),
+            status: output.status.to_string(),
+            stderr: stderr_tail(&output.stderr),
+        })
+    }
+}
