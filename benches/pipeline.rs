@@ -20,6 +20,9 @@ use videoshare::encoder::ffmpeg::encode_args;
 use videoshare::encoder::preset::{Presets, SEED_PRESET};
 use videoshare::media::synthetic::{ClipSpec, write_clip};
 
+/// How often the benchmark asks for the job's status (the portal's default).
+const POLL: Duration = Duration::from_millis(250);
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -41,7 +44,10 @@ fn plain_ffmpeg(source: &Path, output: &Path) -> Duration {
     started.elapsed()
 }
 
-async fn through_videoshare(client: &Client, source: &Path, streams: &Path) -> Duration {
+/// Wall time of one job through videoshare and the CPU time videoshare
+/// itself (not ffmpeg) used meanwhile.
+async fn through_videoshare(client: &Client, source: &Path, streams: &Path) -> (Duration, f64) {
+    let cpu_before = own_cpu_seconds();
     let job = JobQueue::single(
         &source.to_string_lossy(),
         SEED_PRESET,
@@ -53,11 +59,29 @@ async fn through_videoshare(client: &Client, source: &Path, streams: &Path) -> D
         let statuses = client.statuses(&[guid]).await.expect("status");
         let status = statuses[0].1.as_ref().map(|e| e.status);
         match status {
-            Some(JobStatus::Completed) => return started.elapsed(),
+            Some(JobStatus::Completed) => {
+                return (started.elapsed(), own_cpu_seconds() - cpu_before);
+            }
             Some(s) if s.is_terminal() => panic!("job ended as {s}"),
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            _ => tokio::time::sleep(POLL).await,
         }
     }
+}
+
+/// CPU seconds this process (not its children) has used so far, from
+/// /proc/self/stat (Linux; clock ticks at the usual 100 Hz).
+fn own_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -100,13 +124,13 @@ async fn main() {
         "pipeline overhead: {seconds} s {size} testsrc2 + sine → seed preset (H.264 800k 720x480, AAC, MP4)"
     );
     println!(
-        "{:>4}  {:>12}  {:>14}  {:>7}",
-        "run", "ffmpeg (s)", "videoshare (s)", "ratio"
+        "{:>4}  {:>12}  {:>14}  {:>7}  {:>22}",
+        "run", "ffmpeg (s)", "videoshare (s)", "ratio", "videoshare own CPU (s)"
     );
     let mut rows = Vec::new();
     for run in 1..=runs {
         // Alternate which goes first, so drift in machine load hits both.
-        let (plain, ours) = if run % 2 == 1 {
+        let (plain, (ours, own_cpu)) = if run % 2 == 1 {
             let p = plain_ffmpeg(&source, &plain_out);
             (p, through_videoshare(&client, &source, &streams).await)
         } else {
@@ -115,11 +139,11 @@ async fn main() {
         };
         let ratio = ours.as_secs_f64() / plain.as_secs_f64();
         println!(
-            "{run:>4}  {:>12.3}  {:>14.3}  {ratio:>7.3}",
+            "{run:>4}  {:>12.3}  {:>14.3}  {ratio:>7.3}  {own_cpu:>22.2}",
             plain.as_secs_f64(),
             ours.as_secs_f64()
         );
-        rows.push((plain.as_secs_f64(), ours.as_secs_f64(), ratio));
+        rows.push((plain.as_secs_f64(), ours.as_secs_f64(), ratio, own_cpu));
         // Keep the streams folder from growing name suffixes between runs.
         for entry in std::fs::read_dir(&streams).expect("streams").flatten() {
             let _ = std::fs::remove_file(entry.path());
@@ -131,7 +155,10 @@ async fn main() {
     let json = serde_json::json!({
         "measurement": "pipeline overhead",
         "clip": { "seconds": seconds, "size": size },
-        "runs": rows.iter().map(|(p, o, r)| serde_json::json!({"ffmpeg_s": p, "videoshare_s": o, "ratio": r})).collect::<Vec<_>>(),
+        "runs": rows
+            .iter()
+            .map(|(p, o, r, c)| serde_json::json!({"ffmpeg_s": p, "videoshare_s": o, "ratio": r, "videoshare_own_cpu_s": c}))
+            .collect::<Vec<_>>(),
         "median_ratio": median_ratio,
     });
     let out_dir = Path::new(env!("CARGO_MANIFEST_DIR"))

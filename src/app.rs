@@ -54,6 +54,10 @@ impl DataDirs {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        for public in [&dirs.uploaded, &dirs.streams] {
+            crate::fsutil::remove_staging_leftovers(public)
+                .with_context(|| format!("cannot clean {}", public.display()))?;
+        }
         Ok(dirs)
     }
 }

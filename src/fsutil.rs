@@ -8,6 +8,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Hidden copies being staged in a public folder across file systems.
+const STAGING_SUFFIX: &str = ".incoming";
+
 /// How many `-N` suffixes to try before giving up on a name.
 const MAX_SUFFIX: u32 = 9_999;
 
@@ -45,7 +48,11 @@ impl TempFile {
             let candidate = dir.join(name);
             match link_no_clobber(&self.path, &candidate) {
                 Ok(()) => {
-                    sync_dir(dir)?;
+                    // The file is in place and complete whatever happens next;
+                    // a failed directory sync only weakens power-cut safety.
+                    if let Err(e) = sync_dir(dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not sync the folder");
+                    }
                     // `self` drops here and removes the temp name.
                     return Ok(candidate);
                 }
@@ -79,7 +86,10 @@ fn link_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
     match std::fs::hard_link(from, to) {
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
             let dir = to.parent().unwrap_or(Path::new("."));
-            let staging = dir.join(format!(".{}.incoming", uuid::Uuid::new_v4().simple()));
+            let staging = dir.join(format!(
+                ".{}{STAGING_SUFFIX}",
+                uuid::Uuid::new_v4().simple()
+            ));
             let staged = std::fs::copy(from, &staging)
                 .and_then(|_| std::fs::File::open(&staging)?.sync_all())
                 .and_then(|_| std::fs::hard_link(&staging, to));
@@ -93,6 +103,21 @@ fn link_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
 /// Makes a directory's entries (a new name) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Removes staging copies a crash left in a public folder. Returns how many.
+pub fn remove_staging_leftovers(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(STAGING_SUFFIX) {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Removes every entry of `dir` (left over by a crash); creates it if missing.

@@ -65,14 +65,25 @@
     return row;
   }
 
+  // An update older than what the row shows (it can arrive after a fresher
+  // snapshot) is dropped: a finished job stays finished and, within one
+  // status, the bar never moves back.
+  function isStale(row, job) {
+    if (row.dataset.done === 'true') return !job.done;
+    return row.dataset.status === job.status && Number(row.dataset.progress) > job.progress;
+  }
+
   function showJob(job) {
     const row = jobRow(job.guid);
+    if (isStale(row, job)) return;
     row.querySelector('.job-name').textContent = job.file;
     row.dataset.status = job.status;
+    row.dataset.progress = String(job.progress);
+    row.dataset.done = String(job.done);
     setBar(row.querySelector('progress'), row.querySelector('.label'), job.progress, job.label);
-    if (job.done) {
-      watching.delete(job.guid);
+    if (job.done && watching.delete(job.guid)) {
       saveWatching();
+      send({ type: 'unwatch', guid: job.guid });
     }
   }
 
@@ -129,7 +140,8 @@
       }
       if (message.type === 'job') showJob(message.job);
       else if (message.type === 'videos') showVideos(message.videos);
-      else if (message.type === 'error' && message.guid) forget(message.guid);
+      // A job this server does not know (or a mangled GUID): stop following it.
+      else if (message.type === 'error' && (message.code === 'unknown_job' || message.code === 'bad_guid')) forget(message.guid);
     });
     socket.addEventListener('close', () => {
       setTimeout(connect, retryDelay);
@@ -190,8 +202,10 @@
   // A plain (script-less) form post lands on /#job={GUID}: follow that job.
   const fromForm = /^#job=(.+)$/.exec(location.hash);
   if (fromForm) {
-    watching.add(decodeURIComponent(fromForm[1]));
-    saveWatching();
+    try {
+      watching.add(decodeURIComponent(fromForm[1]));
+      saveWatching();
+    } catch (_) { /* a mangled link: nothing to follow */ }
     history.replaceState(null, '', location.pathname);
   }
   for (const guid of watching) jobRow(guid);

@@ -56,6 +56,17 @@ async fn non_video_empty_and_missing_files_are_refused() {
         "{message}"
     );
 
+    let playlist =
+        b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1,\nother.mp4\n#EXT-X-ENDLIST\n".to_vec();
+    let message = assert_refused(
+        &app,
+        app.upload_bytes(playlist, "list.mp4").await,
+        415,
+        "not_a_video",
+    )
+    .await;
+    assert!(message.contains("list.mp4"), "{message}");
+
     let empty = app.upload_bytes(Vec::new(), "empty.mp4").await;
     let message = assert_refused(&app, empty, 400, "empty_file").await;
     assert!(message.contains("empty"), "{message}");

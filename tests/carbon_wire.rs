@@ -310,3 +310,43 @@ async fn garbage_and_oversize_frames_get_an_error_then_a_close() {
     assert_eq!(attr(&root, "Success"), Some("TRUE"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_playlist_posing_as_a_video_is_not_encoded() {
+    let app = spawn_app().await;
+    // Another user's video, and a "video" that is an HLS playlist pointing at it.
+    make_clip(&app.uploaded_dir(), "someone-else.mp4", 1, 160, 120);
+    let playlist = app.uploaded_dir().join("mine.mp4");
+    std::fs::write(
+        &playlist,
+        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1,\nsomeone-else.mp4\n#EXT-X-ENDLIST\n",
+    )
+    .expect("write");
+    let mut stream = TcpStream::connect(app.carbon).await.expect("connect");
+    let root = exchange(
+        &mut stream,
+        &SEED_SUBMIT.replace(":::filename:::", "mine.mp4"),
+    )
+    .await;
+    let guid = root[0].1.clone();
+    let check = SEED_STATUS.replace(":::guid:::", &guid);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let job = loop {
+        stream.write_all(&frame(&check)).await.expect("send");
+        let job = attributes_at(&seed_xml(&read_once(&mut stream).await), 2);
+        if attr(&job, "Status") == Some("ERROR") {
+            break job;
+        }
+        assert_ne!(
+            attr(&job, "Status"),
+            Some("COMPLETED"),
+            "the playlist was encoded"
+        );
+        assert!(tokio::time::Instant::now() < deadline, "never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let description = attr(&job, "Description").unwrap_or_default();
+    assert!(description.contains("playlist"), "{description}");
+    assert!(common::names_in(&app.streams_dir()).is_empty());
+    app.stop().await;
+}

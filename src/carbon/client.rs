@@ -19,6 +19,10 @@ use super::message::{JobEntry, JobQueue, JobStatusList, MessageError, Reply, Req
 
 type Connection = Framed<TcpStream, CarbonCodec>;
 
+/// Requests written before their replies are read. Bounded so that neither
+/// side can fill both socket buffers and wait on the other forever.
+const PIPELINE_DEPTH: usize = 32;
+
 /// Why a request to a Carbon server did not produce a usable reply.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -79,8 +83,8 @@ impl Client {
             .ok_or_else(|| ClientError::Closed(self.addr.clone()))
     }
 
-    /// Sends several requests back to back on one connection, then reads their
-    /// replies in order (one round trip for the lot).
+    /// Sends several requests on one connection and reads their replies in
+    /// order, [`PIPELINE_DEPTH`] at a time (one round trip per batch).
     ///
     /// A reused connection the server has since closed is replaced and the
     /// batch retried once — only when every request is safe to repeat.
@@ -119,17 +123,19 @@ impl Client {
             let Some(conn) = slot.as_mut() else {
                 return Err(ClientError::Closed(self.addr.clone()));
             };
-            for request in requests {
-                conn.feed(Bytes::from(request.to_payload())).await?;
-            }
-            conn.flush().await?;
             let mut replies = Vec::with_capacity(requests.len());
-            for _ in requests {
-                let payload = conn
-                    .next()
-                    .await
-                    .ok_or_else(|| ClientError::Closed(self.addr.clone()))??;
-                replies.push(Reply::parse(&latin1::decode(&payload))?);
+            for batch in requests.chunks(PIPELINE_DEPTH) {
+                for request in batch {
+                    conn.feed(Bytes::from(request.to_payload())).await?;
+                }
+                conn.flush().await?;
+                for _ in batch {
+                    let payload = conn
+                        .next()
+                        .await
+                        .ok_or_else(|| ClientError::Closed(self.addr.clone()))??;
+                    replies.push(Reply::parse(&latin1::decode(&payload))?);
+                }
             }
             Ok(replies)
         })
@@ -159,6 +165,11 @@ impl Client {
         }
     }
 
+    /// The jobs matching `list`.
+    pub async fn list(&self, list: JobStatusList) -> Result<Vec<JobEntry>, ClientError> {
+        jobs_of(self.request(&Request::JobStatusList(list)).await?)
+    }
+
     /// The status of each job, `None` where the server does not know the GUID.
     /// One `JobStatusList` per GUID (Carbon criteria cannot OR), pipelined.
     pub async fn statuses(
@@ -173,17 +184,20 @@ impl Client {
         guids
             .iter()
             .zip(replies)
-            .map(|(guid, reply)| match reply {
-                Reply::StatusList { jobs } => {
-                    Ok((*guid, jobs.into_iter().find(|j| j.guid == *guid)))
-                }
-                Reply::Failed { error } => Err(ClientError::Refused(error)),
-                Reply::Queued { .. } => Err(ClientError::Unexpected {
-                    request: "JobStatusList",
-                    got: "JobQueue",
-                }),
-            })
+            .map(|(guid, reply)| Ok((*guid, jobs_of(reply)?.into_iter().find(|j| j.guid == *guid))))
             .collect()
+    }
+}
+
+/// The jobs of a `JobStatusList` reply.
+fn jobs_of(reply: Reply) -> Result<Vec<JobEntry>, ClientError> {
+    match reply {
+        Reply::StatusList { jobs } => Ok(jobs),
+        Reply::Failed { error } => Err(ClientError::Refused(error)),
+        Reply::Queued { .. } => Err(ClientError::Unexpected {
+            request: "JobStatusList",
+            got: "JobQueue",
+        }),
     }
 }
 

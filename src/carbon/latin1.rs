@@ -1,6 +1,8 @@
 //! Payload text encoding. The Carbon wire is ISO-8859-1: one byte is one
-//! character. Replies write characters outside Latin-1 as XML character
-//! references so any Carbon client can read them.
+//! character. Replies are written in plain ASCII, every other character as
+//! an XML character reference: that reads the same as Latin-1 and as UTF-8,
+//! and the seed's Flex client decodes replies as UTF-8 (`readUTFBytes`)
+//! although it sends Latin-1.
 
 /// Decodes a request payload to text.
 ///
@@ -16,17 +18,18 @@ pub fn decode(payload: &[u8]) -> String {
     payload.iter().map(|&b| char::from(b)).collect()
 }
 
-/// Encodes reply text as Latin-1, writing other characters as `&#N;`.
+/// Encodes document text as ASCII, writing other characters as `&#N;`.
 ///
 /// Only valid for text where a character reference is legal wherever a
-/// non-Latin-1 character can occur, which holds for documents whose element
+/// non-ASCII character can occur, which holds for documents whose element
 /// and attribute *names* are ASCII (every Carbon document).
 pub fn encode(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     for c in text.chars() {
-        match u8::try_from(u32::from(c)) {
-            Ok(byte) => out.push(byte),
-            Err(_) => out.extend_from_slice(format!("&#{};", u32::from(c)).as_bytes()),
+        if c.is_ascii() {
+            out.push(c as u8);
+        } else {
+            out.extend_from_slice(format!("&#{};", u32::from(c)).as_bytes());
         }
     }
     out
@@ -36,12 +39,11 @@ pub fn encode(text: &str) -> Vec<u8> {
 pub fn encoded_len(text: &str) -> usize {
     text.chars()
         .map(|c| {
-            let code = u32::from(c);
-            if code <= 0xFF {
+            if c.is_ascii() {
                 1
             } else {
                 // "&#" + decimal digits + ";"
-                3 + code.to_string().len()
+                3 + u32::from(c).to_string().len()
             }
         })
         .sum()
@@ -61,14 +63,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latin1_round_trip() {
-        let bytes = [b'<', 0xE9, b'>']; // <é>
+    fn reads_latin1_and_writes_ascii() {
+        let bytes = [b'<', 0xE9, b'>']; // <é> in Latin-1
         assert_eq!(decode(&bytes), "<é>");
-        assert_eq!(encode("<é>"), bytes.to_vec());
+        assert_eq!(encode("<é>"), b"<&#233;>".to_vec());
+        assert!(
+            std::str::from_utf8(&encode("é€")).is_ok(),
+            "valid UTF-8 too"
+        );
     }
 
     #[test]
-    fn non_latin1_becomes_character_reference() {
+    fn non_ascii_becomes_character_reference() {
         assert_eq!(encode("a€b"), b"a&#8364;b".to_vec());
         assert_eq!(encoded_len("a€b"), encode("a€b").len());
         assert_eq!(encoded_len("日本"), encode("日本").len());

@@ -7,6 +7,7 @@
 //! Carbon numbers sibling elements (`Module_0`, `Module_1`, `Criteria_0`,
 //! `Job_0`…); [`Indexed`] maps such a family to a `Vec` in both directions.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -46,23 +47,27 @@ pub enum MessageError {
 // Numbered element families
 // ---------------------------------------------------------------------------
 
-/// The name stem of a numbered element family.
+/// The name stem of a numbered element family, and how many members a
+/// document may hold (a bound on the work one request can cause).
 pub trait Family {
     const STEM: &'static str;
+    const MAX: usize;
 }
 
 macro_rules! family {
-    ($name:ident, $stem:literal) => {
+    ($name:ident, $stem:literal, $max:expr) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
         pub struct $name;
         impl Family for $name {
             const STEM: &'static str = $stem;
+            const MAX: usize = $max;
         }
     };
 }
-family!(ModuleN, "Module_");
-family!(CriteriaN, "Criteria_");
-family!(JobN, "Job_");
+family!(ModuleN, "Module_", 64);
+family!(CriteriaN, "Criteria_", 64);
+// Replies list every job a server has.
+family!(JobN, "Job_", usize::MAX);
 
 /// `<Stem_0 .../><Stem_1 .../>…` as an ordered list. Children with other
 /// names are ignored; a repeated index is an error.
@@ -100,23 +105,27 @@ impl<'de, T: Deserialize<'de>, F: Family> Deserialize<'de> for Indexed<T, F> {
                 write!(f, "elements named {}0, {}1, …", F::STEM, F::STEM)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut items: Vec<(u32, T)> = Vec::new();
+                let mut items: BTreeMap<u32, T> = BTreeMap::new();
                 while let Some(key) = map.next_key::<String>()? {
                     let index = key
                         .strip_prefix(F::STEM)
                         .and_then(|n| n.parse::<u32>().ok());
-                    match index {
-                        Some(i) if items.iter().any(|(seen, _)| *seen == i) => {
-                            return Err(serde::de::Error::custom(format!("{key} appears twice")));
-                        }
-                        Some(i) => items.push((i, map.next_value()?)),
-                        None => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
+                    let Some(index) = index else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    if items.len() == F::MAX {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {} {}N elements",
+                            F::MAX,
+                            F::STEM
+                        )));
+                    }
+                    if items.insert(index, map.next_value()?).is_some() {
+                        return Err(serde::de::Error::custom(format!("{key} appears twice")));
                     }
                 }
-                items.sort_by_key(|(i, _)| *i);
-                Ok(Indexed::new(items.into_iter().map(|(_, t)| t).collect()))
+                Ok(Indexed::new(items.into_values().collect()))
             }
             // `<Sources/>` or `<Sources></Sources>` with nothing inside.
             fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
@@ -307,19 +316,14 @@ serde_as_text!(Operator);
 
 #[derive(Deserialize)]
 struct Envelope {
-    #[serde(
-        rename = "@TaskType",
-        alias = "@Tasktype",
-        alias = "@taskType",
-        default
-    )]
+    #[serde(rename = "@TaskType", default)]
     task_type: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename = "cnpsXML")]
 struct JobQueueWire {
-    #[serde(rename = "@TaskType")]
+    #[serde(rename = "@TaskType", default)]
     task_type: String,
     #[serde(rename = "@JobName", default, skip_serializing_if = "Option::is_none")]
     job_name: Option<String>,
@@ -350,7 +354,7 @@ struct ProjectSettings {
 #[derive(Serialize, Deserialize)]
 #[serde(rename = "cnpsXML")]
 struct JobStatusListWire {
-    #[serde(rename = "@TaskType")]
+    #[serde(rename = "@TaskType", default)]
     task_type: String,
     #[serde(rename = "Filter", default, skip_serializing_if = "Option::is_none")]
     filter: Option<Indexed<Criterion, CriteriaN>>,
@@ -849,6 +853,23 @@ mod tests {
             let err = Request::parse(doc).expect_err(doc);
             assert!(expected(&err), "{doc:?} gave {err:?}");
         }
+    }
+
+    #[test]
+    fn numbered_families_are_bounded_and_unique() {
+        let sources: String = (0..65)
+            .map(|i| format!("<Module_{i} Filename=\"/a\"/>"))
+            .collect();
+        let doc = format!("<cnpsXML TaskType=\"JobQueue\"><Sources>{sources}</Sources></cnpsXML>");
+        let err = Request::parse(&doc).expect_err("too many");
+        assert!(err.to_string().contains("more than 64 Module_N"), "{err}");
+        let twice = "<cnpsXML TaskType=\"JobQueue\"><Sources><Module_0 Filename=\"/a\"/><Module_0 Filename=\"/b\"/></Sources></cnpsXML>";
+        assert!(
+            Request::parse(twice)
+                .expect_err("dup")
+                .to_string()
+                .contains("Module_0 appears twice")
+        );
     }
 
     #[test]

@@ -13,6 +13,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use super::preset::Preset;
 use crate::media::process::{ProcessError, command, spawn_error, stderr_tail};
 
+/// How much of ffmpeg's stderr is kept to explain a failure.
+const STDERR_TAIL: usize = 16 * 1024;
+
 /// How often ffmpeg reports progress, in seconds.
 const PROGRESS_PERIOD: &str = "0.25";
 
@@ -90,16 +93,24 @@ where
     let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(spawn_error("ffmpeg", std::io::Error::other("no pipes")));
     };
-    // Drain stderr concurrently so ffmpeg never blocks on a full pipe.
+    // Drain stderr concurrently so ffmpeg never blocks on a full pipe,
+    // keeping only its tail: a broken source can log an error per frame.
     let stderr_task = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf).await;
-        buf
+        let mut tail = Vec::new();
+        let mut chunk = vec![0u8; 8192];
+        while let Ok(n @ 1..) = stderr.read(&mut chunk).await {
+            tail.extend_from_slice(&chunk[..n]);
+            if tail.len() > STDERR_TAIL {
+                tail.drain(..tail.len() - STDERR_TAIL);
+            }
+        }
+        tail
     });
     let mut parser = ProgressParser::new(duration_secs);
-    let mut lines = BufReader::new(stdout).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(percent) = parser.feed(&line) {
+    // Read to EOF whatever the bytes are, so ffmpeg never blocks on stdout.
+    let mut lines = BufReader::new(stdout).split(b'\n');
+    while let Ok(Some(line)) = lines.next_segment().await {
+        if let Some(percent) = parser.feed(&String::from_utf8_lossy(&line)) {
             on_progress(percent).await;
         }
     }

@@ -243,11 +243,11 @@ fn like(text: &str, pattern: &str) -> bool {
     let (mut ti, mut pi) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '_' || p[pi] == t[ti]) {
-            ti += 1;
-            pi += 1;
-        } else if pi < p.len() && p[pi] == '%' {
+        if pi < p.len() && p[pi] == '%' {
             star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && (p[pi] == '_' || p[pi] == t[ti]) {
+            ti += 1;
             pi += 1;
         } else if let Some((sp, st)) = star {
             pi = sp + 1;
@@ -375,5 +375,6 @@ mod tests {
         assert!(like("a", "%%a%"));
         assert!(!like("abc", "a_"));
         assert!(like("", "%"));
+        assert!(like("a%x", "a%"), "a % in the text is not a wildcard");
     }
 }

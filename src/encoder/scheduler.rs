@@ -79,10 +79,18 @@ impl Encoder {
 
     async fn run(&self, job: Job, shutdown: CancellationToken) {
         let guid = job.guid;
-        let outcome = tokio::select! {
-            outcome = self.encode(&job) => Some(outcome),
-            // Dropping the encode future kills ffmpeg and removes its temp file.
+        // Only probing and ffmpeg are cancelled by a shutdown. Placing the
+        // output and recording it always finish: a job whose output is in
+        // place must not go back to the queue and be encoded twice.
+        let transcoded = tokio::select! {
+            transcoded = self.transcode(&job) => Some(transcoded),
+            // Dropping the future kills ffmpeg and removes its temp file.
             _ = shutdown.cancelled() => None,
+        };
+        let outcome = match transcoded {
+            None => None,
+            Some(Ok((temp, extension))) => Some(self.place_output(&job, temp, extension).await),
+            Some(Err(reason)) => Some(Err(reason)),
         };
         let (to, change) = match outcome {
             None => {
@@ -127,9 +135,9 @@ impl Encoder {
         }
     }
 
-    /// Probes, encodes into a temp file and moves the result into place.
-    /// The error is the job's `Description`.
-    async fn encode(&self, job: &Job) -> Result<PathBuf, String> {
+    /// Probes the source and encodes it into a temp file; returns the file
+    /// and the output extension. The error is the job's `Description`.
+    async fn transcode(&self, job: &Job) -> Result<(TempFile, String), String> {
         let inner = &self.inner;
         let preset = inner
             .presets
@@ -174,13 +182,18 @@ impl Encoder {
         })
         .await
         .map_err(|e| e.to_string())?;
+        Ok((temp, preset.extension.clone()))
+    }
 
-        let (dest, stem, ext) = (
-            job.dest_dir.clone(),
-            job.base_name.clone(),
-            preset.extension.clone(),
-        );
-        tokio::task::spawn_blocking(move || temp.persist_unique(&dest, &stem, &ext))
+    /// Moves a finished encode into the job's destination under a new name.
+    async fn place_output(
+        &self,
+        job: &Job,
+        temp: TempFile,
+        extension: String,
+    ) -> Result<PathBuf, String> {
+        let (dest, stem) = (job.dest_dir.clone(), job.base_name.clone());
+        tokio::task::spawn_blocking(move || temp.persist_unique(&dest, &stem, &extension))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| {

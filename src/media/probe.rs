@@ -49,6 +49,12 @@ impl MediaInfo {
     /// The file is a video we can encode: a real moving-picture stream, not
     /// only audio, cover art or a still image.
     pub fn check_is_video(&self) -> Result<&VideoStream, String> {
+        if is_playlist_format(&self.format_name) {
+            return Err(format!(
+                "it is a {} playlist, not a media file",
+                self.format_name
+            ));
+        }
         let Some(video) = &self.video else {
             return Err("it has no video stream".to_owned());
         };
@@ -64,6 +70,13 @@ impl MediaInfo {
 
 fn is_still_image_format(format_name: &str) -> bool {
     format_name == "image2" || format_name.ends_with("_pipe")
+}
+
+/// Formats that are lists of other files or network sources rather than
+/// media: opening them would make ffmpeg read whatever they point at.
+fn is_playlist_format(format_name: &str) -> bool {
+    const PLAYLISTS: [&str; 6] = ["hls", "dash", "concat", "sdp", "rtsp", "webm_dash_manifest"];
+    format_name.split(',').any(|f| PLAYLISTS.contains(&f))
 }
 
 /// Probes `path` with ffprobe.
@@ -207,5 +220,13 @@ mod tests {
             .check_is_video()
             .expect_err("still");
         assert!(err.contains("still image"), "{err}");
+        let hls =
+            br#"{"streams":[{"codec_type":"video","codec_name":"h264","width":160,"height":120}],
+            "format":{"format_name":"hls","duration":"1.0"}}"#;
+        let err = parse(hls)
+            .expect("parses")
+            .check_is_video()
+            .expect_err("playlist");
+        assert!(err.contains("playlist"), "{err}");
     }
 }

@@ -66,6 +66,7 @@ struct Inner {
     hub: broadcast::Sender<HubEvent>,
     /// Wakes the poller when a job was just submitted.
     poke: Notify,
+    publishing: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
 }
 
@@ -88,6 +89,7 @@ impl Portal {
                 uploads: UploadStore::new(pool),
                 hub,
                 poke: Notify::new(),
+                publishing: tokio::sync::Mutex::new(()),
                 shutdown,
                 config,
             }),
@@ -118,8 +120,10 @@ impl Portal {
             .with_state(self.clone())
     }
 
-    /// Pushes the current library to every browser.
+    /// Pushes the current library to every browser. One at a time, so a
+    /// newer listing is never overtaken by an older one.
     async fn publish_library(&self) {
+        let _in_order = self.inner.publishing.lock().await;
         let cards = pages::video_cards(&self.inner.library.list().await);
         let _ = self.inner.hub.send(HubEvent::Videos(Arc::new(cards)));
     }

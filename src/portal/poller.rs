@@ -103,7 +103,9 @@ impl Portal {
         };
         let _ = self.inner.hub.send(HubEvent::Job(JobView::from(&updated)));
         if status == JobStatus::Completed {
-            self.publish_library().await;
+            // Listing may probe new files: never hold up other jobs' updates.
+            let portal = self.clone();
+            tokio::spawn(async move { portal.publish_library().await });
         }
     }
 }

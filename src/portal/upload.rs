@@ -15,8 +15,8 @@ use super::Portal;
 use super::error::ApiError;
 use super::jobs::JobView;
 use super::ws::HubEvent;
-use crate::carbon::ClientError;
-use crate::carbon::message::JobQueue;
+use crate::carbon::message::{Criterion, JobQueue, JobStatusList, Operator};
+use crate::carbon::{ClientError, Guid};
 use crate::fsutil::TempFile;
 use crate::store::uploads::new_upload;
 
@@ -81,7 +81,7 @@ fn internal(e: impl std::fmt::Display) -> UploadError {
 /// The reply to a successful upload.
 #[derive(Debug, Serialize)]
 pub struct Accepted {
-    pub guid: crate::carbon::Guid,
+    pub guid: Guid,
     /// The name the file was stored under in `uploaded/`.
     pub stored_as: String,
     pub job: JobView,
@@ -119,6 +119,45 @@ pub async fn upload(
     if size == 0 {
         return Err(UploadError::Empty(original_name));
     }
+    // From here on the work finishes even if the browser goes away: a file
+    // placed in uploaded/ must end up as a tracked job or be removed again.
+    let Accepted {
+        guid,
+        stored_as,
+        job,
+    } = tokio::spawn(accept(portal, temp, original_name, size))
+        .await
+        .map_err(internal)??;
+
+    if wants_json(&headers) {
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(Accepted {
+                guid,
+                stored_as,
+                job,
+            }),
+        )
+            .into_response())
+    } else {
+        // A plain form post: back to the page, which follows the job.
+        let fragment = percent_encoding::utf8_percent_encode(
+            &guid.to_string(),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        Ok(Redirect::to(&format!("/#job={fragment}")).into_response())
+    }
+}
+
+/// Checks the received file, places it in `uploaded/`, submits its job and
+/// records it.
+async fn accept(
+    portal: Portal,
+    temp: TempFile,
+    original_name: String,
+    size: u64,
+) -> Result<Accepted, UploadError> {
     let info = crate::media::probe(temp.path())
         .await
         .map_err(|e| match e {
@@ -146,26 +185,14 @@ pub async fn upload(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
 
-    let config = portal.config();
-    let job = JobQueue {
-        job_name: Some(original_name.clone()),
-        ..JobQueue::single(
-            &stored.to_string_lossy(),
-            config.preset,
-            &config.streams_dir.to_string_lossy(),
-        )
-    };
-    let guid = match portal.inner.client.queue(job).await {
+    let guid = match submit(&portal, &stored, &stored_as, &original_name).await {
         Ok(guid) => guid,
         Err(e) => {
-            // Nothing was accepted, so keep nothing: the user will retry.
+            // The encoder has no job for it, so keep nothing: the user will retry.
             if let Err(rm) = tokio::fs::remove_file(&stored).await {
                 tracing::warn!(file = %stored.display(), error = %rm, "could not remove an unsubmitted upload");
             }
-            return Err(match e {
-                ClientError::Refused(why) => UploadError::EncoderRefused(why),
-                other => UploadError::EncoderUnavailable(other.to_string()),
-            });
+            return Err(e);
         }
     };
 
@@ -180,25 +207,60 @@ pub async fn upload(
     let _ = portal.inner.hub.send(HubEvent::Job(job.clone()));
     portal.inner.poke.notify_one();
     tracing::info!(%guid, file = %stored_as, size, "upload accepted");
+    Ok(Accepted {
+        guid,
+        stored_as,
+        job,
+    })
+}
 
-    if wants_json(&headers) {
-        Ok((
-            StatusCode::ACCEPTED,
-            Json(Accepted {
-                guid,
-                stored_as,
-                job,
-            }),
+/// Submits the stored upload as a `JobQueue`. When the outcome is unclear
+/// (the request went out but no reply came back), asks the encoder whether
+/// it has a job for this source before calling it a failure, so an accepted
+/// job never loses its source.
+async fn submit(
+    portal: &Portal,
+    stored: &std::path::Path,
+    stored_as: &str,
+    original_name: &str,
+) -> Result<Guid, UploadError> {
+    let config = portal.config();
+    let client = &portal.inner.client;
+    let job = JobQueue {
+        job_name: Some(original_name.to_owned()),
+        ..JobQueue::single(
+            &stored.to_string_lossy(),
+            config.preset,
+            &config.streams_dir.to_string_lossy(),
         )
-            .into_response())
-    } else {
-        // A plain form post: back to the page, which follows the job.
-        let fragment = percent_encoding::utf8_percent_encode(
-            &guid.to_string(),
-            percent_encoding::NON_ALPHANUMERIC,
-        )
-        .to_string();
-        Ok(Redirect::to(&format!("/#job={fragment}")).into_response())
+    };
+    let unclear = match client.queue(job).await {
+        Ok(guid) => return Ok(guid),
+        Err(ClientError::Refused(why)) => return Err(UploadError::EncoderRefused(why)),
+        Err(e @ ClientError::Connect { .. }) => {
+            return Err(UploadError::EncoderUnavailable(e.to_string()));
+        }
+        Err(e) => e,
+    };
+    tracing::warn!(error = %unclear, file = stored_as, "no reply to JobQueue; asking whether the job exists");
+    let by_source = JobStatusList {
+        criteria: vec![Criterion {
+            parameter: "SourceDescription".to_owned(),
+            operator: Operator::Equal,
+            value: stored_as.to_owned(),
+        }],
+    };
+    match client.list(by_source).await {
+        // Stored names are unique in uploaded/; the newest match is ours.
+        Ok(jobs) => match jobs
+            .into_iter()
+            .rev()
+            .find(|j| j.source_description == stored_as)
+        {
+            Some(job) => Ok(job.guid),
+            None => Err(UploadError::EncoderUnavailable(unclear.to_string())),
+        },
+        Err(_) => Err(UploadError::EncoderUnavailable(unclear.to_string())),
     }
 }
 

@@ -39,6 +39,8 @@ pub enum ServerMessage<'a> {
         videos: &'a [VideoCard],
     },
     Error {
+        /// `unknown_job`, `bad_guid`, `too_many_watched` or `bad_message`.
+        code: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
         guid: Option<&'a str>,
         message: String,
@@ -64,32 +66,29 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
     }
 }
 
-/// Sends the stored state of `guid`; `false` if the socket is gone.
-async fn send_current(socket: &mut WebSocket, portal: &Portal, guid: Guid) -> bool {
+/// Sends the stored state of `guid`. Returns whether the socket is still
+/// there and whether the job may still change (is worth watching).
+async fn send_current(socket: &mut WebSocket, portal: &Portal, guid: Guid) -> (bool, bool) {
     match portal.inner.uploads.get(guid).await {
         Ok(Some(upload)) => {
-            send(
-                socket,
-                &ServerMessage::Job {
-                    job: &JobView::from(&upload),
-                },
+            let job = JobView::from(&upload);
+            (
+                send(socket, &ServerMessage::Job { job: &job }).await,
+                !job.done,
             )
-            .await
         }
         Ok(None) => {
             let text = guid.to_string();
-            send(
-                socket,
-                &ServerMessage::Error {
-                    guid: Some(&text),
-                    message: format!("no upload has job {guid}"),
-                },
-            )
-            .await
+            let message = ServerMessage::Error {
+                code: "unknown_job",
+                guid: Some(&text),
+                message: format!("no upload has job {guid}"),
+            };
+            (send(socket, &message).await, false)
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot read uploads");
-            true
+            (true, true)
         }
     }
 }
@@ -114,6 +113,10 @@ async fn session(mut socket: WebSocket, portal: Portal) {
             event = events.recv() => {
                 let alive = match event {
                     Ok(HubEvent::Job(job)) if watched.contains(&job.guid) => {
+                        if job.done {
+                            // Nothing more will come: free the place.
+                            watched.remove(&job.guid);
+                        }
                         send(&mut socket, &ServerMessage::Job { job: &job }).await
                     }
                     Ok(HubEvent::Job(_)) => true,
@@ -123,7 +126,11 @@ async fn session(mut socket: WebSocket, portal: Portal) {
                         tracing::debug!(missed, "websocket client lagged");
                         let mut alive = true;
                         for guid in watched.clone() {
-                            alive &= send_current(&mut socket, &portal, guid).await;
+                            let (open, active) = send_current(&mut socket, &portal, guid).await;
+                            alive &= open;
+                            if !active {
+                                watched.remove(&guid);
+                            }
                         }
                         alive
                     }
@@ -159,6 +166,7 @@ async fn on_client_message(
             return send(
                 socket,
                 &ServerMessage::Error {
+                    code: "bad_message",
                     guid: None,
                     message: format!("unreadable message: {e}"),
                 },
@@ -173,6 +181,7 @@ async fn on_client_message(
             return send(
                 socket,
                 &ServerMessage::Error {
+                    code: "bad_guid",
                     guid: Some(raw),
                     message: format!("{e}"),
                 },
@@ -185,6 +194,7 @@ async fn on_client_message(
             send(
                 socket,
                 &ServerMessage::Error {
+                    code: "too_many_watched",
                     guid: Some(raw),
                     message: format!("a connection may watch at most {MAX_WATCHED} jobs"),
                 },
@@ -192,8 +202,13 @@ async fn on_client_message(
             .await
         }
         ClientMessage::Watch { .. } => {
+            // Subscribe before reading the state, so no change falls between.
             watched.insert(guid);
-            send_current(socket, portal, guid).await
+            let (open, active) = send_current(socket, portal, guid).await;
+            if !active {
+                watched.remove(&guid);
+            }
+            open
         }
         ClientMessage::Unwatch { .. } => {
             watched.remove(&guid);
