@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use common::{TestApp, job_updates, make_clip, names_in, spawn_app, spawn_app_with};
 use serde_json::Value;
+use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use videoshare::carbon::Guid;
+
+use videoshare::app::DataDirs;
+use videoshare::carbon::JobStatus;
+use videoshare::encoder::preset::SEED_PRESET;
 use videoshare::portal::{Portal, PortalConfig};
 
 /// Asserts the reply status and error code, that the message is a sentence,
@@ -193,29 +197,19 @@ async fn hostile_file_names_are_made_safe_and_still_encode() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_unreachable_encoder_is_reported_and_nothing_is_kept() {
-    common::init_logs();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dirs = videoshare::app::DataDirs::create(dir.path()).expect("dirs");
+/// Serves a portal (alone, as `videoshare portal` would) over `dirs`,
+/// talking Carbon to `encoder`. Returns its HTTP address.
+async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> SocketAddr {
     let pool = videoshare::store::open(&dirs.database).await.expect("db");
-    // A port nobody listens on.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let closed_addr = closed.local_addr().expect("addr");
-    drop(closed);
     let portal = Portal::new(
         PortalConfig {
             uploaded_dir: dirs.uploaded.clone(),
             streams_dir: dirs.streams.clone(),
-            tmp_dir: dirs.tmp_uploads.clone(),
+            tmp_dir: dirs.root.join(tmp),
             max_upload: 1 << 30,
             poll_interval: Duration::from_millis(100),
-            encoder_addr: closed_addr.to_string(),
-            preset: "{85DCCE70-0B4F-4328-86D1-5FC7756D9777}"
-                .parse::<Guid>()
-                .expect("guid"),
+            encoder_addr: encoder.to_string(),
+            preset: SEED_PRESET,
         },
         pool,
         Default::default(),
@@ -227,19 +221,38 @@ async fn an_unreachable_encoder_is_reported_and_nothing_is_kept() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, portal.router()).await });
+    addr
+}
 
-    let clip = make_clip(dir.path(), "clip.mp4", 1, 160, 120);
+async fn upload_clip_to(addr: SocketAddr, clip: &std::path::Path) -> reqwest::Response {
     let form = reqwest::multipart::Form::new().part(
         "file",
-        reqwest::multipart::Part::bytes(std::fs::read(&clip).expect("read")).file_name("clip.mp4"),
+        reqwest::multipart::Part::bytes(std::fs::read(clip).expect("read")).file_name("clip.mp4"),
     );
-    let response = reqwest::Client::new()
+    reqwest::Client::new()
         .post(format!("http://{addr}/upload"))
         .header("Accept", "application/json")
         .multipart(form)
         .send()
         .await
-        .expect("request");
+        .expect("request")
+}
+
+#[tokio::test]
+async fn an_unreachable_encoder_is_reported_and_nothing_is_kept() {
+    common::init_logs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dirs = DataDirs::create(dir.path()).expect("dirs");
+    // A port nobody listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let closed_addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let addr = spawn_portal(&dirs, "tmp/uploads", closed_addr).await;
+
+    let clip = make_clip(dir.path(), "clip.mp4", 1, 160, 120);
+    let response = upload_clip_to(addr, &clip).await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "encoder_unavailable");
@@ -251,4 +264,81 @@ async fn an_unreachable_encoder_is_reported_and_nothing_is_kept() {
     );
     assert!(names_in(&dirs.uploaded).is_empty());
     assert!(names_in(&dirs.tmp_uploads).is_empty());
+}
+
+/// A TCP proxy to `target` whose first connection forwards one request
+/// frame, swallows the reply and hangs up; later connections pass through.
+async fn reply_swallowing_proxy(target: SocketAddr) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut client, _)) = listener.accept().await {
+            let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                return;
+            };
+            if !std::mem::take(&mut first) {
+                tokio::spawn(async move {
+                    tokio::io::copy_bidirectional(&mut client, &mut server).await
+                });
+                continue;
+            }
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = vec![0u8; 65536];
+                while !holds_a_frame(&request) {
+                    match client.read(&mut buf).await {
+                        Ok(n @ 1..) => request.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                server.write_all(&request).await.expect("forward");
+                let _ = server.read(&mut buf).await; // the reply, dropped
+            });
+        }
+    });
+    addr
+}
+
+fn holds_a_frame(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((len, rest)) = text
+        .strip_prefix("CarbonAPIXML1 ")
+        .and_then(|r| r.split_once(' '))
+    else {
+        return false;
+    };
+    len.parse::<usize>().is_ok_and(|n| rest.len() >= n)
+}
+
+#[tokio::test]
+async fn a_job_accepted_without_a_reply_keeps_its_source_and_runs() {
+    let app = spawn_app().await;
+    let proxy = reply_swallowing_proxy(app.carbon).await;
+    let addr = spawn_portal(app.app.dirs(), "tmp/uploads-proxied", proxy).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(dir.path(), "clip.mp4", 1, 160, 120);
+
+    let response = upload_clip_to(addr, &clip).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        status, 202,
+        "the portal found the job the encoder accepted: {body}"
+    );
+    assert_eq!(
+        names_in(&app.uploaded_dir()),
+        ["clip.mp4"],
+        "the source is kept"
+    );
+    let guid = body["guid"].as_str().expect("guid").to_owned();
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    while app.carbon_status(&guid).await.status != JobStatus::Completed {
+        assert!(tokio::time::Instant::now() < deadline, "never completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(names_in(&app.streams_dir()), ["clip.mp4"]);
+    app.stop().await;
 }

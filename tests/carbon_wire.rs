@@ -350,3 +350,24 @@ async fn a_playlist_posing_as_a_video_is_not_encoded() {
     assert!(common::names_in(&app.streams_dir()).is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_client_pipelines_hundreds_of_status_requests() {
+    let app = spawn_app().await;
+    let client = videoshare::carbon::Client::new(app.carbon.to_string());
+    let guids: Vec<videoshare::carbon::Guid> = (0..500)
+        .map(|_| videoshare::carbon::Guid::new_random())
+        .collect();
+    let statuses = client
+        .statuses(&guids)
+        .await
+        .expect("no deadlock, every reply");
+    assert_eq!(statuses.len(), 500);
+    assert!(
+        statuses
+            .iter()
+            .zip(&guids)
+            .all(|((g, entry), want)| g == want && entry.is_none())
+    );
+    app.stop().await;
+}
