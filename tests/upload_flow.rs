@@ -209,3 +209,43 @@ async fn an_encode_interrupted_by_a_stop_is_requeued_and_finishes_after_restart(
     );
     second.stop().await;
 }
+
+#[tokio::test]
+async fn a_plain_form_post_goes_back_to_the_page_following_the_job() {
+    let app = spawn_app().await;
+    let clips = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(clips.path(), "form.mp4", 1, 160, 120);
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(std::fs::read(&clip).expect("read")).file_name("form.mp4"),
+    );
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let response = no_redirects
+        .post(format!("{}/upload", app.base))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let guid = location
+        .strip_prefix("/#job=")
+        .map(|g| {
+            g.replace("%7B", "{")
+                .replace("%7D", "}")
+                .replace("%2D", "-")
+        })
+        .expect("a job fragment");
+    let updates = app.follow_job(&guid).await;
+    assert_eq!(
+        job_updates(&updates).last().map(|j| j["status"].clone()),
+        Some("COMPLETED".into())
+    );
+    app.stop().await;
+}

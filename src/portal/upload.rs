@@ -49,6 +49,14 @@ pub enum UploadError {
     Internal(String),
 }
 
+impl UploadError {
+    fn too_large(limit: u64) -> Self {
+        UploadError::TooLarge {
+            limit: bytesize::ByteSize(limit).display().iec().to_string(),
+        }
+    }
+}
+
 impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> ApiError {
         let (status, code) = match &e {
@@ -93,16 +101,13 @@ pub async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, UploadError> {
     let limit = portal.config().max_upload;
-    let too_large = || UploadError::TooLarge {
-        limit: bytesize::ByteSize(limit).display().iec().to_string(),
-    };
     // Refuse an announced oversize body before reading any of it.
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit.saturating_add(MULTIPART_OVERHEAD)) {
-        return Err(too_large());
+        return Err(UploadError::too_large(limit));
     }
     let mut multipart = multipart.map_err(|e| UploadError::NotMultipart(e.body_text()))?;
 
@@ -121,31 +126,17 @@ pub async fn upload(
     }
     // From here on the work finishes even if the browser goes away: a file
     // placed in uploaded/ must end up as a tracked job or be removed again.
-    let Accepted {
-        guid,
-        stored_as,
-        job,
-    } = tokio::spawn(accept(portal, temp, original_name, size))
+    let accepted = tokio::spawn(accept(portal, temp, original_name, size))
         .await
         .map_err(internal)??;
 
     if wants_json(&headers) {
-        Ok((
-            StatusCode::ACCEPTED,
-            Json(Accepted {
-                guid,
-                stored_as,
-                job,
-            }),
-        )
-            .into_response())
+        Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
     } else {
         // A plain form post: back to the page, which follows the job.
-        let fragment = percent_encoding::utf8_percent_encode(
-            &guid.to_string(),
-            percent_encoding::NON_ALPHANUMERIC,
-        )
-        .to_string();
+        let guid = accepted.guid.to_string();
+        let fragment =
+            percent_encoding::utf8_percent_encode(&guid, percent_encoding::NON_ALPHANUMERIC);
         Ok(Redirect::to(&format!("/#job={fragment}")).into_response())
     }
 }
@@ -292,9 +283,7 @@ async fn receive(
     while let Some(chunk) = field.chunk().await.map_err(malformed)? {
         size += chunk.len() as u64;
         if size > limit {
-            return Err(UploadError::TooLarge {
-                limit: bytesize::ByteSize(limit).display().iec().to_string(),
-            });
+            return Err(UploadError::too_large(limit));
         }
         writer.write_all(&chunk).await.map_err(internal)?;
     }
