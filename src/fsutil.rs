@@ -40,11 +40,13 @@ impl TempFile {
     pub fn persist_unique(self, dir: &Path, stem: &str, extension: &str) -> io::Result<PathBuf> {
         std::fs::File::open(&self.path)?.sync_all()?;
         for n in 0..=MAX_SUFFIX {
-            let name = if n == 0 {
-                format!("{stem}.{extension}")
+            let suffix = if n == 0 {
+                String::new()
             } else {
-                format!("{stem}-{n}.{extension}")
+                format!("-{n}")
             };
+            let dot = if extension.is_empty() { "" } else { "." };
+            let name = format!("{stem}{suffix}{dot}{extension}");
             let candidate = dir.join(name);
             match link_no_clobber(&self.path, &candidate) {
                 Ok(()) => {
@@ -166,6 +168,11 @@ mod tests {
             0,
             "temp names removed"
         );
+
+        let bare = TempFile::new_in(&tmp, "mp4");
+        std::fs::write(bare.path(), "x").expect("write");
+        let bare = bare.persist_unique(&public, "noext", "").expect("persist");
+        assert_eq!(bare.file_name().and_then(|n| n.to_str()), Some("noext"));
 
         let abandoned = TempFile::new_in(&tmp, "mp4");
         std::fs::write(abandoned.path(), "x").expect("write");

@@ -39,6 +39,8 @@ pub struct AudioStream {
 pub enum ProbeError {
     #[error("ffprobe could not read the file: {0}")]
     Unreadable(String),
+    #[error("it is {0}, not a media file (lists of other files are not accepted)")]
+    Playlist(&'static str),
     #[error(transparent)]
     Tool(ProcessError),
     #[error("ffprobe printed something we could not parse: {0}")]
@@ -79,8 +81,12 @@ fn is_playlist_format(format_name: &str) -> bool {
     format_name.split(',').any(|f| PLAYLISTS.contains(&f))
 }
 
-/// Probes `path` with ffprobe.
+/// Probes `path` with ffprobe. Playlists are refused from their first bytes,
+/// before ffprobe would open the files (or wait for the live stream) they name.
 pub async fn probe(path: &Path) -> Result<MediaInfo, ProbeError> {
+    if let Some(kind) = sniff_playlist(path).await {
+        return Err(ProbeError::Playlist(kind));
+    }
     let args = [
         "-v".as_ref(),
         "error".as_ref(),
@@ -93,10 +99,42 @@ pub async fn probe(path: &Path) -> Result<MediaInfo, ProbeError> {
     let stdout = run_for_stdout("ffprobe", args, PROBE_TIMEOUT)
         .await
         .map_err(|e| match e {
-            ProcessError::Failed { stderr, .. } => ProbeError::Unreadable(stderr),
+            // Say what is wrong with the file, not where the server keeps it.
+            ProcessError::Failed { stderr, .. } => {
+                ProbeError::Unreadable(stderr.replace(&*path.to_string_lossy(), "the file"))
+            }
+            ProcessError::TimedOut { secs, .. } => {
+                ProbeError::Unreadable(format!("no sense could be made of it within {secs} s"))
+            }
             other => ProbeError::Tool(other),
         })?;
     parse(&stdout)
+}
+
+/// What kind of playlist the file is, judging by its first bytes.
+async fn sniff_playlist(path: &Path) -> Option<&'static str> {
+    use tokio::io::AsyncReadExt;
+    let mut head = vec![0u8; 1024];
+    let mut file = tokio::fs::File::open(path).await.ok()?;
+    let n = file.read(&mut head).await.ok()?;
+    playlist_kind(&head[..n])
+}
+
+fn playlist_kind(head: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(head);
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("#extm3u") {
+        Some("an HLS playlist")
+    } else if lower.starts_with("ffconcat") {
+        Some("an ffconcat list")
+    } else if lower.starts_with("<?xml") && lower.contains("<mpd") || lower.starts_with("<mpd") {
+        Some("a DASH manifest")
+    } else if lower.starts_with("v=0") {
+        Some("an SDP session description")
+    } else {
+        None
+    }
 }
 
 #[derive(Deserialize)]
@@ -185,6 +223,32 @@ fn parse(stdout: &[u8]) -> Result<MediaInfo, ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn playlists_are_recognised_from_their_first_bytes() {
+        assert_eq!(
+            playlist_kind(b"#EXTM3U\n#EXTINF:1,\na.mp4\n"),
+            Some("an HLS playlist")
+        );
+        assert_eq!(
+            playlist_kind(b"\xEF\xBB\xBF  #extm3u\n"),
+            Some("an HLS playlist")
+        );
+        assert_eq!(
+            playlist_kind(b"ffconcat version 1.0\nfile a.mp4\n"),
+            Some("an ffconcat list")
+        );
+        assert_eq!(
+            playlist_kind(b"<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash\">"),
+            Some("a DASH manifest")
+        );
+        assert_eq!(
+            playlist_kind(b"v=0\no=- 0 0 IN IP4 127.0.0.1\n"),
+            Some("an SDP session description")
+        );
+        assert_eq!(playlist_kind(b"\x00\x00\x00\x20ftypisom"), None);
+        assert_eq!(playlist_kind(b""), None);
+    }
 
     #[test]
     fn reads_a_typical_mp4() {

@@ -50,12 +50,25 @@ pub fn spawn_error(program: &str, source: std::io::Error) -> ProcessError {
     }
 }
 
+/// Drops the `[mov,mp4 @ 0x55d1c0a4b180] ` context ffmpeg puts before its
+/// messages: a memory address tells a user nothing.
+fn without_context(line: &str) -> &str {
+    let line = line.trim();
+    match line
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once("] "))
+    {
+        Some((context, message)) if context.contains(" @ 0x") => message.trim(),
+        _ => line,
+    }
+}
+
 /// The last few lines of a tool's stderr, enough to say why it failed.
 pub fn stderr_tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let lines: Vec<&str> = text
         .lines()
-        .map(str::trim)
+        .map(without_context)
         .filter(|l| !l.is_empty())
         .collect();
     let tail = &lines[lines.len().saturating_sub(3)..];
@@ -98,5 +111,24 @@ where
             status: output.status.to_string(),
             stderr: stderr_tail(&output.stderr),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails_are_short_and_free_of_addresses() {
+        let stderr = b"[mov,mp4,m4a,3gp,3g2,mj2 @ 0x556d5b4cd180] moov atom not found\n\nx.mp4: Invalid data found when processing input\n";
+        assert_eq!(
+            stderr_tail(stderr),
+            "moov atom not found / x.mp4: Invalid data found when processing input"
+        );
+        assert_eq!(stderr_tail(b""), "no error output");
+        assert_eq!(
+            stderr_tail(b"[plain brackets] stay\n"),
+            "[plain brackets] stay"
+        );
     }
 }

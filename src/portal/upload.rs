@@ -72,7 +72,9 @@ impl From<UploadError> for ApiError {
             UploadError::EncoderRefused(_) => (StatusCode::BAD_GATEWAY, "encoder_refused"),
             UploadError::Internal(what) => return ApiError::internal(what),
         };
-        ApiError::new(status, code, e.to_string())
+        let message = e.to_string();
+        tracing::info!(code, %message, "upload refused");
+        ApiError::new(status, code, message)
     }
 }
 
@@ -155,6 +157,10 @@ async fn accept(
             crate::media::ProbeError::Unreadable(why) => UploadError::NotVideo {
                 name: original_name.clone(),
                 reason: format!("ffprobe cannot read it ({why})"),
+            },
+            playlist @ crate::media::ProbeError::Playlist(_) => UploadError::NotVideo {
+                name: original_name.clone(),
+                reason: playlist.to_string(),
             },
             other => internal(other),
         })?;
@@ -267,13 +273,15 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 /// Streams the field into a temp file. `None` when the field carries no file
-/// at all (a form submitted without choosing one).
+/// at all (a plain text field, or a form submitted without choosing one).
 async fn receive(
     portal: &Portal,
     mut field: Field<'_>,
     limit: u64,
 ) -> Result<Option<(TempFile, String, u64)>, UploadError> {
-    let original_name = field.file_name().unwrap_or("").to_owned();
+    let Some(original_name) = field.file_name().map(decode_form_file_name) else {
+        return Ok(None);
+    };
     let temp = TempFile::new_in(&portal.config().tmp_dir, "upload");
     let file = tokio::fs::File::create(temp.path())
         .await
@@ -292,6 +300,16 @@ async fn receive(
         return Ok(None);
     }
     Ok(Some((temp, original_name, size)))
+}
+
+/// A file name as the user chose it. Browsers (and curl) write `"`, CR and LF
+/// in multipart file names as `%22`, `%0D` and `%0A` (HTML's form encoding);
+/// line breaks become spaces.
+fn decode_form_file_name(raw: &str) -> String {
+    raw.replace("%22", "\"")
+        .replace("%0D", " ")
+        .replace("%0A", " ")
+        .replace(['\r', '\n'], " ")
 }
 
 /// A file name safe on any file system, in a URL and in a Carbon job:
@@ -337,6 +355,23 @@ pub fn safe_name(original: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_file_names_are_decoded_as_browsers_encode_them() {
+        assert_eq!(
+            decode_form_file_name("it's a %22quote%22.mp4"),
+            "it's a \"quote\".mp4"
+        );
+        assert_eq!(
+            decode_form_file_name("two%0D%0Alines.mp4"),
+            "two  lines.mp4"
+        );
+        assert_eq!(
+            decode_form_file_name("100%25.mp4"),
+            "100%25.mp4",
+            "only the three form escapes"
+        );
+    }
 
     #[test]
     fn names_are_made_safe() {
