@@ -36,6 +36,20 @@ async fn assert_refused(
     message
 }
 
+/// Posts a multipart form holding one text field and no file.
+async fn post_text_field(
+    app: &TestApp,
+    name: &'static str,
+    value: &'static str,
+) -> reqwest::Response {
+    app.http
+        .post(format!("{}/upload", app.base))
+        .multipart(reqwest::multipart::Form::new().text(name, value))
+        .send()
+        .await
+        .expect("request")
+}
+
 /// Posts `body` as-is as a multipart upload with boundary `XYZ`.
 async fn post_raw_multipart(app: &TestApp, body: &[u8]) -> reqwest::Response {
     app.http
@@ -89,26 +103,12 @@ async fn non_video_empty_and_missing_files_are_refused() {
     let message = assert_refused(&app, empty, 400, "empty_file").await;
     assert!(message.contains("empty"), "{message}");
 
-    let form = reqwest::multipart::Form::new().text("title", "no file here");
-    let missing = app
-        .http
-        .post(format!("{}/upload", app.base))
-        .multipart(form)
-        .send()
-        .await
-        .expect("request");
+    let missing = post_text_field(&app, "title", "no file here").await;
     let message = assert_refused(&app, missing, 400, "missing_file").await;
     assert!(message.contains("\"file\""), "{message}");
 
     // A text field that happens to be called "file" carries no file.
-    let form = reqwest::multipart::Form::new().text("file", "hello");
-    let text_field = app
-        .http
-        .post(format!("{}/upload", app.base))
-        .multipart(form)
-        .send()
-        .await
-        .expect("request");
+    let text_field = post_text_field(&app, "file", "hello").await;
     assert_refused(&app, text_field, 400, "missing_file").await;
 
     let plain = app
