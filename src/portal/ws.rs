@@ -66,6 +66,24 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
     }
 }
 
+/// Sends an error message; `false` if the socket is gone.
+async fn send_error(
+    socket: &mut WebSocket,
+    code: &'static str,
+    guid: Option<&str>,
+    message: String,
+) -> bool {
+    send(
+        socket,
+        &ServerMessage::Error {
+            code,
+            guid,
+            message,
+        },
+    )
+    .await
+}
+
 /// Sends the stored state of `guid`. Returns whether the socket is still
 /// there and whether the job may still change (is worth watching).
 async fn send_current(socket: &mut WebSocket, portal: &Portal, guid: Guid) -> (bool, bool) {
@@ -79,12 +97,11 @@ async fn send_current(socket: &mut WebSocket, portal: &Portal, guid: Guid) -> (b
         }
         Ok(None) => {
             let text = guid.to_string();
-            let message = ServerMessage::Error {
-                code: "unknown_job",
-                guid: Some(&text),
-                message: format!("no upload has job {guid}"),
-            };
-            (send(socket, &message).await, false)
+            let message = format!("no upload has job {guid}");
+            (
+                send_error(socket, "unknown_job", Some(&text), message).await,
+                false,
+            )
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot read uploads");
@@ -163,13 +180,11 @@ async fn on_client_message(
     let message = match serde_json::from_str::<ClientMessage>(text) {
         Ok(m) => m,
         Err(e) => {
-            return send(
+            return send_error(
                 socket,
-                &ServerMessage::Error {
-                    code: "bad_message",
-                    guid: None,
-                    message: format!("unreadable message: {e}"),
-                },
+                "bad_message",
+                None,
+                format!("unreadable message: {e}"),
             )
             .await;
         }
@@ -178,28 +193,13 @@ async fn on_client_message(
     let guid: Guid = match raw.parse() {
         Ok(g) => g,
         Err(e) => {
-            return send(
-                socket,
-                &ServerMessage::Error {
-                    code: "bad_guid",
-                    guid: Some(raw),
-                    message: format!("{e}"),
-                },
-            )
-            .await;
+            return send_error(socket, "bad_guid", Some(raw), e.to_string()).await;
         }
     };
     match message {
         ClientMessage::Watch { .. } if watched.len() >= MAX_WATCHED && !watched.contains(&guid) => {
-            send(
-                socket,
-                &ServerMessage::Error {
-                    code: "too_many_watched",
-                    guid: Some(raw),
-                    message: format!("a connection may watch at most {MAX_WATCHED} jobs"),
-                },
-            )
-            .await
+            let message = format!("a connection may watch at most {MAX_WATCHED} jobs");
+            send_error(socket, "too_many_watched", Some(raw), message).await
         }
         ClientMessage::Watch { .. } => {
             // Subscribe before reading the state, so no change falls between.
