@@ -108,7 +108,7 @@ impl App {
         )
         .await?;
         let mut tasks = vec![
-            encoder.spawn_scheduler(usize::from(args.encode_slots), shutdown.clone()),
+            encoder.spawn_scheduler(shutdown.clone()),
             tokio::spawn(server::serve(
                 carbon_listener,
                 encoder,

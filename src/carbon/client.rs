@@ -15,7 +15,11 @@ use tokio_util::codec::Framed;
 use super::frame::{CarbonCodec, FrameError};
 use super::guid::Guid;
 use super::latin1;
-use super::message::{JobEntry, JobQueue, JobStatusList, MessageError, Reply, Request};
+use super::message::{
+    Command, EvaluatedSource, JobCommand, JobEntry, JobEvaluate, JobInfo, JobQueue,
+    JobStatusList, MessageError, NodeCommand, NodeStatus, Profile, ProfileList, Reply, Request,
+    Source, VersionInfo,
+};
 
 type Connection = Framed<TcpStream, CarbonCodec>;
 
@@ -41,11 +45,8 @@ pub enum ClientError {
     BadReply(#[from] MessageError),
     #[error("the Carbon server refused the request: {0}")]
     Refused(String),
-    #[error("the Carbon server sent a {got} reply to a {request} request")]
-    Unexpected {
-        request: &'static str,
-        got: &'static str,
-    },
+    #[error("the Carbon server's reply to {0} has an unexpected shape")]
+    Unexpected(&'static str),
 }
 
 /// A client for one Carbon server address.
@@ -95,7 +96,7 @@ impl Client {
             *slot = None;
         }
         match self.exchange(&mut slot, requests).await {
-            Err(e) if reused && requests.iter().all(is_idempotent) => {
+            Err(e) if reused && requests.iter().all(Request::is_idempotent) => {
                 tracing::debug!(error = %e, "retrying on a fresh Carbon connection");
                 *slot = None;
                 self.exchange(&mut slot, requests).await
@@ -129,12 +130,13 @@ impl Client {
                     conn.feed(Bytes::from(request.to_payload())).await?;
                 }
                 conn.flush().await?;
-                for _ in batch {
+                for request in batch {
                     let payload = conn
                         .next()
                         .await
                         .ok_or_else(|| ClientError::Closed(self.addr.clone()))??;
-                    replies.push(Reply::parse(&latin1::decode(&payload))?);
+                    let expected = request.reply_kind();
+                    replies.push(Reply::parse(&latin1::decode(&payload), expected)?);
                 }
             }
             Ok(replies)
@@ -153,15 +155,16 @@ impl Client {
         result
     }
 
+    /// Sends `request`; a `Success="FALSE"` reply becomes [`ClientError::Refused`].
+    pub async fn call(&self, request: Request) -> Result<Reply, ClientError> {
+        accepted(self.request(&request).await?)
+    }
+
     /// Submits a job and returns its GUID.
     pub async fn queue(&self, job: JobQueue) -> Result<Guid, ClientError> {
-        match self.request(&Request::JobQueue(job)).await? {
+        match self.call(Request::JobQueue(job)).await? {
             Reply::Queued { guid } => Ok(guid),
-            Reply::Failed { error } => Err(ClientError::Refused(error)),
-            Reply::StatusList { .. } => Err(ClientError::Unexpected {
-                request: "JobQueue",
-                got: "JobStatusList",
-            }),
+            _ => Err(ClientError::Unexpected("JobQueue")),
         }
     }
 
@@ -187,22 +190,107 @@ impl Client {
             .map(|(guid, reply)| Ok((*guid, jobs_of(reply)?.into_iter().find(|j| j.guid == *guid))))
             .collect()
     }
+
+    /// Every job's GUID (`JobList`).
+    pub async fn job_list(&self) -> Result<Vec<Guid>, ClientError> {
+        match self.call(Request::JobList).await? {
+            Reply::JobList { guids } => Ok(guids),
+            _ => Err(ClientError::Unexpected("JobList")),
+        }
+    }
+
+    /// `JobCommand` `Query`, or a control command (`Stop`, `Pause`, `Resume`,
+    /// `SetPriority`, `Requeue`): the job's status afterwards.
+    pub async fn command(&self, guid: Guid, command: Command) -> Result<JobEntry, ClientError> {
+        match self
+            .call(Request::JobCommand(JobCommand { guid, command }))
+            .await?
+        {
+            Reply::Status(job) => Ok(job),
+            _ => Err(ClientError::Unexpected("JobCommand")),
+        }
+    }
+
+    /// `JobCommand QueryInfo`: the whole job record.
+    pub async fn info(&self, guid: Guid) -> Result<JobInfo, ClientError> {
+        let command = JobCommand {
+            guid,
+            command: Command::QueryInfo,
+        };
+        match self.call(Request::JobCommand(command)).await? {
+            Reply::Info(info) => Ok(*info),
+            _ => Err(ClientError::Unexpected("JobCommand QueryInfo")),
+        }
+    }
+
+    /// `JobCommand Remove`.
+    pub async fn remove(&self, guid: Guid) -> Result<(), ClientError> {
+        let command = JobCommand {
+            guid,
+            command: Command::Remove,
+        };
+        match self.call(Request::JobCommand(command)).await? {
+            Reply::Removed { .. } => Ok(()),
+            _ => Err(ClientError::Unexpected("JobCommand Remove")),
+        }
+    }
+
+    /// `JobEvaluate` of one file, named as the server sees it.
+    pub async fn evaluate(&self, filename: &str) -> Result<EvaluatedSource, ClientError> {
+        let request = Request::JobEvaluate(JobEvaluate {
+            sources: vec![Source {
+                filename: filename.to_owned(),
+            }],
+        });
+        match self.call(request).await? {
+            Reply::Evaluated { mut sources } if sources.len() == 1 => Ok(sources.remove(0)),
+            _ => Err(ClientError::Unexpected("JobEvaluate")),
+        }
+    }
+
+    /// The server's presets (`ProfileList`).
+    pub async fn profiles(&self) -> Result<Vec<Profile>, ClientError> {
+        let request = Request::ProfileList(ProfileList {
+            profile_type: Some("Destination".to_owned()),
+        });
+        match self.call(request).await? {
+            Reply::Profiles { profiles } => Ok(profiles),
+            _ => Err(ClientError::Unexpected("ProfileList")),
+        }
+    }
+
+    pub async fn version(&self) -> Result<VersionInfo, ClientError> {
+        match self.call(Request::Version).await? {
+            Reply::Version(v) => Ok(v),
+            _ => Err(ClientError::Unexpected("Version")),
+        }
+    }
+
+    /// `NodeCommand GetNodeStatus`.
+    pub async fn node_status(&self) -> Result<NodeStatus, ClientError> {
+        match self
+            .call(Request::NodeCommand(NodeCommand::GetNodeStatus))
+            .await?
+        {
+            Reply::Node(node) => Ok(node),
+            _ => Err(ClientError::Unexpected("NodeCommand")),
+        }
+    }
+}
+
+fn accepted(reply: Reply) -> Result<Reply, ClientError> {
+    match reply {
+        Reply::Failed { error } => Err(ClientError::Refused(error)),
+        other => Ok(other),
+    }
 }
 
 /// The jobs of a `JobStatusList` reply.
 fn jobs_of(reply: Reply) -> Result<Vec<JobEntry>, ClientError> {
-    match reply {
+    match accepted(reply)? {
         Reply::StatusList { jobs } => Ok(jobs),
-        Reply::Failed { error } => Err(ClientError::Refused(error)),
-        Reply::Queued { .. } => Err(ClientError::Unexpected {
-            request: "JobStatusList",
-            got: "JobQueue",
-        }),
+        _ => Err(ClientError::Unexpected("JobStatusList")),
     }
-}
-
-fn is_idempotent(request: &Request) -> bool {
-    matches!(request, Request::JobStatusList(_))
 }
 
 /// A pooled connection is stale when the server has closed it (EOF is

@@ -23,6 +23,50 @@ macro_rules! serde_as_text {
     };
 }
 
+/// A fixed vocabulary of words (task types, commands, operators): the enum,
+/// its wire text, case-insensitive parsing whose error lists the choices, and
+/// serde through that text.
+macro_rules! keyword_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident ($what:literal) {
+        $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, String> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|k| k.as_str().eq_ignore_ascii_case(text.trim()))
+                    .ok_or_else(|| {
+                        let choices: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                        format!("unknown {} {:?}; expected one of {}", $what, text, choices.join(", "))
+                    })
+            }
+        }
+
+        serde_as_text!($name);
+    };
+}
+
 pub mod client;
 pub mod frame;
 pub mod guid;
@@ -33,5 +77,5 @@ pub mod status;
 pub use client::{Client, ClientError};
 pub use frame::{CarbonCodec, FrameError};
 pub use guid::Guid;
-pub use message::{JobEntry, JobQueue, JobStatusList, Reply, Request};
+pub use message::{JobCommand, JobEntry, JobQueue, JobStatusList, Reply, ReplyKind, Request};
 pub use status::JobStatus;

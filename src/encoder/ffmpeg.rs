@@ -19,8 +19,10 @@ const STDERR_TAIL: usize = 16 * 1024;
 /// How often ffmpeg reports progress, in seconds.
 const PROGRESS_PERIOD: &str = "0.25";
 
-/// The full ffmpeg argument list for encoding `source` into `output`.
-pub fn encode_args(source: &Path, output: &Path, preset: &Preset) -> Vec<OsString> {
+/// The full ffmpeg argument list for encoding `source` into each of
+/// `outputs` in one run: the source is decoded once however many
+/// destinations a job has.
+pub fn encode_args(source: &Path, outputs: &[(&Path, &Preset)]) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "-hide_banner",
         "-nostdin",
@@ -38,8 +40,10 @@ pub fn encode_args(source: &Path, output: &Path, preset: &Preset) -> Vec<OsStrin
     .map(OsString::from)
     .collect();
     args.push(source.as_os_str().to_owned());
-    args.extend(preset.output_args().into_iter().map(OsString::from));
-    args.push(output.as_os_str().to_owned());
+    for (output, preset) in outputs {
+        args.extend(preset.output_args().into_iter().map(OsString::from));
+        args.push(output.as_os_str().to_owned());
+    }
     args
 }
 
@@ -73,11 +77,33 @@ impl ProgressParser {
     }
 }
 
+/// Suspends (`SIGSTOP`) or continues (`SIGCONT`) a child process.
+fn suspend(child: &tokio::process::Child, paused: bool) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
+        return; // already reaped: nothing left to suspend
+    };
+    let signal = if paused {
+        Signal::SIGSTOP
+    } else {
+        Signal::SIGCONT
+    };
+    if let Err(e) = kill(Pid::from_raw(pid), signal) {
+        tracing::warn!(error = %e, ?signal, "could not signal ffmpeg");
+    }
+}
+
 /// Runs ffmpeg with `args`, calling `on_progress` with each new percent.
-/// Returns when ffmpeg exits; non-zero exit is an error carrying its stderr.
+/// While `paused` holds `true` the process is suspended with `SIGSTOP` and
+/// continued with `SIGCONT` when it turns `false`, so an encode resumes
+/// exactly where it was. Dropping the future kills ffmpeg (also a suspended
+/// one: `SIGKILL` needs no `SIGCONT`). Returns when ffmpeg exits; non-zero
+/// exit is an error carrying its stderr.
 pub async fn run<F, Fut>(
     args: Vec<OsString>,
     duration_secs: Option<f64>,
+    mut paused: tokio::sync::watch::Receiver<bool>,
     mut on_progress: F,
 ) -> Result<(), ProcessError>
 where
@@ -109,9 +135,28 @@ where
     let mut parser = ProgressParser::new(duration_secs);
     // Read to EOF whatever the bytes are, so ffmpeg never blocks on stdout.
     let mut lines = BufReader::new(stdout).split(b'\n');
-    while let Ok(Some(line)) = lines.next_segment().await {
-        if let Some(percent) = parser.feed(&String::from_utf8_lossy(&line)) {
-            on_progress(percent).await;
+    if *paused.borrow_and_update() {
+        suspend(&child, true);
+    }
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            line = lines.next_segment() => match line {
+                Ok(Some(line)) => {
+                    if let Some(percent) = parser.feed(&String::from_utf8_lossy(&line)) {
+                        on_progress(percent).await;
+                    }
+                }
+                _ => break,
+            },
+            changed = paused.changed(), if watching => match changed {
+                Ok(()) => {
+                    let now = *paused.borrow_and_update();
+                    suspend(&child, now);
+                }
+                // The controller is gone: nobody can pause any more.
+                Err(_) => watching = false,
+            },
         }
     }
     let status = child.wait().await.map_err(|e| spawn_error("ffmpeg", e))?;
@@ -159,7 +204,10 @@ mod tests {
         let preset = presets
             .get(super::super::preset::SEED_PRESET)
             .expect("seed");
-        let args = encode_args(Path::new("/in.mov"), Path::new("/out.mp4"), preset);
+        let args = encode_args(
+            Path::new("/in.mov"),
+            &[(Path::new("/a.mp4"), preset), (Path::new("/out.mp4"), preset)],
+        );
         let text: Vec<String> = args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -167,6 +215,8 @@ mod tests {
         let joined = text.join(" ");
         assert!(joined.contains("-progress pipe:1"));
         assert!(joined.contains("-i /in.mov"));
+        assert_eq!(joined.matches("-c:v").count(), 2, "one output per destination");
+        assert!(joined.contains(" /a.mp4 -map"));
         assert_eq!(text.last().map(String::as_str), Some("/out.mp4"));
     }
 }

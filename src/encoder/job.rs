@@ -10,24 +10,38 @@ use crate::store::Job;
 
 /// The statuses a job may move to `to` from: the whole state machine in one
 /// place. Every status write passes through it.
+///
+/// A job is worked on in STARTING (probing) and STARTED (ffmpeg running); a
+/// PAUSED job is either a running encode whose ffmpeg is suspended (it has a
+/// start time) or a queued job held back from the scheduler (it has none).
 pub fn allowed_from(to: JobStatus) -> &'static [JobStatus] {
     use JobStatus::*;
     match to {
-        // Interrupted by a shutdown or crash while being worked on.
-        Queued => &[Starting, Started],
+        // Interrupted by a shutdown, or a held job resumed.
+        Queued => &[Starting, Started, Paused],
         Starting => &[Queued],
-        Started => &[Starting],
-        Completed => &[Started],
-        Error => &[Starting, Started],
-        // Operator control (pause, stop, requeue) arrives with the Carbon
-        // JobCommand task; until then nothing enters these statuses.
-        Preparing | Pausing | Paused | Resuming | Stopping | Stopped | Invalid => &[],
+        // Probed and encoding, or a suspended encode resumed.
+        Started => &[Starting, Paused],
+        Paused => &[Queued, Started],
+        // A running encode asked to stop; it is STOPPED once ffmpeg is gone.
+        Stopping => &[Starting, Started, Paused],
+        Stopped => &[Queued, Paused, Stopping],
+        // An encode that finished while being paused or stopped still counts.
+        Completed => &[Started, Paused, Stopping],
+        Error => &[Starting, Started, Paused, Stopping],
+        // Never entered: Carbon's transient statuses a socket client may
+        // filter on but this encoder does not use.
+        Preparing | Pausing | Resuming | Invalid => &[],
     }
 }
 
-/// Statuses in which a job is being worked on and must be requeued if the
-/// encoder stops.
-pub const RUNNING: [JobStatus; 2] = [JobStatus::Starting, JobStatus::Started];
+/// Statuses a job may be requeued from (`JobCommand Requeue`).
+pub const REQUEUEABLE: [JobStatus; 4] = [
+    JobStatus::Stopped,
+    JobStatus::Error,
+    JobStatus::Completed,
+    JobStatus::Invalid,
+];
 
 fn local_time(ms: i64) -> Option<NaiveDateTime> {
     Local
@@ -279,10 +293,6 @@ mod tests {
             description: String::new(),
             priority: 100,
             source_path: PathBuf::from("/data/uploaded/Holiday.mp4"),
-            preset_guid: Guid::new_random(),
-            dest_dir: PathBuf::from("/data/streams"),
-            base_name: "Holiday".into(),
-            output_path: None,
             check_in_time: 1_764_000_000_000,
             start_time: Some(1_764_000_001_000),
             completed_time: None,
@@ -304,10 +314,19 @@ mod tests {
     }
 
     #[test]
-    fn state_machine_has_one_way_into_each_working_status() {
-        assert_eq!(allowed_from(JobStatus::Started), &[JobStatus::Starting]);
-        assert!(allowed_from(JobStatus::Completed).contains(&JobStatus::Started));
-        assert!(!allowed_from(JobStatus::Completed).contains(&JobStatus::Queued));
+    fn state_machine_guards_the_working_statuses() {
+        use JobStatus::*;
+        assert_eq!(allowed_from(Started), &[Starting, Paused]);
+        assert!(allowed_from(Completed).contains(&Started));
+        assert!(!allowed_from(Completed).contains(&Queued), "never unencoded");
+        assert!(!allowed_from(Paused).contains(&Starting), "no pause while probing");
+        for terminal in [Completed, Error, Stopped] {
+            for to in JobStatus::ALL {
+                if to != Queued {
+                    assert!(!allowed_from(to).contains(&terminal), "{terminal} -> {to}");
+                }
+            }
+        }
     }
 
     #[test]

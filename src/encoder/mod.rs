@@ -6,6 +6,7 @@
 //! roots ([`paths`]) and the socket server ([`server`]). It must not know
 //! about HTTP or HTML: the portal reaches it only through the Carbon protocol.
 
+pub mod control;
 pub mod ffmpeg;
 pub mod job;
 pub mod paths;
@@ -20,14 +21,25 @@ use sqlx::SqlitePool;
 use tokio::sync::Notify;
 
 use crate::carbon::guid::InvalidGuid;
-use crate::carbon::message::{JobQueue, JobStatusList};
-use crate::carbon::{Guid, JobEntry, Reply, Request, latin1};
+use crate::carbon::message::{
+    AudioDescription, Destination, EvaluatedSource, JobQueue, JobStatusList, NodeCommand, Profile,
+    PublicDescription, Source, VersionInfo, VideoDescription,
+};
+use crate::carbon::message::NodeStatus;
+use crate::carbon::{Guid, JobEntry, JobStatus, Reply, Request, latin1};
+use crate::store::jobs::Destination as StoredDestination;
 use crate::store::{JobStore, NewJob, StoreError};
 use paths::{PathError, PathMapping, PathPolicy};
-use preset::Presets;
+use preset::{Preset, Presets};
 
 /// Priority of a job that does not ask for one.
 pub const DEFAULT_PRIORITY: u32 = 100;
+
+/// The highest priority Carbon allows.
+pub const MAX_PRIORITY: u32 = 255;
+
+/// The Carbon API level this encoder implements, reported by `Version`.
+pub const API_VERSION: &str = "1.2";
 
 /// What the encoder needs to run.
 #[derive(Debug, Clone)]
@@ -53,8 +65,11 @@ pub enum EncoderError {
     SeveralSources(usize),
     #[error("the job has no destination: add <Destinations><Module_0 PresetGUID=\"{{...}}\">...")]
     NoDestination,
-    #[error("the job has {0} destinations; only one destination per job is supported")]
-    SeveralDestinations(usize),
+    #[error("destination Module_{index}: {error}")]
+    InDestination {
+        index: usize,
+        error: Box<EncoderError>,
+    },
     #[error("the destination names no preset: set PresetGUID (or ModuleGUID)")]
     NoPreset,
     #[error("PresetGUID: {0}")]
@@ -71,12 +86,36 @@ pub enum EncoderError {
         "CML_P_BaseFileName {0:?} must be a plain file name (no folders, no control characters)"
     )]
     BadBaseName(String),
-    #[error("Priority.DWD {0} is out of range 0-255")]
+    #[error("Priority.DWD {0} is out of range 0-{MAX_PRIORITY}")]
     BadPriority(u32),
+    #[error("no job has GUID {0}")]
+    NoSuchJob(Guid),
+    #[error("cannot {command} job: it is {status}")]
+    CannotCommand {
+        command: &'static str,
+        status: JobStatus,
+    },
+    #[error("job {0} is STARTING (its source is being read); pause it once it is STARTED")]
+    Starting(Guid),
+    #[error("job {0} kept changing status; try the command again")]
+    Busy(Guid),
+    #[error("JobEvaluate has no source: add <Sources><Module_0 Filename=\"...\"/></Sources>")]
+    NothingToEvaluate,
+    #[error("cannot evaluate {file}: {reason}")]
+    Evaluate { file: String, reason: String },
     #[error("filter: {0}")]
     Filter(#[from] job::FilterError),
     #[error("internal error: {0}")]
     Store(#[from] StoreError),
+}
+
+/// Checks a requested priority is one Carbon allows.
+fn check_priority(priority: u32) -> Result<u32, EncoderError> {
+    if priority > MAX_PRIORITY {
+        Err(EncoderError::BadPriority(priority))
+    } else {
+        Ok(priority)
+    }
 }
 
 /// The encoder service. Cheap to clone.
@@ -91,21 +130,24 @@ struct Inner {
     paths: PathPolicy,
     tmp_dir: PathBuf,
     agent_ip: String,
+    slots: usize,
+    /// The jobs this node's workers are running.
+    running: control::Running,
     /// Woken whenever a job may have become runnable.
     wake: Notify,
 }
 
 impl Encoder {
     /// Prepares the encoder on `pool`: clears temp files a crash left behind
-    /// and puts jobs that were running back in the queue.
+    /// and repairs jobs it left mid-flight (see [`JobStore::recover_interrupted`]).
     pub async fn new(config: &EncoderConfig, pool: SqlitePool) -> anyhow::Result<Encoder> {
         let stale = crate::fsutil::reset_dir(&config.tmp_dir)?;
         let paths = PathPolicy::new(&config.roots, &config.mappings)?;
         let jobs = JobStore::new(pool);
-        let requeued = jobs.requeue_interrupted(&job::RUNNING).await?;
-        if requeued > 0 || stale > 0 {
+        let recovered = jobs.recover_interrupted().await?;
+        if recovered > 0 || stale > 0 {
             tracing::info!(
-                requeued,
+                recovered,
                 stale_temp_files = stale,
                 "recovered from an interrupted run"
             );
@@ -117,6 +159,8 @@ impl Encoder {
                 paths,
                 tmp_dir: config.tmp_dir.clone(),
                 agent_ip: config.agent_ip.clone(),
+                slots: config.slots.max(1),
+                running: control::Running::default(),
                 wake: Notify::new(),
             }),
         })
@@ -142,15 +186,40 @@ impl Encoder {
 
     /// Answers one request.
     pub async fn handle(&self, request: Request) -> Reply {
+        let task = request.task_type();
         let result = match request {
             Request::JobQueue(job) => self.queue(job).await.map(|guid| Reply::Queued { guid }),
             Request::JobStatusList(list) => self
                 .status_list(&list)
                 .await
                 .map(|jobs| Reply::StatusList { jobs }),
+            Request::JobList => self
+                .inner
+                .jobs
+                .guids()
+                .await
+                .map(|guids| Reply::JobList { guids })
+                .map_err(EncoderError::from),
+            Request::JobCommand(c) => self.command(c.guid, c.command).await,
+            Request::JobEvaluate(e) => self
+                .evaluate(&e.sources)
+                .await
+                .map(|sources| Reply::Evaluated { sources }),
+            Request::ProfileList(list) => Ok(Reply::Profiles {
+                profiles: self.profiles(list.profile_type.as_deref()),
+            }),
+            Request::Version => Ok(Reply::Version(VersionInfo {
+                product: "videoshare".to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                api_version: API_VERSION.to_owned(),
+            })),
+            Request::NodeCommand(command) => self.node_status().await.map(|node| match command {
+                NodeCommand::GetNodeStatus => Reply::Node(node),
+                NodeCommand::GetServerNodeStatus => Reply::ServerNodes { nodes: vec![node] },
+            }),
         };
         result.unwrap_or_else(|e| {
-            tracing::info!(error = %e, "Carbon request failed");
+            tracing::info!(error = %e, %task, "Carbon request failed");
             Reply::Failed {
                 error: e.to_string(),
             }
@@ -165,47 +234,28 @@ impl Encoder {
             [one] => one,
             many => return Err(EncoderError::SeveralSources(many.len())),
         };
-        let destination = match request.destinations.as_slice() {
-            [] => return Err(EncoderError::NoDestination),
-            [one] => one,
-            many => return Err(EncoderError::SeveralDestinations(many.len())),
-        };
-        let preset_guid: Guid = destination
-            .preset()
-            .ok_or(EncoderError::NoPreset)?
-            .parse()
-            .map_err(EncoderError::BadPresetGuid)?;
-        let presets = &self.inner.presets;
-        if presets.get(preset_guid).is_none() {
-            let known: Vec<String> = presets
-                .iter()
-                .map(|p| format!("{} ({})", p.guid, p.name))
-                .collect();
-            return Err(EncoderError::UnknownPreset(preset_guid, known.join(", ")));
+        if request.destinations.is_empty() {
+            return Err(EncoderError::NoDestination);
         }
-        let priority = request.priority.unwrap_or(DEFAULT_PRIORITY);
-        if priority > 255 {
-            return Err(EncoderError::BadPriority(priority));
-        }
-        let paths = &self.inner.paths;
-        let source_path = paths
+        let priority = check_priority(request.priority.unwrap_or(DEFAULT_PRIORITY))?;
+        let source_path = self
+            .inner
+            .paths
             .resolve_file(&source.filename)
             .map_err(EncoderError::Source)?
             .into_path_buf();
-        let dest_dir = paths
-            .resolve_dir(
-                destination
-                    .module_data
-                    .path
-                    .as_deref()
-                    .ok_or(EncoderError::NoDestinationPath)?,
-            )
-            .map_err(EncoderError::Destination)?
-            .into_path_buf();
-        let base_name = output_base_name(
-            destination.module_data.base_file_name.as_deref(),
-            &source_path,
-        )?;
+        let destinations = request
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(index, d)| {
+                self.destination(d, &source_path)
+                    .map_err(|error| EncoderError::InDestination {
+                        index,
+                        error: Box::new(error),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let file_name = source_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -222,14 +272,56 @@ impl Encoder {
                 user: request.user.unwrap_or_default(),
                 priority,
                 source_path,
-                preset_guid,
-                dest_dir,
-                base_name,
+                destinations,
             })
             .await?;
         tracing::info!(guid = %job.guid, source = %job.source_path.display(), "job queued");
         self.inner.wake.notify_one();
         Ok(job.guid)
+    }
+
+    /// Checks one destination: a known preset, an allowed folder and a plain
+    /// output base name.
+    fn destination(
+        &self,
+        destination: &Destination,
+        source_path: &Path,
+    ) -> Result<StoredDestination, EncoderError> {
+        let preset_guid: Guid = destination
+            .preset()
+            .ok_or(EncoderError::NoPreset)?
+            .parse()
+            .map_err(EncoderError::BadPresetGuid)?;
+        let presets = &self.inner.presets;
+        if presets.get(preset_guid).is_none() {
+            let known: Vec<String> = presets
+                .iter()
+                .map(|p| format!("{} ({})", p.guid, p.name))
+                .collect();
+            return Err(EncoderError::UnknownPreset(preset_guid, known.join(", ")));
+        }
+        let dest_dir = self
+            .inner
+            .paths
+            .resolve_dir(
+                destination
+                    .module_data
+                    .path
+                    .as_deref()
+                    .ok_or(EncoderError::NoDestinationPath)?,
+            )
+            .map_err(EncoderError::Destination)?
+            .into_path_buf();
+        let base_name = output_base_name(
+            destination.module_data.base_file_name.as_deref(),
+            source_path,
+        )?;
+        Ok(StoredDestination {
+            preset_guid,
+            dest_dir,
+            base_name,
+            output_path: None,
+        })
     }
 
     async fn status_list(&self, list: &JobStatusList) -> Result<Vec<JobEntry>, EncoderError> {
@@ -251,6 +343,97 @@ impl Encoder {
             }
         }
         Ok(entries)
+    }
+
+    /// `JobEvaluate`: probes each source (through the same path policy as a
+    /// job's) and describes it; the first one that cannot be read fails the
+    /// request, naming it.
+    async fn evaluate(&self, sources: &[Source]) -> Result<Vec<EvaluatedSource>, EncoderError> {
+        if sources.is_empty() {
+            return Err(EncoderError::NothingToEvaluate);
+        }
+        let mut evaluated = Vec::with_capacity(sources.len());
+        for source in sources {
+            let failed = |reason: String| EncoderError::Evaluate {
+                file: source.filename.clone(),
+                reason,
+            };
+            let path = self
+                .inner
+                .paths
+                .resolve_file(&source.filename)
+                .map_err(|e| failed(e.to_string()))?;
+            let info = crate::media::probe(path.as_path())
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            evaluated.push(EvaluatedSource {
+                filename: source.filename.clone(),
+                format: info.format_name,
+                description: PublicDescription {
+                    video: info.video.map(|v| VideoDescription {
+                        width: v.width,
+                        height: v.height,
+                        frame_rate: v.frame_rate,
+                        duration: info.duration,
+                        codec: v.codec,
+                    }),
+                    audio: info.audio.map(|a| AudioDescription {
+                        sample_rate: a.sample_rate,
+                        channels: a.channels,
+                        codec: a.codec,
+                    }),
+                },
+            });
+        }
+        Ok(evaluated)
+    }
+
+    /// `ProfileList`: every preset is a `Destination` profile; asking for any
+    /// other `ProfileType` lists none.
+    fn profiles(&self, profile_type: Option<&str>) -> Vec<Profile> {
+        let wanted = profile_type
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .is_none_or(|t| t.eq_ignore_ascii_case(preset::PROFILE_TYPE));
+        if !wanted {
+            return Vec::new();
+        }
+        self.inner.presets.iter().map(profile).collect()
+    }
+
+    /// `NodeCommand`: this node's slots and load.
+    async fn node_status(&self) -> Result<NodeStatus, EncoderError> {
+        let running = self.inner.running.len();
+        let queued = self.inner.jobs.count(&[JobStatus::Queued]).await?;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(NodeStatus {
+            name: "videoshare".to_owned(),
+            ip: self.inner.agent_ip.clone(),
+            enabled: 1,
+            priority: DEFAULT_PRIORITY,
+            slots: count(self.inner.slots),
+            free_slots: count(self.inner.slots.saturating_sub(running)),
+            running_jobs: count(running),
+            queued_jobs: u32::try_from(queued).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// A preset as a Carbon profile.
+fn profile(p: &Preset) -> Profile {
+    Profile {
+        guid: p.guid,
+        name: p.name.clone(),
+        description: p.description.clone(),
+        profile_type: preset::PROFILE_TYPE.to_owned(),
+        container: p.container.clone(),
+        extension: p.extension.clone(),
+        video_codec: p.video.codec.clone(),
+        video_kbps: p.video.bitrate_kbps,
+        width: p.video.width,
+        height: p.video.height,
+        audio_codec: p.audio.as_ref().map(|a| a.codec.clone()),
+        audio_kbps: p.audio.as_ref().map(|a| a.bitrate_kbps),
     }
 }
 

@@ -6,6 +6,9 @@ use crate::carbon::Guid;
 /// first ("480p" in the Flash Media Encoding Server preset editor).
 pub const SEED_PRESET: Guid = Guid::from_u128(0x85DCCE70_0B4F_4328_86D1_5FC7756D9777);
 
+/// The Carbon `ProfileType` of every preset: they describe destinations.
+pub const PROFILE_TYPE: &str = "Destination";
+
 /// One preset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preset {

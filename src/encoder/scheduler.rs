@@ -1,13 +1,13 @@
 //! Runs queued jobs: N slots, highest priority first, first-in-first-out
 //! within a priority (the order is the store's `claim_next`). A job caught by
-//! shutdown goes back to QUEUED; a failure becomes ERROR with the reason, and
-//! the next job starts either way.
+//! shutdown goes back to QUEUED; a stopped one becomes STOPPED; a failure
+//! becomes ERROR with the reason; the next job starts either way.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -17,22 +17,20 @@ use super::{Encoder, ffmpeg};
 use crate::carbon::JobStatus;
 use crate::fsutil::TempFile;
 use crate::store::Job;
-use crate::store::jobs::Change;
+use crate::store::jobs::{Change, Destination};
 
 impl Encoder {
-    /// Starts the scheduler; it runs until `shutdown` is cancelled and then
-    /// waits for its workers to requeue what they were doing.
-    pub fn spawn_scheduler(
-        &self,
-        slots: usize,
-        shutdown: CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
+    /// Starts the scheduler with the configured number of slots; it runs
+    /// until `shutdown` is cancelled, then waits for its workers and leaves
+    /// the jobs they held as a crash would, repaired by
+    /// [`JobStore::recover_interrupted`](crate::store::JobStore::recover_interrupted).
+    pub fn spawn_scheduler(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let encoder = self.clone();
-        tokio::spawn(async move { encoder.schedule(slots.max(1), shutdown).await })
+        tokio::spawn(async move { encoder.schedule(shutdown).await })
     }
 
-    async fn schedule(self, slots: usize, shutdown: CancellationToken) {
-        let free = Arc::new(Semaphore::new(slots));
+    async fn schedule(self, shutdown: CancellationToken) {
+        let free = Arc::new(Semaphore::new(self.inner.slots));
         let mut workers = JoinSet::new();
         loop {
             while workers.try_join_next().is_some() {}
@@ -58,6 +56,14 @@ impl Encoder {
             );
         }
         while workers.join_next().await.is_some() {}
+        // Jobs caught mid-encode go back to the queue (paused ones stay
+        // paused) now rather than at the next start, so a status query in
+        // between tells the truth.
+        match self.inner.jobs.recover_interrupted().await {
+            Ok(n) if n > 0 => tracing::info!(jobs = n, "interrupted jobs put back"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not put interrupted jobs back"),
+        }
     }
 
     /// Waits for a runnable job and claims it; `None` on shutdown.
@@ -79,70 +85,86 @@ impl Encoder {
 
     async fn run(&self, job: Job, shutdown: CancellationToken) {
         let guid = job.guid;
-        // Only probing and ffmpeg are cancelled by a shutdown. Placing the
-        // output and recording it always finish: a job whose output is in
-        // place must not go back to the queue and be encoded twice.
+        let registration = self.inner.running.register(guid);
+        let control = registration.control.clone();
+        // Only probing and ffmpeg are cancelled, by a shutdown or a Stop.
+        // Placing the outputs and recording them always finish: a job whose
+        // outputs are in place must not be encoded twice.
         let transcoded = tokio::select! {
-            transcoded = self.transcode(&job) => Some(transcoded),
-            // Dropping the future kills ffmpeg and removes its temp file.
+            transcoded = self.transcode(&job, control.paused.subscribe()) => Some(transcoded),
+            // Dropping the future kills ffmpeg and removes its temp files.
+            _ = control.stop.cancelled() => None,
             _ = shutdown.cancelled() => None,
         };
         let outcome = match transcoded {
-            None => None,
-            Some(Ok((temp, extension))) => Some(self.place_output(&job, temp, extension).await),
-            Some(Err(reason)) => Some(Err(reason)),
-        };
-        let (to, change) = match outcome {
+            Some(Ok(temps)) => self.place_outputs(temps).await,
+            Some(Err(reason)) => Err(reason),
+            None if control.stop.is_cancelled() => Err("stopped".to_owned()),
             None => {
-                tracing::info!("interrupted by shutdown; back in the queue");
-                (
-                    JobStatus::Queued,
-                    Change {
-                        progress: Some(0),
-                        ..Change::default()
-                    },
-                )
-            }
-            Some(Ok(output)) => {
-                tracing::info!(output = %output.display(), "job completed");
-                (
-                    JobStatus::Completed,
-                    Change {
-                        progress: Some(100),
-                        output_path: Some(output),
-                        ..Change::default()
-                    },
-                )
-            }
-            Some(Err(reason)) => {
-                tracing::warn!(%reason, "job failed");
-                (
-                    JobStatus::Error,
-                    Change {
-                        description: Some(reason),
-                        ..Change::default()
-                    },
-                )
+                tracing::info!("interrupted by shutdown");
+                return; // `schedule` puts it back once every worker is done
             }
         };
-        if let Err(e) = self
-            .inner
-            .jobs
-            .transition(guid, allowed_from(to), to, change)
-            .await
-        {
-            tracing::error!(error = %e, status = %to, "could not record the job's outcome");
+        let jobs = &self.inner.jobs;
+        let recorded = match outcome {
+            Ok(outputs) => {
+                tracing::info!(outputs = outputs.len(), "job completed");
+                jobs.complete(guid, allowed_from(JobStatus::Completed), &outputs)
+                    .await
+            }
+            Err(_) if control.stop.is_cancelled() => Ok(false),
+            Err(reason) => {
+                tracing::warn!(%reason, "job failed");
+                let change = Change {
+                    description: Some(reason),
+                    ..Change::default()
+                };
+                jobs.transition(guid, allowed_from(JobStatus::Error), JobStatus::Error, change)
+                    .await
+            }
+        };
+        // Whatever happened, a job asked to stop is now stopped.
+        let stopped = Change {
+            description: Some("stopped by JobCommand Stop".to_owned()),
+            ..Change::default()
+        };
+        let recorded = match recorded {
+            Ok(_) => {
+                jobs.transition(guid, &[JobStatus::Stopping], JobStatus::Stopped, stopped)
+                    .await
+            }
+            err => err,
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "could not record the job's outcome");
         }
+        drop(registration);
     }
 
-    /// Probes the source and encodes it into a temp file; returns the file
-    /// and the output extension. The error is the job's `Description`.
-    async fn transcode(&self, job: &Job) -> Result<(TempFile, String), String> {
+    /// Probes the source and encodes it into one temp file per destination
+    /// in a single ffmpeg run. The error is the job's `Description`.
+    async fn transcode(
+        &self,
+        job: &Job,
+        paused: watch::Receiver<bool>,
+    ) -> Result<Vec<(TempFile, Destination, String)>, String> {
         let inner = &self.inner;
-        let preset = inner
-            .presets
-            .get(job.preset_guid)
-            .ok_or_else(|| format!("preset {} no longer exists", job.preset_guid))?;
+        let destinations = inner
+            .jobs
+            .destinations(job.guid)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut plans = Vec::with_capacity(destinations.len());
+        for d in destinations {
+            let preset = inner
+                .presets
+                .get(d.preset_guid)
+                .ok_or_else(|| format!("preset {} no longer exists", d.preset_guid))?;
+            plans.push((TempFile::new_in(&inner.tmp_dir, &preset.extension), d, preset));
+        }
+        if plans.is_empty() {
+            return Err("the job has no destination".to_owned());
+        }
         if !job.source_path.is_file() {
             return Err(format!(
                 "the source {} no longer exists",
@@ -158,7 +180,7 @@ impl Encoder {
             .jobs
             .transition(
                 job.guid,
-                allowed_from(JobStatus::Started),
+                &[JobStatus::Starting],
                 JobStatus::Started,
                 Change::default(),
             )
@@ -168,10 +190,10 @@ impl Encoder {
             return Err("the job changed status before it could start".to_owned());
         }
 
-        let temp = TempFile::new_in(&inner.tmp_dir, &preset.extension);
-        let args = ffmpeg::encode_args(&job.source_path, temp.path(), preset);
+        let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
+        let args = ffmpeg::encode_args(&job.source_path, &outputs);
         let jobs = inner.jobs.clone();
-        ffmpeg::run(args, info.duration, |percent| {
+        ffmpeg::run(args, info.duration, paused, |percent| {
             let jobs = jobs.clone();
             let guid = job.guid;
             async move {
@@ -182,25 +204,29 @@ impl Encoder {
         })
         .await
         .map_err(|e| e.to_string())?;
-        Ok((temp, preset.extension.clone()))
+        Ok(plans
+            .into_iter()
+            .map(|(temp, d, p)| (temp, d, p.extension.clone()))
+            .collect())
     }
 
-    /// Moves a finished encode into the job's destination under a new name.
-    async fn place_output(
+    /// Moves each finished encode into its destination under a new name.
+    async fn place_outputs(
         &self,
-        job: &Job,
-        temp: TempFile,
-        extension: String,
-    ) -> Result<PathBuf, String> {
-        let (dest, stem) = (job.dest_dir.clone(), job.base_name.clone());
-        tokio::task::spawn_blocking(move || temp.persist_unique(&dest, &stem, &extension))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| {
-                format!(
-                    "could not place the output in {}: {e}",
-                    job.dest_dir.display()
-                )
-            })
+        temps: Vec<(TempFile, Destination, String)>,
+    ) -> Result<Vec<PathBuf>, String> {
+        tokio::task::spawn_blocking(move || {
+            temps
+                .into_iter()
+                .map(|(temp, d, extension)| {
+                    temp.persist_unique(&d.dest_dir, &d.base_name, &extension)
+                        .map_err(|e| {
+                            format!("could not place the output in {}: {e}", d.dest_dir.display())
+                        })
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 }

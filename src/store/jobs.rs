@@ -1,6 +1,6 @@
-//! The encoder's job queue table.
+//! The encoder's job queue: the `jobs` table and each job's `destinations`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sqlx::SqlitePool;
 
@@ -19,13 +19,20 @@ pub struct Job {
     pub description: String,
     pub priority: u32,
     pub source_path: PathBuf,
-    pub preset_guid: Guid,
-    pub dest_dir: PathBuf,
-    pub base_name: String,
-    pub output_path: Option<PathBuf>,
     pub check_in_time: i64,
     pub start_time: Option<i64>,
     pub completed_time: Option<i64>,
+}
+
+/// One output of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Destination {
+    pub preset_guid: Guid,
+    pub dest_dir: PathBuf,
+    /// Output file name without extension.
+    pub base_name: String,
+    /// The file written, once the job has completed.
+    pub output_path: Option<PathBuf>,
 }
 
 /// What a client's `JobQueue` becomes once validated.
@@ -36,9 +43,8 @@ pub struct NewJob {
     pub user: String,
     pub priority: u32,
     pub source_path: PathBuf,
-    pub preset_guid: Guid,
-    pub dest_dir: PathBuf,
-    pub base_name: String,
+    /// One or more, in the request's order.
+    pub destinations: Vec<Destination>,
 }
 
 /// Fields a status change may set besides the status itself (`None` keeps
@@ -47,7 +53,6 @@ pub struct NewJob {
 pub struct Change {
     pub progress: Option<u32>,
     pub description: Option<String>,
-    pub output_path: Option<PathBuf>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -61,10 +66,6 @@ struct JobRow {
     description: String,
     priority: i64,
     source_path: String,
-    preset_guid: String,
-    dest_dir: String,
-    base_name: String,
-    output_path: Option<String>,
     check_in_time: i64,
     start_time: Option<i64>,
     completed_time: Option<i64>,
@@ -85,10 +86,6 @@ impl TryFrom<JobRow> for Job {
             description: row.description,
             priority: read.unsigned(row.priority)?,
             source_path: PathBuf::from(row.source_path),
-            preset_guid: read.guid(&row.preset_guid)?,
-            dest_dir: PathBuf::from(row.dest_dir),
-            base_name: row.base_name,
-            output_path: row.output_path.map(PathBuf::from),
             check_in_time: row.check_in_time,
             start_time: row.start_time,
             completed_time: row.completed_time,
@@ -96,14 +93,38 @@ impl TryFrom<JobRow> for Job {
     }
 }
 
-const COLUMNS: &str = "seq, guid, name, user, status, progress, description, priority, source_path, \
-                       preset_guid, dest_dir, base_name, output_path, check_in_time, start_time, completed_time";
+#[derive(sqlx::FromRow)]
+struct DestinationRow {
+    preset_guid: String,
+    dest_dir: String,
+    base_name: String,
+    output_path: Option<String>,
+}
 
-fn path_text(path: &std::path::Path) -> String {
+impl TryFrom<DestinationRow> for Destination {
+    type Error = StoreError;
+
+    fn try_from(row: DestinationRow) -> Result<Destination, StoreError> {
+        Ok(Destination {
+            preset_guid: RowReader {
+                table: "destinations",
+            }
+            .guid(&row.preset_guid)?,
+            dest_dir: PathBuf::from(row.dest_dir),
+            base_name: row.base_name,
+            output_path: row.output_path.map(PathBuf::from),
+        })
+    }
+}
+
+const COLUMNS: &str = "seq, guid, name, user, status, progress, description, priority, source_path, \
+                       check_in_time, start_time, completed_time";
+
+fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// Queries on the `jobs` table.
+/// Queries on the `jobs` and `destinations` tables.
 #[derive(Clone)]
 pub struct JobStore {
     pool: SqlitePool,
@@ -114,11 +135,14 @@ impl JobStore {
         JobStore { pool }
     }
 
-    /// Stores a new QUEUED job; once this returns the job is durable.
+    /// Stores a new QUEUED job and its destinations in one transaction; once
+    /// this returns the job is durable.
     pub async fn insert(&self, job: NewJob) -> Result<Job, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
         let row: JobRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO jobs (guid, name, user, status, progress, priority, source_path, preset_guid, \
-             dest_dir, base_name, check_in_time) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+            "INSERT INTO jobs (guid, name, user, status, progress, priority, source_path, \
+             check_in_time, queued_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING {COLUMNS}"
         )))
         .bind(job.guid.to_string())
         .bind(&job.name)
@@ -126,18 +150,42 @@ impl JobStore {
         .bind(JobStatus::Queued.as_str())
         .bind(i64::from(job.priority))
         .bind(path_text(&job.source_path))
-        .bind(job.preset_guid.to_string())
-        .bind(path_text(&job.dest_dir))
-        .bind(&job.base_name)
-        .bind(now_ms())
-        .fetch_one(&self.pool)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
         .await?;
+        for (idx, dest) in job.destinations.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO destinations (job_guid, idx, preset_guid, dest_dir, base_name) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(job.guid.to_string())
+            .bind(idx as i64)
+            .bind(dest.preset_guid.to_string())
+            .bind(path_text(&dest.dest_dir))
+            .bind(&dest.base_name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         row.try_into()
     }
 
     pub async fn get(&self, guid: Guid) -> Result<Option<Job>, StoreError> {
         let row: Option<JobRow> = fetch_by_guid(&self.pool, "jobs", COLUMNS, guid).await?;
         row.map(Job::try_from).transpose()
+    }
+
+    /// A job's destinations, in the request's order.
+    pub async fn destinations(&self, guid: Guid) -> Result<Vec<Destination>, StoreError> {
+        let rows: Vec<DestinationRow> = sqlx::query_as(
+            "SELECT preset_guid, dest_dir, base_name, output_path FROM destinations \
+             WHERE job_guid = ? ORDER BY idx",
+        )
+        .bind(guid.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Destination::try_from).collect()
     }
 
     /// Every job, oldest first.
@@ -150,12 +198,33 @@ impl JobStore {
         rows.into_iter().map(Job::try_from).collect()
     }
 
-    /// Atomically takes the next QUEUED job (highest priority, then oldest)
-    /// and marks it STARTING.
+    /// Every job's GUID, oldest first.
+    pub async fn guids(&self) -> Result<Vec<Guid>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT guid FROM jobs ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        let read = RowReader { table: "jobs" };
+        rows.iter().map(|(g,)| read.guid(g)).collect()
+    }
+
+    /// How many jobs have one of `statuses`.
+    pub async fn count(&self, statuses: &[JobStatus]) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM jobs WHERE status IN ({})",
+            status_literals(statuses)
+        )))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Atomically takes the next QUEUED job (highest priority, then longest
+    /// in the queue) and marks it STARTING.
     pub async fn claim_next(&self) -> Result<Option<Job>, StoreError> {
         let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET status = ?, progress = 0, description = '', start_time = ? \
-             WHERE seq = (SELECT seq FROM jobs WHERE status = ? ORDER BY priority DESC, seq LIMIT 1) \
+             WHERE seq = (SELECT seq FROM jobs WHERE status = ? \
+                          ORDER BY priority DESC, queued_at, seq LIMIT 1) \
              RETURNING {COLUMNS}"
         )))
         .bind(JobStatus::Starting.as_str())
@@ -177,7 +246,7 @@ impl JobStore {
     ) -> Result<bool, StoreError> {
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET status = ?, progress = COALESCE(?, progress), \
-             description = COALESCE(?, description), output_path = COALESCE(?, output_path), \
+             description = COALESCE(?, description), \
              completed_time = CASE WHEN ? THEN ? ELSE completed_time END \
              WHERE guid = ? AND status IN ({})",
             status_literals(from)
@@ -185,11 +254,91 @@ impl JobStore {
         .bind(to.as_str())
         .bind(change.progress.map(i64::from))
         .bind(change.description)
-        .bind(change.output_path.as_deref().map(path_text))
         .bind(to.is_terminal())
         .bind(now_ms())
         .bind(guid.to_string());
         Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Records a job's outputs and moves it to COMPLETED at 100 %, in one
+    /// transaction. Returns whether the job moved (it was in one of `from`).
+    pub async fn complete(
+        &self,
+        guid: Guid,
+        from: &[JobStatus],
+        outputs: &[PathBuf],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET status = ?, progress = 100, description = '', completed_time = ? \
+             WHERE guid = ? AND status IN ({})",
+            status_literals(from)
+        )))
+        .bind(JobStatus::Completed.as_str())
+        .bind(now_ms())
+        .bind(guid.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !moved {
+            return Ok(false);
+        }
+        for (idx, output) in outputs.iter().enumerate() {
+            sqlx::query("UPDATE destinations SET output_path = ? WHERE job_guid = ? AND idx = ?")
+                .bind(path_text(output))
+                .bind(guid.to_string())
+                .bind(idx as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Puts a job in `from` back at the end of the queue as if new: progress,
+    /// description, times and outputs cleared. Returns whether it moved.
+    pub async fn requeue(&self, guid: Guid, from: &[JobStatus]) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET status = ?, progress = 0, description = '', start_time = NULL, \
+             completed_time = NULL, queued_at = ? WHERE guid = ? AND status IN ({})",
+            status_literals(from)
+        )))
+        .bind(JobStatus::Queued.as_str())
+        .bind(now_ms())
+        .bind(guid.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if moved {
+            sqlx::query("UPDATE destinations SET output_path = NULL WHERE job_guid = ?")
+                .bind(guid.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// Sets a job's priority; returns whether the job exists.
+    pub async fn set_priority(&self, guid: Guid, priority: u32) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE jobs SET priority = ? WHERE guid = ?")
+            .bind(i64::from(priority))
+            .bind(guid.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a job and its destinations; returns whether it existed.
+    pub async fn remove(&self, guid: Guid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM jobs WHERE guid = ?")
+            .bind(guid.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Raises a running job's progress; never lowers it.
@@ -203,14 +352,44 @@ impl JobStore {
         Ok(())
     }
 
-    /// Puts every job caught mid-encode by a crash or shutdown back in the
-    /// queue, keeping its place (its `seq` is unchanged). Returns how many.
-    pub async fn requeue_interrupted(&self, running: &[JobStatus]) -> Result<u64, StoreError> {
-        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET status = ?, progress = 0, start_time = NULL WHERE status IN ({})",
-            status_literals(running)
-        )))
-        .bind(JobStatus::Queued.as_str());
-        Ok(query.execute(&self.pool).await?.rows_affected())
+    /// Repairs what a crash or shutdown left mid-flight, in one transaction:
+    /// jobs being encoded go back to QUEUED keeping their place; a paused
+    /// encode stays PAUSED but will start over when resumed; a job being
+    /// stopped is STOPPED. Returns how many jobs changed.
+    pub async fn recover_interrupted(&self) -> Result<u64, StoreError> {
+        use JobStatus::*;
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        let fixes = [
+            (
+                vec![Starting, Started, Resuming, Preparing],
+                Queued,
+                "progress = 0, start_time = NULL",
+            ),
+            (vec![Pausing, Paused], Paused, "progress = 0, start_time = NULL"),
+            (
+                vec![Stopping],
+                Stopped,
+                "completed_time = CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+            ),
+        ];
+        for (from, to, also) in fixes {
+            // `Paused → Paused` must only touch encodes that had started.
+            let started = if to == Paused {
+                " AND start_time IS NOT NULL"
+            } else {
+                ""
+            };
+            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE jobs SET status = ?, {also} WHERE status IN ({}){started}",
+                status_literals(&from)
+            )))
+            .bind(to.as_str())
+            .execute(&mut *tx)
+            .await?;
+            changed += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
     }
 }

@@ -20,6 +20,7 @@ use crate::carbon::status::UnknownStatus;
 use crate::carbon::{Guid, JobStatus};
 
 pub use jobs::{Job, JobStore, NewJob};
+// `jobs::Destination` stays qualified: the Carbon message has one too.
 pub use uploads::{Upload, UploadStore};
 
 /// Why the store failed.

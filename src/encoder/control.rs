@@ -1,0 +1,289 @@
+//! Job control: the registry of encodes running on this node and the
+//! `JobCommand` commands acting on them.
+//!
+//! The database says what status a job is in; the registry holds the live
+//! handles of the jobs a worker is running (suspend/continue its ffmpeg, ask
+//! it to stop, learn when it is gone). A command first moves the job in the
+//! database through the state machine, then tells the worker.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::job::{self, REQUEUEABLE};
+use super::{Encoder, EncoderError};
+use crate::carbon::message::{Command, DestinationInfo, JobInfo, ModuleData, OutputFile, Source};
+use crate::carbon::{Guid, JobStatus, Reply};
+use crate::store::Job;
+use crate::store::jobs::Change;
+
+/// How long `Stop` and `Remove` wait for a running encode to end before
+/// replying (ffmpeg is killed, so this is a bound, not the usual case).
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// How often a command is retried when the job changed status between
+/// reading it and moving it (e.g. it started while being paused).
+const RACE_RETRIES: usize = 3;
+
+/// The live handles of one running job.
+#[derive(Debug)]
+pub(super) struct Control {
+    /// `true` while the job's ffmpeg must be suspended.
+    pub paused: watch::Sender<bool>,
+    /// Fired by `Stop` / `Remove`: the worker drops the encode.
+    pub stop: CancellationToken,
+    /// Fired when the worker has written the job's outcome.
+    finished: CancellationToken,
+}
+
+/// The jobs running on this node.
+#[derive(Debug, Default)]
+pub(super) struct Running {
+    jobs: Mutex<HashMap<Guid, Arc<Control>>>,
+}
+
+/// Keeps a job in the registry; dropping it removes the job and fires
+/// `finished`, however the worker ends.
+pub(super) struct Registration<'a> {
+    running: &'a Running,
+    guid: Guid,
+    pub control: Arc<Control>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.running.lock().remove(&self.guid);
+        self.control.finished.cancel();
+    }
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Guid, Arc<Control>>> {
+        // The map holds no invariant a panicking holder could break.
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn register(&self, guid: Guid) -> Registration<'_> {
+        let control = Arc::new(Control {
+            paused: watch::Sender::new(false),
+            stop: CancellationToken::new(),
+            finished: CancellationToken::new(),
+        });
+        self.lock().insert(guid, control.clone());
+        Registration {
+            running: self,
+            guid,
+            control,
+        }
+    }
+
+    fn get(&self, guid: Guid) -> Option<Arc<Control>> {
+        self.lock().get(&guid).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// What a command does to a job in a given status, decided before touching
+/// anything.
+enum Plan {
+    /// Nothing to change: reply with the job as it is.
+    AsIs,
+    /// Move the job in the database, then apply `then` to its worker.
+    Move {
+        from: JobStatus,
+        to: JobStatus,
+        then: Then,
+    },
+}
+
+/// What a worker is told after the job moved.
+#[derive(Clone, Copy)]
+enum Then {
+    Nothing,
+    Suspend,
+    Continue,
+    /// Fire `stop` and wait for the worker to finish.
+    Stop,
+    /// A held job went back to the queue: wake the scheduler.
+    Wake,
+}
+
+impl Encoder {
+    /// Carries out one `JobCommand`.
+    pub(super) async fn command(&self, guid: Guid, command: Command) -> Result<Reply, EncoderError> {
+        match command {
+            Command::Query => Ok(Reply::Status(self.entry_of(guid).await?)),
+            Command::QueryInfo => Ok(Reply::Info(Box::new(self.info(guid).await?))),
+            Command::SetPriority(priority) => {
+                let priority = super::check_priority(priority)?;
+                if !self.inner.jobs.set_priority(guid, priority).await? {
+                    return Err(EncoderError::NoSuchJob(guid));
+                }
+                // A queued job may now come first.
+                self.inner.wake.notify_one();
+                Ok(Reply::Status(self.entry_of(guid).await?))
+            }
+            Command::Requeue => {
+                let job = self.job(guid).await?;
+                if !self.inner.jobs.requeue(guid, &REQUEUEABLE).await? {
+                    return Err(cannot(command, job.status));
+                }
+                tracing::info!(%guid, from = %job.status, "job requeued");
+                self.inner.wake.notify_one();
+                Ok(Reply::Status(self.entry_of(guid).await?))
+            }
+            Command::Remove => {
+                self.job(guid).await?;
+                // A running encode is stopped first (its temp output goes
+                // with it); finished outputs are left where they are.
+                if let Some(control) = self.inner.running.get(guid) {
+                    self.stop_worker(&control).await;
+                }
+                if !self.inner.jobs.remove(guid).await? {
+                    return Err(EncoderError::NoSuchJob(guid));
+                }
+                tracing::info!(%guid, "job removed");
+                Ok(Reply::Removed { guid })
+            }
+            Command::Pause | Command::Resume | Command::Stop => {
+                self.control(guid, command).await
+            }
+        }
+    }
+
+    /// Pause, Resume and Stop: plan from the current status, move, tell the
+    /// worker; retried if the job moved underneath.
+    async fn control(&self, guid: Guid, command: Command) -> Result<Reply, EncoderError> {
+        for _ in 0..RACE_RETRIES {
+            let job = self.job(guid).await?;
+            let control = self.inner.running.get(guid);
+            let then = match plan(command, &job, control.is_some())? {
+                Plan::AsIs => return Ok(Reply::Status(self.entry(&job))),
+                Plan::Move { from, to, then } => {
+                    let change = Change {
+                        description: (to == JobStatus::Stopped)
+                            .then(|| "stopped by JobCommand Stop".to_owned()),
+                        ..Change::default()
+                    };
+                    if !self.inner.jobs.transition(guid, &[from], to, change).await? {
+                        continue;
+                    }
+                    tracing::info!(%guid, %from, %to, "job {}", command.kind());
+                    then
+                }
+            };
+            match (then, control) {
+                (Then::Suspend, Some(c)) => c.paused.send_replace(true),
+                (Then::Continue, Some(c)) => c.paused.send_replace(false),
+                (Then::Stop, Some(c)) => {
+                    self.stop_worker(&c).await;
+                    false
+                }
+                (Then::Wake, _) => {
+                    self.inner.wake.notify_one();
+                    false
+                }
+                _ => false,
+            };
+            return Ok(Reply::Status(self.entry_of(guid).await?));
+        }
+        Err(EncoderError::Busy(guid))
+    }
+
+    /// Asks a worker to stop and waits (bounded) until it has written the
+    /// job's outcome.
+    async fn stop_worker(&self, control: &Control) {
+        control.stop.cancel();
+        if tokio::time::timeout(STOP_WAIT, control.finished.cancelled())
+            .await
+            .is_err()
+        {
+            tracing::warn!("a stopped encode did not end within {STOP_WAIT:?}");
+        }
+    }
+
+    pub(super) async fn job(&self, guid: Guid) -> Result<Job, EncoderError> {
+        self.inner
+            .jobs
+            .get(guid)
+            .await?
+            .ok_or(EncoderError::NoSuchJob(guid))
+    }
+
+    fn entry(&self, job: &Job) -> crate::carbon::JobEntry {
+        job::entry(job, &self.inner.agent_ip)
+    }
+
+    async fn entry_of(&self, guid: Guid) -> Result<crate::carbon::JobEntry, EncoderError> {
+        Ok(self.entry(&self.job(guid).await?))
+    }
+
+    /// `QueryInfo`: the job with its source and each destination's preset
+    /// and, once written, output file.
+    async fn info(&self, guid: Guid) -> Result<JobInfo, EncoderError> {
+        let job = self.job(guid).await?;
+        let destinations = self.inner.jobs.destinations(guid).await?;
+        let text = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        Ok(JobInfo {
+            job: self.entry(&job),
+            sources: vec![Source {
+                filename: text(&job.source_path),
+            }],
+            destinations: destinations
+                .iter()
+                .map(|d| DestinationInfo {
+                    preset_guid: d.preset_guid,
+                    preset_name: self
+                        .inner
+                        .presets
+                        .get(d.preset_guid)
+                        .map(|p| p.name.clone())
+                        .unwrap_or_default(),
+                    module_data: ModuleData {
+                        path: Some(text(&d.dest_dir)),
+                        base_file_name: Some(d.base_name.clone()),
+                    },
+                    output: d.output_path.as_deref().map(|o| OutputFile {
+                        filename: text(o),
+                    }),
+                })
+                .collect(),
+        })
+    }
+}
+
+fn cannot(command: Command, status: JobStatus) -> EncoderError {
+    EncoderError::CannotCommand {
+        command: command.kind().as_str(),
+        status,
+    }
+}
+
+/// Decides what Pause, Resume or Stop does to `job`; `running` says whether
+/// a worker holds it on this node (a PAUSED job without one is held in the
+/// queue rather than suspended).
+fn plan(command: Command, job: &Job, running: bool) -> Result<Plan, EncoderError> {
+    use JobStatus::*;
+    let moving = |from, to, then| Ok(Plan::Move { from, to, then });
+    match (command, job.status) {
+        (Command::Pause, Paused) | (Command::Resume, Queued | Started | Starting) => Ok(Plan::AsIs),
+        (Command::Stop, Stopped | Stopping) => Ok(Plan::AsIs),
+        (Command::Pause, Starting) => Err(EncoderError::Starting(job.guid)),
+        (Command::Pause, Queued) => moving(Queued, Paused, Then::Nothing),
+        (Command::Pause, Started) if running => moving(Started, Paused, Then::Suspend),
+        (Command::Resume, Paused) if running => moving(Paused, Started, Then::Continue),
+        (Command::Resume, Paused) => moving(Paused, Queued, Then::Wake),
+        (Command::Stop, Queued) => moving(Queued, Stopped, Then::Nothing),
+        (Command::Stop, Paused) if !running => moving(Paused, Stopped, Then::Nothing),
+        (Command::Stop, from @ (Starting | Started | Paused)) => {
+            moving(from, Stopping, Then::Stop)
+        }
+        (_, status) => Err(cannot(command, status)),
+    }
+}
