@@ -35,7 +35,7 @@ fn plain_ffmpeg(source: &Path, output: &Path) -> Duration {
     let preset = presets.get(SEED_PRESET).expect("seed preset");
     let started = Instant::now();
     let status = Command::new("ffmpeg")
-        .args(encode_args(source, output, preset))
+        .args(encode_args(source, &[(output, preset)]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()

@@ -206,7 +206,7 @@ impl Client {
             .call(Request::JobCommand(JobCommand { guid, command }))
             .await?
         {
-            Reply::Status(job) => Ok(job),
+            Reply::Status(job) => Ok(*job),
             _ => Err(ClientError::Unexpected("JobCommand")),
         }
     }

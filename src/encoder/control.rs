@@ -118,7 +118,7 @@ impl Encoder {
     /// Carries out one `JobCommand`.
     pub(super) async fn command(&self, guid: Guid, command: Command) -> Result<Reply, EncoderError> {
         match command {
-            Command::Query => Ok(Reply::Status(self.entry_of(guid).await?)),
+            Command::Query => Ok(Reply::Status(Box::new(self.entry_of(guid).await?))),
             Command::QueryInfo => Ok(Reply::Info(Box::new(self.info(guid).await?))),
             Command::SetPriority(priority) => {
                 let priority = super::check_priority(priority)?;
@@ -127,7 +127,7 @@ impl Encoder {
                 }
                 // A queued job may now come first.
                 self.inner.wake.notify_one();
-                Ok(Reply::Status(self.entry_of(guid).await?))
+                Ok(Reply::Status(Box::new(self.entry_of(guid).await?)))
             }
             Command::Requeue => {
                 let job = self.job(guid).await?;
@@ -136,7 +136,7 @@ impl Encoder {
                 }
                 tracing::info!(%guid, from = %job.status, "job requeued");
                 self.inner.wake.notify_one();
-                Ok(Reply::Status(self.entry_of(guid).await?))
+                Ok(Reply::Status(Box::new(self.entry_of(guid).await?)))
             }
             Command::Remove => {
                 self.job(guid).await?;
@@ -164,7 +164,7 @@ impl Encoder {
             let job = self.job(guid).await?;
             let control = self.inner.running.get(guid);
             let then = match plan(command, &job, control.is_some())? {
-                Plan::AsIs => return Ok(Reply::Status(self.entry(&job))),
+                Plan::AsIs => return Ok(Reply::Status(Box::new(self.entry(&job)))),
                 Plan::Move { from, to, then } => {
                     let change = Change {
                         description: (to == JobStatus::Stopped)
@@ -191,7 +191,7 @@ impl Encoder {
                 }
                 _ => false,
             };
-            return Ok(Reply::Status(self.entry_of(guid).await?));
+            return Ok(Reply::Status(Box::new(self.entry_of(guid).await?)));
         }
         Err(EncoderError::Busy(guid))
     }

@@ -277,7 +277,6 @@ fn like(text: &str, pattern: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::carbon::Guid;
     use std::path::PathBuf;
 
     fn job() -> Job {

@@ -242,7 +242,7 @@ pub enum Reply {
     /// `JobList`: every job's GUID, oldest first.
     JobList { guids: Vec<Guid> },
     /// `JobCommand` `Query` and the control commands: the job afterwards.
-    Status(JobEntry),
+    Status(Box<JobEntry>),
     /// `JobCommand QueryInfo`.
     Info(Box<JobInfo>),
     /// `JobCommand Remove`: the job is gone.
@@ -275,6 +275,22 @@ pub enum ReplyKind {
     Version,
     Node,
     ServerNodes,
+}
+
+impl ReplyKind {
+    pub const ALL: [ReplyKind; 11] = [
+        ReplyKind::Queued,
+        ReplyKind::StatusList,
+        ReplyKind::JobList,
+        ReplyKind::Status,
+        ReplyKind::Info,
+        ReplyKind::Removed,
+        ReplyKind::Evaluated,
+        ReplyKind::Profiles,
+        ReplyKind::Version,
+        ReplyKind::Node,
+        ReplyKind::ServerNodes,
+    ];
 }
 
 // Wire shapes (private). `Success` comes first except where the seed needs
@@ -569,7 +585,9 @@ impl Reply {
                     .map(|l| l.0.into_iter().map(|j| j.guid).collect())
                     .unwrap_or_default(),
             },
-            ReplyKind::Status => Reply::Status(wire.job_status.ok_or_else(|| missing("JobStatus"))?),
+            ReplyKind::Status => {
+                Reply::Status(Box::new(wire.job_status.ok_or_else(|| missing("JobStatus"))?))
+            }
             ReplyKind::Info => Reply::Info(Box::new(wire.job_info.ok_or_else(|| missing("JobInfo"))?)),
             ReplyKind::Evaluated => Reply::Evaluated {
                 sources: wire
@@ -600,7 +618,7 @@ fn render<T: Serialize>(wire: &T) -> String {
     quick_xml::se::to_string(wire).unwrap_or_default()
 }
 
-const ELLIPSIS: &str = "...";
+pub(super) const ELLIPSIS: &str = "...";
 
 /// Bytes `text` takes as an attribute value once escaped and encoded.
 fn attr_cost(text: &str) -> usize {

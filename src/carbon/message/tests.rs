@@ -1,7 +1,11 @@
 //! Tests of the message shapes: the seed's templates, round trips, golden
 //! bytes and the reply budget.
 
+use quick_xml::events::Event;
+
+use super::reply::ELLIPSIS;
 use super::*;
+use crate::carbon::{Guid, JobStatus, latin1};
 
 /// The seed's submit template, exactly as printed in the article (its line
 /// breaks inside `CML_P_Path` included).
@@ -116,7 +120,7 @@ fn refuses_bad_documents_with_reasons() {
         ("<cnpsXML/>", |e| matches!(e, MessageError::MissingTaskType)),
         (
             "<cnpsXML TaskType=\"Reboot\"/>",
-            |e| matches!(e, MessageError::UnknownTaskType(t) if t == "Reboot"),
+            |e| matches!(e, MessageError::UnknownTaskType(t) if t.contains("\"Reboot\"; expected one of JobQueue")),
         ),
         (
             "<!DOCTYPE x [<!ENTITY a \"aaaa\">]><cnpsXML TaskType=\"JobQueue\"/>",
@@ -177,7 +181,7 @@ fn golden_status_list_reply() {
          </JobStatusList></cnpsXML>"
     );
     assert_eq!(
-        Reply::parse(&xml).expect("parses"),
+        Reply::parse(&xml, ReplyKind::StatusList).expect("parses"),
         Reply::StatusList {
             jobs: vec![sample_job()]
         }
@@ -211,7 +215,7 @@ fn long_fields_are_shortened_to_fit_the_seed_budget() {
         "{} bytes",
         payload.len()
     );
-    let Reply::StatusList { jobs } = Reply::parse(&latin1::decode(&payload)).expect("parses")
+    let Reply::StatusList { jobs } = Reply::parse(&latin1::decode(&payload), ReplyKind::StatusList).expect("parses")
     else {
         panic!("not a status list");
     };
@@ -252,5 +256,247 @@ fn the_seed_client_can_parse_our_framed_replies() {
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .expect("value"),
         guid.to_string()
+    );
+}
+
+fn guid() -> Guid {
+    "{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}"
+        .parse()
+        .expect("guid")
+}
+
+#[test]
+fn every_request_round_trips() {
+    let mut requests = vec![
+        Request::JobList,
+        Request::Version,
+        Request::JobEvaluate(JobEvaluate {
+            sources: vec![
+                Source {
+                    filename: "/data/a.mp4".into(),
+                },
+                Source {
+                    filename: "c:\\videoshare\\uploaded\\b <&>.flv".into(),
+                },
+            ],
+        }),
+        Request::ProfileList(ProfileList::default()),
+        Request::ProfileList(ProfileList {
+            profile_type: Some("Destination".into()),
+        }),
+    ];
+    requests.extend(NodeCommand::ALL.iter().copied().map(Request::NodeCommand));
+    let commands = [
+        Command::QueryInfo,
+        Command::Query,
+        Command::Stop,
+        Command::Pause,
+        Command::Resume,
+        Command::SetPriority(200),
+        Command::Requeue,
+        Command::Remove,
+    ];
+    assert_eq!(commands.len(), CommandKind::ALL.len(), "every command");
+    requests.extend(
+        commands.map(|command| Request::JobCommand(JobCommand { guid: guid(), command })),
+    );
+    let mut seen: Vec<TaskType> = Vec::new();
+    for request in requests {
+        let xml = request.to_xml();
+        assert_eq!(Request::parse(&xml).expect(&xml), request, "{xml}");
+        seen.push(request.task_type());
+    }
+    // With the JobQueue and JobStatusList of `requests_round_trip`: all eight.
+    for task in TaskType::ALL {
+        assert!(
+            seen.contains(task) || matches!(task, TaskType::JobQueue | TaskType::JobStatusList),
+            "{task} not covered"
+        );
+    }
+}
+
+#[test]
+fn job_command_fields_are_checked() {
+    let cases = [
+        (
+            "<cnpsXML TaskType=\"JobCommand\" GUID=\"{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}\"/>",
+            "Command",
+        ),
+        ("<cnpsXML TaskType=\"JobCommand\" Command=\"Pause\"/>", "GUID"),
+        (
+            "<cnpsXML TaskType=\"JobCommand\" Command=\"Pause\" GUID=\"12\"/>",
+            "GUID",
+        ),
+        (
+            "<cnpsXML TaskType=\"JobCommand\" Command=\"Explode\" GUID=\"{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}\"/>",
+            "Explode",
+        ),
+        (
+            "<cnpsXML TaskType=\"JobCommand\" Command=\"SetPriority\" GUID=\"{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}\"/>",
+            "Priority.DWD",
+        ),
+        ("<cnpsXML TaskType=\"NodeCommand\" Command=\"Reboot\"/>", "Reboot"),
+    ];
+    for (doc, named) in cases {
+        let err = Request::parse(doc).expect_err(doc).to_string();
+        assert!(err.contains(named), "{doc}: {err}");
+    }
+    // Keywords are case-insensitive, as Carbon's are.
+    let lower = "<cnpsXML TaskType=\"jobcommand\" Command=\"pause\" guid=\"{0f3c5e0a-2b7d-4c1e-9a57-3d2b8e6f1c40}\"/>";
+    assert_eq!(
+        Request::parse(lower).expect("parses"),
+        Request::JobCommand(JobCommand {
+            guid: guid(),
+            command: Command::Pause
+        })
+    );
+}
+
+fn sample_info() -> JobInfo {
+    JobInfo {
+        job: sample_job(),
+        sources: vec![Source {
+            filename: "/data/uploaded/holiday.flv".into(),
+        }],
+        destinations: vec![DestinationInfo {
+            preset_guid: guid(),
+            preset_name: "480p".into(),
+            module_data: ModuleData {
+                path: Some("/data/streams".into()),
+                base_file_name: Some("%s".into()),
+            },
+            output: Some(OutputFile {
+                filename: "/data/streams/holiday.mp4".into(),
+            }),
+        }],
+    }
+}
+
+fn sample_node() -> NodeStatus {
+    NodeStatus {
+        name: "videoshare".into(),
+        ip: "127.0.0.1".into(),
+        enabled: 1,
+        priority: 100,
+        slots: 2,
+        free_slots: 1,
+        running_jobs: 1,
+        queued_jobs: 3,
+    }
+}
+
+#[test]
+fn every_reply_round_trips() {
+    let replies = vec![
+        Reply::Queued { guid: guid() },
+        Reply::StatusList { jobs: vec![] },
+        Reply::StatusList {
+            jobs: vec![sample_job(), sample_job()],
+        },
+        Reply::JobList {
+            guids: vec![guid(), Guid::new_random()],
+        },
+        Reply::Status(Box::new(sample_job())),
+        Reply::Info(Box::new(sample_info())),
+        Reply::Removed { guid: guid() },
+        Reply::Evaluated {
+            sources: vec![EvaluatedSource {
+                filename: "c:\\in.mov".into(),
+                format: "mov,mp4,m4a,3gp,3g2,mj2".into(),
+                description: PublicDescription {
+                    video: Some(VideoDescription {
+                        width: 320,
+                        height: 240,
+                        frame_rate: Some(25.0),
+                        duration: Some(2.0),
+                        codec: "h264".into(),
+                    }),
+                    audio: Some(AudioDescription {
+                        sample_rate: Some(44100),
+                        channels: Some(2),
+                        codec: "aac".into(),
+                    }),
+                },
+            }],
+        },
+        Reply::Profiles {
+            profiles: vec![Profile {
+                guid: guid(),
+                name: "480p".into(),
+                description: "H.264".into(),
+                profile_type: "Destination".into(),
+                container: "mp4".into(),
+                extension: "mp4".into(),
+                video_codec: "libx264".into(),
+                video_kbps: 800,
+                width: 720,
+                height: 480,
+                audio_codec: None,
+                audio_kbps: None,
+            }],
+        },
+        Reply::Version(VersionInfo {
+            product: "videoshare".into(),
+            version: "0.1.0".into(),
+            api_version: "1.2".into(),
+        }),
+        Reply::Node(sample_node()),
+        Reply::ServerNodes {
+            nodes: vec![sample_node()],
+        },
+    ];
+    let mut kinds: Vec<ReplyKind> = Vec::new();
+    for reply in replies {
+        let xml = reply.to_xml();
+        let kind = reply.kind().expect("a success");
+        assert_eq!(Reply::parse(&xml, kind).expect(&xml), reply, "{xml}");
+        kinds.push(kind);
+    }
+    assert_eq!(
+        Reply::parse(
+            &Reply::Failed { error: "no".into() }.to_xml(),
+            ReplyKind::Version
+        )
+        .expect("parses"),
+        Reply::Failed { error: "no".into() },
+        "a failure parses whatever was expected"
+    );
+    for kind in ReplyKind::ALL {
+        assert!(kinds.contains(&kind), "{kind:?} not covered");
+    }
+}
+
+#[test]
+fn golden_control_replies() {
+    // Query and every control command answer with the job, GUID first like
+    // the JobQueue reply (the seed reads `attributes()[0]`).
+    let status = Reply::Status(Box::new(sample_job())).to_xml();
+    assert_eq!(
+        status,
+        "<cnpsXML GUID=\"{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}\" Success=\"TRUE\">\
+         <JobStatus Name=\"holiday.flv\" GUID=\"{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}\" \
+         State=\"Active\" Status=\"STARTED\" Progress.DWD=\"42\" User=\"\" \
+         SourceDescription=\"holiday.flv\" AgentIP=\"127.0.0.1\" Priority.DWD=\"100\" \
+         CheckInTime=\"11/25/26 09:30:00\" StartTime=\"11/25/26 09:30:01\" \
+         CheckInTime_CNLT=\"2026-11-25 09:30:00\" StartTime_CNLT=\"2026-11-25 09:30:01\"/>\
+         </cnpsXML>"
+    );
+    assert_eq!(
+        Reply::Removed { guid: guid() }.to_xml(),
+        "<cnpsXML GUID=\"{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}\" Success=\"TRUE\"/>"
+    );
+    assert_eq!(
+        Reply::JobList {
+            guids: vec![guid()]
+        }
+        .to_xml(),
+        "<cnpsXML Success=\"TRUE\"><JobList>\
+         <Job_0 GUID=\"{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}\"/></JobList></cnpsXML>"
+    );
+    assert_eq!(
+        Reply::Node(sample_node()).to_xml(),
+        "<cnpsXML Success=\"TRUE\"><NodeStatus Name=\"videoshare\" IP=\"127.0.0.1\" \
+         Enabled.DWD=\"1\" Priority.DWD=\"100\" Slots.DWD=\"2\" FreeSlots.DWD=\"1\" \
+         RunningJobs.DWD=\"1\" QueuedJobs.DWD=\"3\"/></cnpsXML>"
     );
 }
