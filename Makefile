@@ -25,4 +25,4 @@ deps-run:
 	@scripts/ensure-deps.sh ffmpeg
 
 deps-test:
-	@scripts/ensure-deps.sh ffmpeg chromium chromium-driver
+	@scripts/ensure-deps.sh ffmpeg chromium chromium-driver python3

@@ -117,7 +117,11 @@ async fn main() {
         ..ClipSpec::new(seconds, width, height)
     };
     write_clip(&source, spec).expect("ffmpeg generates the clip");
-    let client = Client::new(app.carbon_addr().to_string());
+    let client = Client::new(
+        app.carbon_addr()
+            .expect("serve runs the encoder")
+            .to_string(),
+    );
     let plain_out: PathBuf = work.path().join("plain.mp4");
 
     println!(

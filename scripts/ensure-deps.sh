@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages videoshare needs when they are missing.
-# Usage: scripts/ensure-deps.sh PACKAGE...   (ffmpeg, chromium, chromium-driver)
+# Usage: scripts/ensure-deps.sh PACKAGE...   (ffmpeg, chromium, chromium-driver, python3)
 # Run as root (or with sudo available). Nothing is downloaded at run time:
 # only Debian's own packages, through apt-get.
 set -euo pipefail
@@ -11,6 +11,7 @@ probe() {
     ffmpeg) command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null ;;
     chromium) command -v chromium >/dev/null ;;
     chromium-driver) command -v chromedriver >/dev/null ;;
+    python3) command -v python3 >/dev/null ;;
     *) dpkg -s "$1" >/dev/null 2>&1 ;;
   esac
 }

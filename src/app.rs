@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ServeArgs;
+use crate::config::{EncoderArgs, EncoderOptions, PortalArgs, PortalOptions, ServeArgs};
 use crate::encoder::paths::PathPolicy;
 use crate::encoder::preset::SEED_PRESET;
 use crate::encoder::server::{self, Limits};
@@ -62,10 +62,10 @@ impl DataDirs {
     }
 }
 
-/// A running videoshare: portal, encoder and their tasks.
+/// A running videoshare: portal, encoder or both, and their tasks.
 pub struct App {
-    http_addr: SocketAddr,
-    carbon_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    carbon_addr: Option<SocketAddr>,
     dirs: DataDirs,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -84,60 +84,149 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-impl App {
-    /// Binds, recovers from any interrupted run and starts everything.
-    pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
-        let dirs = DataDirs::create(&args.data)?;
-        let pool = crate::store::open(&dirs.database)
-            .await
-            .with_context(|| format!("cannot open the database {}", dirs.database.display()))?;
-        let shutdown = CancellationToken::new();
+/// How the portal reaches its encoder and names its folders to it.
+struct EncoderLink {
+    addr: String,
+    uploaded: String,
+    streams: String,
+}
 
-        let (carbon_listener, carbon_addr) = server::bind(&args.carbon)
+impl App {
+    /// Portal and encoder in one process: the portal talks to the encoder
+    /// over the Carbon socket on loopback, as it would to any Carbon server.
+    pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
+        let mut app = App::open(&args.data.data).await?;
+        let pool = app.pool().await?;
+        let carbon_addr = app.start_encoder(&args.encoder, pool.clone()).await?;
+        let link = EncoderLink {
+            addr: reachable(carbon_addr).to_string(),
+            uploaded: app.dirs.uploaded.to_string_lossy().into_owned(),
+            streams: app.dirs.streams.to_string_lossy().into_owned(),
+        };
+        app.start_portal(&args.portal, link, pool).await?;
+        Ok(app)
+    }
+
+    /// The Carbon encoder alone.
+    pub async fn build_encoder(args: &EncoderArgs) -> anyhow::Result<App> {
+        let mut app = App::open(&args.data.data).await?;
+        let pool = app.pool().await?;
+        app.start_encoder(&args.encoder, pool).await?;
+        Ok(app)
+    }
+
+    /// The web portal alone, against the Carbon server `args.connect.encoder`.
+    pub async fn build_portal(args: &PortalArgs) -> anyhow::Result<App> {
+        let mut app = App::open(&args.data.data).await?;
+        let pool = app.pool().await?;
+        let local = |dir: &Path| dir.to_string_lossy().into_owned();
+        let link = EncoderLink {
+            addr: args.connect.encoder.clone(),
+            uploaded: args
+                .encoder_uploaded
+                .clone()
+                .unwrap_or_else(|| local(&app.dirs.uploaded)),
+            streams: args
+                .encoder_streams
+                .clone()
+                .unwrap_or_else(|| local(&app.dirs.streams)),
+        };
+        app.start_portal(&args.portal, link, pool).await?;
+        Ok(app)
+    }
+
+    async fn open(data: &Path) -> anyhow::Result<App> {
+        Ok(App {
+            http_addr: None,
+            carbon_addr: None,
+            dirs: DataDirs::create(data)?,
+            shutdown: CancellationToken::new(),
+            tasks: Vec::new(),
+        })
+    }
+
+    async fn pool(&self) -> anyhow::Result<sqlx::SqlitePool> {
+        let database = &self.dirs.database;
+        crate::store::open(database)
             .await
-            .with_context(|| format!("cannot listen for Carbon clients on {}", args.carbon))?;
+            .with_context(|| format!("cannot open the database {}", database.display()))
+    }
+
+    /// Binds the Carbon socket, recovers interrupted jobs and starts the
+    /// scheduler and the socket server.
+    async fn start_encoder(
+        &mut self,
+        options: &EncoderOptions,
+        pool: sqlx::SqlitePool,
+    ) -> anyhow::Result<SocketAddr> {
+        let dirs = &self.dirs;
+        let (listener, carbon_addr) = server::bind(&options.carbon)
+            .await
+            .with_context(|| format!("cannot listen for Carbon clients on {}", options.carbon))?;
+        let mut roots = vec![dirs.uploaded.clone(), dirs.streams.clone()];
+        roots.extend(options.roots.iter().cloned());
         let encoder = Encoder::new(
             &EncoderConfig {
                 tmp_dir: dirs.tmp_encodes.clone(),
-                roots: vec![dirs.uploaded.clone(), dirs.streams.clone()],
+                roots,
                 mappings: PathPolicy::seed_mappings(&dirs.uploaded, &dirs.streams),
-                slots: usize::from(args.encode_slots),
+                slots: usize::from(options.encode_slots),
                 agent_ip: reachable(carbon_addr).ip().to_string(),
             },
-            pool.clone(),
+            pool,
         )
         .await?;
-        let mut tasks = vec![
-            encoder.spawn_scheduler(shutdown.clone()),
-            tokio::spawn(server::serve(
-                carbon_listener,
-                encoder,
-                Limits::default(),
-                shutdown.clone(),
-            )),
-        ];
+        let limits = Limits {
+            max_frame: usize::try_from(options.carbon_max_frame).unwrap_or(usize::MAX),
+            idle_timeout: Duration::from_secs(options.carbon_idle_secs),
+            max_connections: usize::try_from(options.carbon_max_connections).unwrap_or(usize::MAX),
+            ..Limits::default()
+        };
+        self.tasks
+            .push(encoder.spawn_scheduler(self.shutdown.clone()));
+        self.tasks.push(tokio::spawn(server::serve(
+            listener,
+            encoder,
+            limits,
+            self.shutdown.clone(),
+        )));
+        tracing::info!("Carbon encoder listening on {carbon_addr}");
+        tracing::info!(data = %dirs.root.display(), "data folder");
+        self.carbon_addr = Some(carbon_addr);
+        Ok(carbon_addr)
+    }
 
+    /// Binds HTTP and starts the portal and its poller.
+    async fn start_portal(
+        &mut self,
+        options: &PortalOptions,
+        link: EncoderLink,
+        pool: sqlx::SqlitePool,
+    ) -> anyhow::Result<SocketAddr> {
+        let dirs = &self.dirs;
         let portal = Portal::new(
             PortalConfig {
                 uploaded_dir: dirs.uploaded.clone(),
                 streams_dir: dirs.streams.clone(),
                 tmp_dir: dirs.tmp_uploads.clone(),
-                max_upload: args.max_upload,
-                poll_interval: Duration::from_millis(args.poll_ms),
-                encoder_addr: reachable(carbon_addr).to_string(),
+                max_upload: options.max_upload,
+                poll_interval: Duration::from_millis(options.poll_ms),
+                encoder_addr: link.addr,
+                encoder_uploaded: link.uploaded,
+                encoder_streams: link.streams,
                 preset: SEED_PRESET,
             },
             pool,
-            shutdown.clone(),
+            self.shutdown.clone(),
         )
         .await?;
-        let http_listener = tokio::net::TcpListener::bind(&args.http)
+        let http_listener = tokio::net::TcpListener::bind(&options.http)
             .await
-            .with_context(|| format!("cannot listen for HTTP on {}", args.http))?;
+            .with_context(|| format!("cannot listen for HTTP on {}", options.http))?;
         let http_addr = http_listener.local_addr()?;
         let router = portal.router();
-        let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
+        let stop = self.shutdown.clone();
+        self.tasks.push(tokio::spawn(async move {
             let served = axum::serve(http_listener, router)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
@@ -145,25 +234,19 @@ impl App {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         }));
-        tasks.push(portal.spawn_poller(shutdown.clone()));
-
+        self.tasks.push(portal.spawn_poller(self.shutdown.clone()));
         tracing::info!("portal listening on http://{http_addr}");
-        tracing::info!("Carbon encoder listening on {carbon_addr}");
-        tracing::info!(data = %dirs.root.display(), "data folder");
-        Ok(App {
-            http_addr,
-            carbon_addr,
-            dirs,
-            shutdown,
-            tasks,
-        })
+        self.http_addr = Some(http_addr);
+        Ok(http_addr)
     }
 
-    pub fn http_addr(&self) -> SocketAddr {
+    /// The portal's address, when this app runs the portal.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
     }
 
-    pub fn carbon_addr(&self) -> SocketAddr {
+    /// The Carbon socket's address, when this app runs the encoder.
+    pub fn carbon_addr(&self) -> Option<SocketAddr> {
         self.carbon_addr
     }
 

@@ -6,6 +6,9 @@ use clap::{Args, Parser, Subcommand};
 
 /// videoshare: upload videos in a browser, encode them over the Carbon
 /// protocol, watch the progress live and play the results.
+///
+/// `serve` runs everything; `encoder` and `portal` run one half each; the
+/// other commands are Carbon clients of an encoder (any Carbon server).
 #[derive(Debug, Parser)]
 #[command(name = "videoshare", version, about, long_about = None)]
 pub struct Cli {
@@ -17,20 +20,38 @@ pub struct Cli {
 pub enum Command {
     /// Run the web portal together with an embedded Carbon encoder.
     Serve(ServeArgs),
+    /// Run the Carbon encoder alone (no web portal).
+    Encoder(EncoderArgs),
+    /// Run the web portal alone, against any Carbon server.
+    Portal(PortalArgs),
+    /// Submit a file for encoding (a Carbon JobQueue).
+    Submit(SubmitArgs),
+    /// List jobs (a Carbon JobStatusList).
+    Jobs(JobsArgs),
+    /// Inspect or control one job (a Carbon JobCommand).
+    Job(JobArgs),
+    /// List the encoder's presets (a Carbon ProfileList).
+    Presets(ConnectArgs),
+    /// Describe a media file as the encoder sees it (a Carbon JobEvaluate).
+    Probe(ProbeArgs),
 }
 
-/// Settings of `videoshare serve`.
+/// Where the data lives.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Address of the web portal (port 0 picks a free port).
+pub struct DataArgs {
+    /// Folder for uploads, encoded streams, temp files and the database.
     #[arg(
         long,
-        env = "VIDEOSHARE_HTTP",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
+        env = "VIDEOSHARE_DATA",
+        default_value = "./data",
+        value_name = "DIR"
     )]
-    pub http: String,
+    pub data: PathBuf,
+}
 
+/// Settings of the Carbon encoder.
+#[derive(Debug, Clone, Args)]
+pub struct EncoderOptions {
     /// Address of the Carbon socket the encoder listens on.
     #[arg(
         long,
@@ -40,26 +61,203 @@ pub struct ServeArgs {
     )]
     pub carbon: String,
 
-    /// Folder for uploads, encoded streams, temp files and the database.
+    /// How many encodes run at the same time.
+    #[arg(long, env = "VIDEOSHARE_ENCODE_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub encode_slots: u16,
+
+    /// Another folder jobs may read sources from and write outputs to
+    /// (besides the data folder's uploaded/ and streams/); repeatable.
     #[arg(
-        long,
-        env = "VIDEOSHARE_DATA",
-        default_value = "./data",
+        long = "root",
+        env = "VIDEOSHARE_ROOTS",
+        value_delimiter = ',',
         value_name = "DIR"
     )]
-    pub data: PathBuf,
+    pub roots: Vec<PathBuf>,
+
+    /// Seconds a Carbon connection may stay idle before it is closed.
+    #[arg(long, env = "VIDEOSHARE_CARBON_IDLE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub carbon_idle_secs: u64,
+
+    /// Carbon connections served at once; more are refused with an error frame.
+    #[arg(long, env = "VIDEOSHARE_CARBON_MAX_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub carbon_max_connections: u32,
+
+    /// Largest Carbon frame accepted, e.g. 1MiB.
+    #[arg(long, env = "VIDEOSHARE_CARBON_MAX_FRAME", default_value = "1MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub carbon_max_frame: u64,
+}
+
+/// Settings of the web portal.
+#[derive(Debug, Clone, Args)]
+pub struct PortalOptions {
+    /// Address of the web portal (port 0 picks a free port).
+    #[arg(
+        long,
+        env = "VIDEOSHARE_HTTP",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub http: String,
 
     /// Largest accepted upload, e.g. 4GiB, 500MB, 1048576.
     #[arg(long, env = "VIDEOSHARE_MAX_UPLOAD", default_value = "4GiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_upload: u64,
 
-    /// How many encodes run at the same time.
-    #[arg(long, env = "VIDEOSHARE_ENCODE_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub encode_slots: u16,
-
     /// How often the portal asks the encoder about unfinished jobs, in milliseconds.
     #[arg(long, env = "VIDEOSHARE_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(20..=60_000))]
     pub poll_ms: u64,
+}
+
+/// Settings of `videoshare serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub encoder: EncoderOptions,
+    #[command(flatten)]
+    pub portal: PortalOptions,
+}
+
+/// Settings of `videoshare encoder`.
+#[derive(Debug, Clone, Args)]
+pub struct EncoderArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub encoder: EncoderOptions,
+}
+
+/// Settings of `videoshare portal`.
+#[derive(Debug, Clone, Args)]
+pub struct PortalArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub portal: PortalOptions,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The portal's uploaded/ folder as the encoder names it (e.g.
+    /// `c:\videoshare\uploaded` for a Windows Carbon server sharing it);
+    /// default: the local path, for an encoder on this machine.
+    #[arg(long, env = "VIDEOSHARE_ENCODER_UPLOADED", value_name = "PATH")]
+    pub encoder_uploaded: Option<String>,
+    /// The portal's streams/ folder as the encoder names it; default: the
+    /// local path.
+    #[arg(long, env = "VIDEOSHARE_ENCODER_STREAMS", value_name = "PATH")]
+    pub encoder_streams: Option<String>,
+}
+
+/// How a client reaches the Carbon server.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// The Carbon server, HOST:PORT.
+    #[arg(
+        long,
+        env = "VIDEOSHARE_ENCODER",
+        default_value = "127.0.0.1:1547",
+        value_name = "HOST:PORT"
+    )]
+    pub encoder: String,
+    /// Seconds to wait for each reply.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout_secs: u64,
+}
+
+/// Settings of `videoshare submit`.
+#[derive(Debug, Clone, Args)]
+pub struct SubmitArgs {
+    /// The source file. A local path is sent as an absolute path; a path
+    /// that does not exist here (e.g. `c:\videoshare\uploaded\a.flv`) is
+    /// sent as written, for the encoder to map.
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    /// The preset GUID (see `videoshare presets`); default: the seed's 480p H.264.
+    #[arg(long, value_name = "GUID")]
+    pub preset: Option<String>,
+    /// Another preset for the same job (one output per preset); repeatable.
+    #[arg(long = "also", value_name = "GUID")]
+    pub also: Vec<String>,
+    /// Queue priority, 0-255 (higher runs first; default 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub priority: Option<u32>,
+    /// Output folder as the encoder names it; default: the seed's Flash
+    /// Media Server streams folder, which videoshare maps to its streams/.
+    #[arg(long, value_name = "DIR")]
+    pub dest: Option<String>,
+    /// Output base name; `%s` is the source name without extension.
+    #[arg(long, default_value = "%s", value_name = "TEMPLATE")]
+    pub base_name: String,
+    /// Job name (default: the file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The Carbon `User` recorded on the job.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Follow the job with a progress bar until it ends; the exit code is
+    /// non-zero unless it COMPLETED.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// Settings of `videoshare jobs`.
+#[derive(Debug, Clone, Args)]
+pub struct JobsArgs {
+    /// Only jobs in this status (e.g. QUEUED, STARTED, COMPLETED, ERROR).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// Settings of `videoshare job`.
+#[derive(Debug, Clone, Args)]
+pub struct JobArgs {
+    /// The job's GUID, e.g. {0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}.
+    #[arg(value_name = "GUID")]
+    pub guid: String,
+    #[command(subcommand)]
+    pub action: JobAction,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// What `videoshare job GUID` does.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum JobAction {
+    /// Show the job, its source and its outputs (QueryInfo).
+    Info,
+    /// Suspend a running encode, or hold a queued job.
+    Pause,
+    /// Continue a paused job.
+    Resume,
+    /// Stop the job; a running encode is killed and its partial output removed.
+    Stop,
+    /// Run a STOPPED, ERROR or COMPLETED job again.
+    Requeue,
+    /// Delete the job's record (a running encode is stopped first; outputs stay).
+    Remove,
+    /// Set the job's queue priority, 0-255.
+    Priority {
+        #[arg(value_parser = clap::value_parser!(u32).range(0..=255))]
+        priority: u32,
+    },
+}
+
+/// Settings of `videoshare probe`.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// The file, as for `submit`.
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 impl ServeArgs {
@@ -67,12 +265,20 @@ impl ServeArgs {
     /// on loopback port 0 (what tests and benchmarks want).
     pub fn ephemeral(data: PathBuf) -> Self {
         ServeArgs {
-            http: "127.0.0.1:0".into(),
-            carbon: "127.0.0.1:0".into(),
-            data,
-            max_upload: 4 << 30,
-            encode_slots: 1,
-            poll_ms: 250,
+            data: DataArgs { data },
+            encoder: EncoderOptions {
+                carbon: "127.0.0.1:0".into(),
+                encode_slots: 1,
+                roots: Vec::new(),
+                carbon_idle_secs: 300,
+                carbon_max_connections: 256,
+                carbon_max_frame: 1 << 20,
+            },
+            portal: PortalOptions {
+                http: "127.0.0.1:0".into(),
+                max_upload: 4 << 30,
+                poll_ms: 250,
+            },
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod carbon;
+pub mod cli;
 pub mod config;
 pub mod encoder;
 pub mod fsutil;

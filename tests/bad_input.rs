@@ -165,7 +165,7 @@ async fn audio_only_and_still_images_are_not_videos() {
 
 #[tokio::test]
 async fn oversize_uploads_are_refused_streamed_or_declared() {
-    let app = spawn_app_with(|args| args.max_upload = 64 * 1024).await;
+    let app = spawn_app_with(|args| args.portal.max_upload = 64 * 1024).await;
 
     // Within the declared slack, caught while streaming.
     let streamed = app.upload_bytes(vec![7u8; 200 * 1024], "big.mp4").await;
@@ -174,7 +174,7 @@ async fn oversize_uploads_are_refused_streamed_or_declared() {
 
     // Announced far beyond the limit: refused from the headers alone, before
     // any body byte is sent.
-    let mut stream = tokio::net::TcpStream::connect(app.app.http_addr())
+    let mut stream = tokio::net::TcpStream::connect(app.http_addr)
         .await
         .expect("connect");
     let head = "POST /upload HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\
@@ -234,6 +234,8 @@ async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> Socket
             max_upload: 1 << 30,
             poll_interval: Duration::from_millis(100),
             encoder_addr: encoder.to_string(),
+            encoder_uploaded: dirs.uploaded.to_string_lossy().into_owned(),
+            encoder_streams: dirs.streams.to_string_lossy().into_owned(),
             preset: SEED_PRESET,
         },
         pool,

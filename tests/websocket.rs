@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test]
 async fn bad_watch_requests_get_coded_errors_and_the_socket_stays_open() {
     let app = spawn_app().await;
-    let url = format!("ws://{}/ws", app.app.http_addr());
+    let url = format!("ws://{}/ws", app.http_addr);
     let (mut socket, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("websocket");

@@ -16,9 +16,9 @@ use super::frame::{CarbonCodec, FrameError};
 use super::guid::Guid;
 use super::latin1;
 use super::message::{
-    Command, EvaluatedSource, JobCommand, JobEntry, JobEvaluate, JobInfo, JobQueue,
-    JobStatusList, MessageError, NodeCommand, NodeStatus, Profile, ProfileList, Reply, Request,
-    Source, VersionInfo,
+    Command, EvaluatedSource, JobCommand, JobEntry, JobEvaluate, JobInfo, JobQueue, JobStatusList,
+    MessageError, NodeCommand, NodeStatus, Profile, ProfileList, Reply, Request, Source,
+    VersionInfo,
 };
 
 type Connection = Framed<TcpStream, CarbonCodec>;

@@ -116,7 +116,11 @@ enum Then {
 
 impl Encoder {
     /// Carries out one `JobCommand`.
-    pub(super) async fn command(&self, guid: Guid, command: Command) -> Result<Reply, EncoderError> {
+    pub(super) async fn command(
+        &self,
+        guid: Guid,
+        command: Command,
+    ) -> Result<Reply, EncoderError> {
         match command {
             Command::Query => Ok(Reply::Status(Box::new(self.entry_of(guid).await?))),
             Command::QueryInfo => Ok(Reply::Info(Box::new(self.info(guid).await?))),
@@ -151,9 +155,7 @@ impl Encoder {
                 tracing::info!(%guid, "job removed");
                 Ok(Reply::Removed { guid })
             }
-            Command::Pause | Command::Resume | Command::Stop => {
-                self.control(guid, command).await
-            }
+            Command::Pause | Command::Resume | Command::Stop => self.control(guid, command).await,
         }
     }
 
@@ -171,7 +173,12 @@ impl Encoder {
                             .then(|| "stopped by JobCommand Stop".to_owned()),
                         ..Change::default()
                     };
-                    if !self.inner.jobs.transition(guid, &[from], to, change).await? {
+                    if !self
+                        .inner
+                        .jobs
+                        .transition(guid, &[from], to, change)
+                        .await?
+                    {
                         continue;
                     }
                     tracing::info!(%guid, %from, %to, "job {}", command.kind());
@@ -249,9 +256,10 @@ impl Encoder {
                         path: Some(text(&d.dest_dir)),
                         base_file_name: Some(d.base_name.clone()),
                     },
-                    output: d.output_path.as_deref().map(|o| OutputFile {
-                        filename: text(o),
-                    }),
+                    output: d
+                        .output_path
+                        .as_deref()
+                        .map(|o| OutputFile { filename: text(o) }),
                 })
                 .collect(),
         })
@@ -281,9 +289,7 @@ fn plan(command: Command, job: &Job, running: bool) -> Result<Plan, EncoderError
         (Command::Resume, Paused) => moving(Paused, Queued, Then::Wake),
         (Command::Stop, Queued) => moving(Queued, Stopped, Then::Nothing),
         (Command::Stop, Paused) if !running => moving(Paused, Stopped, Then::Nothing),
-        (Command::Stop, from @ (Starting | Started | Paused)) => {
-            moving(from, Stopping, Then::Stop)
-        }
+        (Command::Stop, from @ (Starting | Started | Paused)) => moving(from, Stopping, Then::Stop),
         (_, status) => Err(cannot(command, status)),
     }
 }

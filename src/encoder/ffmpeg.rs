@@ -206,7 +206,10 @@ mod tests {
             .expect("seed");
         let args = encode_args(
             Path::new("/in.mov"),
-            &[(Path::new("/a.mp4"), preset), (Path::new("/out.mp4"), preset)],
+            &[
+                (Path::new("/a.mp4"), preset),
+                (Path::new("/out.mp4"), preset),
+            ],
         );
         let text: Vec<String> = args
             .iter()
@@ -215,7 +218,11 @@ mod tests {
         let joined = text.join(" ");
         assert!(joined.contains("-progress pipe:1"));
         assert!(joined.contains("-i /in.mov"));
-        assert_eq!(joined.matches("-c:v").count(), 2, "one output per destination");
+        assert_eq!(
+            joined.matches("-c:v").count(),
+            2,
+            "one output per destination"
+        );
         assert!(joined.contains(" /a.mp4 -map"));
         assert_eq!(text.last().map(String::as_str), Some("/out.mp4"));
     }

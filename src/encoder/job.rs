@@ -317,8 +317,14 @@ mod tests {
         use JobStatus::*;
         assert_eq!(allowed_from(Started), &[Starting, Paused]);
         assert!(allowed_from(Completed).contains(&Started));
-        assert!(!allowed_from(Completed).contains(&Queued), "never unencoded");
-        assert!(!allowed_from(Paused).contains(&Starting), "no pause while probing");
+        assert!(
+            !allowed_from(Completed).contains(&Queued),
+            "never unencoded"
+        );
+        assert!(
+            !allowed_from(Paused).contains(&Starting),
+            "no pause while probing"
+        );
         for terminal in [Completed, Error, Stopped] {
             for to in JobStatus::ALL {
                 if to != Queued {

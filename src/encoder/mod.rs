@@ -21,11 +21,11 @@ use sqlx::SqlitePool;
 use tokio::sync::Notify;
 
 use crate::carbon::guid::InvalidGuid;
+use crate::carbon::message::NodeStatus;
 use crate::carbon::message::{
     AudioDescription, Destination, EvaluatedSource, JobQueue, JobStatusList, NodeCommand, Profile,
     PublicDescription, Source, VersionInfo, VideoDescription,
 };
-use crate::carbon::message::NodeStatus;
 use crate::carbon::{Guid, JobEntry, JobStatus, Reply, Request, latin1};
 use crate::store::jobs::Destination as StoredDestination;
 use crate::store::{JobStore, NewJob, StoreError};

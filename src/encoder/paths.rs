@@ -24,6 +24,12 @@ impl PathMapping {
     }
 }
 
+/// Where the seed's page put uploads, as its encoder saw them.
+pub const SEED_UPLOADED: &str = "c:\\videoshare\\uploaded";
+
+/// The seed's Flash Media Server streams folder, where its encodes went.
+pub const SEED_STREAMS: &str = "C:\\Program Files\\Adobe\\Flash Media Server 3.5\\applications\\videoshare\\streams\\_definst_";
+
 /// A canonical local path inside the allowed roots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SafePath(PathBuf);
@@ -53,7 +59,9 @@ pub enum PathError {
     Relative(String),
     #[error("{0:?} does not exist")]
     NotFound(String),
-    #[error("{0:?} is outside the folders this encoder may use")]
+    #[error(
+        "{0:?} is outside the folders this encoder may use (its data folder; start it with --root DIR to allow another)"
+    )]
     OutsideRoots(String),
     #[error("{0:?} is not a regular file")]
     NotAFile(String),
@@ -116,11 +124,8 @@ impl PathPolicy {
     /// The seed deployment's two folders, mapped to local ones.
     pub fn seed_mappings(uploaded: &Path, streams: &Path) -> Vec<PathMapping> {
         vec![
-            PathMapping::new("c:\\videoshare\\uploaded", uploaded),
-            PathMapping::new(
-                "C:\\Program Files\\Adobe\\Flash Media Server 3.5\\applications\\videoshare\\streams\\_definst_",
-                streams,
-            ),
+            PathMapping::new(SEED_UPLOADED, uploaded),
+            PathMapping::new(SEED_STREAMS, streams),
         ]
     }
 

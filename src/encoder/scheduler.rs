@@ -119,8 +119,13 @@ impl Encoder {
                     description: Some(reason),
                     ..Change::default()
                 };
-                jobs.transition(guid, allowed_from(JobStatus::Error), JobStatus::Error, change)
-                    .await
+                jobs.transition(
+                    guid,
+                    allowed_from(JobStatus::Error),
+                    JobStatus::Error,
+                    change,
+                )
+                .await
             }
         };
         // Whatever happened, a job asked to stop is now stopped.
@@ -160,7 +165,11 @@ impl Encoder {
                 .presets
                 .get(d.preset_guid)
                 .ok_or_else(|| format!("preset {} no longer exists", d.preset_guid))?;
-            plans.push((TempFile::new_in(&inner.tmp_dir, &preset.extension), d, preset));
+            plans.push((
+                TempFile::new_in(&inner.tmp_dir, &preset.extension),
+                d,
+                preset,
+            ));
         }
         if plans.is_empty() {
             return Err("the job has no destination".to_owned());
@@ -221,7 +230,10 @@ impl Encoder {
                 .map(|(temp, d, extension)| {
                     temp.persist_unique(&d.dest_dir, &d.base_name, &extension)
                         .map_err(|e| {
-                            format!("could not place the output in {}: {e}", d.dest_dir.display())
+                            format!(
+                                "could not place the output in {}: {e}",
+                                d.dest_dir.display()
+                            )
                         })
                 })
                 .collect()

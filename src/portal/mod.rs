@@ -48,6 +48,11 @@ pub struct PortalConfig {
     pub poll_interval: Duration,
     /// The Carbon server's `host:port`.
     pub encoder_addr: String,
+    /// `uploaded_dir` as the encoder names it (the same path when the
+    /// encoder runs on this machine).
+    pub encoder_uploaded: String,
+    /// `streams_dir` as the encoder names it.
+    pub encoder_streams: String,
     /// The preset new uploads are encoded with.
     pub preset: Guid,
 }

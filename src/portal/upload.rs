@@ -182,7 +182,7 @@ async fn accept(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
 
-    let guid = match submit(&portal, &stored, &stored_as, &original_name).await {
+    let guid = match submit(&portal, &stored_as, &original_name).await {
         Ok(guid) => guid,
         Err(e) => {
             // The encoder has no job for it, so keep nothing: the user will retry.
@@ -217,7 +217,6 @@ async fn accept(
 /// job never loses its source.
 async fn submit(
     portal: &Portal,
-    stored: &std::path::Path,
     stored_as: &str,
     original_name: &str,
 ) -> Result<Guid, UploadError> {
@@ -226,9 +225,9 @@ async fn submit(
     let job = JobQueue {
         job_name: Some(original_name.to_owned()),
         ..JobQueue::single(
-            &stored.to_string_lossy(),
+            &encoder_path(&config.encoder_uploaded, stored_as),
             config.preset,
-            &config.streams_dir.to_string_lossy(),
+            &config.encoder_streams,
         )
     };
     let unclear = match client.queue(job).await {
@@ -259,6 +258,14 @@ async fn submit(
         },
         Err(_) => Err(UploadError::EncoderUnavailable(unclear.to_string())),
     }
+}
+
+/// `name` inside the folder the encoder calls `dir`, joined with the
+/// separator that folder uses (a Windows Carbon server wants `\\`).
+fn encoder_path(dir: &str, name: &str) -> String {
+    let windows = dir.contains('\\') && !dir.contains('/');
+    let separator = if windows { '\\' } else { '/' };
+    format!("{}{separator}{name}", dir.trim_end_matches(separator))
 }
 
 fn malformed(e: MultipartError) -> UploadError {

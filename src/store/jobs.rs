@@ -366,7 +366,11 @@ impl JobStore {
                 Queued,
                 "progress = 0, start_time = NULL",
             ),
-            (vec![Pausing, Paused], Paused, "progress = 0, start_time = NULL"),
+            (
+                vec![Pausing, Paused],
+                Paused,
+                "progress = 0, start_time = NULL",
+            ),
             (
                 vec![Stopping],
                 Stopped,

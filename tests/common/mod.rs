@@ -92,6 +92,7 @@ pub fn names_in(dir: &Path) -> Vec<String> {
 pub struct TestApp {
     pub app: App,
     pub base: String,
+    pub http_addr: SocketAddr,
     pub carbon: SocketAddr,
     pub data: PathBuf,
     pub http: reqwest::Client,
@@ -115,12 +116,14 @@ pub async fn spawn_app_in(data: PathBuf, configure: impl FnOnce(&mut ServeArgs))
     init_logs();
     require("ffmpeg");
     let mut args = ServeArgs::ephemeral(data.clone());
-    args.poll_ms = 100;
+    args.portal.poll_ms = 100;
     configure(&mut args);
     let app = App::build(&args).await.expect("app starts");
+    let http_addr = app.http_addr().expect("the app runs the portal");
     TestApp {
-        base: format!("http://{}", app.http_addr()),
-        carbon: app.carbon_addr(),
+        base: format!("http://{http_addr}"),
+        http_addr,
+        carbon: app.carbon_addr().expect("the app runs the encoder"),
         data: app.dirs().root.clone(),
         http: reqwest::Client::new(),
         app,
@@ -178,7 +181,7 @@ impl TestApp {
     /// Watches `guid` over the WebSocket until its job is done; returns every
     /// message received (job updates and library updates).
     pub async fn follow_job(&self, guid: &str) -> Vec<Value> {
-        let url = format!("ws://{}/ws", self.app.http_addr());
+        let url = format!("ws://{}/ws", self.http_addr);
         let (mut socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket");

@@ -144,7 +144,6 @@ impl<'de, T: Deserialize<'de>, F: Family> Deserialize<'de> for Indexed<T, F> {
     }
 }
 
-
 /// `#[serde(with = "...")]` helpers: a `Vec<T>` field written as a numbered
 /// family, so public types hold plain `Vec`s.
 macro_rules! indexed_with {

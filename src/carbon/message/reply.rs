@@ -147,7 +147,11 @@ pub struct VideoDescription {
     #[serde(rename = "@Height")]
     pub height: u32,
     /// Frames per second, when the stream declares it.
-    #[serde(rename = "@FrameRate", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "@FrameRate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub frame_rate: Option<f64>,
     /// Seconds, when known.
     #[serde(rename = "@Duration", default, skip_serializing_if = "Option::is_none")]
@@ -158,7 +162,11 @@ pub struct VideoDescription {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioDescription {
-    #[serde(rename = "@SampleRate", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "@SampleRate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sample_rate: Option<u32>,
     #[serde(rename = "@Channels", default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<u32>,
@@ -189,7 +197,11 @@ pub struct Profile {
     pub width: u32,
     #[serde(rename = "@Height.DWD", default)]
     pub height: u32,
-    #[serde(rename = "@AudioCodec", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "@AudioCodec",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub audio_codec: Option<String>,
     #[serde(
         rename = "@AudioBitrate.DWD",
@@ -236,28 +248,44 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// `JobQueue` accepted: the new job's GUID.
-    Queued { guid: Guid },
+    Queued {
+        guid: Guid,
+    },
     /// `JobStatusList`: the matching jobs.
-    StatusList { jobs: Vec<JobEntry> },
+    StatusList {
+        jobs: Vec<JobEntry>,
+    },
     /// `JobList`: every job's GUID, oldest first.
-    JobList { guids: Vec<Guid> },
+    JobList {
+        guids: Vec<Guid>,
+    },
     /// `JobCommand` `Query` and the control commands: the job afterwards.
     Status(Box<JobEntry>),
     /// `JobCommand QueryInfo`.
     Info(Box<JobInfo>),
     /// `JobCommand Remove`: the job is gone.
-    Removed { guid: Guid },
+    Removed {
+        guid: Guid,
+    },
     /// `JobEvaluate`: one entry per source.
-    Evaluated { sources: Vec<EvaluatedSource> },
+    Evaluated {
+        sources: Vec<EvaluatedSource>,
+    },
     /// `ProfileList`.
-    Profiles { profiles: Vec<Profile> },
+    Profiles {
+        profiles: Vec<Profile>,
+    },
     Version(VersionInfo),
     /// `NodeCommand GetNodeStatus`.
     Node(NodeStatus),
     /// `NodeCommand GetServerNodeStatus`: every node of the server.
-    ServerNodes { nodes: Vec<NodeStatus> },
+    ServerNodes {
+        nodes: Vec<NodeStatus>,
+    },
     /// `Success="FALSE"`.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// The shape of a successful reply, as a client expects it from its request
@@ -515,10 +543,9 @@ impl Reply {
                 api_version: &v.api_version,
             }),
             Reply::Node(node) => quick_xml::se::to_string(&NodeWire { success: OK, node }),
-            Reply::ServerNodes { nodes } => quick_xml::se::to_string(&ServerNodesWire {
-                success: OK,
-                nodes,
-            }),
+            Reply::ServerNodes { nodes } => {
+                quick_xml::se::to_string(&ServerNodesWire { success: OK, nodes })
+            }
             Reply::Failed { error } => {
                 return failed_within_budget(error);
             }
@@ -585,10 +612,12 @@ impl Reply {
                     .map(|l| l.0.into_iter().map(|j| j.guid).collect())
                     .unwrap_or_default(),
             },
-            ReplyKind::Status => {
-                Reply::Status(Box::new(wire.job_status.ok_or_else(|| missing("JobStatus"))?))
+            ReplyKind::Status => Reply::Status(Box::new(
+                wire.job_status.ok_or_else(|| missing("JobStatus"))?,
+            )),
+            ReplyKind::Info => {
+                Reply::Info(Box::new(wire.job_info.ok_or_else(|| missing("JobInfo"))?))
             }
-            ReplyKind::Info => Reply::Info(Box::new(wire.job_info.ok_or_else(|| missing("JobInfo"))?)),
             ReplyKind::Evaluated => Reply::Evaluated {
                 sources: wire
                     .evaluate

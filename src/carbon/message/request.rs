@@ -385,7 +385,10 @@ impl JobCommandWire {
         let task = TaskType::JobCommand;
         let kind: CommandKind = keyword(task, "Command", self.command)?;
         let text = self.guid.ok_or_else(|| {
-            invalid(task, "the GUID attribute (GUID=\"{...}\") is missing".to_owned())
+            invalid(
+                task,
+                "the GUID attribute (GUID=\"{...}\") is missing".to_owned(),
+            )
         })?;
         let guid = text
             .parse()

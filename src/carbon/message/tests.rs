@@ -215,7 +215,8 @@ fn long_fields_are_shortened_to_fit_the_seed_budget() {
         "{} bytes",
         payload.len()
     );
-    let Reply::StatusList { jobs } = Reply::parse(&latin1::decode(&payload), ReplyKind::StatusList).expect("parses")
+    let Reply::StatusList { jobs } =
+        Reply::parse(&latin1::decode(&payload), ReplyKind::StatusList).expect("parses")
     else {
         panic!("not a status list");
     };
@@ -297,9 +298,12 @@ fn every_request_round_trips() {
         Command::Remove,
     ];
     assert_eq!(commands.len(), CommandKind::ALL.len(), "every command");
-    requests.extend(
-        commands.map(|command| Request::JobCommand(JobCommand { guid: guid(), command })),
-    );
+    requests.extend(commands.map(|command| {
+        Request::JobCommand(JobCommand {
+            guid: guid(),
+            command,
+        })
+    }));
     let mut seen: Vec<TaskType> = Vec::new();
     for request in requests {
         let xml = request.to_xml();
@@ -322,7 +326,10 @@ fn job_command_fields_are_checked() {
             "<cnpsXML TaskType=\"JobCommand\" GUID=\"{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}\"/>",
             "Command",
         ),
-        ("<cnpsXML TaskType=\"JobCommand\" Command=\"Pause\"/>", "GUID"),
+        (
+            "<cnpsXML TaskType=\"JobCommand\" Command=\"Pause\"/>",
+            "GUID",
+        ),
         (
             "<cnpsXML TaskType=\"JobCommand\" Command=\"Pause\" GUID=\"12\"/>",
             "GUID",
@@ -335,7 +342,10 @@ fn job_command_fields_are_checked() {
             "<cnpsXML TaskType=\"JobCommand\" Command=\"SetPriority\" GUID=\"{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}\"/>",
             "Priority.DWD",
         ),
-        ("<cnpsXML TaskType=\"NodeCommand\" Command=\"Reboot\"/>", "Reboot"),
+        (
+            "<cnpsXML TaskType=\"NodeCommand\" Command=\"Reboot\"/>",
+            "Reboot",
+        ),
     ];
     for (doc, named) in cases {
         let err = Request::parse(doc).expect_err(doc).to_string();
