@@ -371,3 +371,57 @@ async fn the_client_pipelines_hundreds_of_status_requests() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_busy_ones_kept() {
+    let app = common::spawn_app_with(|a| a.encoder.carbon_idle_secs = 1).await;
+    let started = tokio::time::Instant::now();
+    let mut idle = TcpStream::connect(app.carbon).await.expect("connect");
+    let mut busy = TcpStream::connect(app.carbon).await.expect("connect");
+    // The busy client asks something every 300 ms for twice the idle limit.
+    while started.elapsed() < Duration::from_secs(2) {
+        let root = exchange(&mut busy, "<cnpsXML TaskType=\"Version\"/>").await;
+        assert_eq!(attr(&root, "Success"), Some("TRUE"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The idle one was hung up on, without an error frame.
+    assert_eq!(read_to_end(&mut idle).await, "");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_told_and_closed() {
+    let app = common::spawn_app_with(|a| a.encoder.carbon_max_connections = 2).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(app.carbon).await.expect("connect");
+        let root = exchange(&mut stream, "<cnpsXML TaskType=\"JobList\"/>").await;
+        assert_eq!(attr(&root, "Success"), Some("TRUE"));
+        held.push(stream);
+    }
+    let mut third = TcpStream::connect(app.carbon).await.expect("connect");
+    let refused = read_to_end(&mut third).await;
+    assert!(
+        refused.contains("Success=\"FALSE\"") && refused.contains("server busy"),
+        "{refused}"
+    );
+    // A freed place is given to the next client.
+    drop(held.pop());
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let mut next = TcpStream::connect(app.carbon).await.expect("connect");
+        next.write_all(&frame("<cnpsXML TaskType=\"JobList\"/>"))
+            .await
+            .expect("send");
+        let reply = read_once(&mut next).await;
+        if String::from_utf8_lossy(&reply).contains("Success=\"TRUE\"") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}
