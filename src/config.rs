@@ -155,13 +155,14 @@ pub struct ConnectArgs {
     /// The Carbon server, HOST:PORT.
     #[arg(
         long,
+        global = true,
         env = "VIDEOSHARE_ENCODER",
         default_value = "127.0.0.1:1547",
         value_name = "HOST:PORT"
     )]
     pub encoder: String,
     /// Seconds to wait for each reply.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, global = true, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout_secs: u64,
 }
 

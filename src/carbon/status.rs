@@ -79,7 +79,7 @@ impl fmt::Display for JobStatus {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0:?} is not a job status")]
+#[error("{0:?} is not a job status; expected one of {list}", list = JobStatus::ALL.map(JobStatus::as_str).join(", "))]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for JobStatus {

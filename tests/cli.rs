@@ -1,0 +1,305 @@
+//! The `videoshare` binary's client commands against a running encoder, and
+//! `videoshare encoder` + `videoshare portal` as two processes.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{DEADLINE, make_clip, names_in, spawn_app};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use videoshare::carbon::{Client, JobStatus};
+
+const BIN: &str = env!("CARGO_BIN_EXE_videoshare");
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `videoshare ARGS` (async: the app under test shares this runtime).
+async fn videoshare(args: &[&str]) -> Run {
+    let out = tokio::time::timeout(DEADLINE, Command::new(BIN).args(args).output())
+        .await
+        .expect("the command ends in time")
+        .expect("run videoshare");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `videoshare ARGS --encoder ADDR`, which must succeed.
+async fn ok(args: &[&str], encoder: &str) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--encoder", encoder]);
+    let run = videoshare(&all).await;
+    assert!(run.ok, "{args:?} failed: {}", run.stderr);
+    run.stdout
+}
+
+/// `videoshare ARGS --encoder ADDR`, which must fail; returns stderr.
+async fn fails(args: &[&str], encoder: &str) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--encoder", encoder]);
+    let run = videoshare(&all).await;
+    assert!(!run.ok, "{args:?} should fail: {}", run.stdout);
+    run.stderr
+}
+
+fn text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test]
+async fn every_subcommand_has_help() {
+    for command in [
+        "serve", "encoder", "portal", "submit", "jobs", "job", "presets", "probe",
+    ] {
+        let run = videoshare(&[command, "--help"]).await;
+        assert!(
+            run.ok && run.stdout.contains("Usage: videoshare"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+    let run = videoshare(&["portal", "--help"]).await;
+    assert!(run.stdout.contains("--encoder <HOST:PORT>") && run.stdout.contains("127.0.0.1:1547"));
+    let run = videoshare(&["job", "--help"]).await;
+    for action in [
+        "info", "pause", "resume", "stop", "requeue", "remove", "priority",
+    ] {
+        assert!(run.stdout.contains(action), "job --help lacks {action}");
+    }
+}
+
+#[tokio::test]
+async fn client_commands_drive_a_running_encoder() {
+    let app = spawn_app().await;
+    let encoder = app.carbon.to_string();
+    let clip = make_clip(&app.uploaded_dir(), "cli clip.mp4", 1, 160, 120);
+
+    let presets = ok(&["presets"], &encoder).await;
+    assert!(
+        presets.contains("{85DCCE70-0B4F-4328-86D1-5FC7756D9777}"),
+        "{presets}"
+    );
+
+    let probed = ok(&["probe", &text(&clip)], &encoder).await;
+    assert!(
+        probed.contains("h264 160x120") && probed.contains("aac"),
+        "{probed}"
+    );
+
+    let submitted = ok(
+        &["submit", &text(&clip), "--wait", "--priority", "9"],
+        &encoder,
+    )
+    .await;
+    let lines: Vec<&str> = submitted.lines().collect();
+    let guid = lines[0].to_owned();
+    let output = app.streams_dir().join("cli clip.mp4");
+    assert_eq!(lines[1..], [text(&output).as_str()], "{submitted}");
+    assert!(output.is_file());
+
+    let json: Value = serde_json::from_str(&ok(&["jobs", "--json"], &encoder).await).expect("json");
+    assert_eq!(json[0]["guid"], guid.as_str());
+    assert_eq!(json[0]["status"], "COMPLETED");
+    assert_eq!(json[0]["priority"], 9);
+    let table = ok(&["jobs", "--status", "completed"], &encoder).await;
+    assert!(table.contains(&guid), "{table}");
+    let none = ok(&["jobs", "--status", "QUEUED"], &encoder).await;
+    assert!(!none.contains(&guid), "{none}");
+    let why = fails(&["jobs", "--status", "DONE"], &encoder).await;
+    assert!(
+        why.contains("--status") && why.contains("COMPLETED"),
+        "{why}"
+    );
+
+    let info = ok(&["job", &guid, "info"], &encoder).await;
+    assert!(
+        info.contains("Output") && info.contains(&text(&output)),
+        "{info}"
+    );
+    let raised = ok(&["job", &guid, "priority", "42"], &encoder).await;
+    assert!(raised.contains("priority 42"), "{raised}");
+    let why = fails(&["job", &guid, "pause"], &encoder).await;
+    assert!(why.contains("it is COMPLETED"), "{why}");
+    let requeued = ok(&["job", &guid, "requeue"], &encoder).await;
+    assert!(!requeued.contains("COMPLETED"), "{requeued}");
+    let client = Client::new(encoder.clone());
+    let guid_value = guid.parse().expect("a GUID");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while client
+        .command(guid_value, videoshare::carbon::message::Command::Query)
+        .await
+        .expect("query")
+        .status
+        != JobStatus::Completed
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "requeued job never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let removed = ok(&["job", &guid, "remove"], &encoder).await;
+    assert!(removed.contains("removed"));
+    let why = fails(&["job", &guid, "info"], &encoder).await;
+    assert!(why.contains("no job has GUID"), "{why}");
+    let why = fails(&["job", "12345", "info"], &encoder).await;
+    assert!(why.contains("is not a GUID"), "{why}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn submit_reports_refusals_and_failed_jobs_with_its_exit_code() {
+    let app = spawn_app().await;
+    let encoder = app.carbon.to_string();
+    let missing = app.uploaded_dir().join("missing.mp4");
+    let why = fails(&["submit", &text(&missing)], &encoder).await;
+    assert!(why.contains("does not exist"), "{why}");
+    let why = fails(&["submit", &text(&missing), "--preset", "480p"], &encoder).await;
+    assert!(
+        why.contains("--preset") && why.contains("not a GUID"),
+        "{why}"
+    );
+
+    let fake = app.uploaded_dir().join("fake.mp4");
+    std::fs::write(&fake, "not a video at all").expect("write");
+    let run = videoshare(&["submit", &text(&fake), "--wait", "--encoder", &encoder]).await;
+    assert!(!run.ok, "an ERROR job must fail the command");
+    assert!(run.stderr.contains("ended ERROR"), "{}", run.stderr);
+    assert!(names_in(&app.streams_dir()).is_empty());
+
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let nobody = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    let why = fails(&["jobs"], &nobody).await;
+    assert!(
+        why.contains("cannot connect") && why.contains(&nobody),
+        "{why}"
+    );
+    app.stop().await;
+}
+
+/// Starts `videoshare ARGS` and waits for the log line containing `marker`;
+/// returns the child and the text after the marker.
+async fn start(args: &[&str], marker: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "videoshare=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn videoshare");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let found = tokio::time::timeout(DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some((_, rest)) = line.split_once(marker) {
+                return Some(rest.trim().to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("videoshare {args:?} never logged {marker:?}"));
+    // Keep draining so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, found)
+}
+
+#[tokio::test]
+async fn the_portal_alone_drives_the_encoder_alone() {
+    common::require("ffmpeg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (encoder_data, portal_data) = (dir.path().join("encoder"), dir.path().join("portal"));
+    std::fs::create_dir_all(&portal_data).expect("mkdir");
+    let (_encoder, carbon) = start(
+        &[
+            "encoder",
+            "--data",
+            &text(&encoder_data),
+            "--carbon",
+            "127.0.0.1:0",
+            "--root",
+            &text(&portal_data),
+        ],
+        "Carbon encoder listening on ",
+    )
+    .await;
+    let (_portal, http) = start(
+        &[
+            "portal",
+            "--data",
+            &text(&portal_data),
+            "--http",
+            "127.0.0.1:0",
+            "--encoder",
+            &carbon,
+        ],
+        "portal listening on ",
+    )
+    .await;
+
+    let clip = make_clip(dir.path(), "two processes.mp4", 1, 160, 120);
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(std::fs::read(&clip).expect("read"))
+            .file_name("two processes.mp4"),
+    );
+    let reply: Value = reqwest::Client::new()
+        .post(format!("{http}/upload"))
+        .header("Accept", "application/json")
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    let guid = reply["guid"]
+        .as_str()
+        .expect("a job GUID")
+        .parse()
+        .expect("GUID");
+    let client = Client::new(carbon);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let job = client
+            .command(guid, videoshare::carbon::message::Command::Query)
+            .await
+            .expect("query");
+        if job.status == JobStatus::Completed {
+            break;
+        }
+        assert!(
+            !job.status.is_terminal(),
+            "{} {}",
+            job.status,
+            job.description
+        );
+        assert!(tokio::time::Instant::now() < deadline, "never completed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The encoder wrote into the portal's streams folder (under the
+    // portal's safe name for the upload), which it was
+    // allowed with --root.
+    assert_eq!(
+        names_in(&portal_data.join("streams")),
+        ["two_processes.mp4"]
+    );
+    assert!(names_in(&encoder_data.join("streams")).is_empty());
+}
