@@ -80,7 +80,7 @@ fn ffmpeg_states(source: &Path) -> Vec<char> {
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
         let is_ffmpeg = args.first().is_some_and(|a| a.ends_with("ffmpeg"));
-        if !is_ffmpeg || !args.iter().any(|a| *a == needle) {
+        if !is_ffmpeg || !args.contains(&needle) {
             continue;
         }
         let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
@@ -94,6 +94,15 @@ fn ffmpeg_states(source: &Path) -> Vec<char> {
         }
     }
     states
+}
+
+/// Waits (up to 5 s) for a process state the kernel applies asynchronously.
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn refused(client: &Client, guid: Guid, command: Command) -> String {
@@ -225,10 +234,11 @@ async fn pause_suspends_ffmpeg_and_resume_continues_from_there() {
 
     let resumed = client.command(guid, Command::Resume).await.expect("resume");
     assert_eq!(resumed.status, JobStatus::Started);
-    assert!(
-        ffmpeg_states(&clip).iter().all(|s| *s != 'T'),
-        "ffmpeg continued (SIGCONT)"
-    );
+    eventually("ffmpeg continued by SIGCONT", || {
+        let states = ffmpeg_states(&clip);
+        !states.is_empty() && !states.contains(&'T')
+    })
+    .await;
     wait_until(&client, guid, "progress after resume", |j| {
         j.progress > held_at.progress || j.status == JobStatus::Completed
     })

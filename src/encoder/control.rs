@@ -28,11 +28,16 @@ const STOP_WAIT: Duration = Duration::from_secs(10);
 /// reading it and moving it (e.g. it started while being paused).
 const RACE_RETRIES: usize = 3;
 
+/// How long Pause and Resume wait for the worker to signal ffmpeg.
+const SIGNAL_WAIT: Duration = Duration::from_secs(5);
+
 /// The live handles of one running job.
 #[derive(Debug)]
 pub(super) struct Control {
     /// `true` while the job's ffmpeg must be suspended.
-    pub paused: watch::Sender<bool>,
+    paused: watch::Sender<bool>,
+    /// Whether ffmpeg has been sent `SIGSTOP` (`true`) or `SIGCONT`.
+    suspended: watch::Sender<bool>,
     /// Fired by `Stop` / `Remove`: the worker drops the encode.
     pub stop: CancellationToken,
     /// Fired when the worker has written the job's outcome.
@@ -60,6 +65,31 @@ impl Drop for Registration<'_> {
     }
 }
 
+impl Control {
+    /// The runner's end of pausing.
+    pub fn suspension(&self) -> super::ffmpeg::Suspension {
+        super::ffmpeg::Suspension {
+            wanted: self.paused.subscribe(),
+            applied: self.suspended.clone(),
+        }
+    }
+
+    /// Asks for ffmpeg to be suspended or continued and waits (bounded)
+    /// until it has been signalled, so the reply tells the truth; an encode
+    /// that ends meanwhile needs no signal.
+    async fn set_paused(&self, paused: bool) {
+        let mut applied = self.suspended.subscribe();
+        self.paused.send_replace(paused);
+        tokio::select! {
+            _ = applied.wait_for(|now| *now == paused) => {}
+            _ = self.finished.cancelled() => {}
+            _ = tokio::time::sleep(SIGNAL_WAIT) => {
+                tracing::warn!(paused, "ffmpeg was not signalled within {SIGNAL_WAIT:?}");
+            }
+        }
+    }
+}
+
 impl Running {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Guid, Arc<Control>>> {
         // The map holds no invariant a panicking holder could break.
@@ -69,6 +99,7 @@ impl Running {
     pub fn register(&self, guid: Guid) -> Registration<'_> {
         let control = Arc::new(Control {
             paused: watch::Sender::new(false),
+            suspended: watch::Sender::new(false),
             stop: CancellationToken::new(),
             finished: CancellationToken::new(),
         });
@@ -186,18 +217,12 @@ impl Encoder {
                 }
             };
             match (then, control) {
-                (Then::Suspend, Some(c)) => c.paused.send_replace(true),
-                (Then::Continue, Some(c)) => c.paused.send_replace(false),
-                (Then::Stop, Some(c)) => {
-                    self.stop_worker(&c).await;
-                    false
-                }
-                (Then::Wake, _) => {
-                    self.inner.wake.notify_one();
-                    false
-                }
-                _ => false,
-            };
+                (Then::Suspend, Some(c)) => c.set_paused(true).await,
+                (Then::Continue, Some(c)) => c.set_paused(false).await,
+                (Then::Stop, Some(c)) => self.stop_worker(&c).await,
+                (Then::Wake, _) => self.inner.wake.notify_one(),
+                _ => {}
+            }
             return Ok(Reply::Status(Box::new(self.entry_of(guid).await?)));
         }
         Err(EncoderError::Busy(guid))

@@ -77,6 +77,14 @@ impl ProgressParser {
     }
 }
 
+/// How a running encode is paused from outside: the wish, and where the
+/// runner reports that ffmpeg really is suspended (or continued).
+#[derive(Debug)]
+pub struct Suspension {
+    pub wanted: tokio::sync::watch::Receiver<bool>,
+    pub applied: tokio::sync::watch::Sender<bool>,
+}
+
 /// Suspends (`SIGSTOP`) or continues (`SIGCONT`) a child process.
 fn suspend(child: &tokio::process::Child, paused: bool) {
     use nix::sys::signal::{Signal, kill};
@@ -95,15 +103,16 @@ fn suspend(child: &tokio::process::Child, paused: bool) {
 }
 
 /// Runs ffmpeg with `args`, calling `on_progress` with each new percent.
-/// While `paused` holds `true` the process is suspended with `SIGSTOP` and
-/// continued with `SIGCONT` when it turns `false`, so an encode resumes
-/// exactly where it was. Dropping the future kills ffmpeg (also a suspended
+/// While `suspension.wanted` holds `true` the process is suspended with
+/// `SIGSTOP` and continued with `SIGCONT` when it turns `false`, so an encode
+/// resumes exactly where it was; each signal sent is reported in
+/// `suspension.applied`. Dropping the future kills ffmpeg (also a suspended
 /// one: `SIGKILL` needs no `SIGCONT`). Returns when ffmpeg exits; non-zero
 /// exit is an error carrying its stderr.
 pub async fn run<F, Fut>(
     args: Vec<OsString>,
     duration_secs: Option<f64>,
-    mut paused: tokio::sync::watch::Receiver<bool>,
+    suspension: Suspension,
     mut on_progress: F,
 ) -> Result<(), ProcessError>
 where
@@ -135,8 +144,13 @@ where
     let mut parser = ProgressParser::new(duration_secs);
     // Read to EOF whatever the bytes are, so ffmpeg never blocks on stdout.
     let mut lines = BufReader::new(stdout).split(b'\n');
+    let Suspension {
+        wanted: mut paused,
+        applied,
+    } = suspension;
     if *paused.borrow_and_update() {
         suspend(&child, true);
+        applied.send_replace(true);
     }
     let mut watching = true;
     loop {
@@ -153,6 +167,7 @@ where
                 Ok(()) => {
                     let now = *paused.borrow_and_update();
                     suspend(&child, now);
+                    applied.send_replace(now);
                 }
                 // The controller is gone: nobody can pause any more.
                 Err(_) => watching = false,

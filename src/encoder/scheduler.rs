@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -91,7 +91,7 @@ impl Encoder {
         // Placing the outputs and recording them always finish: a job whose
         // outputs are in place must not be encoded twice.
         let transcoded = tokio::select! {
-            transcoded = self.transcode(&job, control.paused.subscribe()) => Some(transcoded),
+            transcoded = self.transcode(&job, control.suspension()) => Some(transcoded),
             // Dropping the future kills ffmpeg and removes its temp files.
             _ = control.stop.cancelled() => None,
             _ = shutdown.cancelled() => None,
@@ -151,7 +151,7 @@ impl Encoder {
     async fn transcode(
         &self,
         job: &Job,
-        paused: watch::Receiver<bool>,
+        suspension: ffmpeg::Suspension,
     ) -> Result<Vec<(TempFile, Destination, String)>, String> {
         let inner = &self.inner;
         let destinations = inner
@@ -202,7 +202,7 @@ impl Encoder {
         let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
         let args = ffmpeg::encode_args(&job.source_path, &outputs);
         let jobs = inner.jobs.clone();
-        ffmpeg::run(args, info.duration, paused, |percent| {
+        ffmpeg::run(args, info.duration, suspension, |percent| {
             let jobs = jobs.clone();
             let guid = job.guid;
             async move {
