@@ -268,6 +268,35 @@ async fn pause_suspends_ffmpeg_and_resume_continues_from_there() {
 }
 
 #[tokio::test]
+async fn pausing_right_after_submit_holds_the_job_until_resumed() {
+    let app = spawn_app().await;
+    let client = client(&app);
+    let clip = make_clip(&app.uploaded_dir(), "early.mp4", 2, 160, 120);
+    let guid = submit(&client, &clip, &app.streams_dir(), None).await;
+    // Whether it is still QUEUED or already STARTING (probing), it pauses.
+    let paused = loop {
+        match client.command(guid, Command::Pause).await {
+            Ok(job) => break job,
+            // The brief hand-over to a slot asks for a retry.
+            Err(ClientError::Refused(why)) if why.contains("send the command again") => {}
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(paused.status, JobStatus::Paused);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = client.command(guid, Command::Query).await.expect("query");
+    assert_eq!((held.status, held.progress), (JobStatus::Paused, 0));
+    assert!(
+        ffmpeg_states(&clip).iter().all(|s| *s == 'T'),
+        "no ffmpeg runs"
+    );
+    client.command(guid, Command::Resume).await.expect("resume");
+    let done = wait_status(&client, guid, JobStatus::Completed).await;
+    assert_eq!(done.progress, 100);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn stop_kills_the_encode_and_requeue_runs_it_again() {
     let app = spawn_app().await;
     let client = client(&app);

@@ -74,6 +74,11 @@ impl Control {
         }
     }
 
+    /// Asks for ffmpeg to start suspended once the source is probed.
+    fn hold(&self) {
+        self.paused.send_replace(true);
+    }
+
     /// Asks for ffmpeg to be suspended or continued and waits (bounded)
     /// until it has been signalled, so the reply tells the truth; an encode
     /// that ends meanwhile needs no signal.
@@ -138,6 +143,8 @@ enum Plan {
 enum Then {
     Nothing,
     Suspend,
+    /// Suspend ffmpeg as soon as it is started (the job is still probing).
+    SuspendLater,
     Continue,
     /// Fire `stop` and wait for the worker to finish.
     Stop,
@@ -218,6 +225,7 @@ impl Encoder {
             };
             match (then, control) {
                 (Then::Suspend, Some(c)) => c.set_paused(true).await,
+                (Then::SuspendLater, Some(c)) => c.hold(),
                 (Then::Continue, Some(c)) => c.set_paused(false).await,
                 (Then::Stop, Some(c)) => self.stop_worker(&c).await,
                 (Then::Wake, _) => self.inner.wake.notify_one(),
@@ -307,6 +315,8 @@ fn plan(command: Command, job: &Job, running: bool) -> Result<Plan, EncoderError
     match (command, job.status) {
         (Command::Pause, Paused) | (Command::Resume, Queued | Started | Starting) => Ok(Plan::AsIs),
         (Command::Stop, Stopped | Stopping) => Ok(Plan::AsIs),
+        // Still probing: ffmpeg will start suspended.
+        (Command::Pause, Starting) if running => moving(Starting, Paused, Then::SuspendLater),
         (Command::Pause, Starting) => Err(EncoderError::Starting(job.guid)),
         (Command::Pause, Queued) => moving(Queued, Paused, Then::Nothing),
         (Command::Pause, Started) if running => moving(Started, Paused, Then::Suspend),

@@ -22,7 +22,7 @@ pub fn allowed_from(to: JobStatus) -> &'static [JobStatus] {
         Starting => &[Queued],
         // Probed and encoding, or a suspended encode resumed.
         Started => &[Starting, Paused],
-        Paused => &[Queued, Started],
+        Paused => &[Queued, Starting, Started],
         // A running encode asked to stop; it is STOPPED once ffmpeg is gone.
         Stopping => &[Starting, Started, Paused],
         Stopped => &[Queued, Paused, Stopping],

@@ -95,7 +95,7 @@ pub enum EncoderError {
         command: &'static str,
         status: JobStatus,
     },
-    #[error("job {0} is STARTING (its source is being read); pause it once it is STARTED")]
+    #[error("job {0} is being handed to an encode slot; send the command again")]
     Starting(Guid),
     #[error("job {0} kept changing status; try the command again")]
     Busy(Guid),

@@ -196,7 +196,12 @@ impl Encoder {
             .await
             .map_err(|e| e.to_string())?;
         if !started {
-            return Err("the job changed status before it could start".to_owned());
+            // Paused while probing (and maybe resumed since): encode anyway,
+            // suspended if still paused. Anything else means stop.
+            let now = inner.jobs.get(job.guid).await.map_err(|e| e.to_string())?;
+            if !now.is_some_and(|j| matches!(j.status, JobStatus::Paused | JobStatus::Started)) {
+                return Err("the job changed status before it could start".to_owned());
+            }
         }
 
         let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
