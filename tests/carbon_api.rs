@@ -62,6 +62,18 @@ async fn wait_status(client: &Client, guid: Guid, status: JobStatus) -> JobEntry
     wait_until(client, guid, status.as_str(), |j| j.status == status).await
 }
 
+/// Makes a clip long enough to act on while it encodes, submits it and
+/// waits until ffmpeg reports progress.
+async fn start_long_encode(app: &common::TestApp, client: &Client) -> (PathBuf, Guid) {
+    let clip = make_clip(&app.uploaded_dir(), "long.mp4", LONG_SECS, 320, 240);
+    let guid = submit(client, &clip, &app.streams_dir(), None).await;
+    wait_until(client, guid, "encoding", |j| {
+        j.status == JobStatus::Started && j.progress > 0
+    })
+    .await;
+    (clip, guid)
+}
+
 /// The states (`R`, `S`, `T` for stopped...) of the ffmpeg processes
 /// reading `source` — other tests' encodes run in this process too.
 fn ffmpeg_states(source: &Path) -> Vec<char> {
@@ -203,12 +215,7 @@ async fn read_only_tasks_describe_the_server_and_files() {
 async fn pause_suspends_ffmpeg_and_resume_continues_from_there() {
     let app = spawn_app().await;
     let client = client(&app);
-    let clip = make_clip(&app.uploaded_dir(), "long.mp4", LONG_SECS, 320, 240);
-    let guid = submit(&client, &clip, &app.streams_dir(), None).await;
-    wait_until(&client, guid, "encoding", |j| {
-        j.status == JobStatus::Started && j.progress > 0
-    })
-    .await;
+    let (clip, guid) = start_long_encode(&app, &client).await;
 
     let paused = client.command(guid, Command::Pause).await.expect("pause");
     assert_eq!(paused.status, JobStatus::Paused);
@@ -297,15 +304,53 @@ async fn pausing_right_after_submit_holds_the_job_until_resumed() {
 }
 
 #[tokio::test]
+async fn a_restart_keeps_paused_jobs_paused_and_requeues_running_ones() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let two_slots = |a: &mut videoshare::config::ServeArgs| a.encoder.encode_slots = 2;
+    let first = common::spawn_app_in(data.path().to_path_buf(), two_slots).await;
+    let client_1 = client(&first);
+    let (_, paused) = start_long_encode(&first, &client_1).await;
+    client_1
+        .command(paused, Command::Pause)
+        .await
+        .expect("pause");
+    let clip = make_clip(&first.uploaded_dir(), "other.mp4", LONG_SECS, 320, 240);
+    let running = submit(&client_1, &clip, &first.streams_dir(), None).await;
+    wait_status(&client_1, running, JobStatus::Started).await;
+    let streams = first.streams_dir();
+    first.stop().await;
+
+    let second = common::spawn_app_in(data.path().to_path_buf(), two_slots).await;
+    let client_2 = client(&second);
+    // The suspended encode is gone with the old process: the job stays
+    // PAUSED, to start over from 0 % when resumed.
+    let held = client_2
+        .command(paused, Command::Query)
+        .await
+        .expect("query");
+    assert_eq!((held.status, held.progress), (JobStatus::Paused, 0));
+    assert!(held.start_time.is_none());
+    // The running one went back to the queue and runs again.
+    wait_status(&client_2, running, JobStatus::Completed).await;
+    client_2
+        .command(paused, Command::Resume)
+        .await
+        .expect("resume");
+    wait_status(&client_2, paused, JobStatus::Completed).await;
+    assert_eq!(
+        names_in(&streams),
+        ["long.mp4", "other.mp4"],
+        "each encoded once"
+    );
+    assert!(names_in(&data.path().join("tmp/encodes")).is_empty());
+    second.stop().await;
+}
+
+#[tokio::test]
 async fn stop_kills_the_encode_and_requeue_runs_it_again() {
     let app = spawn_app().await;
     let client = client(&app);
-    let clip = make_clip(&app.uploaded_dir(), "long.mp4", LONG_SECS, 320, 240);
-    let guid = submit(&client, &clip, &app.streams_dir(), None).await;
-    wait_until(&client, guid, "encoding", |j| {
-        j.status == JobStatus::Started && j.progress > 0
-    })
-    .await;
+    let (clip, guid) = start_long_encode(&app, &client).await;
     let stopped = client.command(guid, Command::Stop).await.expect("stop");
     assert_eq!(stopped.status, JobStatus::Stopped);
     assert!(

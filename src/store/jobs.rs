@@ -124,6 +124,27 @@ fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Moves a job in `from` to `to` inside `tx`, applying `set` (SQL
+/// assignments whose one `?` is the current time). Returns whether it moved.
+async fn move_job(
+    tx: &mut sqlx::SqliteConnection,
+    guid: Guid,
+    from: &[JobStatus],
+    to: JobStatus,
+    set: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = ?, {set} WHERE guid = ? AND status IN ({})",
+        status_literals(from)
+    )))
+    .bind(to.as_str())
+    .bind(now_ms())
+    .bind(guid.to_string())
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Queries on the `jobs` and `destinations` tables.
 #[derive(Clone)]
 pub struct JobStore {
@@ -269,19 +290,8 @@ impl JobStore {
         outputs: &[PathBuf],
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET status = ?, progress = 100, description = '', completed_time = ? \
-             WHERE guid = ? AND status IN ({})",
-            status_literals(from)
-        )))
-        .bind(JobStatus::Completed.as_str())
-        .bind(now_ms())
-        .bind(guid.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !moved {
+        let set = "progress = 100, description = '', completed_time = ?";
+        if !move_job(&mut tx, guid, from, JobStatus::Completed, set).await? {
             return Ok(false);
         }
         for (idx, output) in outputs.iter().enumerate() {
@@ -300,18 +310,9 @@ impl JobStore {
     /// description, times and outputs cleared. Returns whether it moved.
     pub async fn requeue(&self, guid: Guid, from: &[JobStatus]) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET status = ?, progress = 0, description = '', start_time = NULL, \
-             completed_time = NULL, queued_at = ? WHERE guid = ? AND status IN ({})",
-            status_literals(from)
-        )))
-        .bind(JobStatus::Queued.as_str())
-        .bind(now_ms())
-        .bind(guid.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let set = "progress = 0, description = '', start_time = NULL, completed_time = NULL, \
+                   queued_at = ?";
+        let moved = move_job(&mut tx, guid, from, JobStatus::Queued, set).await?;
         if moved {
             sqlx::query("UPDATE destinations SET output_path = NULL WHERE job_guid = ?")
                 .bind(guid.to_string())
