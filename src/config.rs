@@ -240,7 +240,7 @@ pub enum JobAction {
     Resume,
     /// Stop the job; a running encode is killed and its partial output removed.
     Stop,
-    /// Run a STOPPED, ERROR or COMPLETED job again.
+    /// Run a STOPPED, ERROR, COMPLETED or INVALID job again.
     Requeue,
     /// Delete the job's record (a running encode is stopped first; outputs stay).
     Remove,

@@ -60,7 +60,15 @@ pub(super) struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.running.lock().remove(&self.guid);
+        let mut jobs = self.running.lock();
+        // A requeued job may already run again under a new registration.
+        if jobs
+            .get(&self.guid)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.control))
+        {
+            jobs.remove(&self.guid);
+        }
+        drop(jobs);
         self.control.finished.cancel();
     }
 }
@@ -172,11 +180,10 @@ impl Encoder {
                 Ok(Reply::Status(Box::new(self.entry_of(guid).await?)))
             }
             Command::Requeue => {
-                let job = self.job(guid).await?;
                 if !self.inner.jobs.requeue(guid, &REQUEUEABLE).await? {
-                    return Err(cannot(command, job.status));
+                    return Err(cannot(command, self.job(guid).await?.status));
                 }
-                tracing::info!(%guid, from = %job.status, "job requeued");
+                tracing::info!(%guid, "job requeued");
                 self.inner.wake.notify_one();
                 Ok(Reply::Status(Box::new(self.entry_of(guid).await?)))
             }
@@ -206,9 +213,13 @@ impl Encoder {
             let then = match plan(command, &job, control.is_some())? {
                 Plan::AsIs => return Ok(Reply::Status(Box::new(self.entry(&job)))),
                 Plan::Move { from, to, then } => {
+                    debug_assert!(
+                        job::allowed_from(to).contains(&from),
+                        "{from} -> {to} is not in the state machine"
+                    );
                     let change = Change {
                         description: (to == JobStatus::Stopped)
-                            .then(|| "stopped by JobCommand Stop".to_owned()),
+                            .then(|| super::scheduler::STOPPED_BY_COMMAND.to_owned()),
                         ..Change::default()
                     };
                     if !self
@@ -315,16 +326,109 @@ fn plan(command: Command, job: &Job, running: bool) -> Result<Plan, EncoderError
     match (command, job.status) {
         (Command::Pause, Paused) | (Command::Resume, Queued | Started | Starting) => Ok(Plan::AsIs),
         (Command::Stop, Stopped | Stopping) => Ok(Plan::AsIs),
+        (Command::Pause, Queued) => moving(Queued, Paused, Then::Nothing),
         // Still probing: ffmpeg will start suspended.
         (Command::Pause, Starting) if running => moving(Starting, Paused, Then::SuspendLater),
-        (Command::Pause, Starting) => Err(EncoderError::Starting(job.guid)),
-        (Command::Pause, Queued) => moving(Queued, Paused, Then::Nothing),
         (Command::Pause, Started) if running => moving(Started, Paused, Then::Suspend),
+        // Claimed but not yet held by a worker (an instant), or its worker
+        // is shutting down.
+        (Command::Pause, Starting | Started) => Err(EncoderError::InTransit(job.guid)),
         (Command::Resume, Paused) if running => moving(Paused, Started, Then::Continue),
         (Command::Resume, Paused) => moving(Paused, Queued, Then::Wake),
         (Command::Stop, Queued) => moving(Queued, Stopped, Then::Nothing),
-        (Command::Stop, Paused) if !running => moving(Paused, Stopped, Then::Nothing),
-        (Command::Stop, from @ (Starting | Started | Paused)) => moving(from, Stopping, Then::Stop),
+        (Command::Stop, from @ (Starting | Started | Paused)) if running => {
+            moving(from, Stopping, Then::Stop)
+        }
+        // Held, or not (yet) held by a worker: a worker that takes it up
+        // finds it STOPPED and never starts ffmpeg.
+        (Command::Stop, from @ (Starting | Started | Paused)) => {
+            moving(from, Stopped, Then::Nothing)
+        }
         (_, status) => Err(cannot(command, status)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn job(status: JobStatus) -> Job {
+        Job {
+            seq: 1,
+            guid: Guid::new_random(),
+            name: "a".into(),
+            user: String::new(),
+            status,
+            progress: 0,
+            description: String::new(),
+            priority: 100,
+            source_path: PathBuf::from("/a.mp4"),
+            check_in_time: 0,
+            start_time: None,
+            completed_time: None,
+        }
+    }
+
+    /// `(from, to)` of a move, "as is", or the error text.
+    fn outcome(command: Command, status: JobStatus, running: bool) -> String {
+        match plan(command, &job(status), running) {
+            Ok(Plan::AsIs) => "as is".into(),
+            Ok(Plan::Move { from, to, .. }) => {
+                assert!(job::allowed_from(to).contains(&from), "{from} -> {to}");
+                format!("{from}->{to}")
+            }
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_planned_move_is_in_the_state_machine() {
+        for command in [Command::Pause, Command::Resume, Command::Stop] {
+            for status in JobStatus::ALL {
+                for running in [false, true] {
+                    outcome(command, status, running);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn commands_by_status() {
+        use JobStatus::*;
+        let cases = [
+            (Command::Pause, Queued, false, "QUEUED->PAUSED"),
+            (Command::Pause, Starting, true, "STARTING->PAUSED"),
+            (Command::Pause, Started, true, "STARTED->PAUSED"),
+            (Command::Pause, Starting, false, "send the command again"),
+            (Command::Pause, Paused, true, "as is"),
+            (
+                Command::Pause,
+                Completed,
+                false,
+                "cannot Pause job: it is COMPLETED",
+            ),
+            (Command::Resume, Paused, true, "PAUSED->STARTED"),
+            (Command::Resume, Paused, false, "PAUSED->QUEUED"),
+            (
+                Command::Resume,
+                Stopped,
+                false,
+                "cannot Resume job: it is STOPPED",
+            ),
+            (Command::Stop, Started, true, "STARTED->STOPPING"),
+            (Command::Stop, Paused, true, "PAUSED->STOPPING"),
+            (Command::Stop, Paused, false, "PAUSED->STOPPED"),
+            (Command::Stop, Starting, false, "STARTING->STOPPED"),
+            (Command::Stop, Stopping, true, "as is"),
+            (Command::Stop, Error, false, "cannot Stop job: it is ERROR"),
+        ];
+        for (command, status, running, expected) in cases {
+            let got = outcome(command, status, running);
+            assert!(
+                got.contains(expected),
+                "{command:?} on {status} (running {running}): {got}"
+            );
+        }
     }
 }

@@ -17,25 +17,30 @@ use crate::store::Job;
 pub fn allowed_from(to: JobStatus) -> &'static [JobStatus] {
     use JobStatus::*;
     match to {
-        // Interrupted by a shutdown, or a held job resumed.
-        Queued => &[Starting, Started, Paused],
+        // Interrupted by a shutdown, a held job resumed, or requeued.
+        Queued => &[
+            Starting, Started, Paused, Stopped, Error, Completed, Invalid,
+        ],
         Starting => &[Queued],
         // Probed and encoding, or a suspended encode resumed.
         Started => &[Starting, Paused],
         Paused => &[Queued, Starting, Started],
         // A running encode asked to stop; it is STOPPED once ffmpeg is gone.
         Stopping => &[Starting, Started, Paused],
-        Stopped => &[Queued, Paused, Stopping],
+        // Straight to STOPPED when no worker holds the job on this node.
+        Stopped => &[Queued, Starting, Started, Paused, Stopping],
         // An encode that finished while being paused or stopped still counts.
         Completed => &[Started, Paused, Stopping],
-        Error => &[Starting, Started, Paused, Stopping],
+        // Not from STOPPING: a job asked to stop ends STOPPED.
+        Error => &[Starting, Started, Paused],
         // Never entered: Carbon's transient statuses a socket client may
         // filter on but this encoder does not use.
         Preparing | Pausing | Resuming | Invalid => &[],
     }
 }
 
-/// Statuses a job may be requeued from (`JobCommand Requeue`).
+/// Statuses a job may be requeued from (`JobCommand Requeue`): the
+/// finished ones among `allowed_from(Queued)`.
 pub const REQUEUEABLE: [JobStatus; 4] = [
     JobStatus::Stopped,
     JobStatus::Error,
@@ -322,10 +327,15 @@ mod tests {
             "never unencoded"
         );
         assert!(
-            !allowed_from(Paused).contains(&Starting),
-            "no pause while probing"
+            allowed_from(Paused).contains(&Starting),
+            "paused while probing: ffmpeg starts suspended"
         );
-        for terminal in [Completed, Error, Stopped] {
+        assert!(
+            !allowed_from(Error).contains(&Stopping),
+            "a job asked to stop ends STOPPED, whatever else fails"
+        );
+        for terminal in [Completed, Error, Stopped, Invalid] {
+            assert!(REQUEUEABLE.contains(&terminal) && allowed_from(Queued).contains(&terminal));
             for to in JobStatus::ALL {
                 if to != Queued {
                     assert!(!allowed_from(to).contains(&terminal), "{terminal} -> {to}");

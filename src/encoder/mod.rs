@@ -95,8 +95,8 @@ pub enum EncoderError {
         command: &'static str,
         status: JobStatus,
     },
-    #[error("job {0} is being handed to an encode slot; send the command again")]
-    Starting(Guid),
+    #[error("job {0} is being handed to or from an encode slot; send the command again")]
+    InTransit(Guid),
     #[error("job {0} kept changing status; try the command again")]
     Busy(Guid),
     #[error("JobEvaluate has no source: add <Sources><Module_0 Filename=\"...\"/></Sources>")]

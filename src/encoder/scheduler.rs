@@ -14,10 +14,18 @@ use tracing::Instrument;
 
 use super::job::allowed_from;
 use super::{Encoder, ffmpeg};
-use crate::carbon::JobStatus;
+use crate::carbon::{Guid, JobStatus};
 use crate::fsutil::TempFile;
 use crate::store::Job;
+use crate::store::StoreError;
 use crate::store::jobs::{Change, Destination};
+
+/// Tries at writing a job's outcome before giving up (the job is then
+/// repaired at the next start).
+const OUTCOME_ATTEMPTS: u64 = 3;
+
+/// The `Description` of a job stopped by a client.
+pub(super) const STOPPED_BY_COMMAND: &str = "stopped by JobCommand Stop";
 
 impl Encoder {
     /// Starts the scheduler with the configured number of slots; it runs
@@ -105,18 +113,47 @@ impl Encoder {
                 return; // `schedule` puts it back once every worker is done
             }
         };
-        let jobs = &self.inner.jobs;
-        let recorded = match outcome {
-            Ok(outputs) => {
-                tracing::info!(outputs = outputs.len(), "job completed");
-                jobs.complete(guid, allowed_from(JobStatus::Completed), &outputs)
-                    .await
+        match &outcome {
+            Ok(outputs) => tracing::info!(outputs = outputs.len(), "job completed"),
+            Err(_) if control.stop.is_cancelled() => tracing::info!("job stopped"),
+            Err(reason) => tracing::warn!(%reason, "job failed"),
+        }
+        let stopped = control.stop.is_cancelled();
+        // A momentary database error (busy, I/O) must not leave the job
+        // STARTED with no worker until the next restart: retry, since every
+        // step only moves a job that is still where it was.
+        let mut attempt = 0;
+        while let Err(e) = self.record_outcome(guid, &outcome, stopped).await {
+            attempt += 1;
+            if attempt == OUTCOME_ATTEMPTS {
+                tracing::error!(error = %e, "could not record the job's outcome");
+                break;
             }
-            Err(_) if control.stop.is_cancelled() => Ok(false),
+            tracing::warn!(error = %e, attempt, "recording the job's outcome failed; retrying");
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+        }
+        drop(registration);
+    }
+
+    /// Writes how a job ended: COMPLETED with its outputs, or ERROR with the
+    /// reason (not for a job that was stopped); then, whatever happened, a
+    /// job asked to stop (STOPPING) is STOPPED.
+    async fn record_outcome(
+        &self,
+        guid: Guid,
+        outcome: &Result<Vec<PathBuf>, String>,
+        stopped: bool,
+    ) -> Result<(), StoreError> {
+        let jobs = &self.inner.jobs;
+        match outcome {
+            Ok(outputs) => {
+                jobs.complete(guid, allowed_from(JobStatus::Completed), outputs)
+                    .await?;
+            }
+            Err(_) if stopped => {}
             Err(reason) => {
-                tracing::warn!(%reason, "job failed");
                 let change = Change {
-                    description: Some(reason),
+                    description: Some(reason.clone()),
                     ..Change::default()
                 };
                 jobs.transition(
@@ -125,25 +162,16 @@ impl Encoder {
                     JobStatus::Error,
                     change,
                 )
-                .await
+                .await?;
             }
-        };
-        // Whatever happened, a job asked to stop is now stopped.
-        let stopped = Change {
-            description: Some("stopped by JobCommand Stop".to_owned()),
+        }
+        let change = Change {
+            description: Some(STOPPED_BY_COMMAND.to_owned()),
             ..Change::default()
         };
-        let recorded = match recorded {
-            Ok(_) => {
-                jobs.transition(guid, &[JobStatus::Stopping], JobStatus::Stopped, stopped)
-                    .await
-            }
-            err => err,
-        };
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "could not record the job's outcome");
-        }
-        drop(registration);
+        jobs.transition(guid, &[JobStatus::Stopping], JobStatus::Stopped, change)
+            .await?;
+        Ok(())
     }
 
     /// Probes the source and encodes it into one temp file per destination
