@@ -54,11 +54,36 @@ impl DataDirs {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        for public in [&dirs.uploaded, &dirs.streams] {
-            crate::fsutil::remove_staging_leftovers(public)
-                .with_context(|| format!("cannot clean {}", public.display()))?;
-        }
         Ok(dirs)
+    }
+
+    /// Takes the data folder for `role` (`encoder` or `portal`): one of each
+    /// may share a folder, never two of the same (they would both repair
+    /// and clean up after the other's live work). Then removes the staging
+    /// copies a crash of that role left in `public`, the folder it writes.
+    fn claim(&self, role: &str, public: &Path) -> anyhow::Result<std::fs::File> {
+        let path = self.root.join(format!("{role}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another videoshare {role} is already using the data folder {} (it holds {}); \
+                 give each {role} its own --data",
+                self.root.display(),
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        crate::fsutil::remove_staging_leftovers(public)
+            .with_context(|| format!("cannot clean {}", public.display()))?;
+        Ok(file)
     }
 }
 
@@ -67,6 +92,8 @@ pub struct App {
     http_addr: Option<SocketAddr>,
     carbon_addr: Option<SocketAddr>,
     dirs: DataDirs,
+    /// Held while running: see [`DataDirs::claim`].
+    _locks: Vec<std::fs::File>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -131,7 +158,20 @@ impl App {
                 .clone()
                 .unwrap_or_else(|| local(&app.dirs.streams)),
         };
+        let encoder = link.addr.clone();
         app.start_portal(&args.portal, link, pool).await?;
+        // Not fatal (the encoder may start later), but say so now rather
+        // than at the first upload.
+        let probe =
+            crate::carbon::Client::new(encoder.clone()).with_timeout(Duration::from_secs(3));
+        match probe.version().await {
+            Ok(v) => {
+                tracing::info!(%encoder, product = %v.product, version = %v.version, "Carbon server found")
+            }
+            Err(e) => {
+                tracing::warn!(%encoder, error = %e, "the Carbon server does not answer yet; uploads fail until it does")
+            }
+        }
         Ok(app)
     }
 
@@ -140,6 +180,7 @@ impl App {
             http_addr: None,
             carbon_addr: None,
             dirs: DataDirs::create(data)?,
+            _locks: Vec::new(),
             shutdown: CancellationToken::new(),
             tasks: Vec::new(),
         })
@@ -159,6 +200,8 @@ impl App {
         options: &EncoderOptions,
         pool: sqlx::SqlitePool,
     ) -> anyhow::Result<SocketAddr> {
+        let lock = self.dirs.claim("encoder", &self.dirs.streams)?;
+        self._locks.push(lock);
         let dirs = &self.dirs;
         let (listener, carbon_addr) = server::bind(&options.carbon)
             .await
@@ -203,6 +246,8 @@ impl App {
         link: EncoderLink,
         pool: sqlx::SqlitePool,
     ) -> anyhow::Result<SocketAddr> {
+        let lock = self.dirs.claim("portal", &self.dirs.uploaded)?;
+        self._locks.push(lock);
         let dirs = &self.dirs;
         let portal = Portal::new(
             PortalConfig {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::carbon::message::{
     Command, Criterion, Destination, JobInfo, JobQueue, JobStatusList, ModuleData, Operator, Source,
 };
-use crate::carbon::{Client, Guid, JobEntry, JobStatus};
+use crate::carbon::{Client, ClientError, Guid, JobEntry, JobStatus};
 use crate::config::{ConnectArgs, JobAction, JobArgs, JobsArgs, ProbeArgs, SubmitArgs};
 use crate::encoder::paths::SEED_STREAMS;
 use crate::encoder::preset::SEED_PRESET;
@@ -24,23 +24,86 @@ use crate::encoder::preset::SEED_PRESET;
 /// How often `submit --wait` asks for the job's status.
 const FOLLOW_PERIOD: Duration = Duration::from_millis(250);
 
+/// Prints a line on stdout. A closed stdout (`videoshare jobs | head -1`)
+/// ends the command quietly, as it does for other Unix tools.
+fn out(line: impl std::fmt::Display) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("videoshare: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out(padded.join("  ").trim_end());
+    };
+    line(header);
+    for row in rows {
+        line(std::array::from_fn(|i| row[i].as_str()));
+    }
+}
+
 fn connect(args: &ConnectArgs) -> Client {
     Client::new(args.encoder.clone()).with_timeout(Duration::from_secs(args.timeout_secs))
 }
 
-fn parse_guid(text: &str, what: &str) -> anyhow::Result<Guid> {
-    text.parse().with_context(|| {
-        format!("{what} {text:?} is not a GUID like {{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}}")
-    })
+/// A client error with what to do about it, where that is clear.
+fn explain(e: ClientError) -> anyhow::Error {
+    let hint = match &e {
+        ClientError::Connect { .. } => {
+            "is `videoshare serve` (or `videoshare encoder`) running there? Name another \
+             server with --encoder HOST:PORT"
+        }
+        ClientError::Frame(_) | ClientError::BadReply(_) => {
+            "is --encoder the Carbon port (1547 by default), not the web portal's?"
+        }
+        ClientError::Timeout { .. } => "a busy server may need a longer --timeout-secs",
+        _ => return e.into(),
+    };
+    anyhow::anyhow!("{e}\n  hint: {hint}")
 }
 
-/// A file as the encoder should be told about it: a path that exists here
-/// is sent absolute (the encoder has no working directory of ours); any
-/// other text is sent as written for the encoder to map (`c:\...`).
-fn source_name(file: &str) -> String {
-    match Path::new(file).canonicalize() {
-        Ok(path) => path.to_string_lossy().into_owned(),
-        Err(_) => file.to_owned(),
+fn parse_guid(text: &str, what: &str) -> anyhow::Result<Guid> {
+    text.parse().map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
+/// A path as the encoder should be told about it: one that exists here is
+/// sent absolute (the encoder has no working directory of ours); an
+/// absolute or Windows path that does not exist here is sent as written for
+/// the encoder to map (`c:\videoshare\uploaded\a.flv`); a relative path
+/// that does not exist here is a mistake.
+fn encoder_path(path: &str, what: &str) -> anyhow::Result<String> {
+    if let Ok(found) = Path::new(path).canonicalize() {
+        return Ok(found.to_string_lossy().into_owned());
+    }
+    let bytes = path.as_bytes();
+    let drive = bytes.len() >= 3
+        && bytes[0].is_ascii_alphabetic()
+        && bytes[1] == b':'
+        && matches!(bytes[2], b'\\' | b'/');
+    if Path::new(path).is_absolute() || drive || path.starts_with("\\\\") {
+        Ok(path.to_owned())
+    } else {
+        bail!(
+            "{what} {path:?}: no such file or folder here (a path on the encoder's machine \
+             must be absolute)"
+        )
     }
 }
 
@@ -51,15 +114,23 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         None => SEED_PRESET,
     }];
     for text in &args.also {
-        presets.push(parse_guid(text, "--also")?);
+        let also = parse_guid(text, "--also")?;
+        if presets.contains(&also) {
+            bail!(
+                "--also {also}: that preset is already asked for (it would encode the same output twice)"
+            );
+        }
+        presets.push(also);
     }
-    let dest = args.dest.clone().unwrap_or_else(|| SEED_STREAMS.to_owned());
+    let dest = match &args.dest {
+        Some(dest) => encoder_path(dest, "--dest")?,
+        None => SEED_STREAMS.to_owned(),
+    };
+    let source = encoder_path(&args.file, "FILE")?;
     let job = JobQueue {
         job_name: args.name.clone(),
         user: args.user.clone(),
-        sources: vec![Source {
-            filename: source_name(&args.file),
-        }],
+        sources: vec![Source { filename: source }],
         destinations: presets
             .iter()
             .map(|preset| Destination {
@@ -74,8 +145,8 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         priority: args.priority,
     };
     let client = connect(&args.connect);
-    let guid = client.queue(job).await?;
-    println!("{guid}");
+    let guid = client.queue(job).await.map_err(explain)?;
+    out(guid);
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
@@ -85,7 +156,7 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         match client.info(guid).await {
             Ok(info) => {
                 for output in outputs(&info) {
-                    println!("{output}");
+                    out(output);
                 }
             }
             Err(e) => tracing::debug!(error = %e, "no QueryInfo; outputs not listed"),
@@ -102,20 +173,28 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
 /// Carbon server answers) under a progress bar until it ends.
 async fn follow(client: &Client, guid: Guid) -> anyhow::Result<JobEntry> {
     let bar = ProgressBar::new(100);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40.cyan/blue} {pos:>3}% ETA {eta:>4} {msg}")
-            .context("progress bar template")?,
-    );
+    // No ETA until there is progress to estimate it from.
+    let waiting = ProgressStyle::with_template("{bar:40.cyan/blue} {pos:>3}%          {msg}")
+        .context("progress bar template")?;
+    let encoding = ProgressStyle::with_template("{bar:40.cyan/blue} {pos:>3}% ETA {eta:>4} {msg}")
+        .context("progress bar template")?;
+    bar.set_style(waiting);
+    let mut estimating = false;
     loop {
         let job = client
             .list(JobStatusList::by_guid(guid))
-            .await?
+            .await
+            .map_err(explain)?
             .into_iter()
             .find(|j| j.guid == guid);
         let Some(job) = job else {
             bar.abandon();
             bail!("job {guid} no longer exists (it was removed)");
         };
+        if job.progress > 0 && !estimating {
+            bar.set_style(encoding.clone());
+            estimating = true;
+        }
         bar.set_position(u64::from(job.progress.min(100)));
         bar.set_message(job.status.to_string());
         if job.status.is_terminal() {
@@ -183,41 +262,41 @@ pub async fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
     }
     let jobs = connect(&args.connect)
         .list(JobStatusList { criteria })
-        .await?;
+        .await
+        .map_err(explain)?;
     if args.json {
         let views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
-        println!("{}", serde_json::to_string_pretty(&views)?);
+        out(serde_json::to_string_pretty(&views)?);
     } else {
-        println!(
-            "{:<38}  {:<9}  {:>4}  {:>4}  NAME",
-            "GUID", "STATUS", "%", "PRIO"
-        );
-        for j in &jobs {
-            println!(
-                "{:<38}  {:<9}  {:>4}  {:>4}  {}",
-                j.guid.to_string(),
-                j.status.as_str(),
-                j.progress,
-                j.priority,
-                j.name
-            );
-        }
+        let rows: Vec<[String; 5]> = jobs
+            .iter()
+            .map(|j| {
+                [
+                    j.guid.to_string(),
+                    j.status.to_string(),
+                    format!("{}%", j.progress),
+                    j.priority.to_string(),
+                    j.name.clone(),
+                ]
+            })
+            .collect();
+        table(["GUID", "STATUS", "DONE", "PRIORITY", "NAME"], &rows);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `videoshare job GUID ACTION`.
 pub async fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
-    let guid = parse_guid(&args.guid, "the job")?;
+    let guid = parse_guid(&args.guid, "GUID")?;
     let client = connect(&args.connect);
     let command = match args.action {
         JobAction::Info => {
-            print_info(&client.info(guid).await?);
+            print_info(&client.info(guid).await.map_err(explain)?);
             return Ok(ExitCode::SUCCESS);
         }
         JobAction::Remove => {
-            client.remove(guid).await?;
-            println!("{guid} removed");
+            client.remove(guid).await.map_err(explain)?;
+            out(format!("{guid} removed"));
             return Ok(ExitCode::SUCCESS);
         }
         JobAction::Pause => Command::Pause,
@@ -226,11 +305,11 @@ pub async fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
         JobAction::Requeue => Command::Requeue,
         JobAction::Priority { priority } => Command::SetPriority(priority),
     };
-    let job = client.command(guid, command).await?;
-    println!(
+    let job = client.command(guid, command).await.map_err(explain)?;
+    out(format!(
         "{} {} {}% priority {}",
         job.guid, job.status, job.progress, job.priority
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -238,7 +317,7 @@ fn print_info(info: &JobInfo) {
     let j = &info.job;
     let line = |key: &str, value: &str| {
         if !value.is_empty() {
-            println!("{key:<12} {value}");
+            out(format!("{key:<12} {value}"));
         }
     };
     line("GUID", &j.guid.to_string());
@@ -271,46 +350,50 @@ fn print_info(info: &JobInfo) {
 
 /// `videoshare presets`.
 pub async fn presets(args: ConnectArgs) -> anyhow::Result<ExitCode> {
-    let profiles = connect(&args).profiles().await?;
-    println!(
-        "{:<38}  {:<10}  {:<9}  {:<22}  AUDIO",
-        "GUID", "NAME", "CONTAINER", "VIDEO"
-    );
-    for p in &profiles {
-        let audio = match (&p.audio_codec, p.audio_kbps) {
-            (Some(codec), Some(kbps)) => format!("{codec} {kbps}k"),
-            (Some(codec), None) => codec.clone(),
-            _ => "none".to_owned(),
-        };
-        println!(
-            "{:<38}  {:<10}  {:<9}  {:<22}  {audio}",
-            p.guid.to_string(),
-            p.name,
-            p.container,
-            format!(
-                "{} {}x{} {}k",
-                p.video_codec, p.width, p.height, p.video_kbps
-            ),
-        );
-    }
+    let profiles = connect(&args).profiles().await.map_err(explain)?;
+    let rows: Vec<[String; 5]> = profiles
+        .iter()
+        .map(|p| {
+            let audio = match (&p.audio_codec, p.audio_kbps) {
+                (Some(codec), Some(kbps)) => format!("{codec} {kbps}k"),
+                (Some(codec), None) => codec.clone(),
+                _ => "none".to_owned(),
+            };
+            [
+                p.guid.to_string(),
+                p.name.clone(),
+                p.container.clone(),
+                format!(
+                    "{} {}x{} {}k",
+                    p.video_codec, p.width, p.height, p.video_kbps
+                ),
+                audio,
+            ]
+        })
+        .collect();
+    table(["GUID", "NAME", "CONTAINER", "VIDEO", "AUDIO"], &rows);
     Ok(ExitCode::SUCCESS)
 }
 
 /// `videoshare probe`.
 pub async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let source = connect(&args.connect)
-        .evaluate(&source_name(&args.file))
-        .await?;
-    println!("File      {}", source.filename);
-    println!("Format    {}", source.format);
+        .evaluate(&encoder_path(&args.file, "FILE")?)
+        .await
+        .map_err(explain)?;
+    out(format!("File      {}", source.filename));
+    out(format!("Format    {}", source.format));
     if let Some(v) = &source.description.video {
         let rate = v
             .frame_rate
             .map(|r| format!(" {r:.3} fps"))
             .unwrap_or_default();
-        println!("Video     {} {}x{}{rate}", v.codec, v.width, v.height);
+        out(format!(
+            "Video     {} {}x{}{rate}",
+            v.codec, v.width, v.height
+        ));
         if let Some(d) = v.duration {
-            println!("Duration  {d:.3} s");
+            out(format!("Duration  {d:.3} s"));
         }
     }
     if let Some(a) = &source.description.audio {
@@ -319,7 +402,7 @@ pub async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             .map(|r| format!(" {r} Hz"))
             .unwrap_or_default();
         let channels = a.channels.map(|c| format!(" {c} ch")).unwrap_or_default();
-        println!("Audio     {}{rate}{channels}", a.codec);
+        out(format!("Audio     {}{rate}{channels}", a.codec));
     }
     Ok(ExitCode::SUCCESS)
 }

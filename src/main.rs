@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
     match run(command).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("videoshare: {e:#}");
+            eprintln!("videoshare: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
@@ -46,4 +46,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     };
     app.run_until_stopped().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error and its causes, skipping a cause the message already quotes
+/// (many errors print their source in their own message).
+fn describe(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
 }

@@ -219,11 +219,10 @@ async fn pause_suspends_ffmpeg_and_resume_continues_from_there() {
 
     let paused = client.command(guid, Command::Pause).await.expect("pause");
     assert_eq!(paused.status, JobStatus::Paused);
-    assert_eq!(
-        ffmpeg_states(&clip),
-        vec!['T'],
-        "ffmpeg is stopped by SIGSTOP"
-    );
+    eventually("ffmpeg is stopped by SIGSTOP", || {
+        ffmpeg_states(&clip) == ['T']
+    })
+    .await;
     let held_at = client.command(guid, Command::Query).await.expect("query");
     // A suspended ffmpeg reports nothing: progress stays put.
     tokio::time::sleep(Duration::from_millis(800)).await;

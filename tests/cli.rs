@@ -131,6 +131,8 @@ async fn client_commands_drive_a_running_encoder() {
     assert!(raised.contains("priority 42"), "{raised}");
     let why = fails(&["job", &guid, "pause"], &encoder).await;
     assert!(why.contains("it is COMPLETED"), "{why}");
+    let why = fails(&["job", &guid, "resume"], &encoder).await;
+    assert!(why.contains("Resume applies to PAUSED jobs"), "{why}");
     let requeued = ok(&["job", &guid, "requeue"], &encoder).await;
     assert!(!requeued.contains("COMPLETED"), "{requeued}");
     let client = Client::new(encoder.clone());
@@ -186,6 +188,32 @@ async fn submit_reports_refusals_and_failed_jobs_with_its_exit_code() {
     let why = fails(&["jobs"], &nobody).await;
     assert!(
         why.contains("cannot connect") && why.contains(&nobody),
+        "{why}"
+    );
+    assert!(
+        why.contains("hint:") && why.contains("--encoder HOST:PORT"),
+        "{why}"
+    );
+    assert_eq!(
+        why.matches("Connection refused").count(),
+        1,
+        "said once: {why}"
+    );
+
+    // Mistakes caught before anything is sent.
+    let clip = make_clip(&app.uploaded_dir(), "c.mp4", 1, 160, 120);
+    let seed = "{85DCCE70-0B4F-4328-86D1-5FC7756D9777}";
+    let why = fails(&["submit", &text(&clip), "--also", seed], &encoder).await;
+    assert!(why.contains("already asked for"), "{why}");
+    let why = fails(&["probe", "no-such-clip.mp4"], &encoder).await;
+    assert!(why.contains("no such file or folder here"), "{why}");
+    let why = fails(&["submit", &text(&clip), "--dest", "no/such/dir"], &encoder).await;
+    assert!(why.contains("--dest"), "{why}");
+    // Outside the encoder's folders: the reply says what to do.
+    let outside = make_clip(&app.data, "outside.mp4", 1, 160, 120);
+    let why = fails(&["submit", &text(&outside)], &encoder).await;
+    assert!(
+        why.contains("copy the file into uploaded/") && why.contains("--root"),
         "{why}"
     );
     app.stop().await;
@@ -302,4 +330,47 @@ async fn the_portal_alone_drives_the_encoder_alone() {
         ["two_processes.mp4"]
     );
     assert!(names_in(&encoder_data.join("streams")).is_empty());
+}
+
+#[tokio::test]
+async fn a_closed_stdout_ends_the_command_quietly() {
+    let app = spawn_app().await;
+    // `videoshare jobs | head -0`: the reader is gone before anything is written.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["jobs", "--encoder", &app.carbon.to_string()])
+        .stdout(writer)
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_encoders_cannot_share_a_data_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = text(dir.path());
+    let args = ["encoder", "--data", &data, "--carbon", "127.0.0.1:0"];
+    let (_first, _) = start(&args, "Carbon encoder listening on ").await;
+    let second = videoshare(&args).await;
+    assert!(!second.ok);
+    assert!(
+        second
+            .stderr
+            .contains("another videoshare encoder is already using"),
+        "{}",
+        second.stderr
+    );
+    // A portal may share it (it takes the other half of the folder).
+    let (_portal, _) = start(
+        &["portal", "--data", &data, "--http", "127.0.0.1:0"],
+        "portal listening on ",
+    )
+    .await;
 }

@@ -311,9 +311,18 @@ impl Encoder {
 }
 
 fn cannot(command: Command, status: JobStatus) -> EncoderError {
+    let accepts = match command {
+        Command::Pause => "QUEUED, STARTING or STARTED",
+        Command::Resume => "PAUSED",
+        Command::Stop => "QUEUED, STARTING, STARTED or PAUSED",
+        Command::Requeue => "STOPPED, ERROR, COMPLETED or INVALID",
+        // The others apply to a job in any status.
+        _ => "existing",
+    };
     EncoderError::CannotCommand {
         command: command.kind().as_str(),
         status,
+        accepts,
     }
 }
 

@@ -90,10 +90,11 @@ pub enum EncoderError {
     BadPriority(u32),
     #[error("no job has GUID {0}")]
     NoSuchJob(Guid),
-    #[error("cannot {command} job: it is {status}")]
+    #[error("cannot {command} job: it is {status} ({command} applies to {accepts} jobs)")]
     CannotCommand {
         command: &'static str,
         status: JobStatus,
+        accepts: &'static str,
     },
     #[error("job {0} is being handed to or from an encode slot; send the command again")]
     InTransit(Guid),

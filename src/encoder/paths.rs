@@ -60,7 +60,9 @@ pub enum PathError {
     #[error("{0:?} does not exist")]
     NotFound(String),
     #[error(
-        "{0:?} is outside the folders this encoder may use (its data folder; start it with --root DIR to allow another)"
+        "{0:?} is outside the folders this encoder may use (its uploaded/ and streams/ \
+         folders and any given with --root): copy the file into uploaded/, or start the \
+         encoder with --root DIR"
     )]
     OutsideRoots(String),
     #[error("{0:?} is not a regular file")]

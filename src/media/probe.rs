@@ -101,7 +101,11 @@ pub async fn probe(path: &Path) -> Result<MediaInfo, ProbeError> {
         .map_err(|e| match e {
             // Say what is wrong with the file, not where the server keeps it.
             ProcessError::Failed { stderr, .. } => {
-                ProbeError::Unreadable(stderr.replace(&*path.to_string_lossy(), "the file"))
+                let shown = path.to_string_lossy();
+                // ffprobe starts its message with the path: drop it, and
+                // name the file plainly anywhere else.
+                let text = stderr.replace(&format!("{shown}: "), "");
+                ProbeError::Unreadable(text.replace(&*shown, "the file"))
             }
             ProcessError::TimedOut { secs, .. } => {
                 ProbeError::Unreadable(format!("no sense could be made of it within {secs} s"))
