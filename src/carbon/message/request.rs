@@ -493,12 +493,13 @@ impl Request {
         }
     }
 
-    /// Whether sending this request twice has the same effect as once (a
-    /// client may then retry it on a fresh connection).
+    /// Whether sending this request twice has the same effect and reply as
+    /// once (a client may then retry it on a fresh connection). A second
+    /// `Remove` would answer "no such job" for a job the first removed.
     pub fn is_idempotent(&self) -> bool {
         match self {
             Request::JobQueue(_) => false,
-            Request::JobCommand(c) => !matches!(c.command, Command::Requeue),
+            Request::JobCommand(c) => !matches!(c.command, Command::Requeue | Command::Remove),
             _ => true,
         }
     }
