@@ -363,10 +363,13 @@ pub async fn presets(args: ConnectArgs) -> anyhow::Result<ExitCode> {
                 p.guid.to_string(),
                 p.name.clone(),
                 p.container.clone(),
-                format!(
-                    "{} {}x{} {}k",
-                    p.video_codec, p.width, p.height, p.video_kbps
-                ),
+                match (&p.video_codec, p.width, p.height, p.video_kbps) {
+                    (Some(codec), Some(w), Some(h), Some(kbps)) => {
+                        format!("{codec} {w}x{h} {kbps}k")
+                    }
+                    (Some(codec), ..) => codec.clone(),
+                    _ => "none".to_owned(),
+                },
                 audio,
             ]
         })

@@ -138,7 +138,7 @@ async fn read_only_tasks_describe_the_server_and_files() {
     assert!(
         profiles
             .iter()
-            .any(|p| p.guid == SEED_PRESET && p.width == 720)
+            .any(|p| p.guid == SEED_PRESET && p.width == Some(720))
     );
     let of_type = |t: &str| {
         Request::ProfileList(ProfileList {

@@ -1,4 +1,15 @@
-//! Encoding presets: what a preset GUID means as ffmpeg output options.
+//! Encoding presets: one TOML file per preset, and what a preset means as
+//! ffmpeg output options.
+//!
+//! The built-in presets are the files of the repository's `presets/` folder,
+//! compiled in; a configured presets folder adds more (a GUID may be defined
+//! once). A file that does not describe a usable preset stops the start with
+//! an error naming the file and the field.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
 
 use crate::carbon::Guid;
 
@@ -8,6 +19,34 @@ pub const SEED_PRESET: Guid = Guid::from_u128(0x85DCCE70_0B4F_4328_86D1_5FC7756D
 
 /// The Carbon `ProfileType` of every preset: they describe destinations.
 pub const PROFILE_TYPE: &str = "Destination";
+
+/// The built-in presets: `(file name, text)`.
+const BUILTIN: [(&str, &str); 6] = [
+    (
+        "seed-480p.toml",
+        include_str!("../../presets/seed-480p.toml"),
+    ),
+    (
+        "h264-360p.toml",
+        include_str!("../../presets/h264-360p.toml"),
+    ),
+    (
+        "h264-720p.toml",
+        include_str!("../../presets/h264-720p.toml"),
+    ),
+    (
+        "h264-1080p.toml",
+        include_str!("../../presets/h264-1080p.toml"),
+    ),
+    (
+        "aac-audio.toml",
+        include_str!("../../presets/aac-audio.toml"),
+    ),
+    (
+        "vp9-webm-720p.toml",
+        include_str!("../../presets/vp9-webm-720p.toml"),
+    ),
+];
 
 /// One preset.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,25 +58,171 @@ pub struct Preset {
     pub extension: String,
     /// ffmpeg muxer name (`-f`), e.g. `mp4`.
     pub container: String,
-    pub video: VideoSpec,
+    /// `None`: audio only.
+    pub video: Option<VideoSpec>,
+    /// `None`: no sound.
     pub audio: Option<AudioSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VideoSpec {
     /// ffmpeg encoder name, e.g. `libx264`.
     pub codec: String,
     pub bitrate_kbps: u32,
     pub width: u32,
     pub height: u32,
-    /// x264 speed/quality trade-off.
-    pub speed: String,
+    /// Output frames per second; the source's when absent.
+    pub frame_rate: Option<f64>,
+    /// Speed/quality trade-off: x264/x265 `-preset` name, or libvpx's
+    /// `-cpu-used` number; the encoder's default when absent.
+    pub speed: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AudioSpec {
     pub codec: String,
     pub bitrate_kbps: u32,
+}
+
+/// A preset file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresetFile {
+    guid: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    container: String,
+    extension: String,
+    video: Option<VideoSpec>,
+    audio: Option<AudioSpec>,
+}
+
+/// Why the presets could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PresetError {
+    #[error("preset file {file}: {reason}")]
+    Invalid { file: String, reason: String },
+    #[error("preset file {file}: cannot read it: {error}")]
+    Unreadable { file: String, error: std::io::Error },
+    #[error("presets folder {folder}: cannot list it: {error}")]
+    Folder {
+        folder: String,
+        error: std::io::Error,
+    },
+    #[error("preset {guid} is defined twice: in {first} and in {second}")]
+    Duplicate {
+        guid: Guid,
+        first: String,
+        second: String,
+    },
+}
+
+/// A name ffmpeg knows things by: letters, digits, `_` and `-`.
+fn is_plain_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 32
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl PresetFile {
+    /// Checks every field; the error names the field.
+    fn validate(self) -> Result<Preset, String> {
+        let guid: Guid = self.guid.parse().map_err(|e| format!("guid: {e}"))?;
+        let name = self.name.trim().to_owned();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err("name: must be 1-100 printable characters".into());
+        }
+        if !is_plain_name(&self.container) {
+            return Err(format!(
+                "container: {:?} is not an ffmpeg muxer name (e.g. mp4, webm)",
+                self.container
+            ));
+        }
+        let extension_ok = !self.extension.is_empty()
+            && self.extension.len() <= 8
+            && self.extension.chars().all(|c| c.is_ascii_alphanumeric());
+        if !extension_ok {
+            return Err(format!(
+                "extension: {:?} must be 1-8 letters or digits, without the dot",
+                self.extension
+            ));
+        }
+        if self.video.is_none() && self.audio.is_none() {
+            return Err("a preset needs a [video] or an [audio] table, or both".into());
+        }
+        if let Some(v) = &self.video {
+            check_video(v)?;
+        }
+        if let Some(a) = &self.audio {
+            if !is_plain_name(&a.codec) {
+                return Err(format!(
+                    "audio.codec: {:?} is not an ffmpeg encoder name",
+                    a.codec
+                ));
+            }
+            if !(8..=1024).contains(&a.bitrate_kbps) {
+                return Err("audio.bitrate_kbps: must be 8-1024".into());
+            }
+        }
+        Ok(Preset {
+            guid,
+            name,
+            description: self.description.trim().to_owned(),
+            extension: self.extension.to_ascii_lowercase(),
+            container: self.container,
+            video: self.video,
+            audio: self.audio,
+        })
+    }
+}
+
+fn check_video(v: &VideoSpec) -> Result<(), String> {
+    if !is_plain_name(&v.codec) {
+        return Err(format!(
+            "video.codec: {:?} is not an ffmpeg encoder name",
+            v.codec
+        ));
+    }
+    if !(50..=100_000).contains(&v.bitrate_kbps) {
+        return Err("video.bitrate_kbps: must be 50-100000".into());
+    }
+    for (field, value, max) in [("width", v.width, 7680), ("height", v.height, 4320)] {
+        if !(16..=max).contains(&value) || value % 2 != 0 {
+            return Err(format!(
+                "video.{field}: must be an even number from 16 to {max}"
+            ));
+        }
+    }
+    if let Some(rate) = v.frame_rate
+        && !(rate.is_finite() && (1.0..=240.0).contains(&rate))
+    {
+        return Err("video.frame_rate: must be 1-240".into());
+    }
+    if let Some(speed) = &v.speed
+        && !is_plain_name(speed)
+    {
+        return Err(format!(
+            "video.speed: {speed:?} is not a preset name or number"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses one preset file's text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Preset, PresetError> {
+    let invalid = |reason: String| PresetError::Invalid {
+        file: file.to_owned(),
+        reason,
+    };
+    // toml's message names the line, column and field.
+    let raw: PresetFile =
+        toml::from_str(text).map_err(|e| invalid(e.to_string().trim().to_owned()))?;
+    raw.validate().map_err(invalid)
 }
 
 impl Preset {
@@ -45,33 +230,23 @@ impl Preset {
     ///
     /// The picture is scaled to fit the frame with its aspect ratio kept and
     /// padded (letterboxed) to exactly `width×height`; yuv420p so every
-    /// browser plays it; audio is optional in the source.
+    /// browser plays it. Sound is optional in the source unless the preset
+    /// is audio only.
     pub fn output_args(&self) -> Vec<String> {
-        let v = &self.video;
-        let (w, h) = (v.width, v.height);
-        let mut args: Vec<String> = vec!["-map".into(), "0:v:0".into()];
-        if self.audio.is_some() {
-            args.extend(["-map".into(), "0:a:0?".into()]);
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
+        match &self.video {
+            Some(v) => {
+                push(&["-map", "0:v:0"]);
+                if self.audio.is_some() {
+                    push(&["-map", "0:a:0?"]);
+                }
+                args.extend(video_args(v));
+            }
+            None => {
+                push(&["-map", "0:a:0", "-vn"]);
+            }
         }
-        args.extend([
-            "-c:v".into(),
-            v.codec.clone(),
-            "-preset".into(),
-            v.speed.clone(),
-            "-b:v".into(),
-            format!("{}k", v.bitrate_kbps),
-            "-maxrate".into(),
-            format!("{}k", v.bitrate_kbps),
-            "-bufsize".into(),
-            format!("{}k", v.bitrate_kbps * 2),
-            "-vf".into(),
-            format!(
-                "scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,\
-                 pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1"
-            ),
-            "-pix_fmt".into(),
-            "yuv420p".into(),
-        ]);
         match &self.audio {
             Some(a) => args.extend([
                 "-c:a".into(),
@@ -91,9 +266,52 @@ impl Preset {
         args.extend(["-f".into(), self.container.clone()]);
         args
     }
+
+    /// Whether the source must have a picture.
+    pub fn needs_video(&self) -> bool {
+        self.video.is_some()
+    }
 }
 
-/// The presets an encoder knows.
+fn video_args(v: &VideoSpec) -> Vec<String> {
+    let (w, h) = (v.width, v.height);
+    let kbps = v.bitrate_kbps;
+    let mut args: Vec<String> = vec!["-c:v".into(), v.codec.clone()];
+    if let Some(speed) = &v.speed {
+        if v.codec.starts_with("libvpx") {
+            args.extend([
+                "-deadline".into(),
+                "good".into(),
+                "-cpu-used".into(),
+                speed.clone(),
+            ]);
+            args.extend(["-row-mt".into(), "1".into()]);
+        } else {
+            args.extend(["-preset".into(), speed.clone()]);
+        }
+    }
+    args.extend([
+        "-b:v".into(),
+        format!("{kbps}k"),
+        "-maxrate".into(),
+        format!("{kbps}k"),
+        "-bufsize".into(),
+        format!("{}k", kbps * 2),
+        "-vf".into(),
+        format!(
+            "scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,\
+             pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1"
+        ),
+        "-pix_fmt".into(),
+        "yuv420p".into(),
+    ]);
+    if let Some(rate) = v.frame_rate {
+        args.extend(["-r".into(), rate.to_string()]);
+    }
+    args
+}
+
+/// The presets an encoder knows, in a stable order (built-ins first).
 #[derive(Debug, Clone)]
 pub struct Presets {
     list: Vec<Preset>,
@@ -102,26 +320,45 @@ pub struct Presets {
 impl Presets {
     /// The built-in set.
     pub fn builtin() -> Self {
-        Presets {
-            list: vec![Preset {
-                guid: SEED_PRESET,
-                name: "H.264 480p 800 kbit/s".into(),
-                description: "H.264 800 kbit/s, 720x480, AAC 128 kbit/s, MP4 (fast start)".into(),
-                extension: "mp4".into(),
-                container: "mp4".into(),
-                video: VideoSpec {
-                    codec: "libx264".into(),
-                    bitrate_kbps: 800,
-                    width: 720,
-                    height: 480,
-                    speed: "veryfast".into(),
-                },
-                audio: Some(AudioSpec {
-                    codec: "aac".into(),
-                    bitrate_kbps: 128,
-                }),
-            }],
+        let list = BUILTIN
+            .iter()
+            // The built-in files are checked by this module's tests.
+            .filter_map(|(file, text)| parse(file, text).ok())
+            .collect();
+        Presets { list }
+    }
+
+    /// The built-ins plus every `*.toml` file of `folder` (sorted by name).
+    pub fn load(folder: Option<&Path>) -> Result<Self, PresetError> {
+        let mut sources: Vec<(String, String)> = BUILTIN
+            .iter()
+            .map(|(file, text)| (format!("built-in {file}"), (*text).to_owned()))
+            .collect();
+        if let Some(folder) = folder {
+            for path in preset_files(folder)? {
+                let file = path.display().to_string();
+                let text =
+                    std::fs::read_to_string(&path).map_err(|error| PresetError::Unreadable {
+                        file: file.clone(),
+                        error,
+                    })?;
+                sources.push((file, text));
+            }
         }
+        let mut list = Vec::with_capacity(sources.len());
+        let mut defined: HashMap<Guid, String> = HashMap::new();
+        for (file, text) in sources {
+            let preset = parse(&file, &text)?;
+            if let Some(first) = defined.insert(preset.guid, file.clone()) {
+                return Err(PresetError::Duplicate {
+                    guid: preset.guid,
+                    first,
+                    second: file,
+                });
+            }
+            list.push(preset);
+        }
+        Ok(Presets { list })
     }
 
     pub fn get(&self, guid: Guid) -> Option<&Preset> {
@@ -133,9 +370,33 @@ impl Presets {
     }
 }
 
+fn preset_files(folder: &Path) -> Result<Vec<PathBuf>, PresetError> {
+    let listing_failed = |error| PresetError::Folder {
+        folder: folder.display().to_string(),
+        error,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).map_err(listing_failed)? {
+        let path = entry.map_err(listing_failed)?.path();
+        if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_builtin_file_is_valid() {
+        for (file, text) in BUILTIN {
+            parse(file, text).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(Presets::builtin().iter().count(), BUILTIN.len());
+    }
 
     #[test]
     fn seed_preset_matches_the_article() {
@@ -148,6 +409,7 @@ mod tests {
         let args = seed.output_args().join(" ");
         for expected in [
             "-c:v libx264",
+            "-preset veryfast",
             "-b:v 800k",
             "pad=720:480",
             "-c:a aac",
@@ -155,5 +417,85 @@ mod tests {
         ] {
             assert!(args.contains(expected), "{expected} missing from {args}");
         }
+    }
+
+    #[test]
+    fn audio_only_and_vp9_map_to_their_own_options() {
+        let presets = Presets::builtin();
+        let audio = presets
+            .iter()
+            .find(|p| p.video.is_none())
+            .expect("an audio-only preset");
+        let args = audio.output_args().join(" ");
+        assert!(
+            args.contains("-map 0:a:0 -vn") && !args.contains("-c:v"),
+            "{args}"
+        );
+        let vp9 = presets
+            .iter()
+            .find(|p| p.container == "webm")
+            .expect("a WebM preset");
+        let args = vp9.output_args().join(" ");
+        assert!(
+            args.contains("-c:v libvpx-vp9 -deadline good -cpu-used 6"),
+            "{args}"
+        );
+    }
+
+    #[test]
+    fn bad_files_name_the_field() {
+        let good = BUILTIN[0].1;
+        let cases = [
+            (good.replace("width = 720", "width = 721"), "video.width"),
+            (good.replace("guid = \"{", "guid = \"{X"), "guid"),
+            (
+                good.replace("container = \"mp4\"", "container = \"mp4; rm\""),
+                "container",
+            ),
+            (
+                good.replace("extension = \"mp4\"", "extension = \".mp4\""),
+                "extension",
+            ),
+            (
+                good.replace("bitrate_kbps = 128", "bitrate_kbps = 0"),
+                "audio.bitrate_kbps",
+            ),
+            (good.replace("speed = ", "sped = "), "sped"),
+            (good.replace("width = 720", "width = \"wide\""), "width"),
+            ("name = \"x\"".to_owned(), "guid"),
+        ];
+        for (text, field) in cases {
+            let err = parse("x.toml", &text).expect_err(field).to_string();
+            assert!(
+                err.starts_with("preset file x.toml: ") && err.contains(field),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_folder_adds_presets_and_a_guid_is_defined_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mine = BUILTIN[0]
+            .1
+            .replace(
+                "85DCCE70-0B4F-4328-86D1-5FC7756D9777",
+                "11111111-2222-3333-4444-555555555555",
+            )
+            .replace("H.264 480p 800 kbit/s", "Mine");
+        std::fs::write(dir.path().join("mine.toml"), &mine).expect("write");
+        std::fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
+        let presets = Presets::load(Some(dir.path())).expect("loads");
+        assert_eq!(presets.iter().count(), BUILTIN.len() + 1);
+        assert!(presets.iter().any(|p| p.name == "Mine"));
+
+        std::fs::write(dir.path().join("copy.toml"), BUILTIN[0].1).expect("write");
+        let err = Presets::load(Some(dir.path()))
+            .expect_err("duplicate")
+            .to_string();
+        assert!(
+            err.contains("defined twice") && err.contains("copy.toml"),
+            "{err}"
+        );
     }
 }

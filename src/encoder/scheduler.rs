@@ -211,8 +211,14 @@ impl Encoder {
         let info = crate::media::probe(&job.source_path)
             .await
             .map_err(|e| format!("cannot read the source: {e}"))?;
-        info.check_is_video()
-            .map_err(|why| format!("the source is not a video: {why}"))?;
+        if plans.iter().any(|(_, _, preset)| preset.needs_video()) {
+            info.check_is_video()
+                .map_err(|why| format!("the source is not a video: {why}"))?;
+        } else {
+            info.check_has_audio().map_err(|why| {
+                format!("the source has no sound for an audio-only preset: {why}")
+            })?;
+        }
         let started = inner
             .jobs
             .transition(

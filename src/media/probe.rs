@@ -68,6 +68,19 @@ impl MediaInfo {
         }
         Ok(video)
     }
+
+    /// The file has sound we can encode (for audio-only outputs).
+    pub fn check_has_audio(&self) -> Result<&AudioStream, String> {
+        if is_playlist_format(&self.format_name) {
+            return Err(format!(
+                "it is a {} playlist, not a media file",
+                self.format_name
+            ));
+        }
+        self.audio
+            .as_ref()
+            .ok_or_else(|| "it has no audio stream".to_owned())
+    }
 }
 
 fn is_still_image_format(format_name: &str) -> bool {

@@ -189,14 +189,34 @@ pub struct Profile {
     pub container: String,
     #[serde(rename = "@Extension", default)]
     pub extension: String,
-    #[serde(rename = "@VideoCodec", default)]
-    pub video_codec: String,
-    #[serde(rename = "@VideoBitrate.DWD", default)]
-    pub video_kbps: u32,
-    #[serde(rename = "@Width.DWD", default)]
-    pub width: u32,
-    #[serde(rename = "@Height.DWD", default)]
-    pub height: u32,
+    /// Absent for an audio-only preset.
+    #[serde(
+        rename = "@VideoCodec",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub video_codec: Option<String>,
+    /// Absent for an audio-only preset.
+    #[serde(
+        rename = "@VideoBitrate.DWD",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub video_kbps: Option<u32>,
+    /// Absent for an audio-only preset.
+    #[serde(
+        rename = "@Width.DWD",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub width: Option<u32>,
+    /// Absent for an audio-only preset.
+    #[serde(
+        rename = "@Height.DWD",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub height: Option<u32>,
     #[serde(
         rename = "@AudioCodec",
         default,
