@@ -10,9 +10,10 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::file::Settings;
 use crate::config::{EncoderArgs, EncoderOptions, PortalArgs, PortalOptions, ServeArgs};
 use crate::encoder::paths::PathPolicy;
-use crate::encoder::preset::SEED_PRESET;
+use crate::encoder::preset::{Presets, SEED_PRESET};
 use crate::encoder::server::{self, Limits};
 use crate::encoder::{Encoder, EncoderConfig};
 use crate::portal::{Portal, PortalConfig};
@@ -206,15 +207,30 @@ impl App {
         let (listener, carbon_addr) = server::bind(&options.carbon)
             .await
             .with_context(|| format!("cannot listen for Carbon clients on {}", options.carbon))?;
+        let settings = match &options.config {
+            Some(file) => Settings::load(file)?,
+            None => Settings::defaults(),
+        };
+        let presets = Presets::load(settings.presets_dir.as_deref())?;
+        if let Err(reason) = settings.check_presets(&presets) {
+            let file = options.config.as_deref().unwrap_or(Path::new("-"));
+            anyhow::bail!("config file {}: {reason}", file.display());
+        }
         let mut roots = vec![dirs.uploaded.clone(), dirs.streams.clone()];
         roots.extend(options.roots.iter().cloned());
+        roots.extend(settings.all_roots());
+        let mut mappings = settings.mappings.clone();
+        if settings.seed_mappings {
+            mappings.extend(PathPolicy::seed_mappings(&dirs.uploaded, &dirs.streams));
+        }
         let encoder = Encoder::new(
             &EncoderConfig {
                 tmp_dir: dirs.tmp_encodes.clone(),
                 roots,
-                mappings: PathPolicy::seed_mappings(&dirs.uploaded, &dirs.streams),
+                mappings,
                 slots: usize::from(options.encode_slots),
                 agent_ip: reachable(carbon_addr).ip().to_string(),
+                presets,
             },
             pool,
         )
@@ -227,6 +243,11 @@ impl App {
         };
         self.tasks
             .push(encoder.spawn_scheduler(self.shutdown.clone()));
+        self.tasks.extend(crate::ingest::spawn_all(
+            &encoder,
+            &settings,
+            &self.shutdown,
+        ));
         self.tasks.push(tokio::spawn(server::serve(
             listener,
             encoder,

@@ -39,34 +39,73 @@ impl TempFile {
     /// final path.
     pub fn persist_unique(self, dir: &Path, stem: &str, extension: &str) -> io::Result<PathBuf> {
         std::fs::File::open(&self.path)?.sync_all()?;
-        for n in 0..=MAX_SUFFIX {
-            let suffix = if n == 0 {
-                String::new()
-            } else {
-                format!("-{n}")
-            };
-            let dot = if extension.is_empty() { "" } else { "." };
-            let name = format!("{stem}{suffix}{dot}{extension}");
-            let candidate = dir.join(name);
-            match link_no_clobber(&self.path, &candidate) {
-                Ok(()) => {
-                    // The file is in place and complete whatever happens next;
-                    // a failed directory sync only weakens power-cut safety.
-                    if let Err(e) = sync_dir(dir) {
-                        tracing::warn!(dir = %dir.display(), error = %e, "could not sync the folder");
-                    }
-                    // `self` drops here and removes the temp name.
-                    return Ok(candidate);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{MAX_SUFFIX} files named {stem}-N.{extension} already exist"),
-        ))
+        // `self` drops on return and removes the temp name.
+        link_unique(&self.path, dir, stem, extension)
     }
+}
+
+/// Links `from` into `dir` as `stem.ext`, or `stem-N.ext` if taken, and
+/// makes the new name durable. Never overwrites.
+fn link_unique(from: &Path, dir: &Path, stem: &str, extension: &str) -> io::Result<PathBuf> {
+    let dot = if extension.is_empty() { "" } else { "." };
+    for n in 0..=MAX_SUFFIX {
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let candidate = dir.join(format!("{stem}{suffix}{dot}{extension}"));
+        match link_no_clobber(from, &candidate) {
+            Ok(()) => {
+                // The file is in place and complete whatever happens next;
+                // a failed directory sync only weakens power-cut safety.
+                if let Err(e) = sync_dir(dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not sync the folder");
+                }
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{MAX_SUFFIX} files named {stem}-N.{extension} already exist"),
+    ))
+}
+
+/// Moves `file` into `dir` under its own name, or `name-N.ext` if that is
+/// taken (never overwriting). Returns the new path.
+pub fn move_unique(file: &Path, dir: &Path) -> io::Result<PathBuf> {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let extension = file
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let moved = link_unique(file, dir, &stem, &extension)?;
+    std::fs::remove_file(file)?;
+    if let Some(parent) = file.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(moved)
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the whole
+/// new one, never part of it (temp file, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+    let written = std::fs::write(&temp, bytes)
+        .and_then(|()| std::fs::File::open(&temp)?.sync_all())
+        .and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written?;
+    sync_dir(dir)
 }
 
 impl Drop for TempFile {

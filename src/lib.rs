@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod encoder;
 pub mod fsutil;
+pub mod ingest;
 pub mod media;
 pub mod portal;
 pub mod store;

@@ -54,6 +54,8 @@ pub struct EncoderConfig {
     pub slots: usize,
     /// Written as `AgentIP` for jobs this node runs.
     pub agent_ip: String,
+    /// The presets jobs may name.
+    pub presets: Presets,
 }
 
 /// Why a request could not be carried out; the text becomes the reply's `Error`.
@@ -156,7 +158,7 @@ impl Encoder {
         Ok(Encoder {
             inner: Arc::new(Inner {
                 jobs,
-                presets: Presets::builtin(),
+                presets: config.presets.clone(),
                 paths,
                 tmp_dir: config.tmp_dir.clone(),
                 agent_ip: config.agent_ip.clone(),
@@ -169,6 +171,16 @@ impl Encoder {
 
     pub fn presets(&self) -> &Presets {
         &self.inner.presets
+    }
+
+    /// A job's status and description, if the job exists.
+    pub async fn job_state(&self, guid: Guid) -> Result<Option<(JobStatus, String)>, StoreError> {
+        Ok(self
+            .inner
+            .jobs
+            .get(guid)
+            .await?
+            .map(|job| (job.status, job.description)))
     }
 
     /// Answers one request payload with one reply payload.
@@ -189,7 +201,10 @@ impl Encoder {
     pub async fn handle(&self, request: Request) -> Reply {
         let task = request.task_type();
         let result = match request {
-            Request::JobQueue(job) => self.queue(job).await.map(|guid| Reply::Queued { guid }),
+            Request::JobQueue(job) => self
+                .submit(job, Guid::new_random())
+                .await
+                .map(|guid| Reply::Queued { guid }),
             Request::JobStatusList(list) => self
                 .status_list(&list)
                 .await
@@ -227,9 +242,11 @@ impl Encoder {
         })
     }
 
-    /// Validates a `JobQueue` and stores it; the GUID is returned only once
-    /// the job is durable.
-    async fn queue(&self, request: JobQueue) -> Result<Guid, EncoderError> {
+    /// Validates a `JobQueue` and stores it as job `guid`; returns once the
+    /// job is durable. Every ingest path comes through here: the socket
+    /// with a fresh GUID, the job folders with one they recorded first, so a
+    /// restart never submits a file twice.
+    pub async fn submit(&self, request: JobQueue, guid: Guid) -> Result<Guid, EncoderError> {
         let source = match request.sources.as_slice() {
             [] => return Err(EncoderError::NoSource),
             [one] => one,
@@ -265,7 +282,7 @@ impl Encoder {
             .inner
             .jobs
             .insert(NewJob {
-                guid: Guid::new_random(),
+                guid,
                 name: request
                     .job_name
                     .filter(|n| !n.trim().is_empty())

@@ -1,4 +1,7 @@
-//! Command-line and environment configuration, validated by clap at start.
+//! Command-line and environment configuration, validated by clap at start,
+//! and the TOML config file ([`file`]).
+
+pub mod file;
 
 use std::path::PathBuf;
 
@@ -74,6 +77,11 @@ pub struct EncoderOptions {
         value_name = "DIR"
     )]
     pub roots: Vec<PathBuf>,
+
+    /// A TOML config file: presets folder, roots, path mappings, watch
+    /// folders and XML job folders (see the README).
+    #[arg(long, env = "VIDEOSHARE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Seconds a Carbon connection may stay idle before it is closed.
     #[arg(long, env = "VIDEOSHARE_CARBON_IDLE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -271,6 +279,7 @@ impl ServeArgs {
                 carbon: "127.0.0.1:0".into(),
                 encode_slots: 1,
                 roots: Vec::new(),
+                config: None,
                 carbon_idle_secs: 300,
                 carbon_max_connections: 256,
                 carbon_max_frame: 1 << 20,

@@ -1,0 +1,474 @@
+//! Jobs that arrive as files: watch folders (media files, encoded with the
+//! folder's presets) and XML job folders (`cnpsXML` `JobQueue` documents).
+//!
+//! Both take a file only once its size and modification time have stopped
+//! changing for the folder's settle time, then move it through folders
+//! beside it:
+//!
+//! ```text
+//! folder/name ──▶ processing/name ──▶ processed/name  (+ name.guid for XML jobs)
+//!                                 └─▶ failed/name + failed/name.error.txt
+//! ```
+//!
+//! The job's GUID is written (hidden, `processing/.name.guid`) *before* the
+//! job is submitted, and submitted under that GUID, so a restart at any
+//! point neither submits a file twice nor forgets one. The job goes to the
+//! encoder through [`Encoder::submit`], the same call the Carbon socket uses.
+//! Knows nothing of HTTP or of how the encoder works inside.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::carbon::message::{Destination, JobQueue, ModuleData, Source};
+use crate::carbon::{Guid, JobStatus, Request, latin1};
+use crate::config::file::{Settings, WatchFolder, XmlFolder};
+use crate::encoder::Encoder;
+use crate::fsutil;
+
+/// How often folders with files settling or jobs running are looked at.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Largest XML job file read.
+const MAX_XML: u64 = 1 << 20;
+
+const PROCESSING: &str = "processing";
+const PROCESSED: &str = "processed";
+const FAILED: &str = "failed";
+
+/// Starts one task per configured folder; each runs until `shutdown`.
+pub fn spawn_all(
+    encoder: &Encoder,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let watch = settings.watch.iter().map(|w| Intake {
+        folder: w.folder.clone(),
+        settle: w.settle,
+        kind: Kind::Media(w.clone()),
+    });
+    let xml = settings.xml_folders.iter().map(|x: &XmlFolder| Intake {
+        folder: x.folder.clone(),
+        settle: x.settle,
+        kind: Kind::Xml,
+    });
+    watch
+        .chain(xml)
+        .map(|intake| {
+            let span = tracing::info_span!("intake", folder = %intake.folder.display());
+            let (encoder, rescan, stop) = (encoder.clone(), settings.rescan, shutdown.clone());
+            tokio::spawn(intake.run(encoder, rescan, stop).instrument(span))
+        })
+        .collect()
+}
+
+/// What a folder's files are.
+#[derive(Debug, Clone)]
+enum Kind {
+    /// Media to encode with the folder's presets; the file is kept in
+    /// `processing/` until its job ends.
+    Media(WatchFolder),
+    /// A `JobQueue` document; done once the job is accepted.
+    Xml,
+}
+
+/// One watched folder.
+struct Intake {
+    folder: PathBuf,
+    settle: Duration,
+    kind: Kind,
+}
+
+/// A file seen in the folder, and since when it has looked like this.
+struct Seen {
+    len: u64,
+    modified: Option<SystemTime>,
+    since: Instant,
+}
+
+/// Media jobs running, by file in `processing/`.
+type Running = HashMap<PathBuf, Guid>;
+
+impl Intake {
+    fn sub(&self, name: &str) -> PathBuf {
+        self.folder.join(name)
+    }
+
+    async fn run(self, encoder: Encoder, rescan: Duration, shutdown: CancellationToken) {
+        for sub in [PROCESSING, PROCESSED, FAILED] {
+            if let Err(e) = std::fs::create_dir_all(self.sub(sub)) {
+                tracing::error!(error = %e, "cannot create {sub}/; this folder is not watched");
+                return;
+            }
+        }
+        let (tx, mut events) = mpsc::channel::<()>(1);
+        // Events only wake the loop early; the timer below is what is relied on.
+        let watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+            let _ = tx.try_send(());
+        })
+        .and_then(|mut w| {
+            use notify::Watcher;
+            w.watch(&self.folder, notify::RecursiveMode::NonRecursive)
+                .map(|()| w)
+        });
+        if let Err(e) = &watcher {
+            tracing::warn!(error = %e, "no file-system events; relying on rescans");
+        }
+        tracing::info!("watching for {}", self.kind.describe());
+        let mut running = Running::new();
+        // Whatever a previous run left half-way goes on from where it was.
+        for file in self.in_processing() {
+            self.submit(&encoder, &file, &mut running).await;
+        }
+        let mut settling: HashMap<String, Seen> = HashMap::new();
+        loop {
+            let busy = !settling.is_empty() || !running.is_empty();
+            tokio::select! {
+                _ = events.recv() => {}
+                _ = tokio::time::sleep(if busy { TICK } else { rescan }) => {}
+                _ = shutdown.cancelled() => break,
+            }
+            for name in self.settled(&mut settling) {
+                if let Some(file) = self.take(&name) {
+                    self.submit(&encoder, &file, &mut running).await;
+                }
+            }
+            self.follow(&encoder, &mut running).await;
+        }
+        drop(watcher);
+    }
+
+    /// Lists the folder and returns the files that have not changed for the
+    /// settle time (forgetting files that went away).
+    fn settled(&self, settling: &mut HashMap<String, Seen>) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.folder) else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut present = Vec::new();
+        let mut ready = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Symlinks and folders (ours included) are not jobs.
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if name.starts_with('.') || !meta.is_file() || !self.kind.wants(&name) {
+                continue;
+            }
+            present.push(name.clone());
+            let (len, modified) = (meta.len(), meta.modified().ok());
+            match settling.get_mut(&name) {
+                Some(seen) if seen.len == len && seen.modified == modified => {
+                    if now.duration_since(seen.since) >= self.settle {
+                        ready.push(name);
+                    }
+                }
+                Some(seen) => {
+                    *seen = Seen {
+                        len,
+                        modified,
+                        since: now,
+                    }
+                }
+                None => {
+                    settling.insert(
+                        name,
+                        Seen {
+                            len,
+                            modified,
+                            since: now,
+                        },
+                    );
+                }
+            }
+        }
+        settling.retain(|name, _| present.contains(name) && !ready.contains(name));
+        ready
+    }
+
+    /// Moves a settled file into `processing/`.
+    fn take(&self, name: &str) -> Option<PathBuf> {
+        match fsutil::move_unique(&self.folder.join(name), &self.sub(PROCESSING)) {
+            Ok(file) => {
+                tracing::info!(file = name, "taken");
+                Some(file)
+            }
+            Err(e) => {
+                tracing::warn!(file = name, error = %e, "cannot take the file; will retry");
+                None
+            }
+        }
+    }
+
+    fn in_processing(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.sub(PROCESSING))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Submits a file in `processing/` under its recorded GUID (recording
+    /// one first if it has none), unless that job already exists.
+    async fn submit(&self, encoder: &Encoder, file: &Path, running: &mut Running) {
+        let guid = match recorded_guid(file) {
+            Ok(guid) => guid,
+            Err(e) => {
+                tracing::error!(file = %file.display(), error = %e, "cannot record the job GUID; will retry at the next start");
+                return;
+            }
+        };
+        let exists = match encoder.job_state(guid).await {
+            Ok(state) => state.is_some(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the job queue; will retry at the next start");
+                return;
+            }
+        };
+        if !exists {
+            let submitted = match self.kind.request(file) {
+                Ok(request) => encoder
+                    .submit(request, guid)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(reason) => Err(reason),
+            };
+            if let Err(reason) = submitted {
+                tracing::info!(file = %file.display(), %reason, "refused");
+                self.fail(file, &reason);
+                return;
+            }
+            tracing::info!(file = %file.display(), %guid, "job queued");
+        }
+        match self.kind {
+            Kind::Media(_) => {
+                running.insert(file.to_owned(), guid);
+            }
+            Kind::Xml => self.finish(file, Some(guid)),
+        }
+    }
+
+    /// Moves the files of media jobs that have ended.
+    async fn follow(&self, encoder: &Encoder, running: &mut Running) {
+        let mut ended = Vec::new();
+        for (file, guid) in running.iter() {
+            match encoder.job_state(*guid).await {
+                Ok(Some((JobStatus::Completed, _))) => ended.push((file.clone(), None)),
+                Ok(Some((status, description))) if status.is_terminal() => {
+                    let reason = if description.is_empty() {
+                        format!("job {guid} ended {status}")
+                    } else {
+                        format!("job {guid} ended {status}: {description}")
+                    };
+                    ended.push((file.clone(), Some(reason)));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => ended.push((file.clone(), Some(format!("job {guid} was removed")))),
+                Err(e) => tracing::warn!(error = %e, "cannot read a job's status"),
+            }
+        }
+        for (file, failure) in ended {
+            running.remove(&file);
+            match failure {
+                None => self.finish(&file, None),
+                Some(reason) => self.fail(&file, &reason),
+            }
+        }
+    }
+
+    /// Moves a done file to `processed/`, with its job GUID beside it for
+    /// XML jobs.
+    fn finish(&self, file: &Path, write_guid: Option<Guid>) {
+        match fsutil::move_unique(file, &self.sub(PROCESSED)) {
+            Ok(done) => {
+                if let Some(guid) = write_guid {
+                    let beside = sidecar(&done, "guid");
+                    if let Err(e) = fsutil::write_atomic(&beside, format!("{guid}\n").as_bytes()) {
+                        tracing::warn!(error = %e, "cannot write {}", beside.display());
+                    }
+                }
+                forget_guid(file);
+                tracing::info!(file = %done.display(), "processed");
+            }
+            Err(e) => {
+                tracing::error!(file = %file.display(), error = %e, "cannot move to processed/")
+            }
+        }
+    }
+
+    /// Moves a file that could not become a finished job to `failed/`, with
+    /// the reason in `failed/name.error.txt`.
+    fn fail(&self, file: &Path, reason: &str) {
+        match fsutil::move_unique(file, &self.sub(FAILED)) {
+            Ok(failed) => {
+                let why = sidecar(&failed, "error.txt");
+                if let Err(e) = fsutil::write_atomic(&why, format!("{reason}\n").as_bytes()) {
+                    tracing::warn!(error = %e, "cannot write {}", why.display());
+                }
+                forget_guid(file);
+                tracing::info!(file = %failed.display(), reason, "failed");
+            }
+            Err(e) => tracing::error!(file = %file.display(), error = %e, "cannot move to failed/"),
+        }
+    }
+}
+
+impl Kind {
+    fn describe(&self) -> &'static str {
+        match self {
+            Kind::Media(_) => "media files",
+            Kind::Xml => "XML job files",
+        }
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        match self {
+            Kind::Media(_) => true,
+            Kind::Xml => Path::new(name)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("xml")),
+        }
+    }
+
+    /// The `JobQueue` a file in `processing/` stands for.
+    fn request(&self, file: &Path) -> Result<JobQueue, String> {
+        match self {
+            Kind::Media(watch) => Ok(media_job(watch, file)),
+            Kind::Xml => xml_job(file),
+        }
+    }
+}
+
+/// A watch folder's job for `file`: one destination per preset.
+fn media_job(watch: &WatchFolder, file: &Path) -> JobQueue {
+    let text = |p: &Path| p.to_string_lossy().into_owned();
+    let folder_name = watch
+        .folder
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    JobQueue {
+        job_name: file.file_name().map(|n| n.to_string_lossy().into_owned()),
+        user: Some(format!("watch:{folder_name}")),
+        sources: vec![Source {
+            filename: text(file),
+        }],
+        destinations: watch
+            .presets
+            .iter()
+            .map(|preset| Destination {
+                preset_guid: Some(preset.to_string()),
+                module_guid: None,
+                module_data: ModuleData {
+                    path: Some(text(&watch.output)),
+                    base_file_name: Some(watch.base_name.clone()),
+                },
+            })
+            .collect(),
+        priority: None,
+    }
+}
+
+/// Reads a `JobQueue` document, as the socket would (UTF-8, or Latin-1
+/// when it is not valid UTF-8).
+fn xml_job(file: &Path) -> Result<JobQueue, String> {
+    let len = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
+    if len > MAX_XML {
+        return Err(format!(
+            "the file is {len} bytes; a job file may have {MAX_XML} at most"
+        ));
+    }
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => latin1::decode(e.as_bytes()),
+    };
+    match Request::parse(text.trim_start_matches('\u{feff}')).map_err(|e| e.to_string())? {
+        Request::JobQueue(job) => Ok(job),
+        other => Err(format!(
+            "a job file must hold a JobQueue document; this is {}",
+            other.task_type()
+        )),
+    }
+}
+
+/// `dir/name` → `dir/name.suffix`.
+fn sidecar(file: &Path, suffix: &str) -> PathBuf {
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    file.with_file_name(name)
+}
+
+/// Where the GUID of a file in `processing/` is kept until it is done.
+fn guid_file(file: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(file.file_name().unwrap_or_default());
+    name.push(".guid");
+    file.with_file_name(name)
+}
+
+/// The GUID recorded for `file`, recording a new one if it has none.
+fn recorded_guid(file: &Path) -> std::io::Result<Guid> {
+    let path = guid_file(file);
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(guid) = text.trim().parse()
+    {
+        return Ok(guid);
+    }
+    let guid = Guid::new_random();
+    fsutil::write_atomic(&path, format!("{guid}\n").as_bytes())?;
+    Ok(guid)
+}
+
+fn forget_guid(file: &Path) {
+    let _ = std::fs::remove_file(guid_file(file));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids_are_recorded_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a.mp4");
+        let first = recorded_guid(&file).expect("recorded");
+        assert_eq!(recorded_guid(&file).expect("read back"), first);
+        assert!(dir.path().join(".a.mp4.guid").is_file());
+        forget_guid(&file);
+        assert_ne!(recorded_guid(&file).expect("new"), first);
+    }
+
+    #[test]
+    fn xml_files_must_be_job_queues() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("j.xml");
+        std::fs::write(&file, "<cnpsXML TaskType=\"JobList\"/>").expect("write");
+        assert!(xml_job(&file).expect_err("not a job").contains("JobList"));
+        std::fs::write(&file, "<cnpsXML TaskType=\"JobQueue\"><Sources>").expect("write");
+        assert!(xml_job(&file).is_err());
+        // Latin-1 bytes (not UTF-8) read as the socket reads them.
+        let mut latin = b"<cnpsXML TaskType=\"JobQueue\" JobName=\"caf".to_vec();
+        latin.extend([0xE9]);
+        latin.extend(b"\"><Sources><Module_0 Filename=\"/a\"/></Sources></cnpsXML>");
+        std::fs::write(&file, latin).expect("write");
+        assert_eq!(
+            xml_job(&file).expect("parses").job_name.as_deref(),
+            Some("café")
+        );
+    }
+}
