@@ -1,0 +1,324 @@
+//! Watch folders, XML job folders and path mapping from a config file, with
+//! real files and real ffmpeg: files are taken only once complete, bad jobs
+//! land in failed/ with their reason, and a restart never encodes twice.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{DEADLINE, TestApp, make_clip, names_in, probe_streams};
+use videoshare::carbon::message::{Command, JobQueue};
+use videoshare::carbon::{Client, Guid, JobStatus};
+use videoshare::encoder::preset::SEED_PRESET;
+
+/// A folder tree for one test: `in/` (watched), `out/`, `jobs/` (XML),
+/// `media/` (sources for XML jobs), `data/`, and the config file.
+struct Tree {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Tree {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        for sub in ["in", "out", "jobs", "media", "data"] {
+            std::fs::create_dir(root.join(sub)).expect("mkdir");
+        }
+        let config = r#"
+            roots = ["media"]
+            [[watch]]
+            folder = "in"
+            output = "out"
+            settle_secs = 1
+            [[xml_folder]]
+            folder = "jobs"
+            settle_secs = 0.5
+            [[path_mapping]]
+            from = '\\fileserver\media'
+            to = "media"
+        "#;
+        std::fs::write(root.join("videoshare.toml"), config).expect("config");
+        Tree { _dir: dir, root }
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.root.join(sub)
+    }
+
+    async fn start(&self) -> TestApp {
+        let config = self.path("videoshare.toml");
+        common::spawn_app_in(self.path("data"), move |a| a.encoder.config = Some(config)).await
+    }
+}
+
+/// Waits until `path` exists.
+async fn appears(path: &Path) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !path.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn duration_of(path: &Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_slowly_copied_file_is_encoded_once_when_complete() {
+    let tree = Tree::new();
+    let app = tree.start().await;
+    let clip = make_clip(&tree.root, "slow.mp4", 2, 160, 120);
+    let bytes = std::fs::read(&clip).expect("read clip");
+    // Written in 8 pieces over ~2.4 s: longer than the settle time in all,
+    // but never idle for that long.
+    let target = tree.path("in/slow.mp4");
+    let mut file = std::fs::File::create(&target).expect("create");
+    for piece in bytes.chunks(bytes.len().div_ceil(8)) {
+        file.write_all(piece).expect("write");
+        file.flush().expect("flush");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(target.exists(), "taken while still being written");
+    }
+    drop(file);
+
+    appears(&tree.path("in/processed/slow.mp4")).await;
+    assert_eq!(names_in(&tree.path("out")), ["slow.mp4"]);
+    let encoded = duration_of(&tree.path("out/slow.mp4"));
+    assert!(
+        (encoded - 2.0).abs() < 0.3,
+        "the whole clip was encoded: {encoded} s"
+    );
+    assert!(names_in(&tree.path("in/failed")).is_empty());
+    assert!(names_in(&tree.path("in/processing")).is_empty());
+    let client = Client::new(app.carbon.to_string());
+    let jobs = client
+        .list(videoshare::carbon::JobStatusList::default())
+        .await
+        .expect("list");
+    assert_eq!(jobs.len(), 1, "one job for one file");
+    assert_eq!(
+        (jobs[0].user.as_str(), jobs[0].status),
+        ("watch:in", JobStatus::Completed)
+    );
+
+    // Not a video: failed/, with the reason beside it.
+    std::fs::write(tree.path("in/notes.mp4"), "not a video").expect("write");
+    appears(&tree.path("in/failed/notes.mp4.error.txt")).await;
+    let why = std::fs::read_to_string(tree.path("in/failed/notes.mp4.error.txt")).expect("read");
+    assert!(
+        why.contains("ERROR") && why.contains("not a video") || why.contains("read"),
+        "{why}"
+    );
+    assert!(tree.path("in/failed/notes.mp4").is_file());
+    app.stop().await;
+}
+
+fn job_xml(source: &str, dest: &Path) -> String {
+    format!(
+        "<cnpsXML TaskType=\"JobQueue\" JobName=\"from a file\"><Sources><Module_0 Filename=\"{source}\"/></Sources>\
+         <Destinations><Module_0 PresetGUID=\"{SEED_PRESET}\"><ModuleData CML_P_Path=\"{}\" \
+         CML_P_BaseFileName=\"%s-xml\"/></Module_0></Destinations></cnpsXML>",
+        dest.display()
+    )
+}
+
+#[tokio::test]
+async fn xml_job_files_are_submitted_or_failed_with_their_reason() {
+    let tree = Tree::new();
+    let app = tree.start().await;
+    make_clip(&tree.path("media"), "clip.mp4", 1, 160, 120);
+    let out = tree.path("out");
+    let cases = [
+        // Through the configured mapping of a UNC path.
+        ("good.xml", job_xml("\\\\fileserver\\media\\clip.mp4", &out)),
+        (
+            "broken.xml",
+            "<cnpsXML TaskType=\"JobQueue\"><Sources>".to_owned(),
+        ),
+        ("outside.xml", job_xml("/etc/hostname", &out)),
+        ("list.xml", "<cnpsXML TaskType=\"JobList\"/>".to_owned()),
+        (
+            "nopreset.xml",
+            job_xml("\\\\fileserver\\media\\clip.mp4", &out).replace(
+                &SEED_PRESET.to_string(),
+                "{00000000-0000-0000-0000-000000000000}",
+            ),
+        ),
+    ];
+    for (name, text) in &cases {
+        std::fs::write(tree.path("jobs").join(name), text).expect("write");
+    }
+    std::fs::write(tree.path("jobs/readme.txt"), "not a job").expect("write");
+
+    appears(&tree.path("jobs/processed/good.xml.guid")).await;
+    let guid: Guid = std::fs::read_to_string(tree.path("jobs/processed/good.xml.guid"))
+        .expect("read")
+        .trim()
+        .parse()
+        .expect("a GUID beside the job file");
+    let client = Client::new(app.carbon.to_string());
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let job = client
+            .command(guid, Command::Query)
+            .await
+            .expect("the job exists");
+        if job.status == JobStatus::Completed {
+            assert_eq!(job.name, "from a file");
+            break;
+        }
+        assert!(
+            !job.status.is_terminal(),
+            "{} {}",
+            job.status,
+            job.description
+        );
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tree.path("out/clip-xml.mp4").is_file());
+
+    for (name, reason) in [
+        ("broken.xml", "malformed"),
+        ("outside.xml", "outside the folders"),
+        ("list.xml", "must hold a JobQueue"),
+        ("nopreset.xml", "unknown preset"),
+    ] {
+        let why_file = tree.path("jobs/failed").join(format!("{name}.error.txt"));
+        appears(&why_file).await;
+        let why = std::fs::read_to_string(&why_file).expect("read");
+        assert!(why.contains(reason), "{name}: {why}");
+        assert!(tree.path("jobs/failed").join(name).is_file());
+    }
+    assert_eq!(
+        names_in(&tree.path("jobs")),
+        ["failed", "processed", "processing", "readme.txt"]
+    );
+    assert_eq!(
+        client.job_list().await.expect("list"),
+        vec![guid],
+        "only the good job"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_does_not_encode_twice() {
+    let tree = Tree::new();
+    // Left by a crash between recording a GUID and submitting the job.
+    let recorded = Guid::new_random();
+    std::fs::create_dir_all(tree.path("jobs/processing")).expect("mkdir");
+    make_clip(&tree.path("media"), "clip.mp4", 1, 160, 120);
+    std::fs::write(
+        tree.path("jobs/processing/crashed.xml"),
+        job_xml(
+            &tree.path("media/clip.mp4").to_string_lossy(),
+            &tree.path("out"),
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        tree.path("jobs/processing/.crashed.xml.guid"),
+        format!("{recorded}\n"),
+    )
+    .expect("write");
+
+    let first = tree.start().await;
+    let client = Client::new(first.carbon.to_string());
+    appears(&tree.path("jobs/processed/crashed.xml.guid")).await;
+    assert_eq!(
+        client.job_list().await.expect("list"),
+        vec![recorded],
+        "submitted under its GUID"
+    );
+
+    // A long encode from the watch folder, interrupted by a restart.
+    make_clip(&tree.path("in"), "long.mp4", 30, 320, 240);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let watched = loop {
+        let jobs = client
+            .list(videoshare::carbon::JobStatusList::default())
+            .await
+            .expect("list");
+        if let Some(job) = jobs
+            .iter()
+            .find(|j| j.name == "long.mp4" && j.status == JobStatus::Started)
+        {
+            break job.guid;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watched file never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    first.stop().await;
+
+    let second = tree.start().await;
+    appears(&tree.path("in/processed/long.mp4")).await;
+    let client = Client::new(second.carbon.to_string());
+    let guids = client.job_list().await.expect("list");
+    assert_eq!(guids.len(), 2, "{guids:?}");
+    assert!(guids.contains(&watched));
+    assert_eq!(
+        names_in(&tree.path("out")),
+        ["clip-xml.mp4", "long.mp4"],
+        "each encoded once"
+    );
+    assert!(
+        probe_streams(&tree.path("out/long.mp4"))
+            .iter()
+            .any(|s| s.0 == "video")
+    );
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn mapped_paths_work_over_the_socket_too() {
+    let tree = Tree::new();
+    let app = tree.start().await;
+    make_clip(&tree.path("media"), "mapped.mp4", 1, 160, 120);
+    let client = Client::new(app.carbon.to_string());
+    let job = JobQueue::single(
+        "\\\\FILESERVER\\media\\mapped.mp4",
+        SEED_PRESET,
+        &tree.path("out").to_string_lossy(),
+    );
+    let guid = client.queue(job).await.expect("queued");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while client
+        .command(guid, Command::Query)
+        .await
+        .expect("query")
+        .status
+        != JobStatus::Completed
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(names_in(&tree.path("out")), ["mapped.mp4"]);
+    app.stop().await;
+}
