@@ -208,7 +208,7 @@ impl App {
             .await
             .with_context(|| format!("cannot listen for Carbon clients on {}", options.carbon))?;
         let settings = match &options.config {
-            Some(file) => Settings::load(file)?,
+            Some(file) => Settings::load(file, &self.dirs.streams)?,
             None => Settings::defaults(),
         };
         let presets = Presets::load(settings.presets_dir.as_deref())?;

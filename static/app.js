@@ -152,6 +152,9 @@
   function upload(file) {
     clearError();
     const data = new FormData();
+    // The preset first: the server reads the fields in order.
+    const preset = document.getElementById('preset-select');
+    if (preset) data.append('preset', preset.value);
     data.append('file', file, file.name);
     const request = new XMLHttpRequest();
     request.open('POST', '/upload');

@@ -645,3 +645,62 @@ async fn raw_exchange(stream: &mut tokio::net::TcpStream, xml: &str) -> String {
         }
     }
 }
+
+#[tokio::test]
+async fn every_builtin_preset_encodes_in_one_job() {
+    let app = spawn_app().await;
+    let client = client(&app);
+    let clip = make_clip(&app.uploaded_dir(), "all.mp4", 1, 160, 120);
+    let profiles = client.profiles().await.expect("profiles");
+    assert_eq!(profiles.len(), 6, "the built-in presets");
+    let job = JobQueue {
+        destinations: profiles
+            .iter()
+            .map(|p| Destination {
+                preset_guid: Some(p.guid.to_string()),
+                module_guid: None,
+                module_data: ModuleData {
+                    path: Some(text(&app.streams_dir())),
+                    base_file_name: Some(format!(
+                        "%s-{}",
+                        p.guid.to_string().trim_matches(['{', '}'])
+                    )),
+                },
+            })
+            .collect(),
+        ..JobQueue::single(&text(&clip), SEED_PRESET, "")
+    };
+    let guid = client.queue(job).await.expect("queued");
+    wait_status(&client, guid, JobStatus::Completed).await;
+    let info = client.info(guid).await.expect("info");
+    for (profile, destination) in profiles.iter().zip(&info.destinations) {
+        let output = destination.output.as_ref().expect("an output");
+        assert!(
+            output
+                .filename
+                .ends_with(&format!(".{}", profile.extension)),
+            "{}",
+            output.filename
+        );
+        let streams = probe_streams(Path::new(&output.filename));
+        let video = streams.iter().find(|s| s.0 == "video");
+        match (profile.width, profile.height) {
+            (Some(w), Some(h)) => {
+                let video = video.unwrap_or_else(|| panic!("{} has no video", profile.name));
+                assert_eq!(
+                    (video.2, video.3),
+                    (u64::from(w), u64::from(h)),
+                    "{}",
+                    profile.name
+                );
+            }
+            _ => assert!(video.is_none(), "{} is audio only", profile.name),
+        }
+        assert!(
+            streams.iter().any(|s| s.0 == "audio"),
+            "{} has sound",
+            profile.name
+        );
+    }
+    app.stop().await;
+}

@@ -374,3 +374,50 @@ async fn two_encoders_cannot_share_a_data_folder() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_bad_config_or_preset_file_stops_the_start_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("videoshare.toml");
+    let data = text(&dir.path().join("data"));
+    let start_with = |config: &Path| {
+        let config = text(config);
+        let data = data.clone();
+        async move {
+            videoshare(&[
+                "encoder",
+                "--data",
+                &data,
+                "--carbon",
+                "127.0.0.1:0",
+                "--config",
+                &config,
+            ])
+            .await
+        }
+    };
+    std::fs::write(&config, "[[watch]]\nfolder = \"nowhere\"\n").expect("write");
+    let run = start_with(&config).await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("videoshare.toml") && run.stderr.contains("watch[0].folder"),
+        "{}",
+        run.stderr
+    );
+
+    std::fs::create_dir(dir.path().join("presets")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("presets/broken.toml"),
+        "guid = \"{11111111-2222-3333-4444-555555555555}\"\nname = \"x\"\ncontainer = \"mp4\"\n\
+         extension = \"mp4\"\n[video]\ncodec = \"libx264\"\nbitrate_kbps = 800\nwidth = 641\nheight = 360\n",
+    )
+    .expect("write");
+    std::fs::write(&config, "presets = \"presets\"\n").expect("write");
+    let run = start_with(&config).await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("broken.toml") && run.stderr.contains("video.width"),
+        "{}",
+        run.stderr
+    );
+}

@@ -249,3 +249,66 @@ async fn a_plain_form_post_goes_back_to_the_page_following_the_job() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_page_offers_the_presets_and_an_upload_uses_the_chosen_one() {
+    let app = spawn_app().await;
+    let page = app
+        .http
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let small = "{543B8954-549F-4966-9B1C-99669AE288F7}";
+    assert!(
+        page.contains(small) && page.contains("H.264 360p"),
+        "the 360p preset is offered"
+    );
+    assert!(
+        page.contains("value=\"{85DCCE70-0B4F-4328-86D1-5FC7756D9777}\" title=\"H.264 800 kbit/s, 720x480, AAC 128 kbit/s, MP4 (fast start)\" selected"),
+        "the seed's preset is the default"
+    );
+
+    let clip = make_clip(&app.uploaded_dir(), "choose.mp4", 1, 160, 120);
+    let bytes = std::fs::read(&clip).expect("read");
+    let upload = |preset: &str| {
+        // The file first and the preset after it: any order is read.
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name("choose.mp4"),
+            )
+            .text("preset", preset.to_owned());
+        app.http
+            .post(format!("{}/upload", app.base))
+            .header("Accept", "application/json")
+            .multipart(form)
+            .send()
+    };
+    let refused = upload("{00000000-0000-0000-0000-000000000009}")
+        .await
+        .expect("send");
+    assert_eq!(refused.status(), 400);
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(body["code"], "bad_preset");
+
+    let accepted = upload(small).await.expect("send");
+    assert_eq!(accepted.status(), 202);
+    let body: serde_json::Value = accepted.json().await.expect("json");
+    let guid = body["guid"].as_str().expect("guid").to_owned();
+    app.follow_job(&guid).await;
+    let streams = probe_streams(
+        &app.streams_dir()
+            .join(body["stored_as"].as_str().expect("name")),
+    );
+    assert!(
+        streams
+            .iter()
+            .any(|s| s.0 == "video" && (s.2, s.3) == (640, 360)),
+        "{streams:?}"
+    );
+    app.stop().await;
+}

@@ -49,7 +49,7 @@ struct RawMapping {
 #[serde(deny_unknown_fields)]
 struct RawWatch {
     folder: PathBuf,
-    output: PathBuf,
+    output: Option<PathBuf>,
     presets: Option<Vec<String>>,
     base_name: Option<String>,
     settle_secs: Option<f64>,
@@ -114,8 +114,9 @@ impl Settings {
         }
     }
 
-    /// Reads and checks `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads and checks `path`; a watch folder without an `output` writes
+    /// to `streams` (the portal's library).
+    pub fn load(path: &Path, streams: &Path) -> Result<Self, ConfigError> {
         let error = |reason: String| ConfigError {
             file: path.display().to_string(),
             reason,
@@ -123,11 +124,11 @@ impl Settings {
         let text =
             std::fs::read_to_string(path).map_err(|e| error(format!("cannot read it: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Settings::parse(&text, base).map_err(error)
+        Settings::parse(&text, base, streams).map_err(error)
     }
 
     /// Parses `text`, resolving relative paths against `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+    pub fn parse(text: &str, base: &Path, streams: &Path) -> Result<Self, String> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())?;
         let folder = |field: &str, path: &Path| existing_folder(field, base, path);
         let rescan = seconds("rescan_secs", raw.rescan_secs, DEFAULT_RESCAN_SECS)?;
@@ -172,7 +173,10 @@ impl Settings {
             };
             watch.push(WatchFolder {
                 folder: folder(&field("folder"), &w.folder)?,
-                output: folder(&field("output"), &w.output)?,
+                output: match &w.output {
+                    Some(output) => folder(&field("output"), output)?,
+                    None => streams.to_owned(),
+                },
                 presets,
                 base_name: w.base_name.clone().unwrap_or_else(|| "%s".to_owned()),
                 settle: seconds(&field("settle_secs"), w.settle_secs, DEFAULT_SETTLE_SECS)?,
@@ -297,7 +301,7 @@ mod tests {
             [[xml_folder]]
             folder = "jobs"
         "#;
-        let s = Settings::parse(text, dir.path()).expect("parses");
+        let s = Settings::parse(text, dir.path(), Path::new("/streams")).expect("parses");
         let root = dir.path().canonicalize().expect("canonical");
         assert_eq!(s.presets_dir, Some(root.join("presets")));
         assert_eq!(s.watch[0].folder, root.join("in"));
@@ -308,6 +312,35 @@ mod tests {
         assert!(s.seed_mappings);
         assert_eq!(s.all_roots().len(), 3);
         assert!(s.check_presets(&Presets::builtin()).is_ok());
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["media/audio", "watch/web", "watch/audio", "jobs"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        }
+        let text = include_str!("../../videoshare.example.toml");
+        let s = Settings::parse(text, dir.path(), Path::new("/data/streams")).expect("parses");
+        assert_eq!(
+            (s.watch.len(), s.xml_folders.len(), s.mappings.len()),
+            (2, 1, 2)
+        );
+        assert_eq!(s.watch[0].output, Path::new("/data/streams"));
+        assert!(s.check_presets(&Presets::builtin()).is_ok());
+    }
+
+    #[test]
+    fn a_watch_folder_without_output_publishes_to_the_library() {
+        let dir = tree();
+        let s = Settings::parse(
+            "[[watch]]\nfolder = \"in\"",
+            dir.path(),
+            Path::new("/data/streams"),
+        )
+        .expect("parses");
+        assert_eq!(s.watch[0].output, Path::new("/data/streams"));
+        assert_eq!(s.watch[0].presets, vec![SEED_PRESET]);
     }
 
     #[test]
@@ -342,11 +375,11 @@ mod tests {
             ("presets = 5", "presets"),
         ];
         for (text, field) in cases {
-            let err = Settings::parse(text, dir.path()).expect_err(text);
+            let err = Settings::parse(text, dir.path(), Path::new("/s")).expect_err(text);
             assert!(err.contains(field), "{text}: {err}");
         }
         let unknown = "[[watch]]\nfolder = \"in\"\noutput = \"out\"\npresets = [\"{00000000-0000-0000-0000-000000000001}\"]";
-        let s = Settings::parse(unknown, dir.path()).expect("parses");
+        let s = Settings::parse(unknown, dir.path(), Path::new("/s")).expect("parses");
         let err = s
             .check_presets(&Presets::builtin())
             .expect_err("unknown preset");

@@ -24,7 +24,7 @@ const URL_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
 const PROBES_AT_ONCE: usize = 4;
 
 /// Extensions the library lists (what browsers can play).
-const PLAYABLE: [&str; 4] = ["mp4", "m4v", "webm", "mov"];
+const PLAYABLE: [&str; 5] = ["mp4", "m4v", "m4a", "webm", "mov"];
 
 /// One finished video.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod library;
 pub mod pages;
 pub mod poller;
+pub mod presets;
 pub mod upload;
 pub mod ws;
 
@@ -72,6 +73,7 @@ struct Inner {
     /// Wakes the poller when a job was just submitted.
     poke: Notify,
     publishing: tokio::sync::Mutex<()>,
+    presets: presets::PresetCache,
     shutdown: CancellationToken,
 }
 
@@ -95,6 +97,7 @@ impl Portal {
                 hub,
                 poke: Notify::new(),
                 publishing: tokio::sync::Mutex::new(()),
+                presets: presets::PresetCache::default(),
                 shutdown,
                 config,
             }),

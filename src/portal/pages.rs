@@ -18,6 +18,7 @@ use crate::carbon::Guid;
 struct IndexPage {
     videos: Vec<Video>,
     max_upload: String,
+    presets: Vec<super::presets::PresetChoice>,
 }
 
 #[derive(Template)]
@@ -46,7 +47,9 @@ pub fn video_cards(videos: &[Video]) -> Vec<VideoCard> {
 }
 
 pub async fn index(State(portal): State<Portal>) -> Result<Html<String>, ApiError> {
+    let (presets, _) = portal.preset_choices().await;
     let page = IndexPage {
+        presets,
         videos: portal.inner.library.list().await,
         max_upload: bytesize::ByteSize(portal.config().max_upload)
             .display()

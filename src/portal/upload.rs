@@ -45,6 +45,8 @@ pub enum UploadError {
     EncoderUnavailable(String),
     #[error("The encoding server refused the job: {0}")]
     EncoderRefused(String),
+    #[error("{0}")]
+    BadPreset(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -70,6 +72,7 @@ impl From<UploadError> for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "encoder_unavailable")
             }
             UploadError::EncoderRefused(_) => (StatusCode::BAD_GATEWAY, "encoder_refused"),
+            UploadError::BadPreset(_) => (StatusCode::BAD_REQUEST, "bad_preset"),
             UploadError::Internal(what) => return ApiError::internal(what),
         };
         let message = e.to_string();
@@ -113,22 +116,24 @@ pub async fn upload(
     }
     let mut multipart = multipart.map_err(|e| UploadError::NotMultipart(e.body_text()))?;
 
-    let received = loop {
-        let field = multipart.next_field().await.map_err(malformed)?;
-        let Some(field) = field else {
-            return Err(UploadError::MissingFile);
-        };
-        if field.name() == Some("file") {
-            break receive(&portal, field, limit).await?;
+    // Fields in any order: `file` (the video) and `preset` (optional).
+    let mut received = None;
+    let mut preset = None;
+    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+        match field.name() {
+            Some("file") if received.is_none() => received = receive(&portal, field, limit).await?,
+            Some("preset") => preset = Some(chosen_preset(&portal, field).await?),
+            _ => {}
         }
-    };
+    }
     let (temp, original_name, size) = received.ok_or(UploadError::MissingFile)?;
+    let preset = preset.unwrap_or(portal.config().preset);
     if size == 0 {
         return Err(UploadError::Empty(original_name));
     }
     // From here on the work finishes even if the browser goes away: a file
     // placed in uploaded/ must end up as a tracked job or be removed again.
-    let accepted = tokio::spawn(accept(portal, temp, original_name, size))
+    let accepted = tokio::spawn(accept(portal, temp, original_name, size, preset))
         .await
         .map_err(internal)??;
 
@@ -150,6 +155,7 @@ async fn accept(
     temp: TempFile,
     original_name: String,
     size: u64,
+    preset: Guid,
 ) -> Result<Accepted, UploadError> {
     let info = crate::media::probe(temp.path())
         .await
@@ -182,7 +188,7 @@ async fn accept(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
 
-    let guid = match submit(&portal, &stored_as, &original_name).await {
+    let guid = match submit(&portal, &stored_as, &original_name, preset).await {
         Ok(guid) => guid,
         Err(e) => {
             // The encoder has no job for it, so keep nothing: the user will retry.
@@ -219,6 +225,7 @@ async fn submit(
     portal: &Portal,
     stored_as: &str,
     original_name: &str,
+    preset: Guid,
 ) -> Result<Guid, UploadError> {
     let config = portal.config();
     let client = &portal.inner.client;
@@ -226,7 +233,7 @@ async fn submit(
         job_name: Some(original_name.to_owned()),
         ..JobQueue::single(
             &encoder_path(&config.encoder_uploaded, stored_as),
-            config.preset,
+            preset,
             &config.encoder_streams,
         )
     };
@@ -266,6 +273,35 @@ fn encoder_path(dir: &str, name: &str) -> String {
     let windows = dir.contains('\\') && !dir.contains('/');
     let separator = if windows { '\\' } else { '/' };
     format!("{}{separator}{name}", dir.trim_end_matches(separator))
+}
+
+/// Reads the `preset` field: a GUID among the encoder's presets (when the
+/// encoder can list them).
+async fn chosen_preset(portal: &Portal, mut field: Field<'_>) -> Result<Guid, UploadError> {
+    const MAX: usize = 100;
+    let mut text = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+        text.extend_from_slice(&chunk);
+        if text.len() > MAX {
+            return Err(UploadError::BadPreset(
+                "The preset field is too long.".into(),
+            ));
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    let guid: Guid = text.trim().parse().map_err(|_| {
+        UploadError::BadPreset(format!(
+            "The preset {:?} is not a preset GUID.",
+            text.trim()
+        ))
+    })?;
+    let (offered, known) = portal.preset_choices().await;
+    if known && !offered.iter().any(|p| p.guid == guid) {
+        return Err(UploadError::BadPreset(format!(
+            "The preset {guid} is not one this server offers."
+        )));
+    }
+    Ok(guid)
 }
 
 fn malformed(e: MultipartError) -> UploadError {
