@@ -77,9 +77,39 @@ pub enum PathError {
 #[derive(Debug, Clone)]
 struct Rule {
     prefix: Vec<String>,
-    /// Windows prefixes match case-insensitively, as Windows does.
-    ignore_case: bool,
+    /// A rule matches only paths of its own kind: a UNC prefix never
+    /// rewrites a POSIX path that happens to share its names.
+    kind: PathKind,
     to: PathBuf,
+}
+
+/// How a client path is rooted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathKind {
+    /// `c:\…` or `C:/…`
+    Drive,
+    /// `\\server\share\…` or `//server/share/…`
+    Unc,
+    /// Anything else (`/srv/…`, or relative).
+    Posix,
+}
+
+impl PathKind {
+    fn of(path: &str) -> PathKind {
+        let bytes = path.as_bytes();
+        if path.starts_with("\\\\") || path.starts_with("//") {
+            PathKind::Unc
+        } else if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+            PathKind::Drive
+        } else {
+            PathKind::Posix
+        }
+    }
+
+    /// Windows paths match case-insensitively, as Windows does.
+    fn ignores_case(self) -> bool {
+        self != PathKind::Posix
+    }
 }
 
 /// The mapping table and the allowed roots.
@@ -87,13 +117,6 @@ struct Rule {
 pub struct PathPolicy {
     rules: Vec<Rule>,
     roots: Vec<PathBuf>,
-}
-
-/// `c:\…`, `C:/…` or `\\server\share\…`.
-fn is_windows_path(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    let drive = bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':';
-    drive || path.starts_with("\\\\") || path.starts_with("//")
 }
 
 /// Splits on both separators, dropping empty and `.` parts.
@@ -115,7 +138,7 @@ impl PathPolicy {
             .iter()
             .map(|m| Rule {
                 prefix: components(&m.from).into_iter().map(str::to_owned).collect(),
-                ignore_case: is_windows_path(&m.from),
+                kind: PathKind::of(&m.from),
                 to: m.to.clone(),
             })
             .collect();
@@ -161,9 +184,10 @@ impl PathPolicy {
         if parts.contains(&"..") {
             return Err(PathError::ParentDir(client_path.to_owned()));
         }
-        let local = match self.map(&parts) {
+        let kind = PathKind::of(trimmed);
+        let local = match self.map(&parts, kind) {
             Some(mapped) => mapped,
-            None if is_windows_path(trimmed) => {
+            None if kind != PathKind::Posix => {
                 return Err(PathError::Unmapped(client_path.to_owned()));
             }
             None if !trimmed.starts_with('/') => {
@@ -186,13 +210,13 @@ impl PathPolicy {
         Ok(SafePath(canonical))
     }
 
-    fn map(&self, parts: &[&str]) -> Option<PathBuf> {
+    fn map(&self, parts: &[&str], kind: PathKind) -> Option<PathBuf> {
         self.rules.iter().find_map(|rule| {
-            if parts.len() < rule.prefix.len() {
+            if parts.len() < rule.prefix.len() || rule.kind != kind {
                 return None;
             }
             let matches = rule.prefix.iter().zip(parts).all(|(want, got)| {
-                if rule.ignore_case {
+                if kind.ignores_case() {
                     want.eq_ignore_ascii_case(got)
                 } else {
                     want == got
@@ -259,6 +283,33 @@ mod tests {
             .resolve_dir("C:\\Program Files\\Adobe\\Flash Media Server 3.5\\applications\\videoshare\\streams\\_definst_")
             .expect("mapped");
         assert_eq!(dir.as_path(), f.streams.canonicalize().expect("c"));
+    }
+
+    #[test]
+    fn a_rule_rewrites_only_paths_of_its_own_kind() {
+        let f = fixture();
+        let mappings = [
+            PathMapping::new("\\\\fileserver\\media", &f.uploaded),
+            PathMapping::new("D:\\media", &f.uploaded),
+        ];
+        let policy = PathPolicy::new(std::slice::from_ref(&f.uploaded), &mappings).expect("policy");
+        for unc in [
+            "\\\\FileServer\\Media\\clip.mp4",
+            "//fileserver/media/clip.mp4",
+        ] {
+            assert!(policy.resolve_file(unc).is_ok(), "{unc}");
+        }
+        assert!(policy.resolve_file("d:/MEDIA/clip.mp4").is_ok());
+        // The same names as a POSIX path, or on another drive, are not mapped.
+        assert!(policy.resolve_file("/fileserver/media/clip.mp4").is_err());
+        assert!(matches!(
+            policy.resolve_file("E:\\media\\clip.mp4"),
+            Err(PathError::Unmapped(_))
+        ));
+        assert!(matches!(
+            policy.resolve_file("\\\\media\\clip.mp4"),
+            Err(PathError::Unmapped(_))
+        ));
     }
 
     #[test]
