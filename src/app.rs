@@ -212,7 +212,14 @@ impl App {
             None => Settings::defaults(),
         };
         let presets = Presets::load(settings.presets_dir.as_deref())?;
-        if let Err(reason) = settings.check_presets(&presets) {
+        let reserved = [
+            (self.dirs.uploaded.as_path(), "uploaded/"),
+            (self.dirs.streams.as_path(), "streams/"),
+        ];
+        let checked = settings
+            .check_presets(&presets)
+            .and_then(|()| settings.check_reserved(&reserved));
+        if let Err(reason) = checked {
             let file = options.config.as_deref().unwrap_or(Path::new("-"));
             anyhow::bail!("config file {}: {reason}", file.display());
         }

@@ -44,6 +44,18 @@ impl TempFile {
     }
 }
 
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not remove temp file")
+            }
+        }
+    }
+}
+
 /// Links `from` into `dir` as `stem.ext`, or `stem-N.ext` if taken, and
 /// makes the new name durable. Never overwrites.
 fn link_unique(from: &Path, dir: &Path, stem: &str, extension: &str) -> io::Result<PathBuf> {
@@ -74,50 +86,87 @@ fn link_unique(from: &Path, dir: &Path, stem: &str, extension: &str) -> io::Resu
     ))
 }
 
-/// Moves `file` into `dir` under its own name, or `name-N.ext` if that is
-/// taken (never overwriting). Returns the new path.
-pub fn move_unique(file: &Path, dir: &Path) -> io::Result<PathBuf> {
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let extension = file
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let moved = link_unique(file, dir, &stem, &extension)?;
-    std::fs::remove_file(file)?;
-    if let Some(parent) = file.parent() {
-        sync_dir(parent)?;
+/// The first of `dir/name`, `dir/stem-1.ext`, `dir/stem-2.ext`… that
+/// `free` accepts (e.g. "nothing by that name, nor its sidecar").
+pub fn free_name(
+    dir: &Path,
+    name: &std::ffi::OsStr,
+    free: impl Fn(&Path) -> bool,
+) -> io::Result<PathBuf> {
+    let as_path = Path::new(name);
+    let stem = as_path.file_stem().unwrap_or(name);
+    for n in 0..=MAX_SUFFIX {
+        let candidate = if n == 0 {
+            dir.join(name)
+        } else {
+            let mut numbered = stem.to_os_string();
+            numbered.push(format!("-{n}"));
+            if let Some(extension) = as_path.extension() {
+                numbered.push(".");
+                numbered.push(extension);
+            }
+            dir.join(numbered)
+        };
+        if free(&candidate) {
+            return Ok(candidate);
+        }
     }
-    Ok(moved)
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{MAX_SUFFIX} files named like {} already exist",
+            as_path.display()
+        ),
+    ))
+}
+
+/// Whether nothing (not even a dangling symlink) is at `path`.
+pub fn is_free(path: &Path) -> bool {
+    matches!(path.symlink_metadata(), Err(e) if e.kind() == io::ErrorKind::NotFound)
+}
+
+/// Renames `file` to `to` (same file system) and makes both folders'
+/// entries durable: the file is at one name or the other, never both.
+/// `rename` replaces an existing `to`, so the caller picks a free name
+/// ([`free_name`]) in a folder only it writes to.
+pub fn move_to(file: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(file, to)?;
+    for dir in [to.parent(), file.parent()].into_iter().flatten() {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` so that a reader sees the old file or the whole
 /// new one, never part of it (temp file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_via_temp(path, bytes, |temp, path| std::fs::rename(temp, path))
+}
+
+/// Writes a new file at `path` whole or not at all; an existing file there
+/// is an error and is left alone.
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_via_temp(path, bytes, |temp, path| {
+        std::fs::hard_link(temp, path)?;
+        std::fs::remove_file(temp)
+    })
+}
+
+fn write_via_temp(
+    path: &Path,
+    bytes: &[u8],
+    place: impl FnOnce(&Path, &Path) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
     let written = std::fs::write(&temp, bytes)
         .and_then(|()| std::fs::File::open(&temp)?.sync_all())
-        .and_then(|()| std::fs::rename(&temp, path));
+        .and_then(|()| place(&temp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     written?;
     sync_dir(dir)
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(path = %self.path.display(), error = %e, "could not remove temp file")
-            }
-        }
-    }
 }
 
 /// Makes `to` a name for the complete file at `from`, failing with
@@ -221,5 +270,52 @@ mod tests {
             0,
             "dropped temp removed"
         );
+    }
+
+    #[test]
+    fn moves_and_new_files_never_replace_anything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (from, to) = (dir.path().join("in"), dir.path().join("out"));
+        std::fs::create_dir_all(&from).expect("mkdir");
+        std::fs::create_dir_all(&to).expect("mkdir");
+        std::fs::write(to.join("a.mp4"), "theirs").expect("write");
+        std::fs::write(to.join("a-1.mp4.error.txt"), "theirs").expect("write");
+        std::fs::write(from.join("a.mp4"), "mine").expect("write");
+        // A name free for the file and for its note.
+        let free = |p: &Path| {
+            let mut note = p.as_os_str().to_owned();
+            note.push(".error.txt");
+            is_free(p) && is_free(Path::new(&note))
+        };
+        let target = free_name(&to, std::ffi::OsStr::new("a.mp4"), free).expect("a name");
+        assert_eq!(target, to.join("a-2.mp4"));
+        move_to(&from.join("a.mp4"), &target).expect("moved");
+        assert!(is_free(&from.join("a.mp4")));
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "mine");
+        assert_eq!(
+            std::fs::read_to_string(to.join("a.mp4")).expect("read"),
+            "theirs"
+        );
+
+        write_new(&to.join("note.txt"), b"1").expect("new");
+        assert!(
+            write_new(&to.join("note.txt"), b"2").is_err(),
+            "never replaced"
+        );
+        assert_eq!(
+            std::fs::read_to_string(to.join("note.txt")).expect("read"),
+            "1"
+        );
+        write_atomic(&to.join("note.txt"), b"3").expect("replaced whole");
+        assert_eq!(
+            std::fs::read_to_string(to.join("note.txt")).expect("read"),
+            "3"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&to)
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "no temp files left");
     }
 }

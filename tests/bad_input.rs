@@ -369,3 +369,56 @@ async fn a_job_accepted_without_a_reply_keeps_its_source_and_runs() {
     assert_eq!(names_in(&app.streams_dir()), ["clip.mp4"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn extra_form_fields_are_bounded_and_one_file_is_taken() {
+    let app = spawn_app().await;
+    let clip = make_clip(&app.data, "one.mp4", 1, 160, 120);
+    let bytes = std::fs::read(&clip).expect("read");
+    let part =
+        |name: &str| reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_owned());
+    let send = |form: reqwest::multipart::Form| {
+        app.http
+            .post(format!("{}/upload", app.base))
+            .header("Accept", "application/json")
+            .multipart(form)
+            .send()
+    };
+    let two_files = reqwest::multipart::Form::new()
+        .part("file", part("a.mp4"))
+        .part("file", part("b.mp4"));
+    let message =
+        assert_refused(&app, send(two_files).await.expect("send"), 400, "bad_field").await;
+    assert!(message.contains("one file"), "{message}");
+
+    let two_presets = reqwest::multipart::Form::new()
+        .text("preset", SEED_PRESET.to_string())
+        .text("preset", SEED_PRESET.to_string())
+        .part("file", part("a.mp4"));
+    assert_refused(
+        &app,
+        send(two_presets).await.expect("send"),
+        400,
+        "bad_field",
+    )
+    .await;
+
+    let bulky = reqwest::multipart::Form::new()
+        .text("notes", "x".repeat(100_000))
+        .part("file", part("a.mp4"));
+    let message = assert_refused(&app, send(bulky).await.expect("send"), 400, "bad_field").await;
+    assert!(message.contains("\"notes\""), "{message}");
+
+    let garbage_preset = reqwest::multipart::Form::new()
+        .text("preset", "480p")
+        .part("file", part("a.mp4"));
+    let message = assert_refused(
+        &app,
+        send(garbage_preset).await.expect("send"),
+        400,
+        "bad_field",
+    )
+    .await;
+    assert!(message.contains("not a preset GUID"), "{message}");
+    app.stop().await;
+}

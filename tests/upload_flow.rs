@@ -293,7 +293,12 @@ async fn the_page_offers_the_presets_and_an_upload_uses_the_chosen_one() {
         .expect("send");
     assert_eq!(refused.status(), 400);
     let body: serde_json::Value = refused.json().await.expect("json");
-    assert_eq!(body["code"], "bad_preset");
+    assert_eq!(body["code"], "bad_field");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not one this server offers"))
+    );
 
     let accepted = upload(small).await.expect("send");
     assert_eq!(accepted.status(), 202);

@@ -171,12 +171,22 @@ impl Settings {
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             };
+            let watched = folder(&field("folder"), &w.folder)?;
+            let output = match &w.output {
+                Some(output) => folder(&field("output"), output)?,
+                None => streams.to_owned(),
+            };
+            // Its own outputs would come back in as new media, forever.
+            if watched == output {
+                return Err(format!(
+                    "{}: {} is also where its outputs go; name another output folder",
+                    field("folder"),
+                    watched.display()
+                ));
+            }
             watch.push(WatchFolder {
-                folder: folder(&field("folder"), &w.folder)?,
-                output: match &w.output {
-                    Some(output) => folder(&field("output"), output)?,
-                    None => streams.to_owned(),
-                },
+                folder: watched,
+                output,
                 presets,
                 base_name: w.base_name.clone().unwrap_or_else(|| "%s".to_owned()),
                 settle: seconds(&field("settle_secs"), w.settle_secs, DEFAULT_SETTLE_SECS)?,
@@ -224,6 +234,31 @@ impl Settings {
                 return Err(format!("{field}: {} is already {first}", folder.display()));
             }
             seen.push((folder, field));
+        }
+        Ok(())
+    }
+
+    /// Checks no ingest folder is one the server itself writes media to
+    /// (`reserved`: path and what it is): files placed there would be
+    /// taken as new jobs.
+    pub fn check_reserved(&self, reserved: &[(&Path, &str)]) -> Result<(), String> {
+        let watched = self
+            .watch
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.folder.as_path(), format!("watch[{i}].folder")));
+        let xml = self
+            .xml_folders
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (x.folder.as_path(), format!("xml_folder[{i}].folder")));
+        for (folder, field) in watched.chain(xml) {
+            if let Some((_, what)) = reserved.iter().find(|(r, _)| *r == folder) {
+                return Err(format!(
+                    "{field}: {} is the data folder's {what}; watch another folder",
+                    folder.display()
+                ));
+            }
         }
         Ok(())
     }
@@ -372,6 +407,10 @@ mod tests {
                 "path_mapping[0].from",
             ),
             ("roots = [\"in\", \"missing\"]", "roots[1]"),
+            (
+                "[[watch]]\nfolder = \"in\"\noutput = \"in\"",
+                "watch[0].folder",
+            ),
             ("presets = 5", "presets"),
         ];
         for (text, field) in cases {

@@ -120,6 +120,12 @@ pub enum PresetError {
     },
 }
 
+/// The ffmpeg muxers a preset may use: each writes one self-contained file
+/// (no playlists or segments beside it).
+const CONTAINERS: [&str; 10] = [
+    "mp4", "mov", "ipod", "webm", "matroska", "ogg", "flv", "mpegts", "adts", "mp3",
+];
+
 /// A name ffmpeg knows things by: letters, digits, `_` and `-`.
 fn is_plain_name(text: &str) -> bool {
     !text.is_empty()
@@ -137,10 +143,11 @@ impl PresetFile {
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
             return Err("name: must be 1-100 printable characters".into());
         }
-        if !is_plain_name(&self.container) {
+        if !CONTAINERS.contains(&self.container.as_str()) {
             return Err(format!(
-                "container: {:?} is not an ffmpeg muxer name (e.g. mp4, webm)",
-                self.container
+                "container: {:?} is not one of {}",
+                self.container,
+                CONTAINERS.join(", ")
             ));
         }
         let extension_ok = !self.extension.is_empty()

@@ -16,7 +16,8 @@
 //! encoder through [`Encoder::submit`], the same call the Carbon socket uses.
 //! Knows nothing of HTTP or of how the encoder works inside.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,7 +29,7 @@ use tracing::Instrument;
 use crate::carbon::message::{Destination, JobQueue, ModuleData, Source};
 use crate::carbon::{Guid, JobStatus, Request, latin1};
 use crate::config::file::{Settings, WatchFolder, XmlFolder};
-use crate::encoder::Encoder;
+use crate::encoder::{Encoder, EncoderError};
 use crate::fsutil;
 
 /// How often folders with files settling or jobs running are looked at.
@@ -36,6 +37,10 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Largest XML job file read.
 const MAX_XML: u64 = 1 << 20;
+
+/// Longest file name taken (its sidecars add a few bytes; file systems
+/// allow 255).
+const MAX_NAME: usize = 200;
 
 const PROCESSING: &str = "processing";
 const PROCESSED: &str = "processed";
@@ -94,6 +99,14 @@ struct Seen {
 /// Media jobs running, by file in `processing/`.
 type Running = HashMap<PathBuf, Guid>;
 
+/// How a submission went.
+enum Submitted {
+    /// Accepted (or refused for good and moved to `failed/`).
+    Done,
+    /// A passing failure (database busy, disk hiccup): try again.
+    Later,
+}
+
 impl Intake {
     fn sub(&self, name: &str) -> PathBuf {
         self.folder.join(name)
@@ -121,21 +134,38 @@ impl Intake {
         }
         tracing::info!("watching for {}", self.kind.describe());
         let mut running = Running::new();
+        self.forget_stale_guids();
         // Whatever a previous run left half-way goes on from where it was.
+        let mut later: Vec<PathBuf> = Vec::new();
         for file in self.in_processing() {
-            self.submit(&encoder, &file, &mut running).await;
+            if let Submitted::Later = self.submit(&encoder, &file, &mut running).await {
+                later.push(file);
+            }
         }
-        let mut settling: HashMap<String, Seen> = HashMap::new();
+        let mut settling: HashMap<OsString, Seen> = HashMap::new();
+        let mut last_pass = Instant::now();
         loop {
-            let busy = !settling.is_empty() || !running.is_empty();
+            let busy = !settling.is_empty() || !running.is_empty() || !later.is_empty();
             tokio::select! {
-                _ = events.recv() => {}
+                _ = events.recv() => {
+                    // A burst of events (a fast copy) makes one pass per tick.
+                    tokio::time::sleep(TICK.saturating_sub(last_pass.elapsed())).await;
+                    while events.try_recv().is_ok() {}
+                }
                 _ = tokio::time::sleep(if busy { TICK } else { rescan }) => {}
                 _ = shutdown.cancelled() => break,
             }
+            last_pass = Instant::now();
+            for file in std::mem::take(&mut later) {
+                if let Submitted::Later = self.submit(&encoder, &file, &mut running).await {
+                    later.push(file);
+                }
+            }
             for name in self.settled(&mut settling) {
-                if let Some(file) = self.take(&name) {
-                    self.submit(&encoder, &file, &mut running).await;
+                if let Some(file) = self.take(&name)
+                    && let Submitted::Later = self.submit(&encoder, &file, &mut running).await
+                {
+                    later.push(file);
                 }
             }
             self.follow(&encoder, &mut running).await;
@@ -145,23 +175,26 @@ impl Intake {
 
     /// Lists the folder and returns the files that have not changed for the
     /// settle time (forgetting files that went away).
-    fn settled(&self, settling: &mut HashMap<String, Seen>) -> Vec<String> {
+    fn settled(&self, settling: &mut HashMap<OsString, Seen>) -> Vec<OsString> {
         let Ok(entries) = std::fs::read_dir(&self.folder) else {
             return Vec::new();
         };
         let now = Instant::now();
-        let mut present = Vec::new();
+        let mut present = HashSet::new();
         let mut ready = Vec::new();
         for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
+            let name = entry.file_name();
             // Symlinks and folders (ours included) are not jobs.
             let Ok(meta) = entry.path().symlink_metadata() else {
                 continue;
             };
-            if name.starts_with('.') || !meta.is_file() || !self.kind.wants(&name) {
+            if name.as_encoded_bytes().starts_with(b".")
+                || !meta.is_file()
+                || !self.kind.wants(&name)
+            {
                 continue;
             }
-            present.push(name.clone());
+            present.insert(name.clone());
             let (len, modified) = (meta.len(), meta.modified().ok());
             match settling.get_mut(&name) {
                 Some(seen) if seen.len == len && seen.modified == modified => {
@@ -192,16 +225,56 @@ impl Intake {
         ready
     }
 
-    /// Moves a settled file into `processing/`.
-    fn take(&self, name: &str) -> Option<PathBuf> {
-        match fsutil::move_unique(&self.folder.join(name), &self.sub(PROCESSING)) {
-            Ok(file) => {
-                tracing::info!(file = name, "taken");
-                Some(file)
+    /// Moves a settled file into `processing/`; a name the job system cannot
+    /// carry goes to `failed/` instead.
+    fn take(&self, name: &OsStr) -> Option<PathBuf> {
+        let file = self.folder.join(name);
+        let unusable = match name.to_str() {
+            None => Some("the file name is not valid UTF-8; rename the file".to_owned()),
+            Some(text) if text.len() > MAX_NAME => Some(format!(
+                "the file name is longer than {MAX_NAME} bytes; rename the file"
+            )),
+            Some(_) => None,
+        };
+        if let Some(reason) = unusable {
+            self.fail(&file, &reason);
+            return None;
+        }
+        let taken =
+            fsutil::free_name(&self.sub(PROCESSING), name, fsutil::is_free).and_then(|to| {
+                // A GUID left for this name belongs to no file: a new one starts here.
+                forget_guid(&to);
+                fsutil::move_to(&file, &to).map(|()| to)
+            });
+        match taken {
+            Ok(to) => {
+                tracing::info!(file = %to.display(), "taken");
+                Some(to)
             }
             Err(e) => {
-                tracing::warn!(file = name, error = %e, "cannot take the file; will retry");
+                tracing::warn!(file = %file.display(), error = %e, "cannot take the file; will retry");
                 None
+            }
+        }
+    }
+
+    /// Removes GUIDs recorded for files no longer in `processing/` (a crash
+    /// between moving a file on and forgetting its GUID).
+    fn forget_stale_guids(&self) {
+        let Ok(entries) = std::fs::read_dir(self.sub(PROCESSING)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(file) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix('.'))
+                .and_then(|n| n.strip_suffix(".guid"))
+            else {
+                continue;
+            };
+            if fsutil::is_free(&self.sub(PROCESSING).join(file)) {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
     }
@@ -223,35 +296,41 @@ impl Intake {
 
     /// Submits a file in `processing/` under its recorded GUID (recording
     /// one first if it has none), unless that job already exists.
-    async fn submit(&self, encoder: &Encoder, file: &Path, running: &mut Running) {
+    async fn submit(&self, encoder: &Encoder, file: &Path, running: &mut Running) -> Submitted {
         let guid = match recorded_guid(file) {
             Ok(guid) => guid,
             Err(e) => {
-                tracing::error!(file = %file.display(), error = %e, "cannot record the job GUID; will retry at the next start");
-                return;
+                tracing::warn!(file = %file.display(), error = %e, "cannot record the job GUID; will retry");
+                return Submitted::Later;
             }
         };
         let exists = match encoder.job_state(guid).await {
             Ok(state) => state.is_some(),
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the job queue; will retry at the next start");
-                return;
+                tracing::warn!(error = %e, "cannot read the job queue; will retry");
+                return Submitted::Later;
             }
         };
         if !exists {
             let submitted = match self.kind.request(file) {
-                Ok(request) => encoder
-                    .submit(request, guid)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(reason) => Err(reason),
+                Ok(request) => encoder.submit(request, guid).await.map_err(|e| match e {
+                    EncoderError::Store(e) => Err(e),
+                    refused => Ok(refused.to_string()),
+                }),
+                Err(reason) => Err(Ok(reason)),
             };
-            if let Err(reason) = submitted {
-                tracing::info!(file = %file.display(), %reason, "refused");
-                self.fail(file, &reason);
-                return;
+            match submitted {
+                Ok(_) => tracing::info!(file = %file.display(), %guid, "job queued"),
+                Err(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot store the job; will retry");
+                    return Submitted::Later;
+                }
+                Err(Ok(reason)) => {
+                    tracing::info!(file = %file.display(), %reason, "refused");
+                    self.fail(file, &reason);
+                    return Submitted::Done;
+                }
             }
-            tracing::info!(file = %file.display(), %guid, "job queued");
         }
         match self.kind {
             Kind::Media(_) => {
@@ -259,6 +338,7 @@ impl Intake {
             }
             Kind::Xml => self.finish(file, Some(guid)),
         }
+        Submitted::Done
     }
 
     /// Moves the files of media jobs that have ended.
@@ -291,37 +371,43 @@ impl Intake {
 
     /// Moves a done file to `processed/`, with its job GUID beside it for
     /// XML jobs.
-    fn finish(&self, file: &Path, write_guid: Option<Guid>) {
-        match fsutil::move_unique(file, &self.sub(PROCESSED)) {
-            Ok(done) => {
-                if let Some(guid) = write_guid {
-                    let beside = sidecar(&done, "guid");
-                    if let Err(e) = fsutil::write_atomic(&beside, format!("{guid}\n").as_bytes()) {
-                        tracing::warn!(error = %e, "cannot write {}", beside.display());
-                    }
-                }
-                forget_guid(file);
-                tracing::info!(file = %done.display(), "processed");
-            }
-            Err(e) => {
-                tracing::error!(file = %file.display(), error = %e, "cannot move to processed/")
-            }
-        }
+    fn finish(&self, file: &Path, guid: Option<Guid>) {
+        let note = guid.map(|g| ("guid", format!("{g}\n")));
+        self.move_out(file, PROCESSED, note);
     }
 
     /// Moves a file that could not become a finished job to `failed/`, with
     /// the reason in `failed/name.error.txt`.
     fn fail(&self, file: &Path, reason: &str) {
-        match fsutil::move_unique(file, &self.sub(FAILED)) {
-            Ok(failed) => {
-                let why = sidecar(&failed, "error.txt");
-                if let Err(e) = fsutil::write_atomic(&why, format!("{reason}\n").as_bytes()) {
-                    tracing::warn!(error = %e, "cannot write {}", why.display());
+        self.move_out(file, FAILED, Some(("error.txt", format!("{reason}\n"))));
+    }
+
+    /// Moves `file` into `sub/` under a name free for it and its note
+    /// (`name.suffix`), writes the note, and forgets the file's GUID. No
+    /// user file is ever overwritten.
+    fn move_out(&self, file: &Path, sub: &str, note: Option<(&str, String)>) {
+        let Some(name) = file.file_name() else {
+            return;
+        };
+        let suffix = note.as_ref().map(|(suffix, _)| *suffix);
+        let free = |candidate: &Path| {
+            fsutil::is_free(candidate)
+                && suffix.is_none_or(|s| fsutil::is_free(&sidecar(candidate, s)))
+        };
+        let moved = fsutil::free_name(&self.sub(sub), name, free)
+            .and_then(|to| fsutil::move_to(file, &to).map(|()| to));
+        match moved {
+            Ok(to) => {
+                if let Some((suffix, text)) = &note {
+                    let beside = sidecar(&to, suffix);
+                    if let Err(e) = fsutil::write_new(&beside, text.as_bytes()) {
+                        tracing::warn!(error = %e, "cannot write {}", beside.display());
+                    }
                 }
                 forget_guid(file);
-                tracing::info!(file = %failed.display(), reason, "failed");
+                tracing::info!(file = %to.display(), "moved to {sub}/");
             }
-            Err(e) => tracing::error!(file = %file.display(), error = %e, "cannot move to failed/"),
+            Err(e) => tracing::error!(file = %file.display(), error = %e, "cannot move to {sub}/"),
         }
     }
 }
@@ -334,7 +420,7 @@ impl Kind {
         }
     }
 
-    fn wants(&self, name: &str) -> bool {
+    fn wants(&self, name: &OsStr) -> bool {
         match self {
             Kind::Media(_) => true,
             Kind::Xml => Path::new(name)
@@ -421,13 +507,21 @@ fn guid_file(file: &Path) -> PathBuf {
     file.with_file_name(name)
 }
 
-/// The GUID recorded for `file`, recording a new one if it has none.
+/// The GUID recorded for `file`, recording a new one if it has none. Any
+/// other trouble reading it is an error: guessing could submit twice.
 fn recorded_guid(file: &Path) -> std::io::Result<Guid> {
     let path = guid_file(file);
-    if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(guid) = text.trim().parse()
-    {
-        return Ok(guid);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            if let Ok(guid) = text.trim().parse() {
+                return Ok(guid);
+            }
+            // Cut short by a crash before the rename could not happen
+            // (it is written atomically), so this is damage: say so.
+            tracing::warn!(file = %path.display(), "unreadable job GUID; recording a new one");
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
     let guid = Guid::new_random();
     fsutil::write_atomic(&path, format!("{guid}\n").as_bytes())?;

@@ -46,7 +46,7 @@ pub enum UploadError {
     #[error("The encoding server refused the job: {0}")]
     EncoderRefused(String),
     #[error("{0}")]
-    BadPreset(String),
+    BadField(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -72,7 +72,7 @@ impl From<UploadError> for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "encoder_unavailable")
             }
             UploadError::EncoderRefused(_) => (StatusCode::BAD_GATEWAY, "encoder_refused"),
-            UploadError::BadPreset(_) => (StatusCode::BAD_REQUEST, "bad_preset"),
+            UploadError::BadField(_) => (StatusCode::BAD_REQUEST, "bad_field"),
             UploadError::Internal(what) => return ApiError::internal(what),
         };
         let message = e.to_string();
@@ -116,14 +116,25 @@ pub async fn upload(
     }
     let mut multipart = multipart.map_err(|e| UploadError::NotMultipart(e.body_text()))?;
 
-    // Fields in any order: `file` (the video) and `preset` (optional).
+    // Fields in any order: `file` (the video) and `preset` (optional), one
+    // of each; anything else is read (briefly) and ignored.
     let mut received = None;
     let mut preset = None;
     while let Some(field) = multipart.next_field().await.map_err(malformed)? {
         match field.name() {
-            Some("file") if received.is_none() => received = receive(&portal, field, limit).await?,
+            Some("file") if received.is_some() => {
+                return Err(UploadError::BadField("Send one file per upload.".into()));
+            }
+            Some("file") => received = receive(&portal, field, limit).await?,
+            Some("preset") if preset.is_some() => {
+                return Err(UploadError::BadField(
+                    "Choose one preset per upload.".into(),
+                ));
+            }
             Some("preset") => preset = Some(chosen_preset(&portal, field).await?),
-            _ => {}
+            _ => {
+                small_field(field, OTHER_FIELD_LIMIT).await?;
+            }
         }
     }
     let (temp, original_name, size) = received.ok_or(UploadError::MissingFile)?;
@@ -277,31 +288,40 @@ fn encoder_path(dir: &str, name: &str) -> String {
 
 /// Reads the `preset` field: a GUID among the encoder's presets (when the
 /// encoder can list them).
-async fn chosen_preset(portal: &Portal, mut field: Field<'_>) -> Result<Guid, UploadError> {
-    const MAX: usize = 100;
-    let mut text = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
-        text.extend_from_slice(&chunk);
-        if text.len() > MAX {
-            return Err(UploadError::BadPreset(
-                "The preset field is too long.".into(),
-            ));
-        }
-    }
+async fn chosen_preset(portal: &Portal, field: Field<'_>) -> Result<Guid, UploadError> {
+    let text = small_field(field, 100).await?;
     let text = String::from_utf8_lossy(&text);
     let guid: Guid = text.trim().parse().map_err(|_| {
-        UploadError::BadPreset(format!(
+        UploadError::BadField(format!(
             "The preset {:?} is not a preset GUID.",
             text.trim()
         ))
     })?;
     let (offered, known) = portal.preset_choices().await;
     if known && !offered.iter().any(|p| p.guid == guid) {
-        return Err(UploadError::BadPreset(format!(
+        return Err(UploadError::BadField(format!(
             "The preset {guid} is not one this server offers."
         )));
     }
     Ok(guid)
+}
+
+/// Largest text field other than `preset` that is read and ignored.
+const OTHER_FIELD_LIMIT: usize = 64 * 1024;
+
+/// Reads a text field of at most `max` bytes.
+async fn small_field(mut field: Field<'_>, max: usize) -> Result<Vec<u8>, UploadError> {
+    let name = field.name().unwrap_or_default().to_owned();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > max {
+            return Err(UploadError::BadField(format!(
+                "The form field {name:?} is larger than {max} bytes."
+            )));
+        }
+    }
+    Ok(bytes)
 }
 
 fn malformed(e: MultipartError) -> UploadError {
