@@ -322,3 +322,56 @@ async fn mapped_paths_work_over_the_socket_too() {
     assert_eq!(names_in(&tree.path("out")), ["mapped.mp4"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn odd_names_and_leftovers_do_not_confuse_a_watch_folder() {
+    use std::os::unix::ffi::OsStrExt;
+    let tree = Tree::new();
+    // A GUID left by a crash after its file had moved on: it must not be
+    // reused for the next file of that name.
+    let stale = Guid::new_random();
+    std::fs::create_dir_all(tree.path("in/processing")).expect("mkdir");
+    std::fs::create_dir_all(tree.path("in/failed")).expect("mkdir");
+    std::fs::write(
+        tree.path("in/processing/.ghost.mp4.guid"),
+        format!("{stale}\n"),
+    )
+    .expect("write");
+    // A user's own file where a note would go.
+    std::fs::write(tree.path("in/failed/notes.mp4.error.txt"), "theirs").expect("write");
+    let app = tree.start().await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while tree.path("in/processing/.ghost.mp4.guid").exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stale GUID never forgotten"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    make_clip(&tree.path("in"), "ghost.mp4", 1, 160, 120);
+    std::fs::write(tree.path("in/notes.mp4"), "not a video").expect("write");
+    let bad_name = std::ffi::OsStr::from_bytes(b"clip-\xff.mp4");
+    std::fs::write(tree.path("in").join(bad_name), "x").expect("write");
+
+    appears(&tree.path("in/processed/ghost.mp4")).await;
+    appears(&tree.path("in/failed/notes-1.mp4.error.txt")).await;
+    let mut note = bad_name.to_owned();
+    note.push(".error.txt");
+    let bad_note = tree.path("in/failed").join(note);
+    appears(&bad_note).await;
+    let why = std::fs::read_to_string(&bad_note).expect("read");
+    assert!(why.contains("not valid UTF-8"), "{why}");
+    assert_eq!(
+        std::fs::read_to_string(tree.path("in/failed/notes.mp4.error.txt")).expect("read"),
+        "theirs",
+        "a user's file is never overwritten"
+    );
+    let guids = Client::new(app.carbon.to_string())
+        .job_list()
+        .await
+        .expect("list");
+    assert_eq!(guids.len(), 2, "ghost.mp4 and notes.mp4");
+    assert!(!guids.contains(&stale));
+    app.stop().await;
+}
