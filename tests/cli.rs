@@ -5,14 +5,13 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::{DEADLINE, make_clip, names_in, spawn_app};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use videoshare::carbon::{Client, JobStatus};
+use videoshare::carbon::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_videoshare");
 
@@ -136,21 +135,7 @@ async fn client_commands_drive_a_running_encoder() {
     let requeued = ok(&["job", &guid, "requeue"], &encoder).await;
     assert!(!requeued.contains("COMPLETED"), "{requeued}");
     let client = Client::new(encoder.clone());
-    let guid_value = guid.parse().expect("a GUID");
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while client
-        .command(guid_value, videoshare::carbon::message::Command::Query)
-        .await
-        .expect("query")
-        .status
-        != JobStatus::Completed
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "requeued job never completed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_completed(&client, guid.parse().expect("a GUID")).await;
     let removed = ok(&["job", &guid, "remove"], &encoder).await;
     assert!(removed.contains("removed"));
     let why = fails(&["job", &guid, "info"], &encoder).await;
@@ -303,25 +288,7 @@ async fn the_portal_alone_drives_the_encoder_alone() {
         .expect("a job GUID")
         .parse()
         .expect("GUID");
-    let client = Client::new(carbon);
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let job = client
-            .command(guid, videoshare::carbon::message::Command::Query)
-            .await
-            .expect("query");
-        if job.status == JobStatus::Completed {
-            break;
-        }
-        assert!(
-            !job.status.is_terminal(),
-            "{} {}",
-            job.status,
-            job.description
-        );
-        assert!(tokio::time::Instant::now() < deadline, "never completed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_completed(&Client::new(carbon), guid).await;
     // The encoder wrote into the portal's streams folder (under the
     // portal's safe name for the upload), which it was
     // allowed with --root.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{DEADLINE, TestApp, make_clip, names_in, probe_streams};
-use videoshare::carbon::message::{Command, JobQueue};
+use videoshare::carbon::message::JobQueue;
 use videoshare::carbon::{Client, Guid, JobStatus};
 use videoshare::encoder::preset::SEED_PRESET;
 
@@ -180,25 +180,8 @@ async fn xml_job_files_are_submitted_or_failed_with_their_reason() {
         .parse()
         .expect("a GUID beside the job file");
     let client = Client::new(app.carbon.to_string());
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let job = client
-            .command(guid, Command::Query)
-            .await
-            .expect("the job exists");
-        if job.status == JobStatus::Completed {
-            assert_eq!(job.name, "from a file");
-            break;
-        }
-        assert!(
-            !job.status.is_terminal(),
-            "{} {}",
-            job.status,
-            job.description
-        );
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let job = common::wait_completed(&client, guid).await;
+    assert_eq!(job.name, "from a file");
     assert!(tree.path("out/clip-xml.mp4").is_file());
 
     for (name, reason) in [
@@ -308,17 +291,7 @@ async fn mapped_paths_work_over_the_socket_too() {
         &tree.path("out").to_string_lossy(),
     );
     let guid = client.queue(job).await.expect("queued");
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while client
-        .command(guid, Command::Query)
-        .await
-        .expect("query")
-        .status
-        != JobStatus::Completed
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_completed(&client, guid).await;
     assert_eq!(names_in(&tree.path("out")), ["mapped.mp4"]);
     app.stop().await;
 }

@@ -216,9 +216,8 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Two ingest paths on one folder would race for the same files.
-    fn check_folders_are_distinct(&self) -> Result<(), String> {
-        let mut seen: Vec<(&Path, String)> = Vec::new();
+    /// Every watch and XML folder, with the field that names it.
+    fn ingest_folders(&self) -> impl Iterator<Item = (&Path, String)> {
         let watched = self
             .watch
             .iter()
@@ -229,7 +228,13 @@ impl Settings {
             .iter()
             .enumerate()
             .map(|(i, x)| (x.folder.as_path(), format!("xml_folder[{i}].folder")));
-        for (folder, field) in watched.chain(xml) {
+        watched.chain(xml)
+    }
+
+    /// Two ingest paths on one folder would race for the same files.
+    fn check_folders_are_distinct(&self) -> Result<(), String> {
+        let mut seen: Vec<(&Path, String)> = Vec::new();
+        for (folder, field) in self.ingest_folders() {
             if let Some((_, first)) = seen.iter().find(|(f, _)| *f == folder) {
                 return Err(format!("{field}: {} is already {first}", folder.display()));
             }
@@ -242,17 +247,7 @@ impl Settings {
     /// (`reserved`: path and what it is): files placed there would be
     /// taken as new jobs.
     pub fn check_reserved(&self, reserved: &[(&Path, &str)]) -> Result<(), String> {
-        let watched = self
-            .watch
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.folder.as_path(), format!("watch[{i}].folder")));
-        let xml = self
-            .xml_folders
-            .iter()
-            .enumerate()
-            .map(|(i, x)| (x.folder.as_path(), format!("xml_folder[{i}].folder")));
-        for (folder, field) in watched.chain(xml) {
+        for (folder, field) in self.ingest_folders() {
             if let Some((_, what)) = reserved.iter().find(|(r, _)| *r == folder) {
                 return Err(format!(
                     "{field}: {} is the data folder's {what}; watch another folder",

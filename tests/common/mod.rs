@@ -242,3 +242,31 @@ pub fn job_updates(messages: &[Value]) -> Vec<&Value> {
         .map(|m| &m["job"])
         .collect()
 }
+
+/// Polls job `guid` over Carbon (every 20 ms, up to [`DEADLINE`]) until it
+/// is COMPLETED; fails at once if it ends any other way.
+pub async fn wait_completed(client: &Client, guid: Guid) -> JobEntry {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let job = client
+            .command(guid, videoshare::carbon::message::Command::Query)
+            .await
+            .expect("the job exists");
+        if job.status == videoshare::carbon::JobStatus::Completed {
+            return job;
+        }
+        assert!(
+            !job.status.is_terminal(),
+            "job ended {}: {}",
+            job.status,
+            job.description
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job stuck at {} {}%",
+            job.status,
+            job.progress
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
