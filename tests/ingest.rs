@@ -24,7 +24,7 @@ impl Tree {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().canonicalize().expect("canonical");
-        for sub in ["in", "out", "jobs", "media", "data"] {
+        for sub in ["in", "out", "jobs", "media", "data", "lib"] {
             std::fs::create_dir(root.join(sub)).expect("mkdir");
         }
         let config = r#"
@@ -33,6 +33,9 @@ impl Tree {
             folder = "in"
             output = "out"
             settle_secs = 1
+            [[watch]]
+            folder = "lib"
+            settle_secs = 0.5
             [[xml_folder]]
             folder = "jobs"
             settle_secs = 0.5
@@ -346,5 +349,63 @@ async fn odd_names_and_leftovers_do_not_confuse_a_watch_folder() {
         .expect("list");
     assert_eq!(guids.len(), 2, "ghost.mp4 and notes.mp4");
     assert!(!guids.contains(&stale));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_ingest_path_feeds_the_portal_library() {
+    let tree = Tree::new();
+    let app = tree.start().await;
+    // A watch folder without an output publishes to the data folder's streams/.
+    make_clip(&tree.path("lib"), "dropped.mp4", 1, 160, 120);
+    // An XML job written for the seed's Flash Media Server streams folder.
+    make_clip(&tree.path("media"), "scripted.mp4", 1, 160, 120);
+    let seed_streams = "C:\\Program Files\\Adobe\\Flash Media Server 3.5\\applications\\videoshare\\streams\\_definst_";
+    let xml = job_xml(
+        &tree.path("media/scripted.mp4").to_string_lossy(),
+        Path::new(seed_streams),
+    );
+    std::fs::write(tree.path("jobs/scripted.xml"), xml).expect("write");
+    // And the socket and the browser upload, as before.
+    let socket_clip = make_clip(&tree.path("media"), "socket.mp4", 1, 160, 120);
+    let client = Client::new(app.carbon.to_string());
+    let job = JobQueue::single(&socket_clip.to_string_lossy(), SEED_PRESET, seed_streams);
+    let socket_guid = client.queue(job).await.expect("queued");
+    let uploaded = make_clip(&tree.root, "uploaded.mp4", 1, 160, 120);
+    let upload_guid = app.upload_ok(&uploaded).await;
+
+    common::wait_completed(&client, socket_guid).await;
+    common::wait_completed(&client, upload_guid.parse().expect("GUID")).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let wanted = [
+        "dropped.mp4",
+        "scripted-xml.mp4",
+        "socket.mp4",
+        "uploaded.mp4",
+    ];
+    loop {
+        let videos: serde_json::Value = app
+            .http
+            .get(format!("{}/api/videos", app.base))
+            .send()
+            .await
+            .expect("videos")
+            .json()
+            .await
+            .expect("json");
+        let names: Vec<&str> = videos
+            .as_array()
+            .map(|list| list.iter().filter_map(|v| v["name"].as_str()).collect())
+            .unwrap_or_default();
+        if wanted.iter().all(|w| names.contains(w)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "library has only {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(client.job_list().await.expect("list").len(), 4, "one queue");
     app.stop().await;
 }
