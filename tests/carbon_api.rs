@@ -7,7 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{DEADLINE, make_clip, names_in, probe_streams, spawn_app, spawn_app_with};
+use common::{
+    DEADLINE, ffmpeg_states, make_clip, names_in, probe_streams, spawn_app, spawn_app_with,
+};
 use videoshare::carbon::message::{
     Command, Destination, JobQueue, JobStatusList, ModuleData, NodeCommand, ProfileList, Source,
 };
@@ -72,40 +74,6 @@ async fn start_long_encode(app: &common::TestApp, client: &Client) -> (PathBuf, 
     })
     .await;
     (clip, guid)
-}
-
-/// The states (`R`, `S`, `T` for stopped...) of the ffmpeg processes
-/// reading `source` — other tests' encodes run in this process too.
-fn ffmpeg_states(source: &Path) -> Vec<char> {
-    let needle = text(source);
-    let mut states = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return states;
-    };
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let is_ffmpeg = args.first().is_some_and(|a| a.ends_with("ffmpeg"));
-        if !is_ffmpeg || !args.contains(&needle) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        // `pid (comm) S ...`: the state follows the last `)`.
-        if let Some(state) = stat
-            .rsplit(')')
-            .next()
-            .and_then(|s| s.trim().chars().next())
-        {
-            states.push(state);
-        }
-    }
-    states
 }
 
 /// Waits (up to 5 s) for a process state the kernel applies asynchronously.

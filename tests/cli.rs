@@ -388,3 +388,46 @@ async fn a_bad_config_or_preset_file_stops_the_start_naming_the_field() {
         run.stderr
     );
 }
+
+#[tokio::test]
+async fn a_killed_encoder_leaves_no_ffmpeg_behind_and_its_restart_finishes_the_job() {
+    common::require("ffmpeg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = text(&dir.path().join("data"));
+    let args = ["encoder", "--data", &data, "--carbon", "127.0.0.1:0"];
+    let (mut first, carbon) = start(&args, "Carbon encoder listening on ").await;
+    let uploaded = dir.path().join("data/uploaded");
+    let clip = make_clip(&uploaded, "long.mp4", 30, 320, 240);
+    let client = Client::new(carbon);
+    let guid = client
+        .queue(videoshare::carbon::message::JobQueue::single(
+            &text(&clip),
+            videoshare::encoder::preset::SEED_PRESET,
+            &text(&dir.path().join("data/streams")),
+        ))
+        .await
+        .expect("queued");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while common::ffmpeg_states(&clip).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ffmpeg never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    first.start_kill().expect("kill -9");
+    first.wait().await.expect("reaped");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !common::ffmpeg_states(&clip).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an orphan ffmpeg is still encoding"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let (_second, carbon) = start(&args, "Carbon encoder listening on ").await;
+    common::wait_completed(&Client::new(carbon), guid).await;
+    assert_eq!(names_in(&dir.path().join("data/streams")), ["long.mp4"]);
+    assert!(names_in(&dir.path().join("data/tmp/encodes")).is_empty());
+}

@@ -95,14 +95,16 @@ async fn a_slowly_copied_file_is_encoded_once_when_complete() {
     let app = tree.start().await;
     let clip = make_clip(&tree.root, "slow.mp4", 2, 160, 120);
     let bytes = std::fs::read(&clip).expect("read clip");
-    // Written in 8 pieces over ~2.4 s: longer than the settle time in all,
-    // but never idle for that long.
+    // Written in 8 pieces over ~2.4 s (longer than the 1 s settle time in
+    // all), with one pause of 2 s half-way while the file stays open, as a
+    // stalled network copy would.
     let target = tree.path("in/slow.mp4");
     let mut file = std::fs::File::create(&target).expect("create");
-    for piece in bytes.chunks(bytes.len().div_ceil(8)) {
+    for (n, piece) in bytes.chunks(bytes.len().div_ceil(8)).enumerate() {
         file.write_all(piece).expect("write");
         file.flush().expect("flush");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pause = if n == 3 { 2000 } else { 300 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         assert!(target.exists(), "taken while still being written");
     }
     drop(file);
@@ -122,10 +124,8 @@ async fn a_slowly_copied_file_is_encoded_once_when_complete() {
         .await
         .expect("list");
     assert_eq!(jobs.len(), 1, "one job for one file");
-    assert_eq!(
-        (jobs[0].user.as_str(), jobs[0].status),
-        ("watch:in", JobStatus::Completed)
-    );
+    assert_eq!(jobs[0].user, format!("watch:{}", tree.path("in").display()));
+    assert_eq!(jobs[0].status, JobStatus::Completed);
 
     // Not a video: failed/, with the reason beside it.
     std::fs::write(tree.path("in/notes.mp4"), "not a video").expect("write");

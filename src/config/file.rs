@@ -50,9 +50,17 @@ struct RawMapping {
 struct RawWatch {
     folder: PathBuf,
     output: Option<PathBuf>,
-    presets: Option<Vec<String>>,
+    presets: Option<Vec<RawPresetRef>>,
     base_name: Option<String>,
     settle_secs: Option<f64>,
+}
+
+/// A watch folder's preset: its GUID, or the GUID with its own output name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawPresetRef {
+    Guid(String),
+    Named { guid: String, base_name: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,10 +91,16 @@ pub struct Settings {
 pub struct WatchFolder {
     pub folder: PathBuf,
     pub output: PathBuf,
-    pub presets: Vec<Guid>,
-    /// `CML_P_BaseFileName` of the outputs (`%s`: the source's name).
-    pub base_name: String,
+    pub presets: Vec<WatchPreset>,
     pub settle: Duration,
+}
+
+/// One output of a watch folder's jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchPreset {
+    pub guid: Guid,
+    /// `CML_P_BaseFileName` of this output (`%s`: the source's name).
+    pub base_name: String,
 }
 
 /// A folder whose dropped `*.xml` `JobQueue` documents are submitted.
@@ -154,8 +168,12 @@ impl Settings {
         let mut watch = Vec::new();
         for (i, w) in raw.watch.iter().enumerate() {
             let field = |name: &str| format!("watch[{i}].{name}");
+            let base_name = w.base_name.clone().unwrap_or_else(|| "%s".to_owned());
             let presets = match &w.presets {
-                None => vec![SEED_PRESET],
+                None => vec![WatchPreset {
+                    guid: SEED_PRESET,
+                    base_name: base_name.clone(),
+                }],
                 Some(list) if list.is_empty() => {
                     return Err(format!(
                         "{}: list at least one preset GUID",
@@ -165,11 +183,18 @@ impl Settings {
                 Some(list) => list
                     .iter()
                     .enumerate()
-                    .map(|(j, g)| {
-                        g.parse::<Guid>()
-                            .map_err(|e| format!("{}[{j}]: {e}", field("presets")))
+                    .map(|(j, entry)| {
+                        let (guid, own_name) = match entry {
+                            RawPresetRef::Guid(guid) => (guid, None),
+                            RawPresetRef::Named { guid, base_name } => (guid, Some(base_name)),
+                        };
+                        let guid = guid
+                            .parse::<Guid>()
+                            .map_err(|e| format!("{}[{j}]: {e}", field("presets")))?;
+                        let base_name = own_name.unwrap_or(&base_name).clone();
+                        Ok(WatchPreset { guid, base_name })
                     })
-                    .collect::<Result<Vec<_>, _>>()?,
+                    .collect::<Result<Vec<_>, String>>()?,
             };
             let watched = folder(&field("folder"), &w.folder)?;
             let output = match &w.output {
@@ -188,7 +213,6 @@ impl Settings {
                 folder: watched,
                 output,
                 presets,
-                base_name: w.base_name.clone().unwrap_or_else(|| "%s".to_owned()),
                 settle: seconds(&field("settle_secs"), w.settle_secs, DEFAULT_SETTLE_SECS)?,
             });
         }
@@ -240,6 +264,23 @@ impl Settings {
             }
             seen.push((folder, field));
         }
+        // An output in an ingest folder (or its processing/, processed/,
+        // failed/) would be taken as new input or moved away.
+        for (i, w) in self.watch.iter().enumerate() {
+            for (folder, field) in &seen {
+                let inside = w.output == *folder
+                    || ["processing", "processed", "failed"]
+                        .iter()
+                        .any(|sub| w.output.starts_with(folder.join(sub)));
+                if inside {
+                    return Err(format!(
+                        "watch[{i}].output: {} is inside {field}; its outputs would be taken \
+                         as new files",
+                        w.output.display()
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -261,10 +302,16 @@ impl Settings {
     /// Checks every preset a watch folder names exists.
     pub fn check_presets(&self, presets: &Presets) -> Result<(), String> {
         for (i, w) in self.watch.iter().enumerate() {
-            for (j, guid) in w.presets.iter().enumerate() {
-                if presets.get(*guid).is_none() {
+            for (j, wanted) in w.presets.iter().enumerate() {
+                if presets.get(wanted.guid).is_none() {
+                    let known: Vec<String> = presets
+                        .iter()
+                        .map(|p| format!("{} ({})", p.guid, p.name))
+                        .collect();
                     return Err(format!(
-                        "watch[{i}].presets[{j}]: no preset has GUID {guid} (see `videoshare presets`)"
+                        "watch[{i}].presets[{j}]: no preset has GUID {}; known: {}",
+                        wanted.guid,
+                        known.join(", ")
                     ));
                 }
             }
@@ -336,7 +383,7 @@ mod tests {
         assert_eq!(s.presets_dir, Some(root.join("presets")));
         assert_eq!(s.watch[0].folder, root.join("in"));
         assert_eq!(s.watch[0].settle, Duration::from_millis(1500));
-        assert_eq!(s.watch[0].base_name, "%s");
+        assert_eq!(s.watch[0].presets[0].base_name, "%s");
         assert_eq!(s.xml_folders[0].settle, Duration::from_secs(3));
         assert_eq!(s.mappings[0].from, "\\\\fileserver\\media");
         assert!(s.seed_mappings);
@@ -357,6 +404,12 @@ mod tests {
             (2, 1, 2)
         );
         assert_eq!(s.watch[0].output, Path::new("/data/streams"));
+        let names: Vec<&str> = s.watch[0]
+            .presets
+            .iter()
+            .map(|p| p.base_name.as_str())
+            .collect();
+        assert_eq!(names, ["%s-480p", "%s-360p"], "one output name per preset");
         assert!(s.check_presets(&Presets::builtin()).is_ok());
     }
 
@@ -370,7 +423,7 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(s.watch[0].output, Path::new("/data/streams"));
-        assert_eq!(s.watch[0].presets, vec![SEED_PRESET]);
+        assert_eq!(s.watch[0].presets[0].guid, SEED_PRESET);
     }
 
     #[test]
@@ -400,6 +453,10 @@ mod tests {
             (
                 "[[path_mapping]]\nfrom = \"\"\nto = \"in\"",
                 "path_mapping[0].from",
+            ),
+            (
+                "[[xml_folder]]\nfolder = \"jobs\"\n[[watch]]\nfolder = \"in\"\noutput = \"jobs\"",
+                "watch[0].output",
             ),
             ("roots = [\"in\", \"missing\"]", "roots[1]"),
             (

@@ -51,26 +51,47 @@ pub enum PathError {
     Empty,
     #[error("the path contains a NUL character")]
     Nul,
-    #[error("{0:?} contains `..`, which is not allowed")]
+    #[error("{} contains `..`, which is not allowed", quoted(.0))]
     ParentDir(String),
-    #[error("{0:?} is a Windows path with no mapping to a local folder")]
+    #[error(
+        "{} is a Windows path with no mapping to a local folder (add a [[path_mapping]] \
+         to the config file)",
+        quoted(.0)
+    )]
     Unmapped(String),
-    #[error("{0:?} is relative; send an absolute path")]
+    #[error("{} is relative; send an absolute path", quoted(.0))]
     Relative(String),
-    #[error("{0:?} does not exist")]
+    #[error("{} does not exist", quoted(.0))]
     NotFound(String),
     #[error(
-        "{0:?} is outside the folders this encoder may use (its uploaded/ and streams/ \
-         folders and any given with --root): copy the file into uploaded/, or start the \
-         encoder with --root DIR"
+        "{} is outside the folders this encoder may use (its uploaded/ and streams/ \
+         folders and the configured roots): copy the file into uploaded/, or add its folder \
+         to `roots` in the config file (or start the encoder with --root DIR)",
+        quoted(.0)
     )]
     OutsideRoots(String),
-    #[error("{0:?} is not a regular file")]
+    #[error("{} is not a regular file", quoted(.0))]
     NotAFile(String),
-    #[error("{0:?} is not a folder")]
+    #[error("{} is not a folder", quoted(.0))]
     NotADirectory(String),
-    #[error("cannot read {path:?}: {reason}")]
+    #[error("cannot read {}: {reason}", quoted(path))]
     Unreadable { path: String, reason: String },
+}
+
+/// A client path in quotes as written (Windows backslashes single), with
+/// control characters made visible.
+fn quoted(path: &str) -> String {
+    let shown: String = path
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    format!("\"{shown}\"")
 }
 
 /// One prefix rewrite, split into components for matching.

@@ -126,6 +126,20 @@ const CONTAINERS: [&str; 10] = [
     "mp4", "mov", "ipod", "webm", "matroska", "ogg", "flv", "mpegts", "adts", "mp3",
 ];
 
+/// x264/x265 `-preset` names, fastest first.
+const X26X_SPEEDS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
 /// A name ffmpeg knows things by: letters, digits, `_` and `-`.
 fn is_plain_name(text: &str) -> bool {
     !text.is_empty()
@@ -210,12 +224,26 @@ fn check_video(v: &VideoSpec) -> Result<(), String> {
     {
         return Err("video.frame_rate: must be 1-240".into());
     }
-    if let Some(speed) = &v.speed
-        && !is_plain_name(speed)
-    {
-        return Err(format!(
-            "video.speed: {speed:?} is not a preset name or number"
-        ));
+    if let Some(speed) = &v.speed {
+        let x26x = ["libx264", "libx265"].contains(&v.codec.as_str());
+        let vpx = v.codec.starts_with("libvpx");
+        let ok = if x26x {
+            X26X_SPEEDS.contains(&speed.as_str())
+        } else if vpx {
+            speed.parse::<i8>().is_ok_and(|n| (-8..=8).contains(&n))
+        } else {
+            is_plain_name(speed)
+        };
+        if !ok {
+            let expected = if x26x {
+                format!("one of {}", X26X_SPEEDS.join(", "))
+            } else if vpx {
+                "a -cpu-used number from -8 to 8".to_owned()
+            } else {
+                "a plain name".to_owned()
+            };
+            return Err(format!("video.speed: {speed:?} is not {expected}"));
+        }
     }
     Ok(())
 }
@@ -354,8 +382,15 @@ impl Presets {
         }
         let mut list = Vec::with_capacity(sources.len());
         let mut defined: HashMap<Guid, String> = HashMap::new();
+        let encoders = ffmpeg_encoders();
         for (file, text) in sources {
             let preset = parse(&file, &text)?;
+            if let Some(encoders) = &encoders {
+                check_encoders(&preset, encoders).map_err(|reason| PresetError::Invalid {
+                    file: file.clone(),
+                    reason,
+                })?;
+            }
             if let Some(first) = defined.insert(preset.guid, file.clone()) {
                 return Err(PresetError::Duplicate {
                     guid: preset.guid,
@@ -375,6 +410,46 @@ impl Presets {
     pub fn iter(&self) -> impl Iterator<Item = &Preset> {
         self.list.iter()
     }
+}
+
+/// The encoder names this machine's ffmpeg has (`ffmpeg -encoders`);
+/// `None` when ffmpeg cannot be asked (encodes would fail and say so).
+fn ffmpeg_encoders() -> Option<std::collections::HashSet<String>> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-encoders"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The list follows a ` ------` line: ` V....D libx264  description`.
+    let names = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("---"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect::<std::collections::HashSet<_>>();
+    (!names.is_empty()).then_some(names)
+}
+
+/// Checks the preset's codecs are encoders ffmpeg has here, so a typo stops
+/// the start instead of failing every job.
+fn check_encoders(
+    preset: &Preset,
+    encoders: &std::collections::HashSet<String>,
+) -> Result<(), String> {
+    let wanted = [
+        ("video.codec", preset.video.as_ref().map(|v| &v.codec)),
+        ("audio.codec", preset.audio.as_ref().map(|a| &a.codec)),
+    ];
+    for (field, codec) in wanted {
+        if let Some(codec) = codec
+            && !encoders.contains(codec)
+        {
+            return Err(format!(
+                "{field}: this machine's ffmpeg has no encoder {codec:?} (see `ffmpeg -encoders`)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn preset_files(folder: &Path) -> Result<Vec<PathBuf>, PresetError> {
@@ -468,6 +543,7 @@ mod tests {
                 "audio.bitrate_kbps",
             ),
             (good.replace("speed = ", "sped = "), "sped"),
+            (good.replace("veryfast", "veryfastt"), "video.speed"),
             (good.replace("width = 720", "width = \"wide\""), "width"),
             ("name = \"x\"".to_owned(), "guid"),
         ];
@@ -495,6 +571,20 @@ mod tests {
         let presets = Presets::load(Some(dir.path())).expect("loads");
         assert_eq!(presets.iter().count(), BUILTIN.len() + 1);
         assert!(presets.iter().any(|p| p.name == "Mine"));
+
+        std::fs::write(
+            dir.path().join("mine.toml"),
+            mine.replace("libx264", "h264_nonsense"),
+        )
+        .expect("write");
+        let err = Presets::load(Some(dir.path()))
+            .expect_err("unknown encoder")
+            .to_string();
+        assert!(
+            err.contains("mine.toml") && err.contains("video.codec"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("mine.toml"), &mine).expect("write");
 
         std::fs::write(dir.path().join("copy.toml"), BUILTIN[0].1).expect("write");
         let err = Presets::load(Some(dir.path()))

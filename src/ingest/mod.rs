@@ -198,7 +198,13 @@ impl Intake {
             let (len, modified) = (meta.len(), meta.modified().ok());
             match settling.get_mut(&name) {
                 Some(seen) if seen.len == len && seen.modified == modified => {
-                    if now.duration_since(seen.since) >= self.settle {
+                    if now.duration_since(seen.since) < self.settle {
+                        continue;
+                    }
+                    // A copy that pauses keeps its file open: not done yet.
+                    if open_for_writing(&entry.path()) {
+                        seen.since = now;
+                    } else {
                         ready.push(name);
                     }
                 }
@@ -229,11 +235,13 @@ impl Intake {
     /// carry goes to `failed/` instead.
     fn take(&self, name: &OsStr) -> Option<PathBuf> {
         let file = self.folder.join(name);
+        let empty = file.metadata().is_ok_and(|m| m.len() == 0);
         let unusable = match name.to_str() {
             None => Some("the file name is not valid UTF-8; rename the file".to_owned()),
             Some(text) if text.len() > MAX_NAME => Some(format!(
                 "the file name is longer than {MAX_NAME} bytes; rename the file"
             )),
+            Some(_) if empty => Some("the file is empty".to_owned()),
             Some(_) => None,
         };
         if let Some(reason) = unusable {
@@ -386,9 +394,10 @@ impl Intake {
     /// (`name.suffix`), writes the note, and forgets the file's GUID. No
     /// user file is ever overwritten.
     fn move_out(&self, file: &Path, sub: &str, note: Option<(&str, String)>) {
-        let Some(name) = file.file_name() else {
+        let Some(name) = file.file_name().map(short_name) else {
             return;
         };
+        let name = name.as_os_str();
         let suffix = note.as_ref().map(|(suffix, _)| *suffix);
         let free = |candidate: &Path| {
             fsutil::is_free(candidate)
@@ -433,7 +442,15 @@ impl Kind {
     fn request(&self, file: &Path) -> Result<JobQueue, String> {
         match self {
             Kind::Media(watch) => Ok(media_job(watch, file)),
-            Kind::Xml => xml_job(file),
+            Kind::Xml => {
+                let mut job = xml_job(file)?;
+                // Say where it came from when the document does not.
+                if job.user.as_deref().is_none_or(|u| u.trim().is_empty()) {
+                    let folder = file.parent().and_then(Path::parent).unwrap_or(file);
+                    job.user = Some(format!("xml:{}", folder.display()));
+                }
+                Ok(job)
+            }
         }
     }
 }
@@ -441,14 +458,9 @@ impl Kind {
 /// A watch folder's job for `file`: one destination per preset.
 fn media_job(watch: &WatchFolder, file: &Path) -> JobQueue {
     let text = |p: &Path| p.to_string_lossy().into_owned();
-    let folder_name = watch
-        .folder
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     JobQueue {
         job_name: file.file_name().map(|n| n.to_string_lossy().into_owned()),
-        user: Some(format!("watch:{folder_name}")),
+        user: Some(format!("watch:{}", watch.folder.display())),
         sources: vec![Source {
             filename: text(file),
         }],
@@ -456,11 +468,11 @@ fn media_job(watch: &WatchFolder, file: &Path) -> JobQueue {
             .presets
             .iter()
             .map(|preset| Destination {
-                preset_guid: Some(preset.to_string()),
+                preset_guid: Some(preset.guid.to_string()),
                 module_guid: None,
                 module_data: ModuleData {
                     path: Some(text(&watch.output)),
-                    base_file_name: Some(watch.base_name.clone()),
+                    base_file_name: Some(preset.base_name.clone()),
                 },
             })
             .collect(),
@@ -489,6 +501,67 @@ fn xml_job(file: &Path) -> Result<JobQueue, String> {
             other.task_type()
         )),
     }
+}
+
+/// A name short enough to carry a note beside it (`name.error.txt`): a
+/// name over [`MAX_NAME`] bytes keeps its start and its extension.
+fn short_name(name: &OsStr) -> OsString {
+    if name.len() <= MAX_NAME {
+        return name.to_owned();
+    }
+    let text = name.to_string_lossy();
+    let path = Path::new(text.as_ref());
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .filter(|e| e.len() <= 16)
+        .unwrap_or_default();
+    let mut stem: String = String::new();
+    for c in text.chars() {
+        if stem.len() + c.len_utf8() + extension.len() + 1 > MAX_NAME {
+            break;
+        }
+        stem.push(c);
+    }
+    if extension.is_empty() {
+        stem.into()
+    } else {
+        format!("{stem}.{extension}").into()
+    }
+}
+
+/// Whether any process has `path` open for writing (Linux `/proc`): a copy
+/// that pauses keeps its file open, which size checks alone cannot see.
+/// Processes this one may not inspect are not seen.
+fn open_for_writing(path: &Path) -> bool {
+    let Ok(target) = path.canonicalize() else {
+        return false;
+    };
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    for process in processes.flatten() {
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|link| link == target) {
+                let info = process.path().join("fdinfo").join(fd.file_name());
+                let flags = std::fs::read_to_string(info)
+                    .ok()
+                    .and_then(|text| {
+                        let line = text.lines().find_map(|l| l.strip_prefix("flags:"))?;
+                        u32::from_str_radix(line.trim(), 8).ok()
+                    })
+                    .unwrap_or(0);
+                // O_WRONLY = 1, O_RDWR = 2.
+                if flags & 0o3 != 0 {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 /// `dir/name` → `dir/name.suffix`.

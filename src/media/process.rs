@@ -29,10 +29,22 @@ pub enum ProcessError {
 }
 
 /// A command set up the way every tool run here wants it: no stdin, killed
-/// if the future running it is dropped.
+/// if the future running it is dropped, and (on Linux) killed if videoshare
+/// itself dies, so a `kill -9` leaves no orphan ffmpeg encoding for nobody.
 pub fn command(program: &str) -> Command {
     let mut cmd = Command::new(program);
     cmd.stdin(Stdio::null()).kill_on_drop(true);
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls prctl(2), which is async-signal-safe. The signal is tied to the
+    // spawning thread: tools are spawned from async tasks, whose runtime
+    // threads live as long as the process.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
     cmd
 }
 

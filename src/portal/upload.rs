@@ -291,6 +291,9 @@ fn encoder_path(dir: &str, name: &str) -> String {
 async fn chosen_preset(portal: &Portal, field: Field<'_>) -> Result<Guid, UploadError> {
     let text = small_field(field, 100).await?;
     let text = String::from_utf8_lossy(&text);
+    if text.trim().is_empty() {
+        return Ok(portal.config().preset);
+    }
     let guid: Guid = text.trim().parse().map_err(|_| {
         UploadError::BadField(format!(
             "The preset {:?} is not a preset GUID.",

@@ -270,3 +270,37 @@ pub async fn wait_completed(client: &Client, guid: Guid) -> JobEntry {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The states (`R`, `S`, `T` for stopped...) of the ffmpeg processes
+/// reading `source` — other tests' encodes run in this process too.
+pub fn ffmpeg_states(source: &Path) -> Vec<char> {
+    let needle = source.to_string_lossy().into_owned();
+    let mut states = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return states;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_ffmpeg = args.first().is_some_and(|a| a.ends_with("ffmpeg"));
+        if !is_ffmpeg || !args.contains(&needle) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // `pid (comm) S ...`: the state follows the last `)`.
+        if let Some(state) = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.trim().chars().next())
+        {
+            states.push(state);
+        }
+    }
+    states
+}
