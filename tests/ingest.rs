@@ -384,19 +384,8 @@ async fn every_ingest_path_feeds_the_portal_library() {
         "uploaded.mp4",
     ];
     loop {
-        let videos: serde_json::Value = app
-            .http
-            .get(format!("{}/api/videos", app.base))
-            .send()
-            .await
-            .expect("videos")
-            .json()
-            .await
-            .expect("json");
-        let names: Vec<&str> = videos
-            .as_array()
-            .map(|list| list.iter().filter_map(|v| v["name"].as_str()).collect())
-            .unwrap_or_default();
+        let videos = app.videos().await;
+        let names: Vec<&str> = videos.iter().filter_map(|v| v["name"].as_str()).collect();
         if wanted.iter().all(|w| names.contains(w)) {
             break;
         }

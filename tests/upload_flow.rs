@@ -62,15 +62,7 @@ async fn an_upload_is_encoded_followed_live_and_playable() {
     );
 
     // The JSON list and HTTP Range playback.
-    let videos: Vec<Value> = app
-        .http
-        .get(format!("{}/api/videos", app.base))
-        .send()
-        .await
-        .expect("api")
-        .json()
-        .await
-        .expect("json");
+    let videos = app.videos().await;
     assert_eq!(videos.len(), 1);
     assert_eq!(videos[0]["url"], "/streams/holiday_trip.mp4");
     assert!(

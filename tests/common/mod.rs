@@ -304,3 +304,17 @@ pub fn ffmpeg_states(source: &Path) -> Vec<char> {
     }
     states
 }
+
+impl TestApp {
+    /// `GET /api/videos`: the library as the page gets it.
+    pub async fn videos(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/api/videos", self.base))
+            .send()
+            .await
+            .expect("GET /api/videos")
+            .json()
+            .await
+            .expect("a JSON list")
+    }
+}
