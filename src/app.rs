@@ -238,6 +238,7 @@ impl App {
                 slots: usize::from(options.encode_slots),
                 agent_ip: reachable(carbon_addr).ip().to_string(),
                 presets,
+                stall: Duration::from_secs(options.stall_secs),
             },
             pool,
         )

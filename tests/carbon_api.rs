@@ -672,3 +672,55 @@ async fn every_builtin_preset_encodes_in_one_job() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_hung_ffmpeg_is_killed_and_the_queue_goes_on() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let app = spawn_app_with(|a| a.encoder.stall_secs = 2).await;
+    let client = client(&app);
+    let (clip, guid) = start_long_encode(&app, &client).await;
+    // Freeze ffmpeg behind videoshare's back, as a hung read would.
+    for (pid, _) in common::ffmpeg_processes(&clip) {
+        kill(Pid::from_raw(pid), Signal::SIGSTOP).expect("SIGSTOP");
+    }
+    let next = submit(
+        &client,
+        &make_clip(&app.uploaded_dir(), "next.mp4", 1, 160, 120),
+        &app.streams_dir(),
+        None,
+    )
+    .await;
+    let failed = wait_until(&client, guid, "the stall is noticed", |j| {
+        j.status.is_terminal()
+    })
+    .await;
+    assert_eq!(failed.status, JobStatus::Error);
+    assert!(
+        failed.description.contains("no progress for 2 s"),
+        "{}",
+        failed.description
+    );
+    eventually("the hung ffmpeg is gone", || {
+        ffmpeg_states(&clip).is_empty()
+    })
+    .await;
+    wait_status(&client, next, JobStatus::Completed).await;
+    assert_eq!(names_in(&app.streams_dir()), ["next.mp4"]);
+    assert!(names_in(&app.data.join("tmp/encodes")).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_paused_job_is_not_a_hung_job() {
+    let app = spawn_app_with(|a| a.encoder.stall_secs = 2).await;
+    let client = client(&app);
+    let (_, guid) = start_long_encode(&app, &client).await;
+    client.command(guid, Command::Pause).await.expect("pause");
+    // Longer than the stall time, paused.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let job = client.command(guid, Command::Query).await.expect("query");
+    assert_eq!(job.status, JobStatus::Paused, "{}", job.description);
+    client.command(guid, Command::Stop).await.expect("stop");
+    app.stop().await;
+}

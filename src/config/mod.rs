@@ -83,6 +83,11 @@ pub struct EncoderOptions {
     #[arg(long, env = "VIDEOSHARE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Seconds an encode may go without progress before ffmpeg is killed
+    /// and the job ends in ERROR (a hung read, a wedged filter).
+    #[arg(long, env = "VIDEOSHARE_STALL_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub stall_secs: u64,
+
     /// Seconds a Carbon connection may stay idle before it is closed.
     #[arg(long, env = "VIDEOSHARE_CARBON_IDLE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub carbon_idle_secs: u64,
@@ -280,6 +285,7 @@ impl ServeArgs {
                 encode_slots: 1,
                 roots: Vec::new(),
                 config: None,
+                stall_secs: 120,
                 carbon_idle_secs: 300,
                 carbon_max_connections: 256,
                 carbon_max_frame: 1 << 20,

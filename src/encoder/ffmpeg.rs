@@ -8,13 +8,19 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
 
+use std::time::Duration;
+
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::time::Instant;
 
 use super::preset::Preset;
 use crate::media::process::{ProcessError, command, spawn_error, stderr_tail};
 
 /// How much of ffmpeg's stderr is kept to explain a failure.
 const STDERR_TAIL: usize = 16 * 1024;
+
+/// How long ffmpeg may take to report its first output time, at least.
+const STARTUP_GRACE: Duration = Duration::from_secs(30);
 
 /// How often ffmpeg reports progress, in seconds.
 const PROGRESS_PERIOD: &str = "0.25";
@@ -47,6 +53,11 @@ pub fn encode_args(source: &Path, outputs: &[(&Path, &Preset)]) -> Vec<OsString>
     args
 }
 
+/// The output time of an `out_time_us=` progress line, in microseconds.
+fn out_time_us(line: &str) -> Option<f64> {
+    line.trim().strip_prefix("out_time_us=")?.parse().ok()
+}
+
 /// Turns `-progress` lines into an integer percent that never goes down and
 /// stays below 100 until ffmpeg has finished.
 #[derive(Debug)]
@@ -65,8 +76,7 @@ impl ProgressParser {
 
     /// Feeds one line; returns the new percent when it went up.
     pub fn feed(&mut self, line: &str) -> Option<u32> {
-        let value = line.trim().strip_prefix("out_time_us=")?;
-        let out_us: f64 = value.parse().ok()?;
+        let out_us = out_time_us(line)?;
         let duration = self.duration_us?;
         // Cap at 99: 100 means the output is complete and in place.
         let percent = ((out_us / duration * 100.0).floor().max(0.0) as u32).min(99);
@@ -113,6 +123,7 @@ pub async fn run<F, Fut>(
     args: Vec<OsString>,
     duration_secs: Option<f64>,
     suspension: Suspension,
+    stall: Duration,
     mut on_progress: F,
 ) -> Result<(), ProcessError>
 where
@@ -153,11 +164,26 @@ where
         applied.send_replace(true);
     }
     let mut watching = true;
+    // A hung ffmpeg (a stalled network read, a wedged filter) writes no
+    // progress: past `stall` without its output time moving it is killed.
+    // The clock stops while the job is paused.
+    // Opening the input and starting the encoders may take a while on a
+    // busy machine: the first output time gets a longer allowance.
+    let mut stalled_at = Instant::now() + stall.max(STARTUP_GRACE);
+    let mut last_out_us = f64::NEG_INFINITY;
     loop {
+        let suspended = *paused.borrow();
         tokio::select! {
             line = lines.next_segment() => match line {
                 Ok(Some(line)) => {
-                    if let Some(percent) = parser.feed(&String::from_utf8_lossy(&line)) {
+                    let line = String::from_utf8_lossy(&line);
+                    if let Some(out_us) = out_time_us(&line)
+                        && out_us > last_out_us
+                    {
+                        last_out_us = out_us;
+                        stalled_at = Instant::now() + stall;
+                    }
+                    if let Some(percent) = parser.feed(&line) {
                         on_progress(percent).await;
                     }
                 }
@@ -168,10 +194,19 @@ where
                     let now = *paused.borrow_and_update();
                     suspend(&child, now);
                     applied.send_replace(now);
+                    stalled_at = Instant::now() + stall;
                 }
                 // The controller is gone: nobody can pause any more.
                 Err(_) => watching = false,
             },
+            () = tokio::time::sleep_until(stalled_at), if !suspended => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(ProcessError::Stalled {
+                    program: "ffmpeg".into(),
+                    secs: stall.as_secs(),
+                });
+            }
         }
     }
     let status = child.wait().await.map_err(|e| spawn_error("ffmpeg", e))?;

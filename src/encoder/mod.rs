@@ -56,6 +56,8 @@ pub struct EncoderConfig {
     pub agent_ip: String,
     /// The presets jobs may name.
     pub presets: Presets,
+    /// An encode whose output time does not move for this long is killed.
+    pub stall: std::time::Duration,
 }
 
 /// Why a request could not be carried out; the text becomes the reply's `Error`.
@@ -134,6 +136,7 @@ struct Inner {
     tmp_dir: PathBuf,
     agent_ip: String,
     slots: usize,
+    stall: std::time::Duration,
     /// The jobs this node's workers are running.
     running: control::Running,
     /// Woken whenever a job may have become runnable.
@@ -163,6 +166,7 @@ impl Encoder {
                 tmp_dir: config.tmp_dir.clone(),
                 agent_ip: config.agent_ip.clone(),
                 slots: config.slots.max(1),
+                stall: config.stall,
                 running: control::Running::default(),
                 wake: Notify::new(),
             }),

@@ -241,7 +241,7 @@ impl Encoder {
         let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
         let args = ffmpeg::encode_args(&job.source_path, &outputs);
         let jobs = inner.jobs.clone();
-        ffmpeg::run(args, info.duration, suspension, |percent| {
+        ffmpeg::run(args, info.duration, suspension, inner.stall, |percent| {
             let jobs = jobs.clone();
             let guid = job.guid;
             async move {

@@ -20,6 +20,8 @@ pub enum ProcessError {
     },
     #[error("{program} did not finish within {secs} s")]
     TimedOut { program: String, secs: u64 },
+    #[error("{program} made no progress for {secs} s and was stopped (a stalled read or a hang)")]
+    Stalled { program: String, secs: u64 },
     #[error("{program} failed ({status}): {stderr}")]
     Failed {
         program: String,

@@ -271,16 +271,20 @@ pub async fn wait_completed(client: &Client, guid: Guid) -> JobEntry {
     }
 }
 
-/// The states (`R`, `S`, `T` for stopped...) of the ffmpeg processes
-/// reading `source` — other tests' encodes run in this process too.
-pub fn ffmpeg_states(source: &Path) -> Vec<char> {
+/// The ffmpeg processes reading `source`, as `(pid, state)` with the state
+/// letter of /proc (`R`, `S`, `T` for stopped...) — other tests' encodes
+/// run in this process too.
+pub fn ffmpeg_processes(source: &Path) -> Vec<(i32, char)> {
     let needle = source.to_string_lossy().into_owned();
-    let mut states = Vec::new();
+    let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return states;
+        return found;
     };
     for entry in entries.flatten() {
         let dir = entry.path();
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
         let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
             continue;
         };
@@ -299,10 +303,18 @@ pub fn ffmpeg_states(source: &Path) -> Vec<char> {
             .next()
             .and_then(|s| s.trim().chars().next())
         {
-            states.push(state);
+            found.push((pid, state));
         }
     }
-    states
+    found
+}
+
+/// The states of the ffmpeg processes reading `source`.
+pub fn ffmpeg_states(source: &Path) -> Vec<char> {
+    ffmpeg_processes(source)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect()
 }
 
 impl TestApp {
