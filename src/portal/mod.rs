@@ -8,6 +8,7 @@
 //! tables): it talks to the encoder only through [`crate::carbon::Client`].
 
 pub mod error;
+pub mod health;
 pub mod jobs;
 pub mod library;
 pub mod pages;
@@ -123,6 +124,7 @@ impl Portal {
             .route("/ws", get(ws::handler))
             .route("/api/videos", get(pages::api_videos))
             .route("/api/jobs/{guid}", get(pages::api_job))
+            .route("/healthz", get(health::healthz))
             .nest_service("/streams", streams)
             .layer(TraceLayer::new_for_http())
             .with_state(self.clone())

@@ -62,6 +62,19 @@ impl UploadStore {
         UploadStore { pool }
     }
 
+    /// Writes the health row: fails when the database cannot take writes
+    /// (disk full, read-only, locked past the busy timeout).
+    pub async fn touch_health(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO health (id, checked_at) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn insert(&self, upload: &Upload) -> Result<(), StoreError> {
         let now = now_ms();
         sqlx::query(

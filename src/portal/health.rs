@@ -1,0 +1,97 @@
+//! `GET /healthz`: whether this portal can do its work right now: the
+//! Carbon server answers, the database takes a write, and the disk holding
+//! uploads has room. 200 when all three hold, 503 (with the same JSON
+//! naming what failed) when not.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::Portal;
+use crate::carbon::Client;
+
+/// Below this much free space on the uploads disk the portal is unhealthy:
+/// one more upload could fill it.
+pub const MIN_FREE_BYTES: u64 = 256 << 20;
+
+/// How long the encoder may take to answer a health check.
+const ENCODER_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub encoder: Check,
+    pub database: Check,
+    pub disk: DiskCheck,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DiskCheck {
+    pub ok: bool,
+    pub free_bytes: u64,
+}
+
+fn check(result: Result<String, String>) -> Check {
+    match result {
+        Ok(detail) => Check { ok: true, detail },
+        Err(detail) => Check { ok: false, detail },
+    }
+}
+
+pub async fn healthz(State(portal): State<Portal>) -> (StatusCode, Json<Health>) {
+    let config = portal.config();
+    // A client of its own: a health check must not queue behind the poller.
+    let probe = Client::new(config.encoder_addr.clone()).with_timeout(ENCODER_TIMEOUT);
+    let (encoder, database) = tokio::join!(
+        async {
+            probe
+                .version()
+                .await
+                .map(|v| format!("{} {}", v.product, v.version))
+                .map_err(|e| e.to_string())
+        },
+        async {
+            portal
+                .inner
+                .uploads
+                .touch_health()
+                .await
+                .map(|()| "writable".to_owned())
+                .map_err(|e| e.to_string())
+        },
+    );
+    let free_bytes = free_space(&config.uploaded_dir).unwrap_or(0);
+    let (encoder, database) = (check(encoder), check(database));
+    let disk = DiskCheck {
+        ok: free_bytes >= MIN_FREE_BYTES,
+        free_bytes,
+    };
+    let healthy = encoder.ok && database.ok && disk.ok;
+    let (status, word) = if healthy {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy")
+    };
+    let health = Health {
+        status: word,
+        encoder,
+        database,
+        disk,
+    };
+    (status, Json(health))
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `path`.
+fn free_space(path: &std::path::Path) -> Option<u64> {
+    let stat = nix::sys::statvfs::statvfs(path).ok()?;
+    Some(stat.blocks_available().saturating_mul(stat.fragment_size()))
+}
