@@ -71,3 +71,73 @@ async fn healthz_checks_the_encoder_the_database_and_the_disk() {
     portal.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn responses_carry_security_headers_and_pages_are_compressed() {
+    let app = spawn_app().await;
+    let page = app
+        .http
+        .get(format!("{}/", app.base))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .expect("page");
+    let headers = page.headers();
+    let csp = headers["content-security-policy"].to_str().expect("ascii");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(
+        headers["content-encoding"], "gzip",
+        "the page is compressed"
+    );
+
+    // A video: byte ranges, never compressed; a folder: no listing.
+    let clip = common::make_clip(&app.uploaded_dir(), "range.mp4", 1, 160, 120);
+    std::fs::copy(&clip, app.streams_dir().join("range.mp4")).expect("copy");
+    std::fs::create_dir(app.streams_dir().join("sub")).expect("mkdir");
+    let part = app
+        .http
+        .get(format!("{}/streams/range.mp4", app.base))
+        .header("Accept-Encoding", "gzip")
+        .header("Range", "bytes=0-99")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status(), 206);
+    assert!(part.headers().get("content-encoding").is_none());
+    assert!(part.headers().get("content-security-policy").is_some());
+    assert_eq!(part.bytes().await.expect("body").len(), 100);
+    // Folders and escapes, sent as raw bytes (an HTTP client would tidy
+    // `..` away before sending): never a listing, never the database that
+    // sits beside streams/.
+    for path in [
+        "/streams/",
+        "/streams/sub/",
+        "/streams/../videoshare.db",
+        "/streams/%2e%2e/videoshare.db",
+        "/streams/..%2fvideoshare.db",
+        "/streams//etc/passwd",
+    ] {
+        let status = raw_get_status(app.http_addr, path).await;
+        assert!(status == 404 || status == 400, "{path} gave {status}");
+    }
+    app.stop().await;
+}
+
+/// The status code of a `GET` of `path` written byte for byte.
+async fn raw_get_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut head = vec![0u8; 12];
+    stream.read_exact(&mut head).await.expect("status line");
+    String::from_utf8_lossy(&head[9..12])
+        .parse()
+        .expect("a status code")
+}

@@ -23,17 +23,35 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use sqlx::SqlitePool;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::carbon::{Client, Guid};
 use crate::store::UploadStore;
 use library::Library;
 use ws::HubEvent;
+
+/// How long an upload body may go without a byte before the request ends.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the page may load: only its own scripts, styles, images, media and
+/// WebSocket; no inline script, no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; media-src 'self'; connect-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// A header every response carries (unless the handler set it).
+fn always(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
 
 /// What the portal needs to run.
 #[derive(Debug, Clone)]
@@ -111,6 +129,7 @@ impl Portal {
 
     /// The whole HTTP surface.
     pub fn router(&self) -> Router {
+        // Read-only files; a folder gives 404, never a listing.
         let streams = ServeDir::new(&self.inner.config.streams_dir);
         Router::new()
             .route("/", get(pages::index))
@@ -125,7 +144,20 @@ impl Portal {
             .route("/api/videos", get(pages::api_videos))
             .route("/api/jobs/{guid}", get(pages::api_job))
             .route("/healthz", get(health::healthz))
+            // Pages and JSON are compressed; videos (added below) are not:
+            // they are compressed already and served by byte ranges.
+            .layer(CompressionLayer::new())
             .nest_service("/streams", streams)
+            // A body that stops arriving (a stalled or hostile client) ends
+            // the request instead of holding it open forever.
+            .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT))
+            .layer(always(
+                header::CONTENT_SECURITY_POLICY,
+                CONTENT_SECURITY_POLICY,
+            ))
+            .layer(always(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .layer(always(header::REFERRER_POLICY, "no-referrer"))
+            .layer(always(header::X_FRAME_OPTIONS, "DENY"))
             .layer(TraceLayer::new_for_http())
             .with_state(self.clone())
     }
