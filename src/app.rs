@@ -207,6 +207,13 @@ impl App {
         let (listener, carbon_addr) = server::bind(&options.carbon)
             .await
             .with_context(|| format!("cannot listen for Carbon clients on {}", options.carbon))?;
+        if !carbon_addr.ip().is_loopback() && options.carbon_allow.is_empty() {
+            anyhow::bail!(
+                "the Carbon socket on {carbon_addr} would take jobs from anyone who can reach it: \
+                 say who may connect with --carbon-allow CIDR,... (e.g. 10.0.0.0/8), or listen \
+                 on 127.0.0.1"
+            );
+        }
         let settings = match &options.config {
             Some(file) => Settings::load(file, &self.dirs.streams)?,
             None => Settings::defaults(),
@@ -247,6 +254,7 @@ impl App {
             max_frame: usize::try_from(options.carbon_max_frame).unwrap_or(usize::MAX),
             idle_timeout: Duration::from_secs(options.carbon_idle_secs),
             max_connections: usize::try_from(options.carbon_max_connections).unwrap_or(usize::MAX),
+            allow: options.carbon_allow.clone(),
             ..Limits::default()
         };
         self.tasks

@@ -431,3 +431,38 @@ async fn a_killed_encoder_leaves_no_ffmpeg_behind_and_its_restart_finishes_the_j
     assert_eq!(names_in(&dir.path().join("data/streams")), ["long.mp4"]);
     assert!(names_in(&dir.path().join("data/tmp/encodes")).is_empty());
 }
+
+#[tokio::test]
+async fn the_carbon_socket_stays_on_loopback_unless_told_who_may_connect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = text(dir.path());
+    let open = videoshare(&["encoder", "--data", &data, "--carbon", "0.0.0.0:0"]).await;
+    assert!(!open.ok);
+    assert!(open.stderr.contains("--carbon-allow"), "{}", open.stderr);
+    let bad = videoshare(&["encoder", "--data", &data, "--carbon-allow", "10.0.0.0/33"]).await;
+    assert!(
+        !bad.ok && bad.stderr.contains("not a network"),
+        "{}",
+        bad.stderr
+    );
+    let (_allowed, addr) = start(
+        &[
+            "encoder",
+            "--data",
+            &data,
+            "--carbon",
+            "0.0.0.0:0",
+            "--carbon-allow",
+            "10.0.0.0/8",
+        ],
+        "Carbon encoder listening on ",
+    )
+    .await;
+    // Loopback is always allowed.
+    let port = addr.rsplit(':').next().expect("port");
+    let version = Client::new(format!("127.0.0.1:{port}"))
+        .version()
+        .await
+        .expect("a loopback client is served");
+    assert_eq!(version.product, "videoshare");
+}

@@ -83,6 +83,12 @@ pub struct EncoderOptions {
     #[arg(long, env = "VIDEOSHARE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Networks (CIDR, or single addresses) allowed to use the Carbon socket
+    /// besides loopback, e.g. `10.0.0.0/8,192.168.1.20`. Required when
+    /// --carbon listens on anything but loopback.
+    #[arg(long, env = "VIDEOSHARE_CARBON_ALLOW", value_delimiter = ',', value_parser = parse_network, value_name = "CIDR")]
+    pub carbon_allow: Vec<ipnet::IpNet>,
+
     /// Seconds an encode may go without progress before ffmpeg is killed
     /// and the job ends in ERROR (a hung read, a wedged filter).
     #[arg(long, env = "VIDEOSHARE_STALL_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -286,6 +292,7 @@ impl ServeArgs {
                 roots: Vec::new(),
                 config: None,
                 stall_secs: 120,
+                carbon_allow: Vec::new(),
                 carbon_idle_secs: 300,
                 carbon_max_connections: 256,
                 carbon_max_frame: 1 << 20,
@@ -297,6 +304,14 @@ impl ServeArgs {
             },
         }
     }
+}
+
+/// A network such as `10.0.0.0/8`, or one address (`192.168.1.20`).
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not a network like 10.0.0.0/8 or an address"))
 }
 
 /// A byte size such as `4GiB`, `500MB` or `1048576`.
@@ -322,6 +337,20 @@ mod tests {
         assert_eq!(parse_size("500 MB"), Ok(500_000_000));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(
+            parse_network("10.0.0.0/8").map(|n| n.to_string()),
+            Ok("10.0.0.0/8".into())
+        );
+        assert_eq!(
+            parse_network(" 192.168.1.20 ").map(|n| n.to_string()),
+            Ok("192.168.1.20/32".into())
+        );
+        assert!(parse_network("10.0.0.0/33").is_err());
+        assert!(parse_network("anywhere").is_err());
     }
 
     #[test]

@@ -30,6 +30,21 @@ pub struct Limits {
     pub frame_timeout: Duration,
     /// Connections served at once; more are told so and closed.
     pub max_connections: usize,
+    /// Networks clients may connect from, besides loopback.
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+impl Limits {
+    /// Whether a client at `ip` may use the socket: loopback always, others
+    /// only inside an allowed network.
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            // An IPv4 client on a dual-stack socket.
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        ip.is_loopback() || self.allow.iter().any(|net| net.contains(&ip))
+    }
 }
 
 impl Default for Limits {
@@ -39,6 +54,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(300),
             frame_timeout: Duration::from_secs(10),
             max_connections: 256,
+            allow: Vec::new(),
         }
     }
 }
@@ -67,6 +83,12 @@ pub async fn serve(
             }
         };
         stream.set_nodelay(true).ok();
+        if !limits.allows(peer.ip()) {
+            tracing::warn!(%peer, "refused a Carbon connection from outside --carbon-allow");
+            let why = format!("connections from {} are not allowed", peer.ip());
+            tokio::spawn(refuse(stream, why));
+            continue;
+        }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tokio::spawn(refuse_busy(stream, limits.max_connections));
             continue;
@@ -84,10 +106,14 @@ pub async fn serve(
     }
 }
 
-async fn refuse_busy(mut stream: TcpStream, max: usize) {
-    let reply = Reply::Failed {
-        error: format!("server busy: it already serves {max} connections; try again later"),
-    };
+async fn refuse_busy(stream: TcpStream, max: usize) {
+    let why = format!("server busy: it already serves {max} connections; try again later");
+    refuse(stream, why).await;
+}
+
+/// Tells a client why it is not served, then hangs up.
+async fn refuse(mut stream: TcpStream, error: String) {
+    let reply = Reply::Failed { error };
     let _ = stream
         .write_all(&crate::carbon::frame::frame_bytes(&reply.to_payload()))
         .await;
@@ -200,4 +226,29 @@ pub async fn bind(addr: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     Ok((listener, local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_always_and_others_only_when_allowed() {
+        let limits = Limits {
+            allow: vec![
+                crate::config::parse_network("10.0.0.0/8").expect("net"),
+                crate::config::parse_network("2001:db8::/32").expect("net"),
+            ],
+            ..Limits::default()
+        };
+        let allowed = |ip: &str| limits.allows(ip.parse().expect("ip"));
+        assert!(allowed("127.0.0.1") && allowed("::1"));
+        assert!(
+            allowed("10.1.2.3") && allowed("::ffff:10.1.2.3"),
+            "IPv4-mapped too"
+        );
+        assert!(allowed("2001:db8::5"));
+        assert!(!allowed("192.168.1.20") && !allowed("::ffff:192.168.1.20"));
+        assert!(!Limits::default().allows("10.1.2.3".parse().expect("ip")));
+    }
 }
