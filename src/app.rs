@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,6 +17,7 @@ use crate::encoder::paths::PathPolicy;
 use crate::encoder::preset::{Presets, SEED_PRESET};
 use crate::encoder::server::{self, Limits};
 use crate::encoder::{Encoder, EncoderConfig};
+use crate::metrics::Metrics;
 use crate::portal::{Portal, PortalConfig};
 
 /// The folders under the data folder.
@@ -95,6 +97,8 @@ pub struct App {
     dirs: DataDirs,
     /// Held while running: see [`DataDirs::claim`].
     _locks: Vec<std::fs::File>,
+    /// What the parts count, served at the portal's `/metrics`.
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -182,6 +186,7 @@ impl App {
             carbon_addr: None,
             dirs: DataDirs::create(data)?,
             _locks: Vec::new(),
+            metrics: Arc::default(),
             shutdown: CancellationToken::new(),
             tasks: Vec::new(),
         })
@@ -246,6 +251,7 @@ impl App {
                 agent_ip: reachable(carbon_addr).ip().to_string(),
                 presets,
                 stall: Duration::from_secs(options.stall_secs),
+                metrics: self.metrics.clone(),
             },
             pool,
         )
@@ -259,6 +265,8 @@ impl App {
         };
         self.tasks
             .push(encoder.spawn_scheduler(self.shutdown.clone()));
+        self.tasks
+            .push(encoder.spawn_metrics(self.shutdown.clone()));
         self.tasks.extend(crate::ingest::spawn_all(
             &encoder,
             &settings,
@@ -296,6 +304,7 @@ impl App {
                 encoder_addr: link.addr,
                 encoder_uploaded: link.uploaded,
                 encoder_streams: link.streams,
+                metrics: self.metrics.clone(),
                 preset: SEED_PRESET,
             },
             pool,

@@ -18,5 +18,6 @@ pub mod encoder;
 pub mod fsutil;
 pub mod ingest;
 pub mod media;
+pub mod metrics;
 pub mod portal;
 pub mod store;

@@ -236,6 +236,7 @@ async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> Socket
             encoder_addr: encoder.to_string(),
             encoder_uploaded: dirs.uploaded.to_string_lossy().into_owned(),
             encoder_streams: dirs.streams.to_string_lossy().into_owned(),
+            metrics: Default::default(),
             preset: SEED_PRESET,
         },
         pool,

@@ -141,3 +141,55 @@ async fn raw_get_status(addr: std::net::SocketAddr, path: &str) -> u16 {
         .parse()
         .expect("a status code")
 }
+
+#[tokio::test]
+async fn metrics_count_jobs_requests_uploads_and_sockets() {
+    let app = spawn_app().await;
+    let clip = common::make_clip(&app.data, "counted.mp4", 1, 160, 120);
+    let guid = app.upload_ok(&clip).await;
+    app.follow_job(&guid).await;
+    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.http_addr))
+        .await
+        .expect("websocket");
+    let size = std::fs::metadata(&clip).expect("clip").len();
+    let wanted = [
+        "videoshare_jobs{status=\"COMPLETED\"} 1".to_owned(),
+        "videoshare_jobs{status=\"QUEUED\"} 0".to_owned(),
+        format!("videoshare_upload_bytes_total {size}"),
+        "videoshare_encode_seconds_count 1".to_owned(),
+        "videoshare_queue_wait_seconds_count 1".to_owned(),
+        "videoshare_websocket_clients 1".to_owned(),
+        "videoshare_carbon_requests_total{task=\"JobQueue\",result=\"ok\"} 1".to_owned(),
+    ];
+    // Job gauges are refreshed every 2 s and a closed socket is counted
+    // out when the server sees it close: poll.
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    loop {
+        let response = app
+            .http
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .expect("GET /metrics");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        let text = response.text().await.expect("text");
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|w| !text.contains(w.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing:?} missing from\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(socket);
+    app.stop().await;
+}

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use sqlx::SqlitePool;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::carbon::guid::InvalidGuid;
 use crate::carbon::message::NodeStatus;
@@ -27,6 +28,7 @@ use crate::carbon::message::{
     PublicDescription, Source, VersionInfo, VideoDescription,
 };
 use crate::carbon::{Guid, JobEntry, JobStatus, Reply, Request, latin1};
+use crate::metrics::Metrics;
 use crate::store::jobs::Destination as StoredDestination;
 use crate::store::{JobStore, NewJob, StoreError};
 use paths::{PathError, PathMapping, PathPolicy};
@@ -58,6 +60,8 @@ pub struct EncoderConfig {
     pub presets: Presets,
     /// An encode whose output time does not move for this long is killed.
     pub stall: std::time::Duration,
+    /// Where requests, queue waits and encode times are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why a request could not be carried out; the text becomes the reply's `Error`.
@@ -137,6 +141,7 @@ struct Inner {
     agent_ip: String,
     slots: usize,
     stall: std::time::Duration,
+    metrics: Arc<Metrics>,
     /// The jobs this node's workers are running.
     running: control::Running,
     /// Woken whenever a job may have become runnable.
@@ -167,6 +172,7 @@ impl Encoder {
                 agent_ip: config.agent_ip.clone(),
                 slots: config.slots.max(1),
                 stall: config.stall,
+                metrics: config.metrics.clone(),
                 running: control::Running::default(),
                 wake: Notify::new(),
             }),
@@ -175,6 +181,41 @@ impl Encoder {
 
     pub fn presets(&self) -> &Presets {
         &self.inner.presets
+    }
+
+    /// Keeps the jobs-by-status gauges current (every 2 s) until `shutdown`.
+    pub fn spawn_metrics(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let encoder = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => encoder.refresh_job_gauges().await,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        })
+    }
+
+    async fn refresh_job_gauges(&self) {
+        let counts = match self.inner.jobs.counts_by_status().await {
+            Ok(counts) => counts,
+            Err(e) => return tracing::warn!(error = %e, "cannot count jobs for metrics"),
+        };
+        for status in JobStatus::ALL {
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
+            let labels = crate::metrics::StatusLabels {
+                status: status.as_str(),
+            };
+            self.inner
+                .metrics
+                .jobs
+                .get_or_create(&labels)
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// A job's status and description, if the job exists.
@@ -193,6 +234,7 @@ impl Encoder {
             Ok(request) => self.handle(request).await,
             Err(e) => {
                 tracing::info!(error = %e, "refused a Carbon request");
+                self.inner.metrics.carbon_request("invalid", false);
                 Reply::Failed {
                     error: e.to_string(),
                 }
@@ -238,6 +280,9 @@ impl Encoder {
                 NodeCommand::GetServerNodeStatus => Reply::ServerNodes { nodes: vec![node] },
             }),
         };
+        self.inner
+            .metrics
+            .carbon_request(task.as_str(), result.is_ok());
         result.unwrap_or_else(|e| {
             tracing::info!(error = %e, %task, "Carbon request failed");
             Reply::Failed {

@@ -93,6 +93,10 @@ impl Encoder {
 
     async fn run(&self, job: Job, shutdown: CancellationToken) {
         let guid = job.guid;
+        if let Some(started) = job.start_time {
+            let waited = (started - job.check_in_time).max(0) as f64 / 1000.0;
+            self.inner.metrics.queue_wait_seconds.observe(waited);
+        }
         let registration = self.inner.running.register(guid);
         let control = registration.control.clone();
         // Only probing and ffmpeg are cancelled, by a shutdown or a Stop.
@@ -241,6 +245,7 @@ impl Encoder {
         let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
         let args = ffmpeg::encode_args(&job.source_path, &outputs);
         let jobs = inner.jobs.clone();
+        let encoding = std::time::Instant::now();
         ffmpeg::run(args, info.duration, suspension, inner.stall, |percent| {
             let jobs = jobs.clone();
             let guid = job.guid;
@@ -252,6 +257,9 @@ impl Encoder {
         })
         .await
         .map_err(|e| e.to_string())?;
+        // Paused time included: it is how long the encode held its slot.
+        let took = encoding.elapsed().as_secs_f64();
+        inner.metrics.encode_seconds.observe(took);
         Ok(plans
             .into_iter()
             .map(|(temp, d, p)| (temp, d, p.extension.clone()))

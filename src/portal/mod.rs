@@ -48,6 +48,19 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      style-src 'self'; img-src 'self' data:; media-src 'self'; connect-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// `GET /metrics`: Prometheus text exposition.
+async fn metrics(
+    axum::extract::State(portal): axum::extract::State<Portal>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        portal.config().metrics.render(),
+    )
+}
+
 /// A header every response carries (unless the handler set it).
 fn always(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
@@ -73,6 +86,8 @@ pub struct PortalConfig {
     pub encoder_uploaded: String,
     /// `streams_dir` as the encoder names it.
     pub encoder_streams: String,
+    /// Where uploads and WebSocket clients are counted; `/metrics` shows it.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The preset new uploads are encoded with.
     pub preset: Guid,
 }
@@ -144,6 +159,7 @@ impl Portal {
             .route("/api/videos", get(pages::api_videos))
             .route("/api/jobs/{guid}", get(pages::api_job))
             .route("/healthz", get(health::healthz))
+            .route("/metrics", get(metrics))
             // Pages and JSON are compressed; videos (added below) are not:
             // they are compressed already and served by byte ranges.
             .layer(CompressionLayer::new())

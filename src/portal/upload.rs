@@ -220,6 +220,7 @@ async fn accept(
     let job = JobView::from(&record);
     let _ = portal.inner.hub.send(HubEvent::Job(job.clone()));
     portal.inner.poke.notify_one();
+    portal.config().metrics.upload_bytes.inc_by(size);
     tracing::info!(%guid, file = %stored_as, size, "upload accepted");
     Ok(Accepted {
         guid,

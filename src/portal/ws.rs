@@ -56,7 +56,12 @@ pub enum ClientMessage {
 }
 
 pub async fn handler(ws: WebSocketUpgrade, State(portal): State<Portal>) -> Response {
-    ws.on_upgrade(move |socket| session(socket, portal))
+    ws.on_upgrade(move |socket| async move {
+        let clients = portal.config().metrics.websocket_clients.clone();
+        clients.inc();
+        session(socket, portal).await;
+        clients.dec();
+    })
 }
 
 async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {

@@ -239,6 +239,18 @@ impl JobStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// How many jobs are in each status that has any.
+    pub async fn counts_by_status(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        let read = RowReader { table: "jobs" };
+        rows.into_iter()
+            .map(|(status, n)| Ok((read.status(&status)?, u64::try_from(n).unwrap_or(0))))
+            .collect()
+    }
+
     /// Atomically takes the next QUEUED job (highest priority, then longest
     /// in the queue) and marks it STARTING.
     pub async fn claim_next(&self) -> Result<Option<Job>, StoreError> {

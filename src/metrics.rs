@@ -1,0 +1,112 @@
+//! Prometheus metrics of one running videoshare: what the encoder and the
+//! portal count, rendered as text by the portal's `/metrics`.
+//!
+//! One [`Metrics`] per app (not a process global), handed to each part at
+//! start; a part only records into it. Knows nothing of HTTP or SQL.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CarbonLabels {
+    /// The request's `TaskType`, or `invalid` when it could not be read.
+    pub task: String,
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+/// Everything counted, and the registry that names it.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Jobs in each status (refreshed by the encoder).
+    pub jobs: Family<StatusLabels, Gauge>,
+    /// Seconds ffmpeg ran for each finished encode.
+    pub encode_seconds: Histogram,
+    /// Seconds from a job's check-in to its start.
+    pub queue_wait_seconds: Histogram,
+    /// Bytes of accepted uploads.
+    pub upload_bytes: Counter,
+    /// Open WebSocket connections.
+    pub websocket_clients: Gauge,
+    /// Carbon requests answered, by task type and result.
+    pub carbon_requests: Family<CarbonLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("videoshare");
+        let jobs = Family::<StatusLabels, Gauge>::default();
+        // 0.5 s .. ~4.5 h.
+        let encode_seconds = Histogram::new(exponential_buckets(0.5, 2.0, 15));
+        let queue_wait_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 18));
+        let upload_bytes = Counter::default();
+        let websocket_clients = Gauge::default();
+        let carbon_requests = Family::<CarbonLabels, Counter>::default();
+        registry.register("jobs", "Jobs in each status", jobs.clone());
+        registry.register(
+            "encode_seconds",
+            "Seconds ffmpeg ran for each finished encode",
+            encode_seconds.clone(),
+        );
+        registry.register(
+            "queue_wait_seconds",
+            "Seconds from a job's check-in to its start",
+            queue_wait_seconds.clone(),
+        );
+        registry.register(
+            "upload_bytes",
+            "Bytes of accepted uploads",
+            upload_bytes.clone(),
+        );
+        registry.register(
+            "websocket_clients",
+            "Open WebSocket connections",
+            websocket_clients.clone(),
+        );
+        registry.register(
+            "carbon_requests",
+            "Carbon requests answered, by task type and result",
+            carbon_requests.clone(),
+        );
+        Metrics {
+            registry,
+            jobs,
+            encode_seconds,
+            queue_wait_seconds,
+            upload_bytes,
+            websocket_clients,
+            carbon_requests,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one Carbon request.
+    pub fn carbon_request(&self, task: &str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.carbon_requests
+            .get_or_create(&CarbonLabels {
+                task: task.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
