@@ -259,6 +259,7 @@ impl App {
         let limits = Limits {
             max_frame: usize::try_from(options.carbon_max_frame).unwrap_or(usize::MAX),
             idle_timeout: Duration::from_secs(options.carbon_idle_secs),
+            frame_timeout: Duration::from_secs(options.carbon_frame_secs),
             max_connections: usize::try_from(options.carbon_max_connections).unwrap_or(usize::MAX),
             allow: options.carbon_allow.clone(),
             ..Limits::default()

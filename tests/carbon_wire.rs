@@ -425,3 +425,26 @@ async fn connections_over_the_cap_are_told_and_closed() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_frame_that_stops_short_is_cut_off_with_a_reason() {
+    let app = common::spawn_app_with(|a| a.encoder.carbon_frame_secs = 1).await;
+    let mut stream = TcpStream::connect(app.carbon).await.expect("connect");
+    // 100 bytes declared, 9 sent, then silence.
+    stream
+        .write_all(b"CarbonAPIXML1 100 <cnpsXML")
+        .await
+        .expect("send");
+    let started = tokio::time::Instant::now();
+    let all = read_to_end(&mut stream).await;
+    assert!(
+        all.contains("Success=\"FALSE\"") && all.contains("frame incomplete after 1 s"),
+        "{all}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The server is fine.
+    let mut next = TcpStream::connect(app.carbon).await.expect("connect");
+    let root = exchange(&mut next, "<cnpsXML TaskType=\"Version\"/>").await;
+    assert_eq!(attr(&root, "Success"), Some("TRUE"));
+    app.stop().await;
+}
