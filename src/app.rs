@@ -262,7 +262,6 @@ impl App {
             frame_timeout: Duration::from_secs(options.carbon_frame_secs),
             max_connections: usize::try_from(options.carbon_max_connections).unwrap_or(usize::MAX),
             allow: options.carbon_allow.clone(),
-            ..Limits::default()
         };
         self.tasks
             .push(encoder.spawn_scheduler(self.shutdown.clone()));
