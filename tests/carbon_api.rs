@@ -724,3 +724,39 @@ async fn a_paused_job_is_not_a_hung_job() {
     client.command(guid, Command::Stop).await.expect("stop");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_source_that_vanishes_while_queued_is_an_error_and_the_queue_goes_on() {
+    let app = spawn_app().await; // one slot
+    let client = client(&app);
+    let (_, blocker) = start_long_encode(&app, &client).await;
+    client
+        .command(blocker, Command::Pause)
+        .await
+        .expect("hold the slot");
+    let doomed = make_clip(&app.uploaded_dir(), "doomed.mp4", 1, 160, 120);
+    let kept = make_clip(&app.uploaded_dir(), "kept.mp4", 1, 160, 120);
+    let lost = submit(&client, &doomed, &app.streams_dir(), None).await;
+    let next = submit(&client, &kept, &app.streams_dir(), None).await;
+    std::fs::remove_file(&doomed).expect("remove the source");
+    client
+        .command(blocker, Command::Stop)
+        .await
+        .expect("free the slot");
+
+    let failed = wait_until(&client, lost, "the job ends", |j| j.status.is_terminal()).await;
+    assert_eq!(failed.status, JobStatus::Error);
+    assert!(
+        failed.description.contains("doomed.mp4 no longer exists"),
+        "{}",
+        failed.description
+    );
+    let data = app.data.to_string_lossy().into_owned();
+    assert!(
+        !failed.description.contains(&data),
+        "no server folders shown"
+    );
+    wait_status(&client, next, JobStatus::Completed).await;
+    assert_eq!(names_in(&app.streams_dir()), ["kept.mp4"]);
+    app.stop().await;
+}

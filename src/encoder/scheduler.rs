@@ -110,7 +110,7 @@ impl Encoder {
         };
         let outcome = match transcoded {
             Some(Ok(temps)) => self.place_outputs(temps).await,
-            Some(Err(reason)) => Err(reason),
+            Some(Err(reason)) => Err(self.without_server_paths(&job, &reason)),
             None if control.stop.is_cancelled() => Err("stopped".to_owned()),
             None => {
                 tracing::info!("interrupted by shutdown");
@@ -137,6 +137,17 @@ impl Encoder {
             tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
         }
         drop(registration);
+    }
+
+    /// A failure's text with the server's folders taken out (ffmpeg names
+    /// its input and temp output in full): the description reaches web
+    /// users, who need the reason, not where the server keeps files.
+    fn without_server_paths(&self, job: &Job, reason: &str) -> String {
+        let mut text = reason.to_owned();
+        if let Some(folder) = job.source_path.parent() {
+            text = text.replace(&format!("{}/", folder.display()), "");
+        }
+        text.replace(&format!("{}/", self.inner.tmp_dir.display()), "")
     }
 
     /// Writes how a job ended: COMPLETED with its outputs, or ERROR with the
@@ -207,9 +218,11 @@ impl Encoder {
             return Err("the job has no destination".to_owned());
         }
         if !job.source_path.is_file() {
+            // Named without its folder: the description reaches web users.
+            let name = job.source_path.file_name().unwrap_or_default();
             return Err(format!(
                 "the source {} no longer exists",
-                job.source_path.display()
+                name.to_string_lossy()
             ));
         }
         let info = crate::media::probe(&job.source_path)
@@ -278,8 +291,8 @@ impl Encoder {
                     temp.persist_unique(&d.dest_dir, &d.base_name, &extension)
                         .map_err(|e| {
                             format!(
-                                "could not place the output in {}: {e}",
-                                d.dest_dir.display()
+                                "could not place the output {}.{extension}: {e}",
+                                d.base_name
                             )
                         })
                 })
