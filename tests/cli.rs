@@ -466,3 +466,90 @@ async fn the_carbon_socket_stays_on_loopback_unless_told_who_may_connect() {
         .expect("a loopback client is served");
     assert_eq!(version.product, "videoshare");
 }
+
+#[tokio::test]
+async fn a_killed_portal_leaves_no_half_upload_and_keeps_finished_videos() {
+    use tokio::io::AsyncWriteExt;
+    common::require("ffmpeg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = text(&dir.path().join("data"));
+    let args = [
+        "serve",
+        "--data",
+        &data,
+        "--http",
+        "127.0.0.1:0",
+        "--carbon",
+        "127.0.0.1:0",
+    ];
+    let (mut first, http) = start(&args, "portal listening on ").await;
+    let http = http.trim_start_matches("http://").to_owned();
+    let data_dir = dir.path().join("data");
+
+    // A finished video first.
+    let clip = make_clip(dir.path(), "done.mp4", 1, 160, 120);
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(std::fs::read(&clip).expect("read")).file_name("done.mp4"),
+    );
+    let reply: Value = reqwest::Client::new()
+        .post(format!("http://{http}/upload"))
+        .header("Accept", "application/json")
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    assert!(reply["guid"].is_string(), "{reply}");
+    let finished = data_dir.join("streams/done.mp4");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !finished.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "never encoded");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let finished_bytes = std::fs::read(&finished).expect("read");
+
+    // Then an upload cut by kill -9 half-way through its body.
+    let body_len = 4 << 20;
+    let mut stream = tokio::net::TcpStream::connect(&http)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XYZ\r\n\
+         Content-Length: {body_len}\r\n\r\n--XYZ\r\nContent-Disposition: form-data; name=\"file\"; \
+         filename=\"cut.mp4\"\r\nContent-Type: video/mp4\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("send head");
+    stream
+        .write_all(&vec![7u8; 1 << 20])
+        .await
+        .expect("send a part");
+    let tmp = data_dir.join("tmp/uploads");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while names_in(&tmp).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upload never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    first.start_kill().expect("kill -9");
+    first.wait().await.expect("reaped");
+    drop(stream);
+
+    let (_second, _) = start(&args, "portal listening on ").await;
+    assert!(names_in(&tmp).is_empty(), "the half upload is gone");
+    assert_eq!(
+        names_in(&data_dir.join("uploaded")),
+        ["done.mp4"],
+        "only the whole upload"
+    );
+    assert_eq!(names_in(&data_dir.join("streams")), ["done.mp4"]);
+    assert_eq!(
+        std::fs::read(&finished).expect("read"),
+        finished_bytes,
+        "intact"
+    );
+}
