@@ -315,13 +315,10 @@ impl App {
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", options.http))?;
         let http_addr = http_listener.local_addr()?;
-        let router = portal.router();
+        let serving = portal.clone();
         let stop = self.shutdown.clone();
         self.tasks.push(tokio::spawn(async move {
-            let served = axum::serve(http_listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
+            if let Err(e) = serving.serve(http_listener, stop).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         }));

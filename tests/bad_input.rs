@@ -248,7 +248,7 @@ async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> Socket
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, portal.router()).await });
+    tokio::spawn(async move { portal.serve(listener, Default::default()).await });
     addr
 }
 

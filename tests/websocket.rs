@@ -53,3 +53,42 @@ async fn bad_watch_requests_get_coded_errors_and_the_socket_stays_open() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn one_client_may_hold_only_so_many_sockets() {
+    use videoshare::portal::ws::MAX_SOCKETS_PER_CLIENT;
+    let app = spawn_app().await;
+    let url = format!("ws://{}/ws", app.http_addr);
+    let mut held = Vec::new();
+    for _ in 0..MAX_SOCKETS_PER_CLIENT {
+        let (socket, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .expect("connect");
+        held.push(socket);
+    }
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("too_many_sockets"), "{body}");
+        }
+        other => panic!("the socket over the cap was accepted: {other:?}"),
+    }
+    // A closed one frees its place.
+    let mut first = held.remove(0);
+    first.close(None).await.expect("close");
+    drop(first);
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    loop {
+        if tokio_tungstenite::connect_async(&url).await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}

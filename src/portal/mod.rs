@@ -108,6 +108,7 @@ struct Inner {
     poke: Notify,
     publishing: tokio::sync::Mutex<()>,
     presets: presets::PresetCache,
+    sockets: ws::SocketCounts,
     shutdown: CancellationToken,
 }
 
@@ -132,6 +133,7 @@ impl Portal {
                 poke: Notify::new(),
                 publishing: tokio::sync::Mutex::new(()),
                 presets: presets::PresetCache::default(),
+                sockets: ws::SocketCounts::default(),
                 shutdown,
                 config,
             }),
@@ -176,6 +178,21 @@ impl Portal {
             .layer(always(header::X_FRAME_OPTIONS, "DENY"))
             .layer(TraceLayer::new_for_http())
             .with_state(self.clone())
+    }
+
+    /// Serves the portal on `listener` until `shutdown` (client addresses are
+    /// known to the handlers, e.g. to cap WebSockets per client).
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
     }
 
     /// Pushes the current library to every browser. One at a time, so a

@@ -4,16 +4,20 @@
 //! jobs and every change of the library. The poller publishes on one
 //! broadcast channel (the hub); each socket filters what it forwards.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use axum::extract::ConnectInfo;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Portal;
+use super::error::ApiError;
 use super::jobs::JobView;
 use super::pages::VideoCard;
 use crate::carbon::Guid;
@@ -55,13 +59,74 @@ pub enum ClientMessage {
     Unwatch { guid: String },
 }
 
-pub async fn handler(ws: WebSocketUpgrade, State(portal): State<Portal>) -> Response {
+/// WebSockets one client address may hold at once: enough for a user's
+/// tabs, not for one host to exhaust the server.
+pub const MAX_SOCKETS_PER_CLIENT: usize = 16;
+
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(portal): State<Portal>,
+) -> Response {
+    let Some(held) = portal.inner.sockets.take(peer.ip()) else {
+        tracing::warn!(%peer, "refused a WebSocket: too many from this client");
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sockets",
+            format!(
+                "This client already has {MAX_SOCKETS_PER_CLIENT} live connections; close some \
+                 tabs and reload."
+            ),
+        )
+        .into_response();
+    };
     ws.on_upgrade(move |socket| async move {
         let clients = portal.config().metrics.websocket_clients.clone();
         clients.inc();
         session(socket, portal).await;
         clients.dec();
+        drop(held);
     })
+}
+
+/// Live WebSockets per client address.
+#[derive(Debug, Default)]
+pub struct SocketCounts {
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One socket counted against its client; uncounted on drop.
+pub struct Held {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl SocketCounts {
+    /// Counts a new socket for `ip`, unless it already has the most allowed.
+    fn take(&self, ip: IpAddr) -> Option<Held> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = held.entry(ip).or_default();
+        if *count >= MAX_SOCKETS_PER_CLIENT {
+            return None;
+        }
+        *count += 1;
+        Some(Held {
+            counts: self.held.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
 }
 
 async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
