@@ -423,3 +423,34 @@ async fn extra_form_fields_are_bounded_and_one_file_is_taken() {
     assert!(message.contains("not a preset GUID"), "{message}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn truncated_videos_and_huge_names_get_clear_answers() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A real MP4 whose index (written last) never arrived.
+    let clip = make_clip(dir.path(), "whole.mp4", 1, 160, 120);
+    let bytes = std::fs::read(&clip).expect("read");
+    let half = bytes[..bytes.len() / 2].to_vec();
+    let message = assert_refused(
+        &app,
+        app.upload_bytes(half, "half.mp4").await,
+        415,
+        "not_a_video",
+    )
+    .await;
+    assert!(message.contains("half.mp4"), "{message}");
+
+    // 10,000 characters of name: stored under a short safe name, shown whole.
+    let long = format!("{}.mp4", "long name ".repeat(1000));
+    let response = app.upload_bytes(bytes, &long).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{body}");
+    let stored = body["stored_as"].as_str().expect("stored_as");
+    assert!(stored.len() < 200 && stored.ends_with(".mp4"), "{stored}");
+    assert_eq!(body["job"]["file"], long.as_str());
+    app.follow_job(body["guid"].as_str().expect("guid")).await;
+    assert_eq!(names_in(&app.streams_dir()), [stored]);
+    app.stop().await;
+}

@@ -294,6 +294,7 @@ async fn garbage_and_oversize_frames_get_an_error_then_a_close() {
         ),
         (&b"CarbonAPIXML1 99999999 <cnpsXML"[..], "exceeds the limit"),
         (&b"CarbonAPIXML1 -5 <cnps"[..], "invalid frame length"),
+        (&b"CarbonAPIXML1 12x <cnps"[..], "invalid frame length"),
     ] {
         let mut stream = TcpStream::connect(app.carbon).await.expect("connect");
         stream.write_all(bytes).await.expect("send");
