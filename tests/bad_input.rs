@@ -253,17 +253,7 @@ async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> Socket
 }
 
 async fn upload_clip_to(addr: SocketAddr, clip: &std::path::Path) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(std::fs::read(clip).expect("read")).file_name("clip.mp4"),
-    );
-    reqwest::Client::new()
-        .post(format!("http://{addr}/upload"))
-        .header("Accept", "application/json")
-        .multipart(form)
-        .send()
-        .await
-        .expect("request")
+    common::upload_to(&format!("http://{addr}"), clip).await
 }
 
 #[tokio::test]

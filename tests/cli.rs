@@ -268,18 +268,8 @@ async fn the_portal_alone_drives_the_encoder_alone() {
     .await;
 
     let clip = make_clip(dir.path(), "two processes.mp4", 1, 160, 120);
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(std::fs::read(&clip).expect("read"))
-            .file_name("two processes.mp4"),
-    );
-    let reply: Value = reqwest::Client::new()
-        .post(format!("{http}/upload"))
-        .header("Accept", "application/json")
-        .multipart(form)
-        .send()
+    let reply: Value = common::upload_to(&http, &clip)
         .await
-        .expect("upload")
         .json()
         .await
         .expect("json");
@@ -488,17 +478,8 @@ async fn a_killed_portal_leaves_no_half_upload_and_keeps_finished_videos() {
 
     // A finished video first.
     let clip = make_clip(dir.path(), "done.mp4", 1, 160, 120);
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(std::fs::read(&clip).expect("read")).file_name("done.mp4"),
-    );
-    let reply: Value = reqwest::Client::new()
-        .post(format!("http://{http}/upload"))
-        .header("Accept", "application/json")
-        .multipart(form)
-        .send()
+    let reply: Value = common::upload_to(&format!("http://{http}"), &clip)
         .await
-        .expect("upload")
         .json()
         .await
         .expect("json");

@@ -330,3 +330,24 @@ impl TestApp {
             .expect("a JSON list")
     }
 }
+
+/// Uploads the file at `path` (under its own name) to the portal at `base`
+/// (`http://host:port`), asking for JSON.
+pub async fn upload_to(base: &str, path: &Path) -> reqwest::Response {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(std::fs::read(path).expect("read the file"))
+            .file_name(name),
+    );
+    reqwest::Client::new()
+        .post(format!("{base}/upload"))
+        .header("Accept", "application/json")
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload request")
+}
