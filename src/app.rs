@@ -301,6 +301,7 @@ impl App {
                 tmp_dir: dirs.tmp_uploads.clone(),
                 max_upload: options.max_upload,
                 poll_interval: Duration::from_millis(options.poll_ms),
+                header_timeout: Duration::from_secs(options.http_header_secs),
                 encoder_addr: link.addr,
                 encoder_uploaded: link.uploaded,
                 encoder_streams: link.streams,

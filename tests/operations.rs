@@ -44,6 +44,7 @@ async fn healthz_checks_the_encoder_the_database_and_the_disk() {
         portal: videoshare::config::PortalOptions {
             http: "127.0.0.1:0".into(),
             max_upload: 1 << 20,
+            http_header_secs: 10,
             poll_ms: 250,
         },
         connect: videoshare::config::ConnectArgs {
@@ -191,5 +192,30 @@ async fn metrics_count_jobs_requests_uploads_and_sockets() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     drop(socket);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_in_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = common::spawn_app_with(|a| a.portal.http_header_secs = 1).await;
+    let mut slow = tokio::net::TcpStream::connect(app.http_addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("half the headers");
+    let started = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "still connected after 10 s");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Everyone else is served as usual.
+    let (status, _) = health(&app.base).await;
+    assert_eq!(status, 200);
     app.stop().await;
 }

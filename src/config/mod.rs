@@ -128,6 +128,11 @@ pub struct PortalOptions {
     #[arg(long, env = "VIDEOSHARE_MAX_UPLOAD", default_value = "4GiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_upload: u64,
 
+    /// Seconds a browser may take to send a request's headers (a slow or
+    /// stalled client is disconnected).
+    #[arg(long, env = "VIDEOSHARE_HTTP_HEADER_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub http_header_secs: u64,
+
     /// How often the portal asks the encoder about unfinished jobs, in milliseconds.
     #[arg(long, env = "VIDEOSHARE_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(20..=60_000))]
     pub poll_ms: u64,
@@ -306,6 +311,7 @@ impl ServeArgs {
             portal: PortalOptions {
                 http: "127.0.0.1:0".into(),
                 max_upload: 4 << 30,
+                http_header_secs: 10,
                 poll_ms: 250,
             },
         }

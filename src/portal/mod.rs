@@ -86,6 +86,8 @@ pub struct PortalConfig {
     pub encoder_uploaded: String,
     /// `streams_dir` as the encoder names it.
     pub encoder_streams: String,
+    /// A client must send its request headers within this long.
+    pub header_timeout: Duration,
     /// Where uploads and WebSocket clients are counted; `/metrics` shows it.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The preset new uploads are encoded with.
@@ -180,19 +182,58 @@ impl Portal {
             .with_state(self.clone())
     }
 
-    /// Serves the portal on `listener` until `shutdown` (client addresses are
-    /// known to the handlers, e.g. to cap WebSockets per client).
+    /// Serves the portal on `listener` until `shutdown`, then lets open
+    /// requests finish. Each request knows its client's address (to cap
+    /// WebSockets per client), and a client that does not finish sending
+    /// its request headers within `header_timeout` is disconnected (hyper's
+    /// own timer; `axum::serve` sets none).
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use tower::ServiceExt;
+        let router = self.router();
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.inner.config.header_timeout);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off.
+                        tracing::warn!(error = %e, "HTTP accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.cancelled() => break,
+            };
+            let service = router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                .map_request(|req: axum::http::Request<hyper::body::Incoming>| {
+                    req.map(axum::body::Body::new)
+                });
+            let hyper_service = hyper_util::service::TowerToHyperService::new(service);
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended");
+                }
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
+        Ok(())
     }
 
     /// Pushes the current library to every browser. One at a time, so a
