@@ -8,7 +8,10 @@
 //! - [`store`]: SQLite through sqlx; migrations in `migrations/`.
 //! - [`media`]: running ffmpeg tools; ffprobe.
 //! - [`fsutil`]: temp-then-rename file placement that never shows partial files.
-//! - [`config`] and [`app`]: command line and startup wiring.
+//! - [`ingest`]: watch folders and XML job folders, feeding the encoder.
+//! - [`cli`]: the command-line Carbon client (`submit`, `jobs`, `job`, …).
+//! - [`metrics`]: Prometheus counters of one running app.
+//! - [`config`] and [`app`]: command line, the TOML config file, startup wiring.
 
 pub mod app;
 pub mod carbon;

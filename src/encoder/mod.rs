@@ -1,10 +1,12 @@
 //! The Carbon-compatible encoder: accepts jobs over the Carbon socket, keeps
 //! them in a durable queue and runs ffmpeg on them.
 //!
-//! Owns the job state machine ([`job`]), the scheduler ([`scheduler`]), the
-//! ffmpeg runner ([`ffmpeg`]), presets ([`preset`]), path mapping and allowed
-//! roots ([`paths`]) and the socket server ([`server`]). It must not know
-//! about HTTP or HTML: the portal reaches it only through the Carbon protocol.
+//! Owns the job state machine ([`job`]), the scheduler ([`scheduler`]), job
+//! control by `JobCommand` ([`control`]), the ffmpeg runner ([`ffmpeg`]),
+//! presets ([`preset`]), path mapping and allowed roots ([`paths`]) and the
+//! socket server ([`server`]). Every ingest path ends in [`Encoder::submit`].
+//! It must not know about HTTP or HTML: the portal reaches it only through
+//! the Carbon protocol.
 
 pub mod control;
 pub mod ffmpeg;
