@@ -534,3 +534,73 @@ async fn a_killed_portal_leaves_no_half_upload_and_keeps_finished_videos() {
         "intact"
     );
 }
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_a_reason_and_requeues_the_running_encode() {
+    use futures_util::StreamExt;
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    common::require("ffmpeg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = text(&dir.path().join("data"));
+    let args = [
+        "serve",
+        "--data",
+        &data,
+        "--http",
+        "127.0.0.1:0",
+        "--carbon",
+        "127.0.0.1:0",
+    ];
+    let (mut server, http) = start(&args, "portal listening on ").await;
+    let http = http.trim_start_matches("http://").to_owned();
+    let clip = make_clip(dir.path(), "long.mp4", 30, 320, 240);
+    let reply: Value = common::upload_to(&format!("http://{http}"), &clip)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let guid: videoshare::carbon::Guid =
+        reply["guid"].as_str().expect("guid").parse().expect("GUID");
+    let stored = dir.path().join("data/uploaded/long.mp4");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while common::ffmpeg_states(&stored).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the encode never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws"))
+        .await
+        .expect("websocket");
+
+    let pid = i32::try_from(server.id().expect("running")).expect("pid");
+    kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM");
+    let close = tokio::time::timeout(DEADLINE, async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = message {
+                return frame.map(|f| f.reason.to_string());
+            }
+        }
+        None
+    })
+    .await
+    .expect("the socket is closed in time");
+    assert_eq!(close.as_deref(), Some("server shutting down"));
+    let status = tokio::time::timeout(DEADLINE, server.wait())
+        .await
+        .expect("the server stops in time")
+        .expect("exit status");
+    assert!(status.success(), "{status}");
+    assert!(
+        common::ffmpeg_states(&stored).is_empty(),
+        "no ffmpeg left running"
+    );
+
+    // The interrupted encode is back in the queue and finishes after a restart.
+    let encoder_args = ["encoder", "--data", &data, "--carbon", "127.0.0.1:0"];
+    let (_encoder, carbon) = start(&encoder_args, "Carbon encoder listening on ").await;
+    common::wait_completed(&Client::new(carbon), guid).await;
+    assert_eq!(names_in(&dir.path().join("data/streams")), ["long.mp4"]);
+}
