@@ -234,6 +234,22 @@ async fn start(args: &[&str], marker: &str) -> (Child, String) {
     (child, found)
 }
 
+/// Starts `videoshare serve` over `data` on free ports; returns the child
+/// and the portal's `host:port`.
+async fn start_serve(data: &str) -> (Child, String) {
+    let args = [
+        "serve",
+        "--data",
+        data,
+        "--http",
+        "127.0.0.1:0",
+        "--carbon",
+        "127.0.0.1:0",
+    ];
+    let (child, http) = start(&args, "portal listening on ").await;
+    (child, http.trim_start_matches("http://").to_owned())
+}
+
 #[tokio::test]
 async fn the_portal_alone_drives_the_encoder_alone() {
     common::require("ffmpeg");
@@ -463,17 +479,7 @@ async fn a_killed_portal_leaves_no_half_upload_and_keeps_finished_videos() {
     common::require("ffmpeg");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = text(&dir.path().join("data"));
-    let args = [
-        "serve",
-        "--data",
-        &data,
-        "--http",
-        "127.0.0.1:0",
-        "--carbon",
-        "127.0.0.1:0",
-    ];
-    let (mut first, http) = start(&args, "portal listening on ").await;
-    let http = http.trim_start_matches("http://").to_owned();
+    let (mut first, http) = start_serve(&data).await;
     let data_dir = dir.path().join("data");
 
     // A finished video first.
@@ -520,7 +526,7 @@ async fn a_killed_portal_leaves_no_half_upload_and_keeps_finished_videos() {
     first.wait().await.expect("reaped");
     drop(stream);
 
-    let (_second, _) = start(&args, "portal listening on ").await;
+    let (_second, _) = start_serve(&data).await;
     assert!(names_in(&tmp).is_empty(), "the half upload is gone");
     assert_eq!(
         names_in(&data_dir.join("uploaded")),
@@ -543,17 +549,7 @@ async fn sigterm_closes_sockets_with_a_reason_and_requeues_the_running_encode() 
     common::require("ffmpeg");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = text(&dir.path().join("data"));
-    let args = [
-        "serve",
-        "--data",
-        &data,
-        "--http",
-        "127.0.0.1:0",
-        "--carbon",
-        "127.0.0.1:0",
-    ];
-    let (mut server, http) = start(&args, "portal listening on ").await;
-    let http = http.trim_start_matches("http://").to_owned();
+    let (mut server, http) = start_serve(&data).await;
     let clip = make_clip(dir.path(), "long.mp4", 30, 320, 240);
     let reply: Value = common::upload_to(&format!("http://{http}"), &clip)
         .await

@@ -11,14 +11,14 @@ use videoshare::carbon::{CarbonCodec, Reply, ReplyKind, Request};
 
 const MAX_FRAME: usize = 4096;
 
-/// Feeds `bytes` to a decoder in `chunks`-sized pieces, as TCP might.
-fn decode_all(bytes: &[u8], chunk: usize) -> (usize, bool, usize) {
+/// Feeds `bytes` to a decoder in `chunks`-sized pieces, as TCP might;
+/// returns how many frames came out and whether the stream was refused.
+fn decode_all(bytes: &[u8], chunk: usize) -> (usize, bool) {
     let mut codec = CarbonCodec::new(MAX_FRAME);
     let mut buffer = BytesMut::new();
-    let (mut frames, mut peak) = (0, 0);
+    let mut frames = 0;
     for piece in bytes.chunks(chunk.max(1)) {
         buffer.extend_from_slice(piece);
-        peak = peak.max(buffer.len());
         loop {
             match codec.decode(&mut buffer) {
                 Ok(Some(payload)) => {
@@ -27,7 +27,7 @@ fn decode_all(bytes: &[u8], chunk: usize) -> (usize, bool, usize) {
                 }
                 Ok(None) => break,
                 // The server answers an error frame and closes.
-                Err(_) => return (frames, true, peak),
+                Err(_) => return (frames, true),
             }
         }
         // Whatever is still buffered is at most one header and one frame.
@@ -37,7 +37,7 @@ fn decode_all(bytes: &[u8], chunk: usize) -> (usize, bool, usize) {
             buffer.len()
         );
     }
-    (frames, false, peak)
+    (frames, false)
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -72,7 +72,7 @@ proptest! {
             stream.extend(frame(p));
             stream.extend_from_slice(separator);
         }
-        let (frames, failed, _) = decode_all(&stream, chunk);
+        let (frames, failed) = decode_all(&stream, chunk);
         prop_assert!(!failed);
         prop_assert_eq!(frames, payloads.len());
     }

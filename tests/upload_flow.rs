@@ -86,15 +86,7 @@ async fn an_upload_is_encoded_followed_live_and_playable() {
     assert_eq!(partial.bytes().await.expect("body").len(), 100);
 
     // The first page render lists it too (askama).
-    let page = app
-        .http
-        .get(&app.base)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = app.page().await;
     assert!(page.contains("data-name=\"holiday_trip.mp4\""), "{page}");
     app.stop().await;
 }
@@ -245,15 +237,7 @@ async fn a_plain_form_post_goes_back_to_the_page_following_the_job() {
 #[tokio::test]
 async fn the_page_offers_the_presets_and_an_upload_uses_the_chosen_one() {
     let app = spawn_app().await;
-    let page = app
-        .http
-        .get(format!("{}/", app.base))
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = app.page().await;
     let small = "{543B8954-549F-4966-9B1C-99669AE288F7}";
     assert!(
         page.contains(small) && page.contains("H.264 360p"),

@@ -318,6 +318,18 @@ pub fn ffmpeg_states(source: &Path) -> Vec<char> {
 }
 
 impl TestApp {
+    /// `GET /`: the page's HTML.
+    pub async fn page(&self) -> String {
+        self.http
+            .get(format!("{}/", self.base))
+            .send()
+            .await
+            .expect("GET /")
+            .text()
+            .await
+            .expect("HTML")
+    }
+
     /// `GET /api/videos`: the library as the page gets it.
     pub async fn videos(&self) -> Vec<Value> {
         self.http
