@@ -18,6 +18,7 @@ use crate::encoder::preset::{Presets, SEED_PRESET};
 use crate::encoder::server::{self, Limits};
 use crate::encoder::{Encoder, EncoderConfig};
 use crate::metrics::Metrics;
+use crate::portal::session::SessionKey;
 use crate::portal::{Portal, PortalConfig};
 
 /// The folders under the data folder.
@@ -307,6 +308,11 @@ impl App {
                 encoder_streams: link.streams,
                 metrics: self.metrics.clone(),
                 preset: SEED_PRESET,
+                session_key: SessionKey::load_or_create(&dirs.root.join("session.key"))?,
+                accounts: options.accounts,
+                private_library: options.private_library,
+                thumbs_dir: dirs.root.join("thumbs"),
+                tus_dir: dirs.root.join("tus"),
             },
             pool,
             self.shutdown.clone(),

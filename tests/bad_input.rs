@@ -239,6 +239,14 @@ async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> Socket
             encoder_streams: dirs.streams.to_string_lossy().into_owned(),
             metrics: Default::default(),
             preset: SEED_PRESET,
+            session_key: videoshare::portal::session::SessionKey::load_or_create(
+                &dirs.root.join(format!("{tmp}.key")),
+            )
+            .expect("session key"),
+            accounts: false,
+            private_library: false,
+            thumbs_dir: dirs.root.join(format!("{tmp}-thumbs")),
+            tus_dir: dirs.root.join(format!("{tmp}-tus")),
         },
         pool,
         Default::default(),

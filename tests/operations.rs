@@ -46,6 +46,8 @@ async fn healthz_checks_the_encoder_the_database_and_the_disk() {
             max_upload: 1 << 20,
             http_header_secs: 10,
             poll_ms: 250,
+            accounts: false,
+            private_library: false,
         },
         connect: videoshare::config::ConnectArgs {
             encoder: nobody.clone(),

@@ -100,9 +100,12 @@ async fn jobs_and_videos_survive_a_restart() {
     let first = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
     let guid = first.upload_ok(&clip).await;
     first.follow_job(&guid).await;
+    let (http, cookies) = (first.http.clone(), first.cookies.clone());
     first.stop().await;
 
-    let second = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
+    let mut second = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
+    // The same browser: its session cookie outlives the restart.
+    (second.http, second.cookies) = (http, cookies);
     let entry = second.carbon_status(&guid).await;
     assert_eq!(entry.status, JobStatus::Completed);
     assert_eq!(entry.progress, 100);

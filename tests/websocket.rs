@@ -13,10 +13,14 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test]
 async fn bad_watch_requests_get_coded_errors_and_the_socket_stays_open() {
     let app = spawn_app().await;
-    let url = format!("ws://{}/ws", app.http_addr);
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+    let mut socket = app.websocket().await;
+    let first = tokio::time::timeout(Duration::from_secs(10), socket.next())
         .await
-        .expect("websocket");
+        .expect("the queue")
+        .expect("open")
+        .expect("message");
+    let queue: Value = serde_json::from_str(first.to_text().expect("text")).expect("json");
+    assert_eq!(queue, json!({"type": "queue", "jobs": []}));
     let unknown = "{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}";
     let cases = [
         (

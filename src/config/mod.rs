@@ -136,6 +136,16 @@ pub struct PortalOptions {
     /// How often the portal asks the encoder about unfinished jobs, in milliseconds.
     #[arg(long, env = "VIDEOSHARE_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(20..=60_000))]
     pub poll_ms: u64,
+
+    /// Let people register and sign in (username + password); without it
+    /// every browser keeps its own anonymous private queue.
+    #[arg(long, env = "VIDEOSHARE_ACCOUNTS")]
+    pub accounts: bool,
+
+    /// Show each user only the videos of their own uploads (the library is
+    /// public otherwise, as the seed's streams folder was).
+    #[arg(long, env = "VIDEOSHARE_PRIVATE_LIBRARY")]
+    pub private_library: bool,
 }
 
 /// Settings of `videoshare serve`.
@@ -313,6 +323,8 @@ impl ServeArgs {
                 max_upload: 4 << 30,
                 http_header_secs: 10,
                 poll_ms: 250,
+                accounts: false,
+                private_library: false,
             },
         }
     }

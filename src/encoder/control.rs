@@ -42,6 +42,9 @@ pub(super) struct Control {
     pub stop: CancellationToken,
     /// Fired when the worker has written the job's outcome.
     finished: CancellationToken,
+    /// How fast ffmpeg last said it was going (kept in memory only: it
+    /// changes four times a second and means nothing after a restart).
+    rate: Mutex<Option<super::ffmpeg::Rate>>,
 }
 
 /// The jobs running on this node.
@@ -82,6 +85,18 @@ impl Control {
         }
     }
 
+    pub fn set_rate(&self, rate: super::ffmpeg::Rate) {
+        *self.rate.lock().unwrap_or_else(PoisonError::into_inner) = Some(rate);
+    }
+
+    /// The latest rate, unless ffmpeg is suspended.
+    fn rate(&self) -> Option<super::ffmpeg::Rate> {
+        if *self.suspended.borrow() {
+            return None;
+        }
+        *self.rate.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Asks for ffmpeg to start suspended once the source is probed.
     fn hold(&self) {
         self.paused.send_replace(true);
@@ -115,6 +130,7 @@ impl Running {
             suspended: watch::Sender::new(false),
             stop: CancellationToken::new(),
             finished: CancellationToken::new(),
+            rate: Mutex::new(None),
         });
         self.lock().insert(guid, control.clone());
         Registration {
@@ -126,6 +142,11 @@ impl Running {
 
     fn get(&self, guid: Guid) -> Option<Arc<Control>> {
         self.lock().get(&guid).cloned()
+    }
+
+    /// How fast the job's encode goes, if it is running and not suspended.
+    pub fn rate(&self, guid: Guid) -> Option<super::ffmpeg::Rate> {
+        self.get(guid).and_then(|c| c.rate())
     }
 
     pub fn len(&self) -> usize {

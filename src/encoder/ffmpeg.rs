@@ -64,6 +64,25 @@ fn out_time_us(line: &str) -> Option<f64> {
 pub struct ProgressParser {
     duration_us: Option<f64>,
     percent: u32,
+    fps: Option<f64>,
+    speed: Option<f64>,
+}
+
+/// How fast an encode goes: frames per second and media seconds per second
+/// (ffmpeg's `speed=`, "× realtime").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub fps: f64,
+    pub speed: f64,
+}
+
+/// What a running ffmpeg reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Progress {
+    /// The percent went up.
+    Percent(u32),
+    /// The latest rate, once per progress block (every `PROGRESS_PERIOD`).
+    Rate(Rate),
 }
 
 impl ProgressParser {
@@ -71,7 +90,34 @@ impl ProgressParser {
         ProgressParser {
             duration_us: duration_secs.map(|d| d * 1e6).filter(|d| *d > 0.0),
             percent: 0,
+            fps: None,
+            speed: None,
         }
+    }
+
+    /// Feeds one line; returns what it reports: the new percent when it went
+    /// up, or at the end of each block (`progress=`) the encode's rate.
+    pub fn feed_any(&mut self, line: &str) -> Option<Progress> {
+        let line = line.trim();
+        if let Some(fps) = line.strip_prefix("fps=") {
+            self.fps = fps.parse().ok().filter(|f: &f64| f.is_finite());
+        } else if let Some(speed) = line.strip_prefix("speed=") {
+            self.speed = speed
+                .trim()
+                .trim_end_matches('x')
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite());
+        } else if line.starts_with("progress=") {
+            return match (self.fps, self.speed) {
+                (None, None) => None,
+                (fps, speed) => Some(Progress::Rate(Rate {
+                    fps: fps.unwrap_or(0.0),
+                    speed: speed.unwrap_or(0.0),
+                })),
+            };
+        }
+        self.feed(line).map(Progress::Percent)
     }
 
     /// Feeds one line; returns the new percent when it went up.
@@ -112,7 +158,8 @@ fn suspend(child: &tokio::process::Child, paused: bool) {
     }
 }
 
-/// Runs ffmpeg with `args`, calling `on_progress` with each new percent.
+/// Runs ffmpeg with `args`, calling `on_progress` with each new percent and
+/// each rate it reports.
 /// While `suspension.wanted` holds `true` the process is suspended with
 /// `SIGSTOP` and continued with `SIGCONT` when it turns `false`, so an encode
 /// resumes exactly where it was; each signal sent is reported in
@@ -127,7 +174,7 @@ pub async fn run<F, Fut>(
     mut on_progress: F,
 ) -> Result<(), ProcessError>
 where
-    F: FnMut(u32) -> Fut,
+    F: FnMut(Progress) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let mut child = command("ffmpeg")
@@ -183,8 +230,8 @@ where
                         last_out_us = out_us;
                         stalled_at = Instant::now() + stall;
                     }
-                    if let Some(percent) = parser.feed(&line) {
-                        on_progress(percent).await;
+                                        if let Some(progress) = parser.feed_any(&line) {
+                        on_progress(progress).await;
                     }
                 }
                 _ => break,

@@ -97,6 +97,9 @@ pub fn entry(job: &Job, agent_ip: &str) -> JobEntry {
         check_in_time_cnlt,
         start_time_cnlt,
         completed_time_cnlt,
+        fps: None,
+        speed: None,
+        queue_position: None,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod preset;
 pub mod scheduler;
 pub mod server;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -400,9 +401,15 @@ impl Encoder {
             Some(guid) => self.inner.jobs.get(guid).await?.into_iter().collect(),
             None => self.inner.jobs.all().await?,
         };
+        let positions = if candidates.len() > 1 {
+            Some(self.inner.jobs.queue_positions().await?)
+        } else {
+            None
+        };
         let mut entries = Vec::new();
         for job in candidates {
-            let entry = job::entry(&job, &self.inner.agent_ip);
+            let mut entry = job::entry(&job, &self.inner.agent_ip);
+            self.add_live_facts(&mut entry, positions.as_ref()).await?;
             let mut keep = true;
             for criterion in &list.criteria {
                 keep &= job::matches(&job, &entry, criterion)?;
@@ -412,6 +419,34 @@ impl Encoder {
             }
         }
         Ok(entries)
+    }
+
+    /// Adds what only this node knows live (videoshare's extensions): the
+    /// rate of a running encode, the place of a waiting job. `positions`
+    /// holds every place when many jobs are listed at once.
+    async fn add_live_facts(
+        &self,
+        entry: &mut JobEntry,
+        positions: Option<&HashMap<Guid, u32>>,
+    ) -> Result<(), EncoderError> {
+        let two_places = |x: f64| (x * 100.0).round() / 100.0;
+        match entry.status {
+            JobStatus::Started => {
+                // ffmpeg says 0 until it has timed a few frames: not known yet.
+                if let Some(rate) = self.inner.running.rate(entry.guid) {
+                    entry.fps = (rate.fps > 0.0).then(|| two_places(rate.fps));
+                    entry.speed = (rate.speed > 0.0).then(|| two_places(rate.speed));
+                }
+            }
+            JobStatus::Queued => {
+                entry.queue_position = match positions {
+                    Some(all) => all.get(&entry.guid).copied(),
+                    None => self.inner.jobs.queue_position(entry.guid).await?,
+                };
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// `JobEvaluate`: probes each source (through the same path policy as a

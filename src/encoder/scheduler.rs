@@ -103,7 +103,7 @@ impl Encoder {
         // Placing the outputs and recording them always finish: a job whose
         // outputs are in place must not be encoded twice.
         let transcoded = tokio::select! {
-            transcoded = self.transcode(&job, control.suspension()) => Some(transcoded),
+                        transcoded = self.transcode(&job, &control) => Some(transcoded),
             // Dropping the future kills ffmpeg and removes its temp files.
             _ = control.stop.cancelled() => None,
             _ = shutdown.cancelled() => None,
@@ -194,7 +194,7 @@ impl Encoder {
     async fn transcode(
         &self,
         job: &Job,
-        suspension: ffmpeg::Suspension,
+        control: &std::sync::Arc<super::control::Control>,
     ) -> Result<Vec<(TempFile, Destination, String)>, String> {
         let inner = &self.inner;
         let destinations = inner
@@ -259,11 +259,17 @@ impl Encoder {
         let args = ffmpeg::encode_args(&job.source_path, &outputs);
         let jobs = inner.jobs.clone();
         let encoding = std::time::Instant::now();
-        ffmpeg::run(args, info.duration, suspension, inner.stall, |percent| {
+        let suspension = control.suspension();
+        ffmpeg::run(args, info.duration, suspension, inner.stall, |progress| {
             let jobs = jobs.clone();
             let guid = job.guid;
+            if let ffmpeg::Progress::Rate(rate) = progress {
+                control.set_rate(rate);
+            }
             async move {
-                if let Err(e) = jobs.raise_progress(guid, percent).await {
+                if let ffmpeg::Progress::Percent(percent) = progress
+                    && let Err(e) = jobs.raise_progress(guid, percent).await
+                {
                     tracing::warn!(error = %e, "could not record progress");
                 }
             }

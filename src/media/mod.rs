@@ -8,5 +8,6 @@
 pub mod probe;
 pub mod process;
 pub mod synthetic;
+pub mod thumbnail;
 
 pub use probe::{MediaInfo, ProbeError, probe};

@@ -1,8 +1,12 @@
-//! The library: finished videos in the streams folder, with durations.
+//! The library: finished videos in the streams folder, with durations and
+//! thumbnails.
 //!
 //! The folder is the source of truth (as the seed's Flash Media Server
-//! streams folder was), so videos from any ingest path appear. Durations are
-//! probed once per file version and cached.
+//! streams folder was), so videos from any ingest path appear. Each file
+//! version is probed once (duration) and gets one thumbnail, taken by
+//! ffmpeg the first time the file is listed, which is when its encode has
+//! just ended; both are cached. Sorting and paging are plain functions on
+//! the list.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
+use sha2::Digest;
 use tokio::sync::Mutex;
 
 /// Everything but RFC 3986 unreserved characters is escaped in URLs.
@@ -30,14 +35,95 @@ const PLAYABLE: [&str; 5] = ["mp4", "m4v", "m4a", "webm", "mov"];
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Video {
     pub name: String,
+    /// The name without its extension, for people.
+    pub title: String,
     /// Where the browser fetches it (HTTP Range supported).
     pub url: String,
+    /// Its page with the player.
+    pub watch_url: String,
+    /// Its thumbnail, when it has a picture.
+    pub thumb: Option<String>,
     /// Seconds; 0 when unknown.
     pub duration: f64,
     /// Bytes.
     pub size: u64,
     /// Unix seconds of the last change.
     pub modified: i64,
+    /// The preset it was encoded with, when an upload made it ('' if not).
+    pub preset: String,
+    /// Whose upload made it, if one did; never sent to browsers.
+    #[serde(skip)]
+    pub owner: Option<String>,
+}
+
+/// How the library is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sort {
+    #[default]
+    Newest,
+    Oldest,
+    Title,
+    Longest,
+    Largest,
+}
+
+impl Sort {
+    pub const ALL: [(Sort, &'static str, &'static str); 5] = [
+        (Sort::Newest, "newest", "Newest first"),
+        (Sort::Oldest, "oldest", "Oldest first"),
+        (Sort::Title, "title", "Title A–Z"),
+        (Sort::Longest, "longest", "Longest first"),
+        (Sort::Largest, "largest", "Largest first"),
+    ];
+
+    pub fn key(self) -> &'static str {
+        Sort::ALL
+            .iter()
+            .find(|(s, _, _)| *s == self)
+            .map(|(_, key, _)| *key)
+            .unwrap_or("newest")
+    }
+
+    /// Orders `videos` (the listing is newest first already).
+    pub fn apply(self, videos: &mut [Video]) {
+        let by_title = |a: &Video, b: &Video| a.title.to_lowercase().cmp(&b.title.to_lowercase());
+        match self {
+            Sort::Newest => {}
+            Sort::Oldest => videos.reverse(),
+            Sort::Title => videos.sort_by(|a, b| by_title(a, b).then_with(|| a.name.cmp(&b.name))),
+            Sort::Longest => videos.sort_by(|a, b| b.duration.total_cmp(&a.duration)),
+            Sort::Largest => videos.sort_by(|a, b| b.size.cmp(&a.size)),
+        }
+    }
+}
+
+/// One page of a list: its items and where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// 1-based, clamped to the pages there are.
+    pub number: usize,
+    pub pages: usize,
+    pub total: usize,
+}
+
+/// Page `number` (1-based; out of range is clamped) of `items`.
+pub fn paginate<T>(items: Vec<T>, number: usize, per_page: usize) -> Page<T> {
+    let total = items.len();
+    let pages = total.div_ceil(per_page.max(1)).max(1);
+    let number = number.clamp(1, pages);
+    let items = items
+        .into_iter()
+        .skip((number - 1) * per_page)
+        .take(per_page)
+        .collect();
+    Page {
+        items,
+        number,
+        pages,
+        total,
+    }
 }
 
 impl Video {
@@ -52,6 +138,17 @@ impl Video {
         }
     }
 
+    /// The local date and time of the file, e.g. `2026-11-26 17:05`.
+    pub fn date_text(&self) -> String {
+        chrono::DateTime::from_timestamp(self.modified, 0)
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    }
+
     /// Human size, e.g. `1.2 MB`.
     pub fn size_text(&self) -> String {
         bytesize::ByteSize(self.size).display().si().to_string()
@@ -60,17 +157,37 @@ impl Video {
 
 type Stamp = (u64, SystemTime);
 
+/// What is learnt once per file version.
+#[derive(Debug, Clone)]
+struct Facts {
+    duration: f64,
+    /// File name under the thumbnails folder.
+    thumb: Option<String>,
+}
+
 pub struct Library {
     dir: PathBuf,
-    durations: Mutex<HashMap<String, (Stamp, f64)>>,
+    thumbs: PathBuf,
+    facts: Mutex<HashMap<String, (Stamp, Facts)>>,
+}
+
+/// A percent-encoded path segment.
+pub fn url_segment(name: &str) -> String {
+    utf8_percent_encode(name, URL_ESCAPED).to_string()
 }
 
 impl Library {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, thumbs: PathBuf) -> Self {
         Library {
             dir,
-            durations: Mutex::new(HashMap::new()),
+            thumbs,
+            facts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The streams folder.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// Every playable file, newest first.
@@ -105,15 +222,24 @@ impl Library {
         // restart): a few at a time, keeping the order.
         futures_util::stream::iter(found)
             .map(|(name, size, modified)| async move {
-                let duration = self.duration(&name, (size, modified)).await;
+                let facts = self.facts(&name, (size, modified)).await;
+                let title = std::path::Path::new(&name)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| name.clone());
                 Video {
-                    url: format!("/streams/{}", utf8_percent_encode(&name, URL_ESCAPED)),
-                    duration,
+                    url: format!("/streams/{}", url_segment(&name)),
+                    watch_url: format!("/watch/{}", url_segment(&name)),
+                    thumb: facts.thumb.map(|t| format!("/thumbs/{t}")),
+                    duration: facts.duration,
                     size,
                     modified: modified
                         .duration_since(UNIX_EPOCH)
                         .map(|d| d.as_secs() as i64)
                         .unwrap_or(0),
+                    title,
+                    preset: String::new(),
+                    owner: None,
                     name,
                 }
             })
@@ -122,25 +248,65 @@ impl Library {
             .await
     }
 
-    async fn duration(&self, name: &str, stamp: Stamp) -> f64 {
-        if let Some((seen, duration)) = self.durations.lock().await.get(name)
+    async fn facts(&self, name: &str, stamp: Stamp) -> Facts {
+        if let Some((seen, facts)) = self.facts.lock().await.get(name)
             && *seen == stamp
         {
-            return *duration;
+            return facts.clone();
         }
-        let duration = match crate::media::probe(&self.dir.join(name)).await {
+        let path = self.dir.join(name);
+        let duration = match crate::media::probe(&path).await {
             Ok(info) => info.duration.unwrap_or(0.0),
             Err(e) => {
                 tracing::warn!(file = name, error = %e, "cannot probe a library file");
                 0.0
             }
         };
-        self.durations
+        let thumb = self.thumbnail(name, stamp, &path, duration).await;
+        let facts = Facts { duration, thumb };
+        self.facts
             .lock()
             .await
-            .insert(name.to_owned(), (stamp, duration));
-        duration
+            .insert(name.to_owned(), (stamp, facts.clone()));
+        facts
     }
+
+    /// The file version's thumbnail, made now if there is none yet; `None`
+    /// for a file without pictures (audio only) or that ffmpeg cannot read.
+    async fn thumbnail(
+        &self,
+        name: &str,
+        stamp: Stamp,
+        path: &std::path::Path,
+        duration: f64,
+    ) -> Option<String> {
+        let file = thumb_name(name, stamp);
+        let target = self.thumbs.join(&file);
+        if target.is_file() {
+            return Some(file);
+        }
+        // A second in (past a fade from black), or a third of a short clip.
+        let at = (duration / 3.0).min(1.0);
+        match crate::media::thumbnail::thumbnail(path, &target, at).await {
+            Ok(()) => Some(file),
+            Err(e) => {
+                tracing::info!(file = name, error = %e, "no thumbnail");
+                None
+            }
+        }
+    }
+}
+
+/// A thumbnail's file name: a digest of the video's name and version, so a
+/// replaced file gets a new picture and the name says nothing about it.
+fn thumb_name(name: &str, (size, modified): Stamp) -> String {
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let digest = sha2::Sha256::digest(format!("{name}\0{size}\0{nanos}").as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.jpg")
 }
 
 #[cfg(test)]
@@ -149,13 +315,7 @@ mod tests {
 
     #[test]
     fn human_texts() {
-        let v = Video {
-            name: "a.mp4".into(),
-            url: "/streams/a.mp4".into(),
-            duration: 61.6,
-            size: 1_234_567,
-            modified: 0,
-        };
+        let v = sample("a.mp4", 61.6, 1_234_567);
         assert_eq!(v.duration_text(), "1:02");
         assert_eq!(v.size_text(), "1.2 MB");
         assert_eq!(
@@ -166,5 +326,59 @@ mod tests {
             .duration_text(),
             "1:02:05"
         );
+    }
+
+    fn sample(name: &str, duration: f64, size: u64) -> Video {
+        Video {
+            name: name.into(),
+            title: name.trim_end_matches(".mp4").into(),
+            url: format!("/streams/{name}"),
+            watch_url: format!("/watch/{name}"),
+            thumb: None,
+            duration,
+            size,
+            modified: 0,
+            preset: String::new(),
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn sorting_and_pages() {
+        let newest_first = vec![
+            sample("b.mp4", 5.0, 10),
+            sample("C.mp4", 50.0, 5),
+            sample("a.mp4", 1.0, 99),
+        ];
+        let names = |videos: &[Video]| videos.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
+        for (sort, expected) in [
+            (Sort::Newest, ["b.mp4", "C.mp4", "a.mp4"]),
+            (Sort::Oldest, ["a.mp4", "C.mp4", "b.mp4"]),
+            (Sort::Title, ["a.mp4", "b.mp4", "C.mp4"]),
+            (Sort::Longest, ["C.mp4", "b.mp4", "a.mp4"]),
+            (Sort::Largest, ["a.mp4", "b.mp4", "C.mp4"]),
+        ] {
+            let mut videos = newest_first.clone();
+            sort.apply(&mut videos);
+            assert_eq!(names(&videos), expected, "{sort:?}");
+        }
+        let page = paginate((1..=25).collect::<Vec<_>>(), 3, 12);
+        assert_eq!(
+            (page.items, page.number, page.pages, page.total),
+            (vec![25], 3, 3, 25)
+        );
+        assert_eq!(paginate((1..=25).collect::<Vec<_>>(), 99, 12).number, 3);
+        let empty = paginate(Vec::<u8>::new(), 0, 12);
+        assert_eq!((empty.number, empty.pages, empty.total), (1, 1, 0));
+    }
+
+    #[test]
+    fn thumbnail_names_change_with_the_file() {
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(5);
+        let a = thumb_name("a.mp4", (10, t));
+        assert_eq!(a, thumb_name("a.mp4", (10, t)));
+        assert_ne!(a, thumb_name("a.mp4", (11, t)));
+        assert_ne!(a, thumb_name("b.mp4", (10, t)));
+        assert!(a.ends_with(".jpg") && a.len() == 36);
     }
 }

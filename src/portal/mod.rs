@@ -1,19 +1,26 @@
-//! The web portal: upload page, uploads, live progress over WebSocket, the
-//! library of encoded videos and their playback.
+//! The web portal: upload page, uploads (multipart and resumable tus), each
+//! browser's private queue with live progress and controls over WebSocket,
+//! the library of encoded videos and their playback, optional accounts.
 //!
-//! Owns the axum router, the upload path (streamed to disk, checked, then
-//! submitted as a Carbon `JobQueue`), the one poller that asks the encoder
-//! about every unfinished job and the hub that pushes changes to browsers.
+//! Owns the axum router, the upload paths (streamed to disk, checked, then
+//! submitted as a Carbon `JobQueue`), sessions, the one poller that asks the
+//! encoder about every unfinished job and the hub that pushes changes to
+//! browsers.
 //! It must not know how encoding works (no ffmpeg arguments, no encoder
 //! tables): it talks to the encoder only through [`crate::carbon::Client`].
 
+pub mod accounts;
+pub mod api;
 pub mod error;
 pub mod health;
 pub mod jobs;
 pub mod library;
+pub mod origin;
 pub mod pages;
 pub mod poller;
 pub mod presets;
+pub mod session;
+pub mod tus;
 pub mod upload;
 pub mod ws;
 
@@ -35,8 +42,9 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::carbon::{Client, Guid};
-use crate::store::UploadStore;
-use library::Library;
+use crate::store::{AccountStore, TusStore, UploadStore};
+use library::{Library, Video};
+use session::{Owner, SessionKey};
 use ws::HubEvent;
 
 /// How long an upload body may go without a byte before the request ends.
@@ -92,6 +100,17 @@ pub struct PortalConfig {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The preset new uploads are encoded with.
     pub preset: Guid,
+    /// Signs session cookies.
+    pub session_key: SessionKey,
+    /// Whether people may register and sign in (otherwise every browser
+    /// is its own anonymous user).
+    pub accounts: bool,
+    /// Whether each user sees only the videos of their own uploads.
+    pub private_library: bool,
+    /// Where thumbnails are kept.
+    pub thumbs_dir: PathBuf,
+    /// Where resumable uploads collect their bytes (kept across restarts).
+    pub tus_dir: PathBuf,
 }
 
 /// Shared portal state, cheap to clone.
@@ -104,7 +123,12 @@ struct Inner {
     config: PortalConfig,
     client: Client,
     uploads: UploadStore,
+    accounts: AccountStore,
+    tus: TusStore,
+    tus_busy: tus::Busy,
     library: Library,
+    /// The jobs the poller follows and what it last showed of each.
+    following: poller::Following,
     hub: broadcast::Sender<HubEvent>,
     /// Wakes the poller when a job was just submitted.
     poke: Notify,
@@ -125,12 +149,18 @@ impl Portal {
         if stale > 0 {
             tracing::info!(stale, "removed interrupted uploads");
         }
+        std::fs::create_dir_all(&config.tus_dir)?;
+        std::fs::create_dir_all(&config.thumbs_dir)?;
         let (hub, _) = broadcast::channel(1024);
-        Ok(Portal {
+        let portal = Portal {
             inner: Arc::new(Inner {
                 client: Client::new(config.encoder_addr.clone()),
-                library: Library::new(config.streams_dir.clone()),
-                uploads: UploadStore::new(pool),
+                library: Library::new(config.streams_dir.clone(), config.thumbs_dir.clone()),
+                uploads: UploadStore::new(pool.clone()),
+                accounts: AccountStore::new(pool.clone()),
+                tus: TusStore::new(pool),
+                tus_busy: tus::Busy::default(),
+                following: poller::Following::default(),
                 hub,
                 poke: Notify::new(),
                 publishing: tokio::sync::Mutex::new(()),
@@ -139,7 +169,10 @@ impl Portal {
                 shutdown,
                 config,
             }),
-        })
+        };
+        // Resumable uploads survive restarts; only expired ones go.
+        portal.sweep_tus().await;
+        Ok(portal)
     }
 
     pub fn config(&self) -> &PortalConfig {
@@ -148,26 +181,53 @@ impl Portal {
 
     /// The whole HTTP surface.
     pub fn router(&self) -> Router {
-        // Read-only files; a folder gives 404, never a listing.
-        let streams = ServeDir::new(&self.inner.config.streams_dir);
+        // Read-only files; a folder gives 404, never a listing. In a private
+        // library each file is checked against its owner first.
+        let streams = Router::new()
+            .fallback_service(ServeDir::new(&self.inner.config.streams_dir))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                library_guard,
+            ));
+        let thumbs = Router::new()
+            .fallback_service(ServeDir::new(&self.inner.config.thumbs_dir))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400, immutable"),
+            ));
         Router::new()
             .route("/", get(pages::index))
+            .route("/library", get(pages::library))
+            .route("/watch/{name}", get(pages::watch))
             .route("/static/app.js", get(pages::app_js))
+            .route("/static/tus.js", get(pages::tus_js))
             .route("/static/style.css", get(pages::style_css))
             .route(
                 "/upload",
                 // The upload handler streams and enforces its own limit.
                 post(upload::upload).layer(DefaultBodyLimit::disable()),
             )
+            .merge(tus::routes())
             .route("/ws", get(ws::handler))
             .route("/api/videos", get(pages::api_videos))
-            .route("/api/jobs/{guid}", get(pages::api_job))
+            .route("/api/jobs", get(api::my_jobs))
+            .route("/api/jobs/{guid}", get(api::my_job))
+            .route("/api/jobs/{guid}/{action}", post(api::control))
+            .route("/account", get(accounts::page))
+            .route("/account/register", post(accounts::register))
+            .route("/account/login", post(accounts::login))
+            .route("/account/logout", post(accounts::logout))
             .route("/healthz", get(health::healthz))
             .route("/metrics", get(metrics))
             // Pages and JSON are compressed; videos (added below) are not:
             // they are compressed already and served by byte ranges.
             .layer(CompressionLayer::new())
             .nest_service("/streams", streams)
+            .nest_service("/thumbs", thumbs)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                session::identify,
+            ))
             // A body that stops arriving (a stalled or hostile client) ends
             // the request instead of holding it open forever.
             .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT))
@@ -240,7 +300,81 @@ impl Portal {
     /// newer listing is never overtaken by an older one.
     async fn publish_library(&self) {
         let _in_order = self.inner.publishing.lock().await;
-        let cards = pages::video_cards(&self.inner.library.list().await);
+        let cards = pages::video_cards(&self.all_videos().await);
         let _ = self.inner.hub.send(HubEvent::Videos(Arc::new(cards)));
+    }
+
+    /// Every video in the streams folder, newest first, with the preset
+    /// and owner of the upload that made it (when one did).
+    async fn all_videos(&self) -> Vec<Video> {
+        let mut videos = self.inner.library.list().await;
+        let outputs = match self.inner.uploads.outputs().await {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read outputs");
+                Vec::new()
+            }
+        };
+        let by_name: std::collections::HashMap<_, _> = outputs
+            .into_iter()
+            .map(|o| (o.file_name.clone(), o))
+            .collect();
+        for video in &mut videos {
+            if let Some(output) = by_name.get(&video.name) {
+                video.preset = output.preset_name.clone();
+                video.owner = Some(output.owner.clone());
+            }
+        }
+        videos
+    }
+
+    /// Whether `owner` may see `video`: always in a public library; in a
+    /// private one only the videos of their own uploads.
+    fn may_see(&self, video: &Video, owner: &Owner) -> bool {
+        !self.config().private_library || video.owner.as_deref() == Some(owner.as_str())
+    }
+
+    /// The videos `owner` may see, newest first.
+    pub async fn videos_for(&self, owner: &Owner) -> Vec<Video> {
+        let mut videos = self.all_videos().await;
+        videos.retain(|v| self.may_see(v, owner));
+        videos
+    }
+
+    /// The cards of a published library that `owner` may see.
+    fn visible_cards(&self, cards: &[pages::VideoCard], owner: &Owner) -> Vec<pages::VideoCard> {
+        cards
+            .iter()
+            .filter(|c| self.may_see(&c.video, owner))
+            .cloned()
+            .collect()
+    }
+}
+
+/// In a private library, a file under `/streams/` is served only to the
+/// owner of the upload that made it (others get the same 404 as for a
+/// file that does not exist).
+async fn library_guard(
+    axum::extract::State(portal): axum::extract::State<Portal>,
+    axum::Extension(owner): axum::Extension<Owner>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !portal.config().private_library {
+        return next.run(request).await;
+    }
+    let name = percent_encoding::percent_decode_str(request.uri().path().trim_start_matches('/'))
+        .decode_utf8_lossy()
+        .into_owned();
+    let allowed = portal
+        .videos_for(&owner)
+        .await
+        .iter()
+        .any(|v| v.name == name);
+    if allowed {
+        next.run(request).await
+    } else {
+        axum::http::StatusCode::NOT_FOUND.into_response()
     }
 }

@@ -1,24 +1,80 @@
-//! The page, its static assets and the small JSON API.
+//! The pages (upload and queue, library, watch), their static assets and
+//! the library's JSON.
 
 use askama::Template;
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse};
-use serde::Serialize;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
 
 use super::Portal;
 use super::error::ApiError;
-use super::jobs::JobView;
-use super::library::Video;
-use crate::carbon::Guid;
+use super::library::{Page, Sort, Video, paginate};
+use super::session::Owner;
+
+/// The header's links: which page is open and who is signed in.
+#[derive(Debug, Clone)]
+pub struct Nav {
+    pub current: &'static str,
+    pub accounts: bool,
+    pub user: Option<String>,
+}
+
+impl Nav {
+    pub fn new(portal: &Portal, owner: &Owner, current: &'static str) -> Nav {
+        Nav {
+            current,
+            accounts: portal.config().accounts,
+            user: owner.account_name().map(str::to_owned),
+        }
+    }
+}
+
+/// How many videos the upload page shows; the library page has the rest.
+const RECENT: usize = 8;
+
+/// Videos per library page.
+pub const PER_PAGE: usize = 12;
 
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage {
+    nav: Nav,
     videos: Vec<Video>,
+    more: bool,
     max_upload: String,
+    max_upload_bytes: u64,
     presets: Vec<super::presets::PresetChoice>,
+}
+
+#[derive(Template)]
+#[template(path = "library.html")]
+struct LibraryPage {
+    nav: Nav,
+    page: Page<Video>,
+    sort: Sort,
+}
+
+impl LibraryPage {
+    /// Each sort's key, label and whether it is the one in use.
+    fn sort_choices(&self) -> Vec<(&'static str, &'static str, bool)> {
+        Sort::ALL
+            .iter()
+            .map(|(sort, key, name)| (*key, *name, *sort == self.sort))
+            .collect()
+    }
+
+    fn link(&self, number: usize) -> String {
+        format!("/library?sort={}&page={number}", self.sort.key())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "watch.html")]
+struct WatchPage {
+    nav: Nav,
+    video: Video,
 }
 
 #[derive(Template)]
@@ -27,7 +83,7 @@ struct VideoItem<'a> {
     video: &'a Video,
 }
 
-/// A video plus its list item rendered by the same template as the page, so
+/// A video plus its card rendered by the same template as the pages, so
 /// live additions look exactly like the first render.
 #[derive(Debug, Clone, Serialize)]
 pub struct VideoCard {
@@ -46,17 +102,86 @@ pub fn video_cards(videos: &[Video]) -> Vec<VideoCard> {
         .collect()
 }
 
-pub async fn index(State(portal): State<Portal>) -> Result<Html<String>, ApiError> {
+fn html(page: impl Template) -> Result<Html<String>, ApiError> {
+    page.render().map(Html).map_err(ApiError::internal)
+}
+
+pub async fn index(
+    State(portal): State<Portal>,
+    Extension(owner): Extension<Owner>,
+) -> Result<Html<String>, ApiError> {
     let (presets, _) = portal.preset_choices().await;
-    let page = IndexPage {
+    let mut videos = portal.videos_for(&owner).await;
+    let more = videos.len() > RECENT;
+    videos.truncate(RECENT);
+    html(IndexPage {
+        nav: Nav::new(&portal, &owner, "upload"),
         presets,
-        videos: portal.inner.library.list().await,
+        videos,
+        more,
         max_upload: bytesize::ByteSize(portal.config().max_upload)
             .display()
             .iec()
             .to_string(),
-    };
-    page.render().map(Html).map_err(ApiError::internal)
+        max_upload_bytes: portal.config().max_upload,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LibraryQuery {
+    sort: Option<String>,
+    page: Option<String>,
+}
+
+/// `GET /library?sort=…&page=…`: every video, sorted, a page at a time.
+/// Unknown values fall back to the defaults (newest first, page 1).
+pub async fn library(
+    State(portal): State<Portal>,
+    Extension(owner): Extension<Owner>,
+    Query(query): Query<LibraryQuery>,
+) -> Result<Html<String>, ApiError> {
+    let sort = query
+        .sort
+        .as_deref()
+        .and_then(|key| Sort::ALL.iter().find(|(_, k, _)| *k == key))
+        .map(|(s, _, _)| *s)
+        .unwrap_or_default();
+    let number = query
+        .page
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
+    let mut videos = portal.videos_for(&owner).await;
+    sort.apply(&mut videos);
+    html(LibraryPage {
+        nav: Nav::new(&portal, &owner, "library"),
+        page: paginate(videos, number, PER_PAGE),
+        sort,
+    })
+}
+
+/// `GET /watch/{name}`: one video with a player and a download link.
+pub async fn watch(
+    State(portal): State<Portal>,
+    Extension(owner): Extension<Owner>,
+    Path(name): Path<String>,
+) -> Result<Html<String>, ApiError> {
+    let video = portal
+        .videos_for(&owner)
+        .await
+        .into_iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_video",
+                format!("There is no video {name:?} in the library."),
+            )
+        })?;
+    html(WatchPage {
+        nav: Nav::new(&portal, &owner, "library"),
+        video,
+    })
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
@@ -76,6 +201,13 @@ pub async fn app_js() -> impl IntoResponse {
     )
 }
 
+pub async fn tus_js() -> impl IntoResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/tus.js"),
+    )
+}
+
 pub async fn style_css() -> impl IntoResponse {
     asset(
         "text/css; charset=utf-8",
@@ -83,33 +215,10 @@ pub async fn style_css() -> impl IntoResponse {
     )
 }
 
-/// `GET /api/videos`: the library as JSON.
-pub async fn api_videos(State(portal): State<Portal>) -> Json<Vec<Video>> {
-    Json(portal.inner.library.list().await)
-}
-
-/// `GET /api/jobs/{guid}`: one upload's job.
-pub async fn api_job(
+/// `GET /api/videos`: the library (what this browser may see) as JSON.
+pub async fn api_videos(
     State(portal): State<Portal>,
-    Path(guid): Path<String>,
-) -> Result<Json<JobView>, ApiError> {
-    let guid: Guid = guid
-        .parse()
-        .map_err(|e: crate::carbon::guid::InvalidGuid| {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_guid", e.to_string())
-        })?;
-    match portal
-        .inner
-        .uploads
-        .get(guid)
-        .await
-        .map_err(ApiError::internal)?
-    {
-        Some(upload) => Ok(Json(JobView::from(&upload))),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_job",
-            format!("no upload has job {guid}"),
-        )),
-    }
+    Extension(owner): Extension<Owner>,
+) -> Json<Vec<Video>> {
+    Json(portal.videos_for(&owner).await)
 }

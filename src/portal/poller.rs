@@ -2,14 +2,16 @@
 //! pipelined on one connection) about every unfinished upload, records what
 //! changed and publishes it to the hub. Browsers never poll.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::Portal;
-use super::jobs::JobView;
+use super::jobs::{EtaClock, JobView, Live};
 use super::ws::HubEvent;
-use crate::carbon::{JobEntry, JobStatus};
+use crate::carbon::{Guid, JobEntry, JobStatus};
 use crate::store::Upload;
 
 /// Said of a job the encoder no longer knows (its database was reset, or the
@@ -69,8 +71,9 @@ impl Portal {
         }
     }
 
-    /// Records and publishes a job's new state, if it changed.
-    async fn apply(&self, upload: &Upload, entry: Option<&JobEntry>) {
+    /// Records a job's new state, if it changed, and publishes its view if
+    /// anything the page shows changed (live facts included).
+    pub(super) async fn apply(&self, upload: &Upload, entry: Option<&JobEntry>) {
         let (status, progress, description) = match entry {
             Some(e) => (e.status, e.progress.min(100), e.description.as_str()),
             None => (JobStatus::Error, upload.progress, FORGOTTEN),
@@ -81,31 +84,144 @@ impl Portal {
         } else {
             progress
         };
-        if (status, progress, description)
-            == (upload.status, upload.progress, upload.description.as_str())
-        {
-            return;
-        }
-        if let Err(e) = self
-            .inner
-            .uploads
-            .record_state(upload.guid, status, progress, description)
-            .await
-        {
-            tracing::error!(error = %e, "cannot record a job's state");
-            return;
-        }
+        let live = match entry {
+            Some(e) => self.inner.following.observe(upload, e, progress),
+            None => Live::default(),
+        };
         let updated = Upload {
             status,
             progress,
             description: description.to_owned(),
             ..upload.clone()
         };
-        let _ = self.inner.hub.send(HubEvent::Job(JobView::from(&updated)));
-        if status == JobStatus::Completed {
+        let finished_now = status == JobStatus::Completed && upload.status != JobStatus::Completed;
+        let outputs = if finished_now {
+            self.fetch_outputs(&updated).await
+        } else {
+            Vec::new()
+        };
+        if (status, progress, description)
+            != (upload.status, upload.progress, upload.description.as_str())
+            && let Err(e) = self
+                .inner
+                .uploads
+                .record_state(upload.guid, status, progress, description)
+                .await
+        {
+            tracing::error!(error = %e, "cannot record a job's state");
+            return;
+        }
+        let view = JobView::new(&updated, live, outputs);
+        if self.inner.following.shown(&view) {
+            let _ = self.inner.hub.send(HubEvent::Job(view));
+        }
+        if finished_now {
             // Listing may probe new files: never hold up other jobs' updates.
             let portal = self.clone();
             tokio::spawn(async move { portal.publish_library().await });
         }
+    }
+
+    /// Asks the encoder which files a finished job wrote and records them
+    /// (names only: the portal serves them from its streams folder).
+    async fn fetch_outputs(&self, upload: &Upload) -> Vec<String> {
+        let info = match self.inner.client.info(upload.guid).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!(guid = %upload.guid, error = %e, "cannot ask which files a job wrote");
+                return Vec::new();
+            }
+        };
+        let outputs: Vec<(String, String)> = info
+            .destinations
+            .iter()
+            .filter_map(|d| {
+                let path = &d.output.as_ref()?.filename;
+                let name = path.rsplit(['/', '\\']).next()?.to_owned();
+                Some((name, d.preset_name.clone()))
+            })
+            .collect();
+        if let Err(e) = self
+            .inner
+            .uploads
+            .record_outputs(upload.guid, &outputs)
+            .await
+        {
+            tracing::error!(error = %e, "cannot record a job's outputs");
+        }
+        outputs.into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// The page's view of each of `uploads`: live facts of active jobs from
+    /// the poller, files of finished ones from the store.
+    pub async fn views(&self, uploads: &[Upload]) -> Vec<JobView> {
+        let mut written: HashMap<Guid, Vec<String>> = HashMap::new();
+        if uploads.iter().any(|u| u.status == JobStatus::Completed) {
+            match self.inner.uploads.outputs().await {
+                Ok(all) => {
+                    for output in all {
+                        written
+                            .entry(output.guid)
+                            .or_default()
+                            .push(output.file_name);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read outputs"),
+            }
+        }
+        uploads
+            .iter()
+            .map(|u| {
+                let live = self.inner.following.live(u.guid);
+                JobView::new(u, live, written.remove(&u.guid).unwrap_or_default())
+            })
+            .collect()
+    }
+}
+
+/// What the poller keeps about the jobs it follows: each one's ETA clock
+/// and the view last published, so only changes are pushed.
+#[derive(Default)]
+pub struct Following {
+    jobs: Mutex<HashMap<Guid, (EtaClock, Option<JobView>)>>,
+}
+
+impl Following {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Guid, (EtaClock, Option<JobView>)>> {
+        // Plain data: a panicking holder leaves nothing half-updated.
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn observe(&self, upload: &Upload, entry: &JobEntry, progress: u32) -> Live {
+        let now = Instant::now();
+        let mut jobs = self.lock();
+        let (clock, _) = jobs
+            .entry(upload.guid)
+            .or_insert_with(|| (EtaClock::start(entry.status, progress, now), None));
+        clock.observe(entry, progress, now)
+    }
+
+    /// Records `view` as shown; `true` if it differs from what was shown.
+    /// A finished job is forgotten.
+    fn shown(&self, view: &JobView) -> bool {
+        let mut jobs = self.lock();
+        let changed = match jobs.get(&view.guid) {
+            Some((_, Some(last))) => last != view,
+            _ => true,
+        };
+        if view.done {
+            jobs.remove(&view.guid);
+        } else if let Some((_, last)) = jobs.get_mut(&view.guid) {
+            *last = Some(view.clone());
+        }
+        changed
+    }
+
+    /// The live facts last shown for a job.
+    fn live(&self, guid: Guid) -> Live {
+        self.lock()
+            .get(&guid)
+            .and_then(|(_, last)| last.as_ref().map(|v| v.live))
+            .unwrap_or_default()
     }
 }

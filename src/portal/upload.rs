@@ -3,6 +3,7 @@
 //! into `uploaded/` under a safe unique name and submitted to the encoder as a
 //! Carbon `JobQueue`. Whatever fails leaves nothing behind.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
@@ -14,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 use super::Portal;
 use super::error::ApiError;
 use super::jobs::JobView;
+use super::session::Owner;
 use super::ws::HubEvent;
 use crate::carbon::message::{Criterion, JobQueue, JobStatusList, Operator};
 use crate::carbon::{ClientError, Guid};
@@ -52,7 +54,7 @@ pub enum UploadError {
 }
 
 impl UploadError {
-    fn too_large(limit: u64) -> Self {
+    pub(super) fn too_large(limit: u64) -> Self {
         UploadError::TooLarge {
             limit: bytesize::ByteSize(limit).display().iec().to_string(),
         }
@@ -102,6 +104,7 @@ pub struct Accepted {
 
 pub async fn upload(
     State(portal): State<Portal>,
+    Extension(owner): Extension<Owner>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, UploadError> {
@@ -131,7 +134,10 @@ pub async fn upload(
                     "Choose one preset per upload.".into(),
                 ));
             }
-            Some("preset") => preset = Some(chosen_preset(&portal, field).await?),
+            Some("preset") => {
+                let text = small_field(field, 100).await?;
+                preset = Some(chosen_preset(&portal, &String::from_utf8_lossy(&text)).await?);
+            }
             _ => {
                 small_field(field, OTHER_FIELD_LIMIT).await?;
             }
@@ -144,7 +150,7 @@ pub async fn upload(
     }
     // From here on the work finishes even if the browser goes away: a file
     // placed in uploaded/ must end up as a tracked job or be removed again.
-    let accepted = tokio::spawn(accept(portal, temp, original_name, size, preset))
+    let accepted = tokio::spawn(accept(portal, temp, original_name, size, preset, owner))
         .await
         .map_err(internal)??;
 
@@ -159,14 +165,15 @@ pub async fn upload(
     }
 }
 
-/// Checks the received file, places it in `uploaded/`, submits its job and
-/// records it.
-async fn accept(
+/// Checks the received file, places it in `uploaded/`, submits its job (as
+/// `owner`'s) and records it. Shared by multipart and resumable uploads.
+pub async fn accept(
     portal: Portal,
     temp: TempFile,
     original_name: String,
     size: u64,
     preset: Guid,
+    owner: Owner,
 ) -> Result<Accepted, UploadError> {
     let info = crate::media::probe(temp.path())
         .await
@@ -199,7 +206,7 @@ async fn accept(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
 
-    let guid = match submit(&portal, &stored_as, &original_name, preset).await {
+    let guid = match submit(&portal, &stored_as, &original_name, preset, &owner).await {
         Ok(guid) => guid,
         Err(e) => {
             // The encoder has no job for it, so keep nothing: the user will retry.
@@ -210,7 +217,20 @@ async fn accept(
         }
     };
 
-    let record = new_upload(guid, original_name, stored_as.clone(), size);
+    let (offered, _) = portal.preset_choices().await;
+    let preset_name = offered
+        .into_iter()
+        .find(|p| p.guid == preset)
+        .map(|p| p.name)
+        .unwrap_or_default();
+    let record = new_upload(
+        guid,
+        original_name,
+        stored_as.clone(),
+        size,
+        owner.to_string(),
+        preset_name,
+    );
     portal
         .inner
         .uploads
@@ -238,11 +258,13 @@ async fn submit(
     stored_as: &str,
     original_name: &str,
     preset: Guid,
+    owner: &Owner,
 ) -> Result<Guid, UploadError> {
     let config = portal.config();
     let client = &portal.inner.client;
     let job = JobQueue {
         job_name: Some(original_name.to_owned()),
+        user: Some(owner.to_string()),
         ..JobQueue::single(
             &encoder_path(&config.encoder_uploaded, stored_as),
             preset,
@@ -287,11 +309,9 @@ fn encoder_path(dir: &str, name: &str) -> String {
     format!("{}{separator}{name}", dir.trim_end_matches(separator))
 }
 
-/// Reads the `preset` field: a GUID among the encoder's presets (when the
-/// encoder can list them).
-async fn chosen_preset(portal: &Portal, field: Field<'_>) -> Result<Guid, UploadError> {
-    let text = small_field(field, 100).await?;
-    let text = String::from_utf8_lossy(&text);
+/// Reads a chosen preset: a GUID among the encoder's presets (when the
+/// encoder can list them); empty means the default.
+pub async fn chosen_preset(portal: &Portal, text: &str) -> Result<Guid, UploadError> {
     if text.trim().is_empty() {
         return Ok(portal.config().preset);
     }

@@ -1,17 +1,21 @@
 //! `GET /ws`: live updates for browsers.
 //!
-//! A browser asks to watch job GUIDs; it then receives each change of those
-//! jobs and every change of the library. The poller publishes on one
-//! broadcast channel (the hub); each socket filters what it forwards.
+//! A socket belongs to the session that opened it: on connect it receives
+//! that session's queue, then every change of those jobs (and only those)
+//! and every change of the library. The poller publishes on one broadcast
+//! channel (the hub); each socket filters what it forwards. A page from
+//! another origin cannot open one, and asking about another session's job
+//! is refused.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use axum::Extension;
 use axum::extract::ConnectInfo;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
@@ -20,10 +24,7 @@ use super::Portal;
 use super::error::ApiError;
 use super::jobs::JobView;
 use super::pages::VideoCard;
-use crate::carbon::Guid;
-
-/// How many jobs one socket may watch.
-const MAX_WATCHED: usize = 256;
+use super::session::Owner;
 
 /// What the poller and the upload path publish.
 #[derive(Debug, Clone)]
@@ -36,6 +37,10 @@ pub enum HubEvent {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage<'a> {
+    /// The session's whole queue (on connect, and after falling behind).
+    Queue {
+        jobs: &'a [JobView],
+    },
     Job {
         job: &'a JobView,
     },
@@ -43,7 +48,7 @@ pub enum ServerMessage<'a> {
         videos: &'a [VideoCard],
     },
     Error {
-        /// `unknown_job`, `bad_guid`, `too_many_watched` or `bad_message`.
+        /// `unknown_job`, `bad_guid` or `bad_message`.
         code: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
         guid: Option<&'a str>,
@@ -55,7 +60,9 @@ pub enum ServerMessage<'a> {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
+    /// Asks for one job's current state (only the session's own).
     Watch { guid: String },
+    /// Accepted for older pages; a socket follows its session's jobs anyway.
     Unwatch { guid: String },
 }
 
@@ -67,7 +74,12 @@ pub async fn handler(
     ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(portal): State<Portal>,
+    Extension(owner): Extension<Owner>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(refused) = super::origin::require_same_origin(&headers) {
+        return refused.into_response();
+    }
     let Some(held) = portal.inner.sockets.take(peer.ip()) else {
         tracing::warn!(%peer, "refused a WebSocket: too many from this client");
         return ApiError::new(
@@ -83,7 +95,7 @@ pub async fn handler(
     ws.on_upgrade(move |socket| async move {
         let clients = portal.config().metrics.websocket_clients.clone();
         clients.inc();
-        session(socket, portal).await;
+        session(socket, portal, owner).await;
         clients.dec();
         drop(held);
     })
@@ -154,36 +166,24 @@ async fn send_error(
     .await
 }
 
-/// Sends the stored state of `guid`. Returns whether the socket is still
-/// there and whether the job may still change (is worth watching).
-async fn send_current(socket: &mut WebSocket, portal: &Portal, guid: Guid) -> (bool, bool) {
-    match portal.inner.uploads.get(guid).await {
-        Ok(Some(upload)) => {
-            let job = JobView::from(&upload);
-            (
-                send(socket, &ServerMessage::Job { job: &job }).await,
-                !job.done,
-            )
-        }
-        Ok(None) => {
-            let text = guid.to_string();
-            let message = format!("no upload has job {guid}");
-            (
-                send_error(socket, "unknown_job", Some(&text), message).await,
-                false,
-            )
-        }
+/// Sends the session's queue; `false` if the socket is gone.
+async fn send_queue(socket: &mut WebSocket, portal: &Portal, owner: &Owner) -> bool {
+    match portal.queue_of(owner).await {
+        Ok(jobs) => send(socket, &ServerMessage::Queue { jobs: &jobs }).await,
         Err(e) => {
-            tracing::error!(error = %e, "cannot read uploads");
-            (true, true)
+            tracing::error!(error = ?e, "cannot read a queue");
+            true
         }
     }
 }
 
-async fn session(mut socket: WebSocket, portal: Portal) {
+async fn session(mut socket: WebSocket, portal: Portal, owner: Owner) {
     let mut events = portal.inner.hub.subscribe();
-    let mut watched: HashSet<Guid> = HashSet::new();
     let shutdown = portal.inner.shutdown.clone();
+    // Subscribed first, so no change falls between the snapshot and the feed.
+    if !send_queue(&mut socket, &portal, &owner).await {
+        return;
+    }
     loop {
         tokio::select! {
             incoming = socket.recv() => {
@@ -193,33 +193,24 @@ async fn session(mut socket: WebSocket, portal: Portal) {
                     Message::Close(_) => break,
                     _ => continue,
                 };
-                if !on_client_message(&mut socket, &portal, &mut watched, &text).await {
+                if !on_client_message(&mut socket, &portal, &owner, &text).await {
                     break;
                 }
             }
             event = events.recv() => {
                 let alive = match event {
-                    Ok(HubEvent::Job(job)) if watched.contains(&job.guid) => {
-                        if job.done {
-                            // Nothing more will come: free the place.
-                            watched.remove(&job.guid);
-                        }
+                    Ok(HubEvent::Job(job)) if job.owner == owner.as_str() => {
                         send(&mut socket, &ServerMessage::Job { job: &job }).await
                     }
                     Ok(HubEvent::Job(_)) => true,
-                    Ok(HubEvent::Videos(videos)) => send(&mut socket, &ServerMessage::Videos { videos: &videos }).await,
+                    Ok(HubEvent::Videos(videos)) => {
+                        let visible = portal.visible_cards(&videos, &owner);
+                        send(&mut socket, &ServerMessage::Videos { videos: &visible }).await
+                    }
                     Err(RecvError::Lagged(missed)) => {
                         // Too slow to keep up: resend the latest state instead.
                         tracing::debug!(missed, "websocket client lagged");
-                        let mut alive = true;
-                        for guid in watched.clone() {
-                            let (open, active) = send_current(&mut socket, &portal, guid).await;
-                            alive &= open;
-                            if !active {
-                                watched.remove(&guid);
-                            }
-                        }
-                        alive
+                        send_queue(&mut socket, &portal, &owner).await
                     }
                     Err(RecvError::Closed) => false,
                 };
@@ -244,7 +235,7 @@ async fn session(mut socket: WebSocket, portal: Portal) {
 async fn on_client_message(
     socket: &mut WebSocket,
     portal: &Portal,
-    watched: &mut HashSet<Guid>,
+    owner: &Owner,
     text: &str,
 ) -> bool {
     let message = match serde_json::from_str::<ClientMessage>(text) {
@@ -259,30 +250,17 @@ async fn on_client_message(
             .await;
         }
     };
-    let (ClientMessage::Watch { guid: raw } | ClientMessage::Unwatch { guid: raw }) = &message;
-    let guid: Guid = match raw.parse() {
-        Ok(g) => g,
-        Err(e) => {
-            return send_error(socket, "bad_guid", Some(raw), e.to_string()).await;
-        }
+    let ClientMessage::Watch { guid: raw } = message else {
+        return true;
     };
-    match message {
-        ClientMessage::Watch { .. } if watched.len() >= MAX_WATCHED && !watched.contains(&guid) => {
-            let message = format!("a connection may watch at most {MAX_WATCHED} jobs");
-            send_error(socket, "too_many_watched", Some(raw), message).await
-        }
-        ClientMessage::Watch { .. } => {
-            // Subscribe before reading the state, so no change falls between.
-            watched.insert(guid);
-            let (open, active) = send_current(socket, portal, guid).await;
-            if !active {
-                watched.remove(&guid);
+    match portal.owned_upload(owner, &raw).await {
+        Ok(upload) => {
+            let mut views = portal.views(std::slice::from_ref(&upload)).await;
+            match views.pop() {
+                Some(job) => send(socket, &ServerMessage::Job { job: &job }).await,
+                None => true,
             }
-            open
         }
-        ClientMessage::Unwatch { .. } => {
-            watched.remove(&guid);
-            true
-        }
+        Err(refused) => send_error(socket, refused.code, Some(&raw), refused.message).await,
     }
 }

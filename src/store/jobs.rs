@@ -1,5 +1,6 @@
 //! The encoder's job queue: the `jobs` table and each job's `destinations`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use sqlx::SqlitePool;
@@ -249,6 +250,38 @@ impl JobStore {
         rows.into_iter()
             .map(|(status, n)| Ok((read.status(&status)?, u64::try_from(n).unwrap_or(0))))
             .collect()
+    }
+
+    /// Where a QUEUED job stands in the queue: 1 starts next. `None` when
+    /// the job is not QUEUED.
+    pub async fn queue_position(&self, guid: Guid) -> Result<Option<u32>, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM jobs o WHERE o.status = j.status AND \
+               (o.priority > j.priority OR (o.priority = j.priority AND \
+                 (o.queued_at < j.queued_at OR (o.queued_at = j.queued_at AND o.seq < j.seq))))) \
+             FROM jobs j WHERE j.guid = ? AND j.status = ?",
+        )
+        .bind(guid.to_string())
+        .bind(JobStatus::Queued.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(ahead,)| u32::try_from(ahead).unwrap_or(u32::MAX).saturating_add(1)))
+    }
+
+    /// Every QUEUED job's place in the queue (1 starts next).
+    pub async fn queue_positions(&self) -> Result<HashMap<Guid, u32>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT guid FROM jobs WHERE status = ? ORDER BY priority DESC, queued_at, seq",
+        )
+        .bind(JobStatus::Queued.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let read = RowReader { table: "jobs" };
+        let mut positions = HashMap::with_capacity(rows.len());
+        for (place, (guid,)) in (1u32..).zip(&rows) {
+            positions.insert(read.guid(guid)?, place);
+        }
+        Ok(positions)
     }
 
     /// Atomically takes the next QUEUED job (highest priority, then longest

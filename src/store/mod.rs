@@ -5,6 +5,7 @@
 //! rules for *which* status may follow which live with the encoder, which
 //! passes them in.
 
+pub mod accounts;
 pub mod jobs;
 pub mod uploads;
 
@@ -21,7 +22,8 @@ use crate::carbon::{Guid, JobStatus};
 
 pub use jobs::{Job, JobStore, NewJob};
 // `jobs::Destination` stays qualified: the Carbon message has one too.
-pub use uploads::{Upload, UploadStore};
+pub use accounts::AccountStore;
+pub use uploads::{TusStore, TusUpload, Upload, UploadStore};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]

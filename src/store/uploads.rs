@@ -16,6 +16,19 @@ pub struct Upload {
     pub progress: u32,
     pub description: String,
     pub created_at: i64,
+    /// The session or account identity that uploaded it.
+    pub owner: String,
+    /// The preset chosen, by name ('' when unknown).
+    pub preset_name: String,
+}
+
+/// A file a finished upload's job wrote, and whose it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub guid: Guid,
+    pub file_name: String,
+    pub preset_name: String,
+    pub owner: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -28,6 +41,8 @@ struct UploadRow {
     progress: i64,
     description: String,
     created_at: i64,
+    owner: String,
+    preset_name: String,
 }
 
 impl TryFrom<UploadRow> for Upload {
@@ -44,12 +59,14 @@ impl TryFrom<UploadRow> for Upload {
             progress: read.unsigned(row.progress)?,
             description: row.description,
             created_at: row.created_at,
+            owner: row.owner,
+            preset_name: row.preset_name,
         })
     }
 }
 
-const COLUMNS: &str =
-    "guid, original_name, stored_name, size, status, progress, description, created_at";
+const COLUMNS: &str = "guid, original_name, stored_name, size, status, progress, description, \
+     created_at, owner, preset_name";
 
 /// Queries on the `uploads` table.
 #[derive(Clone)]
@@ -79,7 +96,7 @@ impl UploadStore {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO uploads (guid, original_name, stored_name, size, status, progress, description, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, updated_at, owner, preset_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(upload.guid.to_string())
         .bind(&upload.original_name)
@@ -90,6 +107,8 @@ impl UploadStore {
         .bind(&upload.description)
         .bind(upload.created_at)
         .bind(now)
+        .bind(&upload.owner)
+        .bind(&upload.preset_name)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -114,6 +133,77 @@ impl UploadStore {
         rows.into_iter().map(Upload::try_from).collect()
     }
 
+    /// `owner`'s uploads, newest first, at most `limit`.
+    pub async fn of_owner(&self, owner: &str, limit: u32) -> Result<Vec<Upload>, StoreError> {
+        let rows: Vec<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM uploads WHERE owner = ? ORDER BY created_at DESC, guid LIMIT ?"
+        )))
+        .bind(owner)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Upload::try_from).collect()
+    }
+
+    /// Gives every upload of `from` to `to` (a browser signing in to its
+    /// account keeps the queue it had). Returns how many moved.
+    pub async fn transfer(&self, from: &str, to: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE uploads SET owner = ? WHERE owner = ?")
+            .bind(to)
+            .bind(from)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records the files a finished job wrote (again: replaces the list).
+    pub async fn record_outputs(
+        &self,
+        guid: Guid,
+        outputs: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM upload_outputs WHERE guid = ?")
+            .bind(guid.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for (file_name, preset_name) in outputs {
+            sqlx::query(
+                "INSERT OR REPLACE INTO upload_outputs (guid, file_name, preset_name) VALUES (?, ?, ?)",
+            )
+            .bind(guid.to_string())
+            .bind(file_name)
+            .bind(preset_name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every recorded output with its owner, by file name.
+    pub async fn outputs(&self) -> Result<Vec<Output>, StoreError> {
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT o.guid, o.file_name, o.preset_name, u.owner \
+             FROM upload_outputs o JOIN uploads u ON u.guid = o.guid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let read = RowReader {
+            table: "upload_outputs",
+        };
+        rows.into_iter()
+            .map(|(guid, file_name, preset_name, owner)| {
+                Ok(Output {
+                    guid: read.guid(&guid)?,
+                    file_name,
+                    preset_name,
+                    owner,
+                })
+            })
+            .collect()
+    }
+
     /// Records the job's latest state as seen on the encoder.
     pub async fn record_state(
         &self,
@@ -135,8 +225,17 @@ impl UploadStore {
 }
 
 /// A fresh upload record, not yet stored.
-pub fn new_upload(guid: Guid, original_name: String, stored_name: String, size: u64) -> Upload {
+pub fn new_upload(
+    guid: Guid,
+    original_name: String,
+    stored_name: String,
+    size: u64,
+    owner: String,
+    preset_name: String,
+) -> Upload {
     Upload {
+        owner,
+        preset_name,
         guid,
         original_name,
         stored_name,
@@ -145,5 +244,91 @@ pub fn new_upload(guid: Guid, original_name: String, stored_name: String, size: 
         progress: 0,
         description: String::new(),
         created_at: now_ms(),
+    }
+}
+
+/// A resumable upload in progress (or just finished: then `guid` is set).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TusUpload {
+    pub id: String,
+    pub owner: String,
+    pub length: i64,
+    pub file_name: String,
+    pub preset: Option<String>,
+    pub created_at: i64,
+    pub guid: Option<String>,
+}
+
+/// Queries on the `tus_uploads` table.
+#[derive(Clone)]
+pub struct TusStore {
+    pool: SqlitePool,
+}
+
+impl TusStore {
+    pub fn new(pool: SqlitePool) -> Self {
+        TusStore { pool }
+    }
+
+    pub async fn insert(&self, upload: &TusUpload) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tus_uploads (id, owner, length, file_name, preset, created_at, guid) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&upload.id)
+        .bind(&upload.owner)
+        .bind(upload.length)
+        .bind(&upload.file_name)
+        .bind(&upload.preset)
+        .bind(upload.created_at)
+        .bind(&upload.guid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<TusUpload>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, owner, length, file_name, preset, created_at, guid FROM tus_uploads WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn finish(&self, id: &str, guid: Guid) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tus_uploads SET guid = ? WHERE id = ?")
+            .bind(guid.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn remove(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM tus_uploads WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets uploads created before `before` (unix ms); returns their ids
+    /// so their files can go too.
+    pub async fn expire(&self, before: i64) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("DELETE FROM tus_uploads WHERE created_at < ? RETURNING id")
+                .bind(before)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Every id still known.
+    pub async fn ids(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM tus_uploads")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 }

@@ -95,8 +95,20 @@ pub struct TestApp {
     pub http_addr: SocketAddr,
     pub carbon: SocketAddr,
     pub data: PathBuf,
+    /// Carries this test's browser session (its cookie) on every request.
     pub http: reqwest::Client,
+    pub cookies: std::sync::Arc<reqwest::cookie::Jar>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// A client with its own cookie jar: one browser session.
+pub fn session_client() -> (reqwest::Client, std::sync::Arc<reqwest::cookie::Jar>) {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .build()
+        .expect("http client");
+    (client, jar)
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -120,12 +132,14 @@ pub async fn spawn_app_in(data: PathBuf, configure: impl FnOnce(&mut ServeArgs))
     configure(&mut args);
     let app = App::build(&args).await.expect("app starts");
     let http_addr = app.http_addr().expect("the app runs the portal");
+    let (http, cookies) = session_client();
     TestApp {
+        cookies,
         base: format!("http://{http_addr}"),
         http_addr,
         carbon: app.carbon_addr().expect("the app runs the encoder"),
         data: app.dirs().root.clone(),
-        http: reqwest::Client::new(),
+        http,
         app,
         _dir: None,
     }
@@ -178,13 +192,36 @@ impl TestApp {
         body["guid"].as_str().expect("guid in reply").to_owned()
     }
 
+    /// This test's own browser session, as a [`Visitor`].
+    pub fn me(&self) -> Visitor {
+        Visitor {
+            http: self.http.clone(),
+            cookies: self.cookies.clone(),
+            base: self.base.clone(),
+            http_addr: self.http_addr,
+        }
+    }
+
+    /// Another browser: a session of its own (no cookie yet).
+    pub fn visitor(&self) -> Visitor {
+        let (http, cookies) = session_client();
+        Visitor {
+            http,
+            cookies,
+            base: self.base.clone(),
+            http_addr: self.http_addr,
+        }
+    }
+
+    /// Opens the page's WebSocket as this session (its cookie, no Origin).
+    pub async fn websocket(&self) -> WebSocket {
+        self.me().websocket().await
+    }
+
     /// Watches `guid` over the WebSocket until its job is done; returns every
-    /// message received (job updates and library updates).
+    /// message received (the queue, job updates and library updates).
     pub async fn follow_job(&self, guid: &str) -> Vec<Value> {
-        let url = format!("ws://{}/ws", self.http_addr);
-        let (mut socket, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("websocket");
+        let mut socket = self.websocket().await;
         socket
             .send(Message::Text(
                 serde_json::json!({"type": "watch", "guid": guid})
@@ -231,6 +268,138 @@ impl TestApp {
 
     pub async fn stop(self) {
         self.app.stop().await;
+    }
+}
+
+pub type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One browser session on a running app: its own cookie jar.
+#[derive(Clone)]
+pub struct Visitor {
+    pub http: reqwest::Client,
+    pub cookies: std::sync::Arc<reqwest::cookie::Jar>,
+    pub base: String,
+    pub http_addr: SocketAddr,
+}
+
+impl Visitor {
+    /// This session's `Cookie` header, if it has one yet.
+    pub fn cookie_header(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url: reqwest::Url = self.base.parse().expect("base url");
+        self.cookies
+            .cookies(&url)
+            .and_then(|v| v.to_str().ok().map(str::to_owned))
+    }
+
+    /// Opens `/ws` with this session's cookie and the extra `headers`.
+    pub async fn websocket_with(
+        &self,
+        headers: &[(&str, &str)],
+    ) -> Result<WebSocket, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        if self.cookie_header().is_none() {
+            // Like a browser, which has the page (and its cookie) first.
+            self.get_json("/api/jobs").await;
+        }
+        let mut request = format!("ws://{}/ws", self.http_addr)
+            .into_client_request()
+            .expect("ws request");
+        if let Some(cookie) = self.cookie_header() {
+            request
+                .headers_mut()
+                .insert("cookie", cookie.parse().expect("cookie header"));
+        }
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                value.parse().expect("value"),
+            );
+        }
+        tokio_tungstenite::connect_async(request)
+            .await
+            .map(|(socket, _)| socket)
+    }
+
+    pub async fn websocket(&self) -> WebSocket {
+        self.websocket_with(&[]).await.expect("websocket")
+    }
+
+    /// Uploads a clip as this session; returns the job GUID.
+    pub async fn upload_ok(&self, path: &Path) -> String {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("clip.mp4")
+            .to_owned();
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(path).expect("read clip"))
+                .file_name(name),
+        );
+        let response = self
+            .http
+            .post(format!("{}/upload", self.base))
+            .header("Accept", "application/json")
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload request");
+        let status = response.status();
+        let body: Value = response.json().await.expect("json reply");
+        assert_eq!(status, 202, "upload refused: {body}");
+        body["guid"].as_str().expect("guid in reply").to_owned()
+    }
+
+    /// `GET path` as this session: status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /api/jobs/{guid}/{action}`: status and JSON body.
+    pub async fn control(&self, guid: &str, action: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/jobs/{guid}/{action}", self.base))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The GUIDs in this session's queue.
+    pub async fn queue(&self) -> Vec<String> {
+        let (status, body) = self.get_json("/api/jobs").await;
+        assert_eq!(status, 200, "{body}");
+        body["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .map(|j| j["guid"].as_str().expect("guid").to_owned())
+            .collect()
+    }
+}
+
+/// The next JSON text message on a socket, within `DEADLINE`.
+pub async fn next_json(socket: &mut WebSocket) -> Value {
+    loop {
+        let message = tokio::time::timeout(DEADLINE, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("socket open")
+            .expect("message");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("json message");
+        }
     }
 }
 
@@ -355,7 +524,8 @@ pub async fn upload_to(base: &str, path: &Path) -> reqwest::Response {
         reqwest::multipart::Part::bytes(std::fs::read(path).expect("read the file"))
             .file_name(name),
     );
-    reqwest::Client::new()
+    session_client()
+        .0
         .post(format!("{base}/upload"))
         .header("Accept", "application/json")
         .multipart(form)

@@ -79,6 +79,23 @@ pub struct JobEntry {
         skip_serializing_if = "Option::is_none"
     )]
     pub completed_time_cnlt: Option<String>,
+    /// videoshare extension: frames per second of the running encode.
+    #[serde(rename = "@FPS.DBL", default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
+    /// videoshare extension: media seconds encoded per second ("× realtime").
+    #[serde(
+        rename = "@Speed.DBL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub speed: Option<f64>,
+    /// videoshare extension: 1 for the job that starts next, while QUEUED.
+    #[serde(
+        rename = "@QueuePosition.DWD",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub queue_position: Option<u32>,
 }
 
 /// `JobCommand QueryInfo`: the whole job record, free text unshortened.

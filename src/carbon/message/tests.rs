@@ -33,6 +33,9 @@ fn sample_job() -> JobEntry {
         check_in_time_cnlt: Some("2026-11-25 09:30:00".into()),
         start_time_cnlt: Some("2026-11-25 09:30:01".into()),
         completed_time_cnlt: None,
+        fps: None,
+        speed: None,
+        queue_position: None,
     }
 }
 

@@ -1,0 +1,42 @@
+//! The portal's optional accounts: a name and an argon2 password hash.
+//! Hashing and checking passwords is the caller's; this is storage only.
+
+use sqlx::SqlitePool;
+
+use super::{StoreError, now_ms};
+
+/// Queries on the `accounts` table.
+#[derive(Clone)]
+pub struct AccountStore {
+    pool: SqlitePool,
+}
+
+impl AccountStore {
+    pub fn new(pool: SqlitePool) -> Self {
+        AccountStore { pool }
+    }
+
+    /// Adds an account; `false` when the name (in any case) is taken.
+    pub async fn create(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO accounts (name, password_hash, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The account's name as registered and its password hash.
+    pub async fn find(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT name, password_hash FROM accounts WHERE lower(name) = lower(?)")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}
