@@ -1,7 +1,9 @@
 //! A real headless Chromium (Debian's chromium + chromium-driver) doing what
-//! a user does: pick a file, press Upload, watch the bars, see the video
-//! appear in the list and play it — without a reload. A bad file shows the
-//! server's reason on the page.
+//! users do: pick files, press Upload, watch the bars, pause and resume an
+//! encode, see the video appear with its thumbnail and play it. Two
+//! browsers do not see each other's queues; an upload whose connection is
+//! cut resumes; a page on another origin cannot open the WebSocket.
+//! Screenshots are saved under `target/screenshots/`.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{DEADLINE, make_clip, require, spawn_app};
+use common::{DEADLINE, make_clip, require, spawn_app, spawn_app_with};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -123,6 +125,87 @@ async fn text_of(client: &Client, css: &str) -> Option<String> {
     client.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
+/// Collects the distinct texts of `css` until one equals `last` (or one
+/// starts with `fail`, which fails the test).
+async fn texts_until(client: &Client, css: &str, last: &str, fail: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while seen.last().map(String::as_str) != Some(last) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {last:?} in {css}; saw {seen:?}"
+        );
+        if let Some(text) = text_of(client, css).await
+            && seen.last() != Some(&text)
+        {
+            assert!(!text.starts_with(fail), "{text} (saw {seen:?})");
+            seen.push(text);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen
+}
+
+/// Saves a screenshot of the page under `target/screenshots/`.
+async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let png = client.screenshot().await.expect("screenshot");
+    let path = screenshot_path(name);
+    std::fs::write(&path, png).expect("save screenshot");
+    eprintln!("screenshot: {}", path.display());
+    path
+}
+
+/// Waits until the first `<video>` matching `css` has played a little.
+async fn plays(client: &Client, css: &str) -> f64 {
+    let duration = eventually("the video's metadata", || async {
+        js(client, &format!("const v = document.querySelector('{css}'); return v && v.readyState >= 1 ? v.duration : null;"))
+            .await
+            .as_f64()
+    })
+    .await;
+    let played = js(
+        client,
+        &format!("return document.querySelector('{css}').play().then(() => 'playing', e => 'refused: ' + e.message);"),
+    )
+    .await;
+    assert_eq!(played, json!("playing"));
+    eventually("playback to advance", || async {
+        let t = js(
+            client,
+            &format!("return document.querySelector('{css}').currentTime;"),
+        )
+        .await
+        .as_f64()?;
+        (t > 0.2).then_some(())
+    })
+    .await;
+    duration
+}
+
+/// The GUID of the newest job in the page's queue, once there is one.
+async fn newest_job(client: &Client) -> String {
+    eventually("a job in the queue", || async {
+        js(
+            client,
+            "const r = document.querySelector('#jobs .job'); return r ? r.dataset.guid : null;",
+        )
+        .await
+        .as_str()
+        .map(str::to_owned)
+    })
+    .await
+}
+
+/// Whether the page is wider than the window (a sideways scroll).
+async fn overflows_sideways(client: &Client) -> bool {
+    js(
+        client,
+        "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+    )
+    .await
+        == json!(true)
+}
+
 async fn choose_file_and_upload(client: &Client, path: &Path) {
     let input = client
         .find(Locator::Css("#file-input"))
@@ -169,11 +252,26 @@ async fn a_user_uploads_watches_and_plays_in_chromium() {
         Some("No videos yet: upload one above.")
     );
 
-    // A bad file: the server's reason appears on the page.
+    // By keyboard: Tab from the top reaches the file input.
+    let mut reached = false;
+    for _ in 0..12 {
+        c.active_element()
+            .await
+            .expect("focus")
+            .send_keys("\u{E004}")
+            .await
+            .expect("tab");
+        if js(c, "return document.activeElement.id;").await == json!("file-input") {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab never reached the file input");
+
+    // A bad file: the server's reason appears on its upload row.
     choose_file_and_upload(c, &bogus).await;
     let error = eventually("the upload error", || async {
-        let shown = js(c, "const e = document.getElementById('upload-error'); return e.hidden ? null : e.textContent;").await;
-        shown.as_str().map(str::to_owned)
+        text_of(c, "#uploads .upload.failed .label").await
     })
     .await;
     assert!(
@@ -183,95 +281,332 @@ async fn a_user_uploads_watches_and_plays_in_chromium() {
 
     // A real clip: upload bar, then the encode bar to "Encoding complete".
     choose_file_and_upload(c, &clip).await;
-    let mut labels_seen: Vec<String> = Vec::new();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while labels_seen.last().map(String::as_str) != Some("Encoding complete") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no \"Encoding complete\"; saw {labels_seen:?}"
-        );
-        if let Some(label) = text_of(c, "#jobs .job .label").await
-            && labels_seen.last() != Some(&label)
-        {
-            labels_seen.push(label);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let labels_seen = texts_until(
+        c,
+        "#jobs .job .label",
+        "Encoding complete",
+        "Encoding failed",
+    )
+    .await;
     assert_eq!(
         text_of(c, "#jobs .job .job-name").await.as_deref(),
         Some("beach day.mp4")
     );
-    assert_eq!(
-        js(
-            c,
-            "return document.querySelector('#jobs .job progress').value;"
-        )
-        .await,
-        json!(100)
-    );
-    assert_eq!(
-        js(
-            c,
-            "return document.getElementById('upload-progress').value;"
-        )
-        .await,
-        json!(100)
-    );
-    assert_eq!(
-        text_of(c, "#upload-label").await.as_deref(),
-        Some("Upload complete")
-    );
-    assert!(
-        js(c, "return document.getElementById('upload-error').hidden;").await == json!(true),
-        "the earlier error is cleared"
-    );
-
-    // The video appears in the list without a reload, loads and plays.
-    let duration = eventually("the video's metadata", || async {
-        js(c, "const v = document.querySelector('#videos video'); return v && v.readyState >= 1 ? v.duration : null;")
-            .await
-            .as_f64()
-    })
-    .await;
-    assert!(duration > 1.5 && duration < 3.0, "duration {duration}");
-    assert_eq!(
-        text_of(c, "#videos .video .name").await.as_deref(),
-        Some("beach_day.mp4")
-    );
-    assert_eq!(
-        js(c, "return document.getElementById('videos-empty').hidden;").await,
-        json!(true)
-    );
-    let played = js(
+    let bar = js(
         c,
-        "return document.querySelector('#videos video').play().then(() => 'playing', e => 'refused: ' + e.message);",
+        "const p = document.querySelector('#jobs .job progress'); return [p.value, p.getAttribute('aria-valuenow'), p.getAttribute('aria-valuetext')];",
     )
     .await;
-    assert_eq!(played, json!("playing"));
-    eventually("playback to advance", || async {
-        let t = js(
-            c,
-            "return document.querySelector('#videos video').currentTime;",
-        )
-        .await
-        .as_f64()?;
-        (t > 0.2).then_some(())
+    assert_eq!(bar, json!([100, "100", "Encoding complete"]));
+    assert_eq!(
+        text_of(c, "#jobs .job .job-links a").await.as_deref(),
+        Some("Watch beach_day.mp4")
+    );
+
+    // The video appears with its thumbnail, without a reload.
+    let width = eventually("the thumbnail to load", || async {
+        js(c, "const i = document.querySelector('#videos .video img.thumb'); return i && i.complete && i.naturalWidth > 0 ? i.naturalWidth : null;")
+            .await
+            .as_u64()
     })
     .await;
+    assert_eq!(width, 320);
+    assert_eq!(
+        text_of(c, "#videos .video .title").await.as_deref(),
+        Some("beach_day")
+    );
     assert_eq!(
         js(c, "return window.__sameDocument || null;").await,
         json!("yes"),
         "the page reloaded"
     );
+    screenshot(c, "queue.png").await;
+    eprintln!("labels seen: {labels_seen:?}");
 
-    let png = c.screenshot().await.expect("screenshot");
-    let path = screenshot_path("walking-skeleton.png");
-    std::fs::write(&path, png).expect("save screenshot");
-    eprintln!(
-        "screenshot: {} (labels seen: {labels_seen:?})",
-        path.display()
+    // At phone width nothing needs a sideways scroll.
+    c.set_window_size(390, 844).await.expect("phone size");
+    assert!(
+        !overflows_sideways(c).await,
+        "the queue page overflows at phone width"
     );
+    screenshot(c, "queue-phone.png").await;
+    c.set_window_size(1280, 1000).await.expect("desktop size");
+
+    // The library and the watch page: the video plays.
+    c.goto(&format!("{}/library", app.base))
+        .await
+        .expect("library");
+    eventually("the library's thumbnail", || async {
+        js(c, "const i = document.querySelector('#videos img.thumb'); return i && i.complete && i.naturalWidth > 0 ? true : null;")
+            .await
+            .as_bool()
+    })
+    .await;
+    screenshot(c, "library.png").await;
+    c.find(Locator::Css("#videos .video a.title"))
+        .await
+        .expect("a title link")
+        .click()
+        .await
+        .expect("open the watch page");
+    let duration = plays(c, "#player").await;
+    assert!(duration > 1.5 && duration < 3.0, "duration {duration}");
+    assert!(
+        c.find(Locator::Css("a[download]")).await.is_ok(),
+        "a download link"
+    );
+    screenshot(c, "watch.png").await;
 
     browser.client.close().await.expect("close the session");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_browsers_keep_private_queues_and_pause_and_resume_from_the_page() {
+    require("chromium");
+    let app = spawn_app_with(|a| a.encoder.encode_slots = 2).await;
+    let files = tempfile::tempdir().expect("tempdir");
+    let long = make_clip(files.path(), "long take.mp4", 60, 320, 240);
+    let short = make_clip(files.path(), "short.mp4", 1, 160, 120);
+
+    let alice = start_browser().await;
+    let bob = start_browser().await;
+    let (a, b) = (&alice.client, &bob.client);
+    a.goto(&app.base).await.expect("alice opens the page");
+    b.goto(&app.base).await.expect("bob opens the page");
+    choose_file_and_upload(a, &long).await;
+    choose_file_and_upload(b, &short).await;
+    let alices = newest_job(a).await;
+    let bobs = newest_job(b).await;
+    texts_until(
+        b,
+        "#jobs .job .label",
+        "Encoding complete",
+        "Encoding failed",
+    )
+    .await;
+
+    // Each queue holds only its own job.
+    let rows = "return [...document.querySelectorAll('#jobs .job')].map(r => r.dataset.guid);";
+    assert_eq!(js(a, rows).await, json!([alices]));
+    assert_eq!(js(b, rows).await, json!([bobs]));
+
+    // Bob cannot act on Alice's job, over HTTP or the WebSocket.
+    let status = js(
+        b,
+        &format!(
+            "return fetch('/api/jobs/{alices}/pause', {{method: 'POST'}}).then(r => r.status);"
+        ),
+    )
+    .await;
+    assert_eq!(status, json!(404));
+    let refusal = js(
+        b,
+        &format!(
+            "return new Promise((resolve) => {{
+               const ws = new WebSocket(`ws://${{location.host}}/ws`);
+               ws.onopen = () => ws.send(JSON.stringify({{type: 'watch', guid: '{alices}'}}));
+               ws.onmessage = (e) => {{ const m = JSON.parse(e.data); if (m.type === 'error') {{ ws.close(); resolve(m.code); }} }};
+               setTimeout(() => resolve('no answer'), 10000);
+             }});"
+        ),
+    )
+    .await;
+    assert_eq!(refusal, json!("unknown_job"));
+
+    // Alice pauses her encode from the page: it holds still...
+    let pause = eventually("the encode to be under way", || async {
+        let state = js(a, "const r = document.querySelector('#jobs .job'); const p = r.querySelector('[data-action=pause]'); return r.dataset.status === 'STARTED' && Number(r.querySelector('progress').value) > 0 && !p.hidden ? true : null;").await;
+        state.as_bool()
+    })
+    .await;
+    assert!(pause);
+    a.find(Locator::Css("#jobs .job [data-action=pause]"))
+        .await
+        .expect("pause button")
+        .click()
+        .await
+        .expect("click pause");
+    let paused = eventually("the paused label", || async {
+        text_of(a, "#jobs .job .label")
+            .await
+            .filter(|l| l.starts_with("Paused at"))
+    })
+    .await;
+    screenshot(a, "queue-paused.png").await;
+    let progress = "return Number(document.querySelector('#jobs .job progress').value);";
+    let held = js(a, progress).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(js(a, progress).await, held, "progress moved while paused");
+    assert_eq!(text_of(a, "#jobs .job .label").await, Some(paused));
+
+    // ...and resumes: progress goes on to the end.
+    a.find(Locator::Css("#jobs .job [data-action=resume]"))
+        .await
+        .expect("resume button")
+        .click()
+        .await
+        .expect("click resume");
+    eventually("progress after resuming", || async {
+        let now = js(a, progress).await.as_f64()?;
+        (now > held.as_f64()?).then_some(())
+    })
+    .await;
+    texts_until(
+        a,
+        "#jobs .job .label",
+        "Encoding complete",
+        "Encoding failed",
+    )
+    .await;
+
+    alice.client.close().await.expect("close");
+    bob.client.close().await.expect("close");
+    app.stop().await;
+}
+
+/// A TCP proxy in front of the portal that cuts, once, the first
+/// connection carrying more than `cut_after` bytes from the browser, and
+/// notes whether a `HEAD /files/` (a tus resume) came through afterwards.
+struct CuttingProxy {
+    addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    resumed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn cutting_proxy(upstream: std::net::SocketAddr, cut_after: usize) -> CuttingProxy {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let addr = listener.local_addr().expect("addr");
+    let cut = Arc::new(AtomicBool::new(false));
+    let resumed = Arc::new(AtomicBool::new(false));
+    let (cut_flag, resumed_flag) = (cut.clone(), resumed.clone());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                continue;
+            };
+            let (cut, resumed) = (cut_flag.clone(), resumed_flag.clone());
+            tokio::spawn(async move {
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let down = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+                let mut sent = 0usize;
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = client_read.read(&mut buffer).await {
+                    let chunk = &buffer[..n];
+                    if cut.load(Ordering::SeqCst) && chunk.windows(11).any(|w| w == b"HEAD /files")
+                    {
+                        resumed.store(true, Ordering::SeqCst);
+                    }
+                    sent += n;
+                    if sent > cut_after && !cut.swap(true, Ordering::SeqCst) {
+                        // Half the body is through: drop both sides.
+                        down.abort();
+                        return;
+                    }
+                    if server_write.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = down.await;
+            });
+        }
+    });
+    CuttingProxy { addr, cut, resumed }
+}
+
+#[tokio::test]
+async fn an_upload_cut_midway_resumes_and_the_result_plays() {
+    use std::sync::atomic::Ordering;
+    require("chromium");
+    let app = spawn_app().await;
+    let files = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(files.path(), "cut.mp4", 8, 640, 480);
+    let size = std::fs::metadata(&clip).expect("clip").len() as usize;
+    assert!(size > 400_000, "the clip is big enough to cut: {size}");
+    let proxy = cutting_proxy(app.http_addr, size / 2).await;
+
+    let browser = start_browser().await;
+    let c = &browser.client;
+    c.goto(&format!("http://{}/", proxy.addr))
+        .await
+        .expect("open the page through the proxy");
+    choose_file_and_upload(c, &clip).await;
+    texts_until(
+        c,
+        "#jobs .job .label",
+        "Encoding complete",
+        "Encoding failed",
+    )
+    .await;
+    assert!(
+        proxy.cut.load(Ordering::SeqCst),
+        "the upload's connection was cut"
+    );
+    assert!(
+        proxy.resumed.load(Ordering::SeqCst),
+        "the client asked HEAD where to resume"
+    );
+    // The server got every byte once: the stored upload is the clip.
+    let stored = app.uploaded_dir().join("cut.mp4");
+    assert_eq!(
+        std::fs::read(&stored).expect("stored upload"),
+        std::fs::read(&clip).expect("clip")
+    );
+
+    c.find(Locator::Css("#jobs .job .job-links a"))
+        .await
+        .expect("the watch link")
+        .click()
+        .await
+        .expect("open the watch page");
+    let duration = plays(c, "#player").await;
+    assert!(duration > 7.0 && duration < 9.0, "duration {duration}");
+    browser.client.close().await.expect("close");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_page_on_another_origin_cannot_open_the_websocket() {
+    require("chromium");
+    let app = spawn_app().await;
+    // Another site, on another port: a page that tries the portal's socket.
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let other_addr = other.local_addr().expect("addr");
+    let page = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            axum::response::Html("<!doctype html><title>elsewhere</title>")
+        }),
+    );
+    tokio::spawn(async move { axum::serve(other, page).await });
+
+    let try_socket = format!(
+        "return new Promise((resolve) => {{
+           const ws = new WebSocket('ws://{}/ws');
+           ws.onmessage = (e) => {{ ws.close(); resolve('open: ' + JSON.parse(e.data).type); }};
+           ws.onerror = () => resolve('refused');
+           setTimeout(() => resolve('no answer'), 10000);
+         }});",
+        app.http_addr
+    );
+    let browser = start_browser().await;
+    let c = &browser.client;
+    c.goto(&format!("http://{other_addr}/"))
+        .await
+        .expect("the other site");
+    assert_eq!(js(c, &try_socket).await, json!("refused"));
+    c.goto(&app.base).await.expect("the portal");
+    assert_eq!(js(c, &try_socket).await, json!("open: queue"));
+    browser.client.close().await.expect("close");
     app.stop().await;
 }

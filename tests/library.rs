@@ -44,11 +44,16 @@ async fn the_library_sorts_pages_and_shows_thumbnails() {
     // Thirteen finished videos (one more than a page), as any ingest path
     // would leave them, each a minute older than the one before.
     let now = SystemTime::now();
-    let titles: Vec<String> = (0..13).map(|i| format!("video-{:02}", (i * 7) % 13)).collect();
+    let titles: Vec<String> = (0..13)
+        .map(|i| format!("video-{:02}", (i * 7) % 13))
+        .collect();
     for (age, title) in titles.iter().enumerate() {
         let path = app.streams_dir().join(format!("{title}.mp4"));
         std::fs::copy(&clip, &path).expect("copy");
-        let file = std::fs::File::options().write(true).open(&path).expect("open");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
         file.set_modified(now - Duration::from_secs(60 * age as u64))
             .expect("set time");
     }
@@ -171,24 +176,44 @@ async fn accounts_keep_a_queue_across_browsers() {
     }
 
     // Registering keeps the queue this browser already had.
-    let (status, home) = form(&laptop, "/account/register", &[("name", "Ann"), ("password", "correct horse")]).await;
+    let (status, home) = form(
+        &laptop,
+        "/account/register",
+        &[("name", "Ann"), ("password", "correct horse")],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(home.contains("Signed in as Ann"), "{home}");
-    assert_eq!(laptop.queue().await, [guid.clone()]);
-    let (status, html) = form(&app.visitor(), "/account/register", &[("name", "ann"), ("password", "another one")]).await;
+    assert_eq!(laptop.queue().await, std::slice::from_ref(&guid));
+    let (status, html) = form(
+        &app.visitor(),
+        "/account/register",
+        &[("name", "ann"), ("password", "another one")],
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(html.contains("is taken"));
 
     // Another browser signs in and sees the same queue; a wrong password
     // does not.
     let phone = app.visitor();
-    let (status, html) = form(&phone, "/account/login", &[("name", "ann"), ("password", "wrong horse")]).await;
+    let (status, html) = form(
+        &phone,
+        "/account/login",
+        &[("name", "ann"), ("password", "wrong horse")],
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(html.contains("Wrong user name or password"));
     assert!(phone.queue().await.is_empty());
-    let (status, _) = form(&phone, "/account/login", &[("name", "ANN"), ("password", "correct horse")]).await;
+    let (status, _) = form(
+        &phone,
+        "/account/login",
+        &[("name", "ANN"), ("password", "correct horse")],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(phone.queue().await, [guid.clone()]);
+    assert_eq!(phone.queue().await, std::slice::from_ref(&guid));
     let (status, job) = phone.control(&guid, "retry").await;
     assert!(status == 200 || status == 409, "{status} {job}");
 
@@ -203,7 +228,12 @@ async fn accounts_keep_a_queue_across_browsers() {
     let me = plain.me();
     let (status, _) = page(&me, "/account").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = form(&me, "/account/login", &[("name", "ann"), ("password", "correct horse")]).await;
+    let (status, _) = form(
+        &me,
+        "/account/login",
+        &[("name", "ann"), ("password", "correct horse")],
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     plain.stop().await;
 }

@@ -39,8 +39,8 @@ async fn each_browser_sees_and_controls_only_its_own_jobs() {
 
     let ann_job = ann.upload_ok(&clip).await;
     let bob_job = bob.upload_ok(&clip).await;
-    assert_eq!(ann.queue().await, [ann_job.clone()]);
-    assert_eq!(bob.queue().await, [bob_job.clone()]);
+    assert_eq!(ann.queue().await, std::slice::from_ref(&ann_job));
+    assert_eq!(bob.queue().await, std::slice::from_ref(&bob_job));
 
     // Over HTTP: Ann's job does not exist for Bob, whatever he tries.
     let (status, body) = bob.get_json(&format!("/api/jobs/{ann_job}")).await;

@@ -10,6 +10,9 @@ use serde_json::Value;
 
 const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
 
+/// Request headers of a test case.
+type Headers = Vec<(&'static str, String)>;
+
 fn b64(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
@@ -96,7 +99,10 @@ async fn an_upload_in_pieces_survives_a_restart_and_becomes_a_job() {
     assert_eq!(offset(&me, &path).await, Ok(0));
     let response = patch(&me, &path, 0, &clip[..third]).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_eq!(response.headers()["upload-offset"], third.to_string().as_str());
+    assert_eq!(
+        response.headers()["upload-offset"],
+        third.to_string().as_str()
+    );
     // Nothing half-received is visible where users look.
     assert!(common::names_in(&first.uploaded_dir()).is_empty());
 
@@ -142,14 +148,14 @@ async fn an_upload_in_pieces_survives_a_restart_and_becomes_a_job() {
 async fn protocol_mistakes_get_clear_refusals() {
     let app = spawn_app_with(|a| a.portal.max_upload = 1 << 20).await;
     let me = app.me();
-    let post = |headers: Vec<(&'static str, String)>| {
+    let post = |headers: Headers| {
         let mut request = me.http.post(format!("{}/files", me.base));
         for (name, value) in headers {
             request = request.header(name, value);
         }
         request.send()
     };
-    let cases: Vec<(Vec<(&str, String)>, StatusCode, &str)> = vec![
+    let cases: Vec<(Headers, StatusCode, &str)> = vec![
         (
             vec![("Upload-Length", "10".into())],
             StatusCode::PRECONDITION_FAILED,
@@ -160,7 +166,11 @@ async fn protocol_mistakes_get_clear_refusals() {
             StatusCode::PRECONDITION_FAILED,
             "tus_version",
         ),
-        (vec![(TUS.0, TUS.1.into())], StatusCode::BAD_REQUEST, "missing_length"),
+        (
+            vec![(TUS.0, TUS.1.into())],
+            StatusCode::BAD_REQUEST,
+            "missing_length",
+        ),
         (
             vec![(TUS.0, TUS.1.into()), ("Upload-Length", "-5".into())],
             StatusCode::BAD_REQUEST,
@@ -172,7 +182,10 @@ async fn protocol_mistakes_get_clear_refusals() {
             "empty_file",
         ),
         (
-            vec![(TUS.0, TUS.1.into()), ("Upload-Length", (2u64 << 20).to_string())],
+            vec![
+                (TUS.0, TUS.1.into()),
+                ("Upload-Length", (2u64 << 20).to_string()),
+            ],
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
         ),
@@ -189,7 +202,10 @@ async fn protocol_mistakes_get_clear_refusals() {
             vec![
                 (TUS.0, TUS.1.into()),
                 ("Upload-Length", "10".into()),
-                ("Upload-Metadata", format!("preset {}", b64("{00000000-0000-0000-0000-000000000000}"))),
+                (
+                    "Upload-Metadata",
+                    format!("preset {}", b64("{00000000-0000-0000-0000-000000000000}")),
+                ),
             ],
             StatusCode::BAD_REQUEST,
             "bad_field",

@@ -43,7 +43,12 @@ async fn an_upload_is_encoded_followed_live_and_playable() {
         .expect("library update");
     let video = &library["videos"][0];
     assert_eq!(video["name"], "holiday_trip.mp4");
-    assert!(video["html"].as_str().is_some_and(|h| h.contains("<video")));
+    assert!(
+        video["html"]
+            .as_str()
+            .is_some_and(|h| h.contains("href=\"/watch/holiday_trip.mp4\"")),
+        "{video}"
+    );
 
     // The output is the seed preset: H.264 720×480 with AAC audio.
     let output = app.streams_dir().join("holiday_trip.mp4");
@@ -172,6 +177,7 @@ async fn an_encode_interrupted_by_a_stop_is_requeued_and_finishes_after_restart(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let (streams, tmp_encodes) = (first.streams_dir(), first.app.dirs().tmp_encodes.clone());
+    let (http, cookies) = (first.http.clone(), first.cookies.clone());
     first.stop().await;
     assert!(
         names_in(&streams).is_empty(),
@@ -182,7 +188,8 @@ async fn an_encode_interrupted_by_a_stop_is_requeued_and_finishes_after_restart(
         "the killed encode's temp file is removed"
     );
 
-    let second = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
+    let mut second = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
+    (second.http, second.cookies) = (http, cookies);
     let updates = second.follow_job(&guid).await;
     assert_eq!(
         job_updates(&updates).last().map(|j| j["status"].clone()),
@@ -206,7 +213,9 @@ async fn a_plain_form_post_goes_back_to_the_page_following_the_job() {
         "file",
         reqwest::multipart::Part::bytes(std::fs::read(&clip).expect("read")).file_name("form.mp4"),
     );
+    // The same browser session, without following the redirect.
     let no_redirects = reqwest::Client::builder()
+        .cookie_provider(app.cookies.clone())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");

@@ -93,7 +93,7 @@ impl Sort {
             Sort::Oldest => videos.reverse(),
             Sort::Title => videos.sort_by(|a, b| by_title(a, b).then_with(|| a.name.cmp(&b.name))),
             Sort::Longest => videos.sort_by(|a, b| b.duration.total_cmp(&a.duration)),
-            Sort::Largest => videos.sort_by(|a, b| b.size.cmp(&a.size)),
+            Sort::Largest => videos.sort_by_key(|v| std::cmp::Reverse(v.size)),
         }
     }
 }

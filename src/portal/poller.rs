@@ -113,7 +113,7 @@ impl Portal {
         }
         let view = JobView::new(&updated, live, outputs);
         if self.inner.following.shown(&view) {
-            let _ = self.inner.hub.send(HubEvent::Job(view));
+            let _ = self.inner.hub.send(HubEvent::Job(Box::new(view)));
         }
         if finished_now {
             // Listing may probe new files: never hold up other jobs' updates.

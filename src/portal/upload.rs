@@ -238,7 +238,7 @@ pub async fn accept(
         .await
         .map_err(internal)?;
     let job = JobView::from(&record);
-    let _ = portal.inner.hub.send(HubEvent::Job(job.clone()));
+    let _ = portal.inner.hub.send(HubEvent::Job(Box::new(job.clone())));
     portal.inner.poke.notify_one();
     portal.config().metrics.upload_bytes.inc_by(size);
     tracing::info!(%guid, file = %stored_as, size, "upload accepted");

@@ -29,7 +29,7 @@ use super::session::Owner;
 /// What the poller and the upload path publish.
 #[derive(Debug, Clone)]
 pub enum HubEvent {
-    Job(JobView),
+    Job(Box<JobView>),
     Videos(Arc<Vec<VideoCard>>),
 }
 
