@@ -207,8 +207,16 @@ async fn submit_reports_refusals_and_failed_jobs_with_its_exit_code() {
 /// Starts `videoshare ARGS` and waits for the log line containing `marker`;
 /// returns the child and the text after the marker.
 async fn start(args: &[&str], marker: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
+    let mut command = Command::new(BIN);
+    command.args(args);
+    start_command(command, marker).await
+}
+
+/// Starts `command` (which runs videoshare) and waits until its log says
+/// `marker`; returns the child and the rest of that log line.
+async fn start_command(mut command: Command, marker: &str) -> (Child, String) {
+    let shown = format!("{command:?}");
+    let mut child = command
         .env("RUST_LOG", "videoshare=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -228,7 +236,7 @@ async fn start(args: &[&str], marker: &str) -> (Child, String) {
     .await
     .ok()
     .flatten()
-    .unwrap_or_else(|| panic!("videoshare {args:?} never logged {marker:?}"));
+    .unwrap_or_else(|| panic!("{shown} never logged {marker:?}"));
     // Keep draining so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, found)
@@ -599,4 +607,93 @@ async fn sigterm_closes_sockets_with_a_reason_and_requeues_the_running_encode() 
     let (_encoder, carbon) = start(&encoder_args, "Carbon encoder listening on ").await;
     common::wait_completed(&Client::new(carbon), guid).await;
     assert_eq!(names_in(&dir.path().join("data/streams")), ["long.mp4"]);
+}
+
+/// Runs `videoshare encoder` in a private mount namespace whose data folder
+/// is a tmpfs of `size` (`unshare -m`, or with a user namespace where root
+/// is not available), so a test can fill the disk for real.
+async fn encoder_on_small_disk(data: &Path, sources: &Path, size: &str) -> (Child, String) {
+    let script = r#"mkdir -p "$1" && mount -t tmpfs -o "size=$2" tmpfs "$1" && exec "$3" encoder --data "$1" --carbon 127.0.0.1:0 --root "$4""#;
+    let usable = |flags: &[&str]| {
+        std::process::Command::new("unshare")
+            .args(flags)
+            .args(["sh", "-c", "mount -t tmpfs tmpfs /mnt"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let flags: &[&str] = if usable(&["-m"]) {
+        &["-m"]
+    } else if usable(&["-r", "-m"]) {
+        &["-r", "-m"]
+    } else {
+        panic!("this test needs `unshare -m` (root) or user namespaces to mount a small tmpfs");
+    };
+    let mut command = Command::new("unshare");
+    command
+        .args(flags)
+        .args(["sh", "-c", script, "sh"])
+        .arg(data)
+        .arg(size)
+        .arg(BIN)
+        .arg(sources);
+    start_command(command, "Carbon encoder listening on ").await
+}
+
+/// Polls a job over Carbon until it has finished, whatever the outcome.
+async fn finished(client: &Client, guid: videoshare::carbon::Guid) -> videoshare::carbon::JobEntry {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let job = client
+            .command(guid, videoshare::carbon::message::Command::Query)
+            .await
+            .expect("the job exists");
+        if job.status.is_terminal() {
+            return job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "job stuck: {job:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_job_readably_and_the_next_job_runs() {
+    use videoshare::carbon::JobStatus;
+    use videoshare::carbon::message::JobQueue;
+    use videoshare::encoder::preset::SEED_PRESET;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sources = dir.path().join("sources");
+    std::fs::create_dir_all(&sources).expect("mkdir");
+    // About 7 MB of output: far more than the 2 MiB disk.
+    let big = make_clip(&sources, "big.mp4", 60, 320, 240);
+    let small = make_clip(&sources, "small.mp4", 1, 160, 120);
+    let data = dir.path().join("data");
+    let (_encoder, carbon) = encoder_on_small_disk(&data, &sources, "2m").await;
+    let client = Client::new(carbon);
+    let streams = data.join("streams");
+    let streams = text(&streams);
+
+    let guid = client
+        .queue(JobQueue::single(&text(&big), SEED_PRESET, &streams))
+        .await
+        .expect("queued");
+    let failed = finished(&client, guid).await;
+    assert_eq!(failed.status, JobStatus::Error, "{failed:?}");
+    eprintln!("Description: {}", failed.description);
+    assert!(
+        failed.description.starts_with("the disk is full"),
+        "{}",
+        failed.description
+    );
+
+    // The server goes on; the small job fits only because the failed
+    // encode's partial output was removed.
+    let guid = client
+        .queue(JobQueue::single(&text(&small), SEED_PRESET, &streams))
+        .await
+        .expect("queued");
+    let done = finished(&client, guid).await;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    let info = client.info(guid).await.expect("info");
+    let output = info.destinations[0].output.as_ref().expect("an output");
+    assert!(output.filename.ends_with("small.mp4"), "{output:?}");
 }

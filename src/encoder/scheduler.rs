@@ -275,7 +275,7 @@ impl Encoder {
             }
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ffmpeg::describe_failure(&e))?;
         // Paused time included: it is how long the encode held its slot.
         let took = encoding.elapsed().as_secs_f64();
         inner.metrics.encode_seconds.observe(took);
