@@ -313,6 +313,7 @@ impl App {
                 private_library: options.private_library,
                 thumbs_dir: dirs.root.join("thumbs"),
                 tus_dir: dirs.root.join("tus"),
+                ws_per_client: usize::try_from(options.ws_per_client).unwrap_or(usize::MAX),
             },
             pool,
             self.shutdown.clone(),

@@ -247,6 +247,7 @@ async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> Socket
             private_library: false,
             thumbs_dir: dirs.root.join(format!("{tmp}-thumbs")),
             tus_dir: dirs.root.join(format!("{tmp}-tus")),
+            ws_per_client: 16,
         },
         pool,
         Default::default(),

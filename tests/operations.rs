@@ -48,6 +48,7 @@ async fn healthz_checks_the_encoder_the_database_and_the_disk() {
             poll_ms: 250,
             accounts: false,
             private_library: false,
+            ws_per_client: 16,
         },
         connect: videoshare::config::ConnectArgs {
             encoder: nobody.clone(),

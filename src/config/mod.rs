@@ -146,6 +146,11 @@ pub struct PortalOptions {
     /// public otherwise, as the seed's streams folder was).
     #[arg(long, env = "VIDEOSHARE_PRIVATE_LIBRARY")]
     pub private_library: bool,
+
+    /// WebSockets one client address may hold at once (raise it behind a
+    /// reverse proxy, where every browser shares the proxy's address).
+    #[arg(long, env = "VIDEOSHARE_WS_PER_CLIENT", default_value_t = crate::portal::ws::MAX_SOCKETS_PER_CLIENT as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub ws_per_client: u64,
 }
 
 /// Settings of `videoshare serve`.
@@ -325,6 +330,7 @@ impl ServeArgs {
                 poll_ms: 250,
                 accounts: false,
                 private_library: false,
+                ws_per_client: crate::portal::ws::MAX_SOCKETS_PER_CLIENT as u64,
             },
         }
     }

@@ -111,6 +111,8 @@ pub struct PortalConfig {
     pub thumbs_dir: PathBuf,
     /// Where resumable uploads collect their bytes (kept across restarts).
     pub tus_dir: PathBuf,
+    /// WebSockets one client address may hold at once.
+    pub ws_per_client: usize,
 }
 
 /// Shared portal state, cheap to clone.

@@ -66,8 +66,9 @@ pub enum ClientMessage {
     Unwatch { guid: String },
 }
 
-/// WebSockets one client address may hold at once: enough for a user's
-/// tabs, not for one host to exhaust the server.
+/// WebSockets one client address may hold at once unless configured
+/// (`--ws-per-client`): enough for a user's tabs, not for one host to
+/// exhaust the server.
 pub const MAX_SOCKETS_PER_CLIENT: usize = 16;
 
 pub async fn handler(
@@ -80,13 +81,14 @@ pub async fn handler(
     if let Err(refused) = super::origin::require_same_origin(&headers) {
         return refused.into_response();
     }
-    let Some(held) = portal.inner.sockets.take(peer.ip()) else {
+    let limit = portal.config().ws_per_client;
+    let Some(held) = portal.inner.sockets.take(peer.ip(), limit) else {
         tracing::warn!(%peer, "refused a WebSocket: too many from this client");
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_sockets",
             format!(
-                "This client already has {MAX_SOCKETS_PER_CLIENT} live connections; close some \
+                "This client already has {limit} live connections; close some \
                  tabs and reload."
             ),
         )
@@ -115,10 +117,10 @@ pub struct Held {
 
 impl SocketCounts {
     /// Counts a new socket for `ip`, unless it already has the most allowed.
-    fn take(&self, ip: IpAddr) -> Option<Held> {
+    fn take(&self, ip: IpAddr, limit: usize) -> Option<Held> {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         let count = held.entry(ip).or_default();
-        if *count >= MAX_SOCKETS_PER_CLIENT {
+        if *count >= limit {
             return None;
         }
         *count += 1;

@@ -1,12 +1,7 @@
 //! Pipeline overhead: one generated clip through videoshare end to end
 //! (Carbon `JobQueue` submit → `COMPLETED` seen over Carbon) against plain
 //! ffmpeg run with the identical argument list, alternating, several runs,
-//! in one process on one machine. Prints a table and writes JSON under
-//! `target/bench/`.
-//!
-//! `cargo bench --bench pipeline` (or `make bench`). Environment:
-//! `BENCH_RUNS` (default 3), `BENCH_SECONDS` (default 60),
-//! `BENCH_SIZE` (default 1280x720).
+//! in one process on one machine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,15 +15,11 @@ use videoshare::encoder::ffmpeg::encode_args;
 use videoshare::encoder::preset::{Presets, SEED_PRESET};
 use videoshare::media::synthetic::{ClipSpec, write_clip};
 
-/// How often the benchmark asks for the job's status (the portal's default).
-const POLL: Duration = Duration::from_millis(250);
+use crate::support::{Row, cpu_secs, median};
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+/// How often the benchmark asks for the job's status: a client that
+/// watches closely (the portal polls every 250 ms).
+const POLL: Duration = Duration::from_millis(100);
 
 fn plain_ffmpeg(source: &Path, output: &Path) -> Duration {
     let presets = Presets::builtin();
@@ -47,7 +38,7 @@ fn plain_ffmpeg(source: &Path, output: &Path) -> Duration {
 /// Wall time of one job through videoshare and the CPU time videoshare
 /// itself (not ffmpeg) used meanwhile.
 async fn through_videoshare(client: &Client, source: &Path, streams: &Path) -> (Duration, f64) {
-    let cpu_before = own_cpu_seconds();
+    let cpu_before = cpu_secs(std::process::id());
     let job = JobQueue::single(
         &source.to_string_lossy(),
         SEED_PRESET,
@@ -60,7 +51,7 @@ async fn through_videoshare(client: &Client, source: &Path, streams: &Path) -> (
         let status = statuses[0].1.as_ref().map(|e| e.status);
         match status {
             Some(JobStatus::Completed) => {
-                return (started.elapsed(), own_cpu_seconds() - cpu_before);
+                return (started.elapsed(), cpu_secs(std::process::id()) - cpu_before);
             }
             Some(s) if s.is_terminal() => panic!("job ended as {s}"),
             _ => tokio::time::sleep(POLL).await,
@@ -68,43 +59,9 @@ async fn through_videoshare(client: &Client, source: &Path, streams: &Path) -> (
     }
 }
 
-/// CPU seconds this process (not its children) has used so far, from
-/// /proc/self/stat (Linux; clock ticks at the usual 100 Hz).
-fn own_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-#[tokio::main]
-async fn main() {
-    let runs: usize = env_or("BENCH_RUNS", 3);
-    let seconds: u32 = env_or("BENCH_SECONDS", 60);
-    let size: String = env_or("BENCH_SIZE", "1280x720".to_owned());
-    let (width, height) = size
-        .split_once('x')
-        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-        .expect("BENCH_SIZE is WIDTHxHEIGHT");
-
-    let work = tempfile::tempdir().expect("tempdir");
+pub async fn run(runs: usize, seconds: u32, width: u32, height: u32) -> Row {
+    let size = format!("{width}x{height}");
+    let work = tempfile::tempdir_in(crate::support::bench_dir()).expect("tempdir");
     let app = App::build(&ServeArgs::ephemeral(work.path().join("data")))
         .await
         .expect("videoshare starts");
@@ -153,26 +110,23 @@ async fn main() {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-    let median_ratio = median(rows.iter().map(|r| r.2).collect());
+    let median_ratio = median(&rows.iter().map(|r| r.2).collect::<Vec<_>>());
     println!("median ratio videoshare / ffmpeg: {median_ratio:.3} (target ≤ 1.03)");
-
-    let json = serde_json::json!({
-        "measurement": "pipeline overhead",
-        "clip": { "seconds": seconds, "size": size },
-        "runs": rows
-            .iter()
-            .map(|(p, o, r, c)| serde_json::json!({"ffmpeg_s": p, "videoshare_s": o, "ratio": r, "videoshare_own_cpu_s": c}))
-            .collect::<Vec<_>>(),
-        "median_ratio": median_ratio,
-    });
-    let out_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("bench");
-    std::fs::create_dir_all(&out_dir).expect("bench dir");
-    std::fs::write(
-        out_dir.join("pipeline.json"),
-        serde_json::to_string_pretty(&json).expect("json"),
-    )
-    .expect("write");
     app.stop().await;
+    Row {
+        measurement: "pipeline overhead",
+        result: format!(
+            "median wall-time ratio {median_ratio:.3} over {runs} runs ({seconds} s {size} clip)"
+        ),
+        target: "≤ 1.03",
+        met: Some(median_ratio <= 1.03),
+        details: serde_json::json!({
+            "clip": { "seconds": seconds, "size": size },
+            "runs": rows
+                .iter()
+                .map(|(p, o, r, c)| serde_json::json!({"ffmpeg_s": p, "videoshare_s": o, "ratio": r, "videoshare_own_cpu_s": c}))
+                .collect::<Vec<_>>(),
+            "median_ratio": median_ratio,
+        }),
+    }
 }

@@ -1,0 +1,108 @@
+//! videoshare's benchmarks: each measurement side by side in one run, as
+//! ratios and percentiles, never as pass/fail timings.
+//!
+//! `make bench` (`cargo bench --bench bench`) runs the full set with the
+//! sizes of docs/benchmarks.md; `cargo test --bench bench` (part of
+//! `make test`) runs a tiny smoke version that only proves the harness
+//! works. `BENCH_ONLY=carbon,upload` picks measurements (`pipeline`,
+//! `progress`, `upload`, `carbon`, `fanout`, `cold`). The table is printed
+//! and written, with every figure, to `target/bench/results.json`.
+
+mod carbon_api;
+mod cold_start;
+mod latency;
+mod pipeline;
+mod support;
+mod upload;
+
+use support::Row;
+
+/// Sizes for one run of the harness.
+struct Plan {
+    pipeline: (usize, u32, u32, u32),
+    progress_clip: (u32, u32, u32),
+    upload: (u64, usize),
+    carbon: (usize, usize, f64),
+    fanout: usize,
+    cold_runs: usize,
+}
+
+const FULL: Plan = Plan {
+    pipeline: (5, 60, 1280, 720),
+    progress_clip: (60, 640, 480),
+    upload: (2 << 30, 3),
+    carbon: (100_000, 32, 10.0),
+    fanout: 1000,
+    cold_runs: 5,
+};
+
+const SMOKE: Plan = Plan {
+    pipeline: (1, 1, 160, 120),
+    progress_clip: (2, 160, 120),
+    upload: (4 << 20, 1),
+    carbon: (500, 4, 0.5),
+    fanout: 5,
+    cold_runs: 1,
+};
+
+fn wanted(name: &str) -> bool {
+    match std::env::var("BENCH_ONLY") {
+        Ok(list) if !list.trim().is_empty() => list.split(',').any(|n| n.trim() == name),
+        _ => true,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes --bench; `cargo test` does not.
+    let full = std::env::args().any(|a| a == "--bench");
+    let plan = if full { FULL } else { SMOKE };
+    println!("videoshare benchmarks ({})", if full { "full" } else { "smoke" });
+    let mut rows: Vec<Row> = Vec::new();
+    if wanted("cold") {
+        rows.push(cold_start::run(plan.cold_runs).await);
+    }
+    if wanted("carbon") {
+        let (jobs, connections, secs) = plan.carbon;
+        rows.push(carbon_api::run(jobs, connections, secs).await);
+    }
+    if wanted("progress") {
+        let (secs, w, h) = plan.progress_clip;
+        rows.push(latency::progress(secs, w, h).await);
+    }
+    if wanted("fanout") {
+        let (secs, w, h) = plan.progress_clip;
+        rows.push(latency::fan_out(plan.fanout, secs, w, h).await);
+    }
+    if wanted("upload") {
+        let (bytes, runs) = plan.upload;
+        rows.push(upload::run(bytes, runs).await);
+    }
+    if wanted("pipeline") {
+        let (runs, secs, w, h) = plan.pipeline;
+        rows.push(pipeline::run(runs, secs, w, h).await);
+    }
+
+    println!();
+    println!("| measurement | result | target | met |");
+    println!("|---|---|---|---|");
+    for row in &rows {
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "–",
+        };
+        println!("| {} | {} | {} | {met} |", row.measurement, row.result, row.target);
+    }
+    let json = serde_json::json!({
+        "mode": if full { "full" } else { "smoke" },
+        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
+        "results": rows.iter().map(|r| serde_json::json!({
+            "measurement": r.measurement, "result": r.result, "target": r.target,
+            "met": r.met, "details": r.details,
+        })).collect::<Vec<_>>(),
+    });
+    let path = support::bench_dir().join(if full { "results.json" } else { "smoke.json" });
+    std::fs::write(&path, serde_json::to_string_pretty(&json).expect("json")).expect("write results");
+    println!("\nwritten to {}", path.display());
+}
