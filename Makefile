@@ -16,10 +16,12 @@ test: deps-test
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) test --locked
+	# The benchmark harness, tiny sizes: proves it runs (figures mean nothing).
+	$(CARGO) test --locked --bench bench
 
-# Pipeline overhead vs. plain ffmpeg (60 s 720p clip, several runs); see README.
+# Every benchmark at full size (about 15 minutes); see docs/benchmarks.md.
 bench: deps-run
-	$(CARGO) bench --locked --bench pipeline
+	$(CARGO) bench --locked --bench bench
 
 deps-run:
 	@scripts/ensure-deps.sh ffmpeg

@@ -1,6 +1,15 @@
 //! Carbon API: `JobStatusList` by GUID against an encoder whose store holds
-//! `jobs` jobs, from `connections` clients at once for `secs` seconds.
-//! Latency is measured at the client, request written → reply parsed.
+//! `jobs` jobs, from `connections` clients at once for `secs` seconds, in
+//! two runs: as fast as the clients can go (the most the server gives), and
+//! paced at a fixed total rate (the latency at that load). Latency is
+//! measured at the client up to the reply parsed, from when the request was
+//! sent or, if a slow reply held the send up, from when it was due (so
+//! waiting on the server is never forgiven).
+//!
+//! Why two runs: with 32 connections each waiting for its reply before the
+//! next request, the mean latency is 32 / throughput (Little's law) —
+//! 3.2 ms at 10,000 req/s — so a saturated run cannot show the latency a
+//! client sees at a given load.
 
 use std::time::{Duration, Instant};
 
@@ -54,41 +63,56 @@ async fn fill(data: &std::path::Path, count: usize) -> Vec<Guid> {
     guids
 }
 
-pub async fn run(jobs: usize, connections: usize, secs: f64) -> Row {
-    let work = tempfile::tempdir_in(crate::support::bench_dir()).expect("tempdir");
-    let data = work.path().join("data");
-    let filling = Instant::now();
-    let guids = std::sync::Arc::new(fill(&data, jobs).await);
-    eprintln!("carbon: {jobs} jobs stored in {:.1} s", filling.elapsed().as_secs_f64());
-    let server = Server::start(
-        "encoder",
-        &data,
-        &["--carbon-max-connections", &(connections + 8).to_string()],
-    )
-    .await;
-    let addr = server.carbon.to_string();
-
-    // Warm up every connection, then measure.
-    let clients: Vec<Client> = (0..connections).map(|_| Client::new(addr.clone())).collect();
-    for client in &clients {
-        client.statuses(&guids[..1]).await.expect("warm up");
-    }
-    let cpu_before = server.cpu_secs();
+/// Sends requests for `secs` over `clients`; `rate` (total per second)
+/// paces them, `None` goes flat out. Returns the latencies in ms.
+async fn load(
+    clients: &[std::sync::Arc<Client>],
+    guids: &std::sync::Arc<Vec<Guid>>,
+    secs: f64,
+    rate: Option<f64>,
+) -> Vec<f64> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(secs);
+    let interval = rate.map(|r| Duration::from_secs_f64(clients.len() as f64 / r));
     let mut tasks = Vec::new();
-    for (i, client) in clients.into_iter().enumerate() {
+    let clients_len = clients.len();
+    for (i, client) in clients.iter().cloned().enumerate() {
         let guids = guids.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut pick = i.wrapping_mul(7919) + 1;
-            while Instant::now() < deadline {
+            // Paced connections are spread over one interval.
+            let spread = interval.map(|d| d.mul_f64(i as f64 / clients_len as f64));
+            let mut next = started + spread.unwrap_or_default();
+            let mut last_reply = started;
+            loop {
+                let due = match interval {
+                    Some(every) => {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += every;
+                        let due = next - every;
+                        // A send held up by a slow reply counts from when it
+                        // was due; the timer's own lateness (1 ms ticks) does not.
+                        if last_reply > due {
+                            due
+                        } else {
+                            Instant::now()
+                        }
+                    }
+                    None => Instant::now(),
+                };
+                if due >= deadline {
+                    break;
+                }
                 pick = pick.wrapping_mul(1_103_515_245).wrapping_add(12_345) % guids.len();
                 let guid = guids[pick];
-                let sent = Instant::now();
                 let reply = client.statuses(&[guid]).await.expect("status");
-                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-                assert!(reply[0].1.as_ref().is_some_and(|e| e.guid == guid), "the right job");
+                last_reply = Instant::now();
+                latencies.push((last_reply - due).as_secs_f64() * 1000.0);
+                assert!(
+                    reply[0].1.as_ref().is_some_and(|e| e.guid == guid),
+                    "the right job"
+                );
             }
             latencies
         }));
@@ -97,26 +121,63 @@ pub async fn run(jobs: usize, connections: usize, secs: f64) -> Row {
     for task in tasks {
         latencies.extend(task.await.expect("client task"));
     }
+    latencies
+}
+
+pub async fn run(jobs: usize, connections: usize, secs: f64, paced_rate: f64) -> Row {
+    let work = tempfile::tempdir_in(crate::support::bench_dir()).expect("tempdir");
+    let data = work.path().join("data");
+    let filling = Instant::now();
+    let guids = std::sync::Arc::new(fill(&data, jobs).await);
+    eprintln!(
+        "carbon: {jobs} jobs stored in {:.1} s",
+        filling.elapsed().as_secs_f64()
+    );
+    let server = Server::start(
+        "encoder",
+        &data,
+        &["--carbon-max-connections", &(connections + 8).to_string()],
+    )
+    .await;
+    let addr = server.carbon.to_string();
+    let clients: Vec<std::sync::Arc<Client>> = (0..connections)
+        .map(|_| std::sync::Arc::new(Client::new(addr.clone())))
+        .collect();
+    for client in &clients {
+        client.statuses(&guids[..1]).await.expect("warm up");
+    }
+
+    let cpu_before = server.cpu_secs();
+    let started = Instant::now();
+    let flat_out = load(&clients, &guids, secs, None).await;
     let wall = started.elapsed().as_secs_f64();
     let server_cpu = (server.cpu_secs() - cpu_before) / wall * 100.0;
-    let rate = latencies.len() as f64 / wall;
-    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+    let most = flat_out.len() as f64 / wall;
+    let (sat_p50, sat_p99) = (percentile(&flat_out, 50.0), percentile(&flat_out, 99.0));
     println!(
-        "carbon: {} requests in {wall:.1} s over {connections} connections: {rate:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms, server CPU {server_cpu:.0} %",
-        latencies.len()
+        "carbon flat out: {} requests in {wall:.1} s over {connections} connections: {most:.0} req/s, p50 {sat_p50:.2} ms, p99 {sat_p99:.2} ms, server CPU {server_cpu:.0} %",
+        flat_out.len()
+    );
+
+    let started = Instant::now();
+    let paced = load(&clients, &guids, secs, Some(paced_rate)).await;
+    let achieved = paced.len() as f64 / started.elapsed().as_secs_f64();
+    let (p50, p99) = (percentile(&paced, 50.0), percentile(&paced, 99.0));
+    println!(
+        "carbon paced at {paced_rate:.0} req/s: achieved {achieved:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
     );
     server.stop().await;
     Row {
         measurement: "Carbon API",
         result: format!(
-            "{rate:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms ({jobs} jobs, {connections} connections; server CPU {server_cpu:.0} %)"
+            "at {achieved:.0} req/s: p50 {p50:.2} ms, p99 {p99:.2} ms; flat out {most:.0} req/s (p99 {sat_p99:.2} ms, server CPU {server_cpu:.0} %); {jobs} jobs, {connections} connections"
         ),
         target: "p99 < 2 ms, ≥ 10,000 req/s",
-        met: Some(p99 < 2.0 && rate >= 10_000.0),
+        met: Some(p99 < 2.0 && most >= 10_000.0 && achieved >= 0.98 * paced_rate),
         details: serde_json::json!({
-            "jobs": jobs, "connections": connections, "seconds": wall,
-            "requests": latencies.len(), "per_second": rate, "p50_ms": p50,
-            "p99_ms": p99, "server_cpu_percent": server_cpu,
+            "jobs": jobs, "connections": connections, "seconds": secs,
+            "flat_out": {"requests": flat_out.len(), "per_second": most, "p50_ms": sat_p50, "p99_ms": sat_p99, "server_cpu_percent": server_cpu},
+            "paced": {"offered_per_second": paced_rate, "achieved_per_second": achieved, "requests": paced.len(), "p50_ms": p50, "p99_ms": p99},
         }),
     }
 }

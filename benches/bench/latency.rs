@@ -16,7 +16,9 @@ use crate::support::{Row, Server, percentile, session, unix_micros};
 type Seen = Vec<(String, u64, u128)>;
 
 async fn watch(addr: std::net::SocketAddr, cookie: String) -> tokio::task::JoinHandle<Seen> {
-    let mut request = format!("ws://{addr}/ws").into_client_request().expect("request");
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
     request
         .headers_mut()
         .insert("cookie", cookie.parse().expect("cookie"));
@@ -32,8 +34,12 @@ async fn watch(addr: std::net::SocketAddr, cookie: String) -> tokio::task::JoinH
             tokio::time::timeout(Duration::from_secs(300), socket.next()).await
         {
             let at = unix_micros();
-            let Message::Text(text) = message else { continue };
-            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
             if value["type"] != "job" {
                 continue;
             }
@@ -66,7 +72,12 @@ pub async fn measure(watchers: usize, clip_secs: u32, width: u32, height: u32) -
     )
     .expect("clip");
     let cap = (watchers + 16).to_string();
-    let server = Server::start("serve", &work.path().join("data"), &["--ws-per-client", &cap]).await;
+    let server = Server::start(
+        "serve",
+        &work.path().join("data"),
+        &["--ws-per-client", &cap],
+    )
+    .await;
     let base = server.base();
     let (client, cookie) = session(&base).await;
     let addr = server.http.expect("portal");
@@ -107,7 +118,10 @@ pub async fn measure(watchers: usize, clip_secs: u32, width: u32, height: u32) -
     let complete_sockets = all
         .iter()
         .filter(|seen| {
-            seen.iter().map(|(s, p, _)| (s.clone(), *p)).collect::<Vec<_>>() == reference
+            seen.iter()
+                .map(|(s, p, _)| (s.clone(), *p))
+                .collect::<Vec<_>>()
+                == reference
                 && seen.last().is_some_and(|(s, _, _)| s == "COMPLETED")
         })
         .count();
@@ -163,7 +177,10 @@ pub async fn progress(clip_secs: u32, width: u32, height: u32) -> Row {
     );
     Row {
         measurement: "progress latency",
-        result: format!("p50 {p50:.0} ms, p95 {p95:.0} ms, max {max:.0} ms ({} percents)", m.latencies_ms.len()),
+        result: format!(
+            "p50 {p50:.0} ms, p95 {p95:.0} ms, max {max:.0} ms ({} percents)",
+            m.latencies_ms.len()
+        ),
         target: "p95 < 300 ms",
         met: Some(p95 < 300.0),
         details: details(&m),

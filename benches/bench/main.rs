@@ -22,7 +22,7 @@ struct Plan {
     pipeline: (usize, u32, u32, u32),
     progress_clip: (u32, u32, u32),
     upload: (u64, usize),
-    carbon: (usize, usize, f64),
+    carbon: (usize, usize, f64, f64),
     fanout: usize,
     cold_runs: usize,
 }
@@ -31,7 +31,7 @@ const FULL: Plan = Plan {
     pipeline: (5, 60, 1280, 720),
     progress_clip: (60, 640, 480),
     upload: (2 << 30, 3),
-    carbon: (100_000, 32, 10.0),
+    carbon: (100_000, 32, 10.0, 10_000.0),
     fanout: 1000,
     cold_runs: 5,
 };
@@ -40,7 +40,7 @@ const SMOKE: Plan = Plan {
     pipeline: (1, 1, 160, 120),
     progress_clip: (2, 160, 120),
     upload: (4 << 20, 1),
-    carbon: (500, 4, 0.5),
+    carbon: (500, 4, 0.5, 200.0),
     fanout: 5,
     cold_runs: 1,
 };
@@ -57,14 +57,17 @@ async fn main() {
     // `cargo bench` passes --bench; `cargo test` does not.
     let full = std::env::args().any(|a| a == "--bench");
     let plan = if full { FULL } else { SMOKE };
-    println!("videoshare benchmarks ({})", if full { "full" } else { "smoke" });
+    println!(
+        "videoshare benchmarks ({})",
+        if full { "full" } else { "smoke" }
+    );
     let mut rows: Vec<Row> = Vec::new();
     if wanted("cold") {
         rows.push(cold_start::run(plan.cold_runs).await);
     }
     if wanted("carbon") {
-        let (jobs, connections, secs) = plan.carbon;
-        rows.push(carbon_api::run(jobs, connections, secs).await);
+        let (jobs, connections, secs, rate) = plan.carbon;
+        rows.push(carbon_api::run(jobs, connections, secs, rate).await);
     }
     if wanted("progress") {
         let (secs, w, h) = plan.progress_clip;
@@ -92,7 +95,10 @@ async fn main() {
             Some(false) => "no",
             None => "–",
         };
-        println!("| {} | {} | {} | {met} |", row.measurement, row.result, row.target);
+        println!(
+            "| {} | {} | {} | {met} |",
+            row.measurement, row.result, row.target
+        );
     }
     let json = serde_json::json!({
         "mode": if full { "full" } else { "smoke" },
@@ -103,6 +109,7 @@ async fn main() {
         })).collect::<Vec<_>>(),
     });
     let path = support::bench_dir().join(if full { "results.json" } else { "smoke.json" });
-    std::fs::write(&path, serde_json::to_string_pretty(&json).expect("json")).expect("write results");
+    std::fs::write(&path, serde_json::to_string_pretty(&json).expect("json"))
+        .expect("write results");
     println!("\nwritten to {}", path.display());
 }

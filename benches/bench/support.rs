@@ -56,7 +56,10 @@ impl Server {
         }
         let mut child = command
             .args(extra)
-            .env("RUST_LOG", "videoshare=warn,videoshare::app=info,videoshare::progress=debug")
+            .env(
+                "RUST_LOG",
+                "videoshare=warn,videoshare::app=info,videoshare::progress=debug",
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -156,7 +159,12 @@ pub fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -187,7 +195,9 @@ pub struct Row {
 /// Where benchmark inputs and outputs go (inside `target/`, on the same
 /// disk as the build: a 2 GiB input needs room).
 pub fn bench_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("bench");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench");
     std::fs::create_dir_all(&dir).expect("bench dir");
     dir
 }
@@ -199,7 +209,11 @@ pub async fn session(base: &str) -> (reqwest::Client, String) {
         .cookie_provider(jar.clone())
         .build()
         .expect("client");
-    client.get(format!("{base}/api/jobs")).send().await.expect("session");
+    client
+        .get(format!("{base}/api/jobs"))
+        .send()
+        .await
+        .expect("session");
     use reqwest::cookie::CookieStore;
     let cookie = jar
         .cookies(&base.parse().expect("url"))

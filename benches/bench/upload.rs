@@ -13,13 +13,26 @@ use crate::support::{Row, Server, median, session};
 /// Writes a raw-video NUT file of at least `bytes` (a real video, so the
 /// upload is accepted; raw frames, so it is made quickly).
 fn make_input(path: &Path, bytes: u64) {
-    let (width, height) = if bytes > 64 << 20 { (1280, 720) } else { (320, 240) };
+    let (width, height) = if bytes > 64 << 20 {
+        (1280, 720)
+    } else {
+        (320, 240)
+    };
     let frame = width * height * 3 / 2;
     let frames = bytes.div_ceil(frame);
     let status = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size={width}x{height}:rate=30"))
-        .args(["-frames:v", &frames.to_string(), "-c:v", "rawvideo", "-pix_fmt", "yuv420p", "-f", "nut"])
+        .args([
+            "-frames:v",
+            &frames.to_string(),
+            "-c:v",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "nut",
+        ])
         .arg(path)
         .status()
         .expect("run ffmpeg");
@@ -30,8 +43,9 @@ async fn upload(client: &reqwest::Client, base: &str, path: &Path) -> (f64, Stri
     let file = tokio::fs::File::open(path).await.expect("open input");
     let length = file.metadata().await.expect("meta").len();
     let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
-    let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), length)
-        .file_name("bench.nut");
+    let part =
+        reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), length)
+            .file_name("bench.nut");
     let form = reqwest::multipart::Form::new().part("file", part);
     let started = Instant::now();
     let response = client
@@ -83,7 +97,10 @@ pub async fn run(bytes: u64, runs: usize) -> Row {
         // Not measured: the encode the upload started, and its input.
         let guid = u.1.parse().expect("guid");
         carbon.remove(guid).await.expect("remove the job");
-        for entry in std::fs::read_dir(data.join("uploaded")).expect("uploaded").flatten() {
+        for entry in std::fs::read_dir(data.join("uploaded"))
+            .expect("uploaded")
+            .flatten()
+        {
             let _ = std::fs::remove_file(entry.path());
         }
         let mb = size as f64 / 1e6;

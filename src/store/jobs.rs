@@ -146,15 +146,96 @@ async fn move_job(
     Ok(done.rows_affected() == 1)
 }
 
-/// Queries on the `jobs` and `destinations` tables.
+/// Most jobs the read cache holds (about 250 bytes each).
+const CACHE_CAPACITY: usize = 131_072;
+
+/// Jobs read recently, so the status polls that make up most of the
+/// encoder's traffic (the portal asks about each active job four times a
+/// second; Carbon clients poll) need no database round trip. sqlx runs
+/// SQLite on a worker thread, and handing each query over and back cost
+/// far more than the query: profiling the Carbon benchmark showed 60 % of
+/// the server's CPU in context switches (docs/benchmarks.md).
+///
+/// Every write through the store forgets the rows it touched once it has
+/// committed, and moves the generation on; a read that overlapped a write
+/// (the generation moved meanwhile) is not kept, so the cache never holds
+/// a row older than the database.
+#[derive(Debug, Default)]
+struct ReadCache {
+    state: std::sync::Mutex<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    jobs: HashMap<Guid, Job>,
+    generation: u64,
+}
+
+impl ReadCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        // Plain data: a panic elsewhere cannot leave it half-changed.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, guid: Guid) -> Option<Job> {
+        self.lock().jobs.get(&guid).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Keeps `job`, read from the database when the generation was
+    /// `seen`, unless a write has happened since.
+    fn keep(&self, job: &Job, seen: u64) {
+        let mut state = self.lock();
+        if state.generation != seen {
+            return;
+        }
+        if state.jobs.len() >= CACHE_CAPACITY {
+            // Full: let an arbitrary eighth go (hash order is random).
+            let evicted: Vec<Guid> = state
+                .jobs
+                .keys()
+                .take(CACHE_CAPACITY / 8)
+                .copied()
+                .collect();
+            for guid in evicted {
+                state.jobs.remove(&guid);
+            }
+        }
+        state.jobs.insert(job.guid, job.clone());
+    }
+
+    fn forget(&self, guid: Guid) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.jobs.remove(&guid);
+    }
+
+    fn forget_all(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.jobs.clear();
+    }
+}
+
+/// Queries on the `jobs` and `destinations` tables. Clones share one read
+/// cache; every write to `jobs` must go through here.
 #[derive(Clone)]
 pub struct JobStore {
     pool: SqlitePool,
+    cache: std::sync::Arc<ReadCache>,
 }
 
 impl JobStore {
     pub fn new(pool: SqlitePool) -> Self {
-        JobStore { pool }
+        JobStore {
+            pool,
+            cache: std::sync::Arc::default(),
+        }
     }
 
     /// Stores a new QUEUED job and its destinations in one transaction; once
@@ -190,12 +271,21 @@ impl JobStore {
             .await?;
         }
         tx.commit().await?;
+        self.cache.forget(job.guid);
         row.try_into()
     }
 
     pub async fn get(&self, guid: Guid) -> Result<Option<Job>, StoreError> {
+        if let Some(job) = self.cache.get(guid) {
+            return Ok(Some(job));
+        }
+        let seen = self.cache.generation();
         let row: Option<JobRow> = fetch_by_guid(&self.pool, "jobs", COLUMNS, guid).await?;
-        row.map(Job::try_from).transpose()
+        let job = row.map(Job::try_from).transpose()?;
+        if let Some(job) = &job {
+            self.cache.keep(job, seen);
+        }
+        Ok(job)
     }
 
     /// A job's destinations, in the request's order.
@@ -298,7 +388,11 @@ impl JobStore {
         .bind(JobStatus::Queued.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(Job::try_from).transpose()
+        let job = row.map(Job::try_from).transpose()?;
+        if let Some(job) = &job {
+            self.cache.forget(job.guid);
+        }
+        Ok(job)
     }
 
     /// Moves a job to `to` if its current status is one of `from`, applying
@@ -323,7 +417,9 @@ impl JobStore {
         .bind(to.is_terminal())
         .bind(now_ms())
         .bind(guid.to_string());
-        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+        let moved = query.execute(&self.pool).await?.rows_affected() == 1;
+        self.cache.forget(guid);
+        Ok(moved)
     }
 
     /// Records a job's outputs and moves it to COMPLETED at 100 %, in one
@@ -348,6 +444,7 @@ impl JobStore {
                 .await?;
         }
         tx.commit().await?;
+        self.cache.forget(guid);
         Ok(true)
     }
 
@@ -365,6 +462,7 @@ impl JobStore {
                 .await?;
         }
         tx.commit().await?;
+        self.cache.forget(guid);
         Ok(moved)
     }
 
@@ -375,6 +473,7 @@ impl JobStore {
             .bind(guid.to_string())
             .execute(&self.pool)
             .await?;
+        self.cache.forget(guid);
         Ok(done.rows_affected() == 1)
     }
 
@@ -384,6 +483,7 @@ impl JobStore {
             .bind(guid.to_string())
             .execute(&self.pool)
             .await?;
+        self.cache.forget(guid);
         Ok(done.rows_affected() == 1)
     }
 
@@ -395,6 +495,7 @@ impl JobStore {
             .bind(JobStatus::Started.as_str())
             .execute(&self.pool)
             .await?;
+        self.cache.forget(guid);
         Ok(())
     }
 
@@ -440,6 +541,65 @@ impl JobStore {
             changed += done.rows_affected();
         }
         tx.commit().await?;
+        self.cache.forget_all();
         Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(guid: Guid, progress: u32) -> Job {
+        Job {
+            seq: 1,
+            guid,
+            name: "a".into(),
+            user: String::new(),
+            status: JobStatus::Started,
+            progress,
+            description: String::new(),
+            priority: 100,
+            source_path: PathBuf::from("/a.mp4"),
+            check_in_time: 0,
+            start_time: None,
+            completed_time: None,
+        }
+    }
+
+    #[test]
+    fn a_read_that_overlapped_a_write_is_not_cached() {
+        let cache = ReadCache::default();
+        let guid: Guid = "{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}"
+            .parse()
+            .expect("guid");
+        // A reader starts, a writer commits and forgets, the reader's (old)
+        // row arrives: it must not be kept.
+        let seen = cache.generation();
+        cache.forget(guid);
+        cache.keep(&job(guid, 10), seen);
+        assert_eq!(cache.get(guid), None);
+        // A read with nothing in between is kept, until the next write.
+        let seen = cache.generation();
+        cache.keep(&job(guid, 20), seen);
+        assert_eq!(cache.get(guid).map(|j| j.progress), Some(20));
+        cache.forget(guid);
+        assert_eq!(cache.get(guid), None);
+        let seen = cache.generation();
+        cache.keep(&job(guid, 30), seen);
+        cache.forget_all();
+        assert_eq!(cache.get(guid), None);
+    }
+
+    #[test]
+    fn a_full_cache_makes_room() {
+        let cache = ReadCache::default();
+        for n in 0..(CACHE_CAPACITY + 10) {
+            let guid: Guid = format!("{{{:08X}-0000-0000-0000-000000000000}}", n)
+                .parse()
+                .expect("guid");
+            cache.keep(&job(guid, 0), cache.generation());
+        }
+        assert!(cache.lock().jobs.len() <= CACHE_CAPACITY);
     }
 }
