@@ -28,7 +28,7 @@ struct Plan {
 }
 
 const FULL: Plan = Plan {
-    pipeline: (5, 60, 1280, 720),
+    pipeline: (7, 60, 1280, 720),
     progress_clip: (60, 640, 480),
     upload: (2 << 30, 3),
     carbon: (100_000, 32, 10.0, 10_000.0),

@@ -178,9 +178,13 @@ fn suspend(child: &tokio::process::Child, paused: bool) {
 /// `suspension.applied`. Dropping the future kills ffmpeg (also a suspended
 /// one: `SIGKILL` needs no `SIGCONT`). Returns when ffmpeg exits; non-zero
 /// exit is an error carrying its stderr.
+///
+/// The source's duration (to turn output times into percents) may arrive
+/// after ffmpeg has started: the caller probes the source meanwhile, so the
+/// probe costs no wall time. Percents are reported once it is known.
 pub async fn run<F, Fut>(
     args: Vec<OsString>,
-    duration_secs: Option<f64>,
+    mut duration_secs: tokio::sync::watch::Receiver<Option<f64>>,
     suspension: Suspension,
     stall: Duration,
     mut on_progress: F,
@@ -211,7 +215,8 @@ where
         }
         tail
     });
-    let mut parser = ProgressParser::new(duration_secs);
+    let mut parser = ProgressParser::new(*duration_secs.borrow_and_update());
+    let mut duration_pending = parser.duration_us.is_none();
     // Read to EOF whatever the bytes are, so ffmpeg never blocks on stdout.
     let mut lines = BufReader::new(stdout).split(b'\n');
     let Suspension {
@@ -248,6 +253,12 @@ where
                 }
                 _ => break,
             },
+            known = duration_secs.changed(), if duration_pending => {
+                duration_pending = false;
+                if known.is_ok() {
+                    parser = ProgressParser::new(*duration_secs.borrow_and_update());
+                }
+            }
             changed = paused.changed(), if watching => match changed {
                 Ok(()) => {
                     let now = *paused.borrow_and_update();

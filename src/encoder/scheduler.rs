@@ -189,6 +189,31 @@ impl Encoder {
         Ok(())
     }
 
+    /// Moves a probed job from STARTING to STARTED. A job paused while it
+    /// was probed (and maybe resumed since) encodes anyway, suspended if
+    /// still paused; any other change means it must not run.
+    async fn mark_started(&self, guid: Guid) -> Result<(), String> {
+        let jobs = &self.inner.jobs;
+        let started = jobs
+            .transition(
+                guid,
+                &[JobStatus::Starting],
+                JobStatus::Started,
+                Change::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if started {
+            return Ok(());
+        }
+        let now = jobs.get(guid).await.map_err(|e| e.to_string())?;
+        if now.is_some_and(|j| matches!(j.status, JobStatus::Paused | JobStatus::Started)) {
+            Ok(())
+        } else {
+            Err("the job changed status before it could start".to_owned())
+        }
+    }
+
     /// Probes the source and encodes it into one temp file per destination
     /// in a single ffmpeg run. The error is the job's `Description`.
     async fn transcode(
@@ -225,42 +250,35 @@ impl Encoder {
                 name.to_string_lossy()
             ));
         }
-        let info = crate::media::probe(&job.source_path)
-            .await
-            .map_err(|e| format!("cannot read the source: {e}"))?;
-        if plans.iter().any(|(_, _, preset)| preset.needs_video()) {
-            info.check_is_video()
-                .map_err(|why| format!("the source is not a video: {why}"))?;
-        } else {
-            info.check_has_audio().map_err(|why| {
-                format!("the source has no sound for an audio-only preset: {why}")
-            })?;
-        }
-        let started = inner
-            .jobs
-            .transition(
-                job.guid,
-                &[JobStatus::Starting],
-                JobStatus::Started,
-                Change::default(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        if !started {
-            // Paused while probing (and maybe resumed since): encode anyway,
-            // suspended if still paused. Anything else means stop.
-            let now = inner.jobs.get(job.guid).await.map_err(|e| e.to_string())?;
-            if !now.is_some_and(|j| matches!(j.status, JobStatus::Paused | JobStatus::Started)) {
-                return Err("the job changed status before it could start".to_owned());
+        let needs_video = plans.iter().any(|(_, _, preset)| preset.needs_video());
+        // ffmpeg starts at once while the source is probed and checked: the
+        // probe then costs no wall time. If the source turns out unusable
+        // (or the job is stopped meanwhile), the encode is dropped, which
+        // kills ffmpeg and removes its temp files.
+        let (duration_known, duration) = tokio::sync::watch::channel(None);
+        let prepare = async {
+            let info = crate::media::probe(&job.source_path)
+                .await
+                .map_err(|e| format!("cannot read the source: {e}"))?;
+            if needs_video {
+                info.check_is_video()
+                    .map_err(|why| format!("the source is not a video: {why}"))?;
+            } else {
+                info.check_has_audio().map_err(|why| {
+                    format!("the source has no sound for an audio-only preset: {why}")
+                })?;
             }
-        }
+            self.mark_started(job.guid).await?;
+            duration_known.send_replace(info.duration);
+            Ok::<(), String>(())
+        };
 
         let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
         let args = ffmpeg::encode_args(&job.source_path, &outputs);
         let jobs = inner.jobs.clone();
         let encoding = std::time::Instant::now();
         let suspension = control.suspension();
-        ffmpeg::run(args, info.duration, suspension, inner.stall, |progress| {
+        let encode = ffmpeg::run(args, duration, suspension, inner.stall, |progress| {
             let jobs = jobs.clone();
             let guid = job.guid;
             if let ffmpeg::Progress::Rate(rate) = progress {
@@ -278,9 +296,26 @@ impl Encoder {
                     tracing::warn!(error = %e, "could not record progress");
                 }
             }
-        })
-        .await
-        .map_err(|e| ffmpeg::describe_failure(&e))?;
+        });
+        tokio::pin!(prepare, encode);
+        let mut prepared = false;
+        loop {
+            tokio::select! {
+                checked = &mut prepare, if !prepared => {
+                    checked?;
+                    prepared = true;
+                }
+                encoded = &mut encode => {
+                    // A source ffmpeg could not read: the probe's verdict
+                    // says why better than ffmpeg's last words.
+                    if !prepared {
+                        (&mut prepare).await?;
+                    }
+                    encoded.map_err(|e| ffmpeg::describe_failure(&e))?;
+                    break;
+                }
+            }
+        }
         // Paused time included: it is how long the encode held its slot.
         let took = encoding.elapsed().as_secs_f64();
         inner.metrics.encode_seconds.observe(took);
