@@ -639,22 +639,6 @@ async fn encoder_on_small_disk(data: &Path, sources: &Path, size: &str) -> (Chil
     start_command(command, "Carbon encoder listening on ").await
 }
 
-/// Polls a job over Carbon until it has finished, whatever the outcome.
-async fn finished(client: &Client, guid: videoshare::carbon::Guid) -> videoshare::carbon::JobEntry {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let job = client
-            .command(guid, videoshare::carbon::message::Command::Query)
-            .await
-            .expect("the job exists");
-        if job.status.is_terminal() {
-            return job;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "job stuck: {job:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_full_disk_fails_the_job_readably_and_the_next_job_runs() {
     use videoshare::carbon::JobStatus;
@@ -676,7 +660,7 @@ async fn a_full_disk_fails_the_job_readably_and_the_next_job_runs() {
         .queue(JobQueue::single(&text(&big), SEED_PRESET, &streams))
         .await
         .expect("queued");
-    let failed = finished(&client, guid).await;
+    let failed = common::wait_finished(&client, guid).await;
     assert_eq!(failed.status, JobStatus::Error, "{failed:?}");
     eprintln!("Description: {}", failed.description);
     assert!(
@@ -691,7 +675,7 @@ async fn a_full_disk_fails_the_job_readably_and_the_next_job_runs() {
         .queue(JobQueue::single(&text(&small), SEED_PRESET, &streams))
         .await
         .expect("queued");
-    let done = finished(&client, guid).await;
+    let done = common::wait_finished(&client, guid).await;
     assert_eq!(done.status, JobStatus::Completed, "{done:?}");
     let info = client.info(guid).await.expect("info");
     let output = info.destinations[0].output.as_ref().expect("an output");

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{Row, Server, percentile, session, unix_micros};
+use crate::support::{Row, Server, percentile, session, unix_micros, upload_file};
 
 /// One job message as a socket saw it: status, percent, arrival time.
 type Seen = Vec<(String, u64, u128)>;
@@ -88,20 +88,7 @@ pub async fn measure(watchers: usize, clip_secs: u32, width: u32, height: u32) -
 
     let cpu_before = server.cpu_secs();
     let started = std::time::Instant::now();
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(std::fs::read(&clip).expect("clip")).file_name("clip.mp4"),
-    );
-    let response = client
-        .post(format!("{base}/upload"))
-        .header("Accept", "application/json")
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(response.status(), 202);
-    let body: serde_json::Value = response.json().await.expect("json");
-    let guid = body["guid"].as_str().expect("guid").to_owned();
+    let guid = upload_file(&client, &base, &clip).await;
 
     let mut all = Vec::with_capacity(watchers);
     for socket in sockets {

@@ -221,3 +221,29 @@ pub async fn session(base: &str) -> (reqwest::Client, String) {
         .expect("a session cookie");
     (client, cookie)
 }
+
+/// Uploads `path` (streamed from disk, never read whole) as a multipart
+/// `POST /upload` of `client`'s session; returns the job GUID.
+pub async fn upload_file(client: &reqwest::Client, base: &str, path: &Path) -> String {
+    let file = tokio::fs::File::open(path).await.expect("open input");
+    let length = file.metadata().await.expect("meta").len();
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let part =
+        reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), length)
+            .file_name(name);
+    let response = client
+        .post(format!("{base}/upload"))
+        .header("Accept", "application/json")
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "upload accepted: {body}");
+    body["guid"].as_str().expect("guid").to_owned()
+}

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use videoshare::carbon::Client;
 
-use crate::support::{Row, Server, median, session};
+use crate::support::{Row, Server, median, session, upload_file};
 
 /// Writes a raw-video NUT file of at least `bytes` (a real video, so the
 /// upload is accepted; raw frames, so it is made quickly).
@@ -40,26 +40,9 @@ fn make_input(path: &Path, bytes: u64) {
 }
 
 async fn upload(client: &reqwest::Client, base: &str, path: &Path) -> (f64, String) {
-    let file = tokio::fs::File::open(path).await.expect("open input");
-    let length = file.metadata().await.expect("meta").len();
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
-    let part =
-        reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), length)
-            .file_name("bench.nut");
-    let form = reqwest::multipart::Form::new().part("file", part);
     let started = Instant::now();
-    let response = client
-        .post(format!("{base}/upload"))
-        .header("Accept", "application/json")
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload");
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.expect("json");
-    let took = started.elapsed().as_secs_f64();
-    assert_eq!(status, 202, "upload accepted: {body}");
-    (took, body["guid"].as_str().expect("guid").to_owned())
+    let guid = upload_file(client, base, path).await;
+    (started.elapsed().as_secs_f64(), guid)
 }
 
 pub async fn run(bytes: u64, runs: usize) -> Row {

@@ -40,11 +40,7 @@ pub async fn my_job(
     Path(guid): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     let upload = portal.owned_upload(&owner, &guid).await?;
-    let mut views = portal.views(std::slice::from_ref(&upload)).await;
-    views
-        .pop()
-        .map(Json)
-        .ok_or_else(|| ApiError::internal("no view"))
+    Ok(Json(portal.view(&upload).await))
 }
 
 /// `POST /api/jobs/{guid}/{action}`: pause, resume, stop or retry one of
@@ -82,14 +78,16 @@ pub async fn control(
     portal.apply(&upload, Some(&entry)).await;
     portal.inner.poke.notify_one();
     let upload = portal.owned_upload(&owner, &guid).await?;
-    let mut views = portal.views(std::slice::from_ref(&upload)).await;
-    views
-        .pop()
-        .map(Json)
-        .ok_or_else(|| ApiError::internal("no view"))
+    Ok(Json(portal.view(&upload).await))
 }
 
 impl Portal {
+    /// One job as the page shows it.
+    pub async fn view(&self, upload: &Upload) -> JobView {
+        let mut views = self.views(std::slice::from_ref(upload)).await;
+        views.pop().unwrap_or_else(|| JobView::from(upload))
+    }
+
     /// `owner`'s queue as the page shows it.
     pub async fn queue_of(&self, owner: &Owner) -> Result<Vec<JobView>, ApiError> {
         let uploads = self

@@ -257,11 +257,8 @@ async fn on_client_message(
     };
     match portal.owned_upload(owner, &raw).await {
         Ok(upload) => {
-            let mut views = portal.views(std::slice::from_ref(&upload)).await;
-            match views.pop() {
-                Some(job) => send(socket, &ServerMessage::Job { job: &job }).await,
-                None => true,
-            }
+            let job = portal.view(&upload).await;
+            send(socket, &ServerMessage::Job { job: &job }).await
         }
         Err(refused) => send_error(socket, refused.code, Some(&raw), refused.message).await,
     }

@@ -413,23 +413,17 @@ pub fn job_updates(messages: &[Value]) -> Vec<&Value> {
 }
 
 /// Polls job `guid` over Carbon (every 20 ms, up to [`DEADLINE`]) until it
-/// is COMPLETED; fails at once if it ends any other way.
-pub async fn wait_completed(client: &Client, guid: Guid) -> JobEntry {
+/// has finished, whatever the outcome.
+pub async fn wait_finished(client: &Client, guid: Guid) -> JobEntry {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let job = client
             .command(guid, videoshare::carbon::message::Command::Query)
             .await
             .expect("the job exists");
-        if job.status == videoshare::carbon::JobStatus::Completed {
+        if job.status.is_terminal() {
             return job;
         }
-        assert!(
-            !job.status.is_terminal(),
-            "job ended {}: {}",
-            job.status,
-            job.description
-        );
         assert!(
             tokio::time::Instant::now() < deadline,
             "job stuck at {} {}%",
@@ -438,6 +432,19 @@ pub async fn wait_completed(client: &Client, guid: Guid) -> JobEntry {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits for job `guid` to finish and fails unless it COMPLETED.
+pub async fn wait_completed(client: &Client, guid: Guid) -> JobEntry {
+    let job = wait_finished(client, guid).await;
+    assert_eq!(
+        job.status,
+        videoshare::carbon::JobStatus::Completed,
+        "job ended {}: {}",
+        job.status,
+        job.description
+    );
+    job
 }
 
 /// The ffmpeg processes reading `source`, as `(pid, state)` with the state
