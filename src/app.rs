@@ -303,6 +303,7 @@ impl App {
                 max_upload: options.max_upload,
                 poll_interval: Duration::from_millis(options.poll_ms),
                 header_timeout: Duration::from_secs(options.http_header_secs),
+                body_timeout: Duration::from_secs(options.http_body_secs),
                 encoder_addr: link.addr,
                 encoder_uploaded: link.uploaded,
                 encoder_streams: link.streams,

@@ -234,6 +234,7 @@ async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> Socket
             max_upload: 1 << 30,
             poll_interval: Duration::from_millis(100),
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             encoder_addr: encoder.to_string(),
             encoder_uploaded: dirs.uploaded.to_string_lossy().into_owned(),
             encoder_streams: dirs.streams.to_string_lossy().into_owned(),

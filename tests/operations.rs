@@ -45,6 +45,7 @@ async fn healthz_checks_the_encoder_the_database_and_the_disk() {
             http: "127.0.0.1:0".into(),
             max_upload: 1 << 20,
             http_header_secs: 10,
+            http_body_secs: 30,
             poll_ms: 250,
             accounts: false,
             private_library: false,
@@ -220,5 +221,43 @@ async fn a_client_that_stalls_in_its_headers_is_disconnected() {
     // Everyone else is served as usual.
     let (status, _) = health(&app.base).await;
     assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_whose_body_stalls_is_ended_and_leaves_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = common::spawn_app_with(|a| a.portal.http_body_secs = 1).await;
+    let mut slow = tokio::net::TcpStream::connect(app.http_addr)
+        .await
+        .expect("connect");
+    let head = "POST /upload HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\
+                Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n\
+                --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\n";
+    slow.write_all(head.as_bytes()).await.expect("headers");
+    slow.write_all(&[0u8; 4000])
+        .await
+        .expect("some of the body");
+    // ...and then nothing.
+    let started = tokio::time::Instant::now();
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut reply),
+    )
+    .await;
+    assert!(read.is_ok(), "still connected after 10 s");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 4"), "{reply}");
+    assert!(
+        reply.contains("bad_upload") || reply.starts_with("HTTP/1.1 408"),
+        "{reply}"
+    );
+    assert!(
+        common::names_in(&app.tmp_uploads_dir()).is_empty(),
+        "no half upload is left"
+    );
+    assert!(common::names_in(&app.uploaded_dir()).is_empty());
     app.stop().await;
 }

@@ -133,6 +133,11 @@ pub struct PortalOptions {
     #[arg(long, env = "VIDEOSHARE_HTTP_HEADER_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub http_header_secs: u64,
 
+    /// Seconds a request body (an upload) may send nothing before the
+    /// request is ended (a stalled or hostile client).
+    #[arg(long, env = "VIDEOSHARE_HTTP_BODY_SECS", default_value_t = crate::portal::BODY_IDLE_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_body_secs: u64,
+
     /// How often the portal asks the encoder about unfinished jobs, in milliseconds.
     #[arg(long, env = "VIDEOSHARE_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(20..=60_000))]
     pub poll_ms: u64,
@@ -327,6 +332,7 @@ impl ServeArgs {
                 http: "127.0.0.1:0".into(),
                 max_upload: 4 << 30,
                 http_header_secs: 10,
+                http_body_secs: crate::portal::BODY_IDLE_SECS,
                 poll_ms: 250,
                 accounts: false,
                 private_library: false,

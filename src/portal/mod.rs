@@ -47,8 +47,9 @@ use library::{Library, Video};
 use session::{Owner, SessionKey};
 use ws::HubEvent;
 
-/// How long an upload body may go without a byte before the request ends.
-pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a request body may go without a byte before the request ends,
+/// unless configured (`--http-body-secs`).
+pub const BODY_IDLE_SECS: u64 = 30;
 
 /// What the page may load: only its own scripts, styles, images, media and
 /// WebSocket; no inline script, no framing.
@@ -96,6 +97,8 @@ pub struct PortalConfig {
     pub encoder_streams: String,
     /// A client must send its request headers within this long.
     pub header_timeout: Duration,
+    /// A request body that sends nothing for this long is cut off.
+    pub body_timeout: Duration,
     /// Where uploads and WebSocket clients are counted; `/metrics` shows it.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The preset new uploads are encoded with.
@@ -232,7 +235,7 @@ impl Portal {
             ))
             // A body that stops arriving (a stalled or hostile client) ends
             // the request instead of holding it open forever.
-            .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT))
+            .layer(RequestBodyTimeoutLayer::new(self.inner.config.body_timeout))
             .layer(always(
                 header::CONTENT_SECURITY_POLICY,
                 CONTENT_SECURITY_POLICY,
