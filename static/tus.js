@@ -9,8 +9,10 @@
   const VERSION = '1.0.0';
   const CHUNK = 16 * 1024 * 1024;
   // Waits between attempts after a failure; the upload gives up once they
-  // are used up without a byte of progress.
-  const RETRY_DELAYS = [500, 1000, 2000, 4000, 8000, 8000];
+  // are used up without a byte of progress. Together they outlast the
+  // server's 30 s body timeout, which frees an upload whose old connection
+  // it has not yet seen drop (it answers 423 until then).
+  const RETRY_DELAYS = [500, 1000, 2000, 4000, 8000, 8000, 10000, 10000];
   const STORE_PREFIX = 'videoshare.tus:';
 
   function fingerprint(file) {
