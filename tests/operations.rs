@@ -199,46 +199,15 @@ async fn metrics_count_jobs_requests_uploads_and_sockets() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_client_that_stalls_in_its_headers_is_disconnected() {
+/// Sends `bytes` and then nothing; returns what the server said before it
+/// closed the connection and how long that took (failing after 10 s).
+async fn send_then_stall(
+    addr: std::net::SocketAddr,
+    bytes: &[u8],
+) -> (Vec<u8>, std::time::Duration) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = common::spawn_app_with(|a| a.portal.http_header_secs = 1).await;
-    let mut slow = tokio::net::TcpStream::connect(app.http_addr)
-        .await
-        .expect("connect");
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .expect("half the headers");
-    let started = tokio::time::Instant::now();
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        slow.read_to_end(&mut rest),
-    )
-    .await;
-    assert!(read.is_ok(), "still connected after 10 s");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    // Everyone else is served as usual.
-    let (status, _) = health(&app.base).await;
-    assert_eq!(status, 200);
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn an_upload_whose_body_stalls_is_ended_and_leaves_nothing() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = common::spawn_app_with(|a| a.portal.http_body_secs = 1).await;
-    let mut slow = tokio::net::TcpStream::connect(app.http_addr)
-        .await
-        .expect("connect");
-    let head = "POST /upload HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\
-                Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n\
-                --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\n";
-    slow.write_all(head.as_bytes()).await.expect("headers");
-    slow.write_all(&[0u8; 4000])
-        .await
-        .expect("some of the body");
-    // ...and then nothing.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(bytes).await.expect("send");
     let started = tokio::time::Instant::now();
     let mut reply = Vec::new();
     let read = tokio::time::timeout(
@@ -247,7 +216,31 @@ async fn an_upload_whose_body_stalls_is_ended_and_leaves_nothing() {
     )
     .await;
     assert!(read.is_ok(), "still connected after 10 s");
-    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    (reply, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_in_its_headers_is_disconnected() {
+    let app = common::spawn_app_with(|a| a.portal.http_header_secs = 1).await;
+    let (_, waited) = send_then_stall(app.http_addr, b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(waited < std::time::Duration::from_secs(5));
+    // Everyone else is served as usual.
+    let (status, _) = health(&app.base).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_whose_body_stalls_is_ended_and_leaves_nothing() {
+    let app = common::spawn_app_with(|a| a.portal.http_body_secs = 1).await;
+    let head = "POST /upload HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\
+                Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n\
+                --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\n";
+    // The headers and 4 KB of the body, then nothing.
+    let mut sent = head.as_bytes().to_vec();
+    sent.extend_from_slice(&[0u8; 4000]);
+    let (reply, waited) = send_then_stall(app.http_addr, &sent).await;
+    assert!(waited < std::time::Duration::from_secs(8));
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 4"), "{reply}");
     assert!(

@@ -381,23 +381,9 @@ fn plan(command: Command, job: &Job, running: bool) -> Result<Plan, EncoderError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn job(status: JobStatus) -> Job {
-        Job {
-            seq: 1,
-            guid: Guid::new_random(),
-            name: "a".into(),
-            user: String::new(),
-            status,
-            progress: 0,
-            description: String::new(),
-            priority: 100,
-            source_path: PathBuf::from("/a.mp4"),
-            check_in_time: 0,
-            start_time: None,
-            completed_time: None,
-        }
+        Job::sample(status)
     }
 
     /// `(from, to)` of a move, "as is", or the error text.

@@ -185,11 +185,6 @@ impl Library {
         }
     }
 
-    /// The streams folder.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
-    }
-
     /// Every playable file, newest first.
     pub async fn list(&self) -> Vec<Video> {
         let mut found: Vec<(String, u64, SystemTime)> = Vec::new();

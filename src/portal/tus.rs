@@ -445,9 +445,6 @@ async fn append(
         if let Ok(value) = HeaderValue::from_str(&now.to_string()) {
             refused.headers_mut().insert(UPLOAD_OFFSET, value);
         }
-        refused
-            .headers_mut()
-            .insert(TUS_RESUMABLE, HeaderValue::from_static(VERSION));
         return Ok(refused);
     }
     if now < length {

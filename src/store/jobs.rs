@@ -25,6 +25,27 @@ pub struct Job {
     pub completed_time: Option<i64>,
 }
 
+#[cfg(test)]
+impl Job {
+    /// A job for unit tests: a random GUID, `status`, nothing else set.
+    pub(crate) fn sample(status: JobStatus) -> Job {
+        Job {
+            seq: 1,
+            guid: Guid::new_random(),
+            name: "a".into(),
+            user: String::new(),
+            status,
+            progress: 0,
+            description: String::new(),
+            priority: 100,
+            source_path: PathBuf::from("/a.mp4"),
+            check_in_time: 0,
+            start_time: None,
+            completed_time: None,
+        }
+    }
+}
+
 /// One output of a job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Destination {
@@ -552,18 +573,9 @@ mod tests {
 
     fn job(guid: Guid, progress: u32) -> Job {
         Job {
-            seq: 1,
             guid,
-            name: "a".into(),
-            user: String::new(),
-            status: JobStatus::Started,
             progress,
-            description: String::new(),
-            priority: 100,
-            source_path: PathBuf::from("/a.mp4"),
-            check_in_time: 0,
-            start_time: None,
-            completed_time: None,
+            ..Job::sample(JobStatus::Started)
         }
     }
 
