@@ -15,7 +15,8 @@ use crate::config::file::Settings;
 use crate::config::{EncoderArgs, EncoderOptions, PortalArgs, PortalOptions, ServeArgs};
 use crate::encoder::paths::PathPolicy;
 use crate::encoder::preset::{Presets, SEED_PRESET};
-use crate::encoder::server::{self, Limits};
+use crate::carbon::client::ConnectionHabit;
+use crate::encoder::server::{self, Habit, Limits};
 use crate::encoder::{Encoder, EncoderConfig};
 use crate::metrics::Metrics;
 use crate::portal::session::SessionKey;
@@ -95,6 +96,7 @@ impl DataDirs {
 pub struct App {
     http_addr: Option<SocketAddr>,
     carbon_addr: Option<SocketAddr>,
+    carbon_coder_addr: Option<SocketAddr>,
     dirs: DataDirs,
     /// Held while running: see [`DataDirs::claim`].
     _locks: Vec<std::fs::File>,
@@ -120,19 +122,28 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 /// How the portal reaches its encoder and names its folders to it.
 struct EncoderLink {
     addr: String,
+    habit: ConnectionHabit,
     uploaded: String,
     streams: String,
 }
 
 impl App {
     /// Portal and encoder in one process: the portal talks to the encoder
-    /// over the Carbon socket on loopback, as it would to any Carbon server.
+    /// over the Carbon socket on loopback, as it would to any Carbon server:
+    /// through the Carbon Coder-style listener, one connection per request,
+    /// exactly as it would to a real Carbon Coder (through `--carbon`, one
+    /// kept connection, when that listener is off).
     pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
         let mut app = App::open(&args.data.data).await?;
         let pool = app.pool().await?;
         let carbon_addr = app.start_encoder(&args.encoder, pool.clone()).await?;
+        let (addr, habit) = match app.carbon_coder_addr {
+            Some(coder) => (coder, ConnectionHabit::OnePerRequest),
+            None => (carbon_addr, ConnectionHabit::KeepOpen),
+        };
         let link = EncoderLink {
-            addr: reachable(carbon_addr).to_string(),
+            habit,
+            addr: reachable(addr).to_string(),
             uploaded: app.dirs.uploaded.to_string_lossy().into_owned(),
             streams: app.dirs.streams.to_string_lossy().into_owned(),
         };
@@ -155,6 +166,7 @@ impl App {
         let local = |dir: &Path| dir.to_string_lossy().into_owned();
         let link = EncoderLink {
             addr: args.connect.encoder.clone(),
+            habit: args.encoder_connection.into(),
             uploaded: args
                 .encoder_uploaded
                 .clone()
@@ -168,8 +180,8 @@ impl App {
         app.start_portal(&args.portal, link, pool).await?;
         // Not fatal (the encoder may start later), but say so now rather
         // than at the first upload.
-        let probe =
-            crate::carbon::Client::new(encoder.clone()).with_timeout(Duration::from_secs(3));
+        let probe = crate::carbon::Client::with_habit(encoder.clone(), args.encoder_connection.into())
+            .with_timeout(Duration::from_secs(3));
         match probe.version().await {
             Ok(v) => {
                 tracing::info!(%encoder, product = %v.product, version = %v.version, "Carbon server found")
@@ -185,6 +197,7 @@ impl App {
         Ok(App {
             http_addr: None,
             carbon_addr: None,
+            carbon_coder_addr: None,
             dirs: DataDirs::create(data)?,
             _locks: Vec::new(),
             metrics: Arc::default(),
@@ -210,16 +223,12 @@ impl App {
         let lock = self.dirs.claim("encoder", &self.dirs.streams)?;
         self._locks.push(lock);
         let dirs = &self.dirs;
-        let (listener, carbon_addr) = server::bind(&options.carbon)
-            .await
-            .with_context(|| format!("cannot listen for Carbon clients on {}", options.carbon))?;
-        if !carbon_addr.ip().is_loopback() && options.carbon_allow.is_empty() {
-            anyhow::bail!(
-                "the Carbon socket on {carbon_addr} would take jobs from anyone who can reach it: \
-                 say who may connect with --carbon-allow CIDR,... (e.g. 10.0.0.0/8), or listen \
-                 on 127.0.0.1"
-            );
-        }
+        let (listener, carbon_addr) = bind_carbon(&options.carbon, options, "--carbon").await?;
+        let coder = if options.carbon_coder.trim().eq_ignore_ascii_case("off") {
+            None
+        } else {
+            Some(bind_carbon(&options.carbon_coder, options, "--carbon-coder").await?)
+        };
         let settings = match &options.config {
             Some(file) => Settings::load(file, &self.dirs.streams)?,
             None => Settings::defaults(),
@@ -247,6 +256,7 @@ impl App {
             &EncoderConfig {
                 tmp_dir: dirs.tmp_encodes.clone(),
                 roots,
+                default_dest: dirs.streams.clone(),
                 mappings,
                 slots: usize::from(options.encode_slots),
                 agent_ip: reachable(carbon_addr).ip().to_string(),
@@ -273,13 +283,25 @@ impl App {
             &settings,
             &self.shutdown,
         ));
+        if let Some((coder_listener, coder_addr)) = coder {
+            self.tasks.push(tokio::spawn(server::serve(
+                coder_listener,
+                encoder.clone(),
+                limits.clone(),
+                Habit::OnePerConnection,
+                self.shutdown.clone(),
+            )));
+            tracing::info!("Carbon encoder listening on {coder_addr} (one request per connection)");
+            self.carbon_coder_addr = Some(coder_addr);
+        }
         self.tasks.push(tokio::spawn(server::serve(
             listener,
             encoder,
             limits,
+            Habit::KeepOpen,
             self.shutdown.clone(),
         )));
-        tracing::info!("Carbon encoder listening on {carbon_addr}");
+        tracing::info!("Carbon encoder listening on {carbon_addr} (connections kept open)");
         tracing::info!(data = %dirs.root.display(), "data folder");
         self.carbon_addr = Some(carbon_addr);
         Ok(carbon_addr)
@@ -305,6 +327,7 @@ impl App {
                 header_timeout: Duration::from_secs(options.http_header_secs),
                 body_timeout: Duration::from_secs(options.http_body_secs),
                 encoder_addr: link.addr,
+                encoder_habit: link.habit,
                 encoder_uploaded: link.uploaded,
                 encoder_streams: link.streams,
                 metrics: self.metrics.clone(),
@@ -342,9 +365,16 @@ impl App {
         self.http_addr
     }
 
-    /// The Carbon socket's address, when this app runs the encoder.
+    /// The Carbon socket's address (connections kept open), when this app
+    /// runs the encoder.
     pub fn carbon_addr(&self) -> Option<SocketAddr> {
         self.carbon_addr
+    }
+
+    /// The Carbon Coder-style socket's address (one request per
+    /// connection), when this app runs the encoder and it is not `off`.
+    pub fn carbon_coder_addr(&self) -> Option<SocketAddr> {
+        self.carbon_coder_addr
     }
 
     pub fn dirs(&self) -> &DataDirs {
@@ -370,6 +400,26 @@ impl App {
             tracing::warn!("some tasks did not stop within 10 s");
         }
     }
+}
+
+/// Binds one Carbon listener; one that is not on loopback needs
+/// `--carbon-allow`.
+async fn bind_carbon(
+    addr: &str,
+    options: &EncoderOptions,
+    flag: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let (listener, bound) = server::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for Carbon clients on {addr} ({flag})"))?;
+    if !bound.ip().is_loopback() && options.carbon_allow.is_empty() {
+        anyhow::bail!(
+            "the Carbon socket on {bound} ({flag}) would take jobs from anyone who can reach it: \
+             say who may connect with --carbon-allow CIDR,... (e.g. 10.0.0.0/8), or listen \
+             on 127.0.0.1"
+        );
+    }
+    Ok((listener, bound))
 }
 
 async fn shutdown_signal() {

@@ -14,7 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::carbon::message::{
-    Command, Criterion, Destination, JobInfo, JobQueue, JobStatusList, ModuleData, Operator, Source,
+    Command, Criterion, Destination, JobInfo, JobQueue, JobStatusList, ModuleData, Operator,
+    Source, TICKS_PER_SECOND,
 };
 use crate::carbon::{Client, ClientError, Guid, JobEntry, JobStatus};
 use crate::config::{ConnectArgs, JobAction, JobArgs, JobsArgs, ProbeArgs, SubmitArgs};
@@ -59,8 +60,11 @@ fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     }
 }
 
+/// One connection per request: it works with every Carbon server (Carbon
+/// Coder closes after each reply; videoshare's `--carbon` keeps it open).
 fn connect(args: &ConnectArgs) -> Client {
-    Client::new(args.encoder.clone()).with_timeout(Duration::from_secs(args.timeout_secs))
+    Client::one_per_request(args.encoder.clone())
+        .with_timeout(Duration::from_secs(args.timeout_secs))
 }
 
 /// A client error with what to do about it, where that is clear.
@@ -129,8 +133,9 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let source = encoder_path(&args.file, "FILE")?;
     let job = JobQueue {
         job_name: args.name.clone(),
+        description: args.description.clone(),
         user: args.user.clone(),
-        sources: vec![Source { filename: source }],
+        sources: vec![Source::file(source)],
         destinations: presets
             .iter()
             .map(|preset| Destination {
@@ -140,6 +145,7 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
                     path: Some(dest.clone()),
                     base_file_name: Some(args.base_name.clone()),
                 },
+                ..Destination::default()
             })
             .collect(),
         priority: args.priority,
@@ -164,7 +170,7 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{guid} COMPLETED");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("{guid} ended {}: {}", job.status, job.description);
+        eprintln!("{guid} ended {}: {}", job.status, job.failure());
         Ok(ExitCode::FAILURE)
     }
 }
@@ -205,10 +211,11 @@ async fn follow(client: &Client, guid: Guid) -> anyhow::Result<JobEntry> {
     }
 }
 
+/// Each destination's output (its first target file; copies follow it).
 fn outputs(info: &JobInfo) -> impl Iterator<Item = &str> {
     info.destinations
         .iter()
-        .filter_map(|d| d.output.as_ref().map(|o| o.filename.as_str()))
+        .filter_map(|d| d.target_files.first().map(String::as_str))
 }
 
 /// A job as `jobs --json` prints it.
@@ -222,6 +229,7 @@ struct JobView<'a> {
     priority: u32,
     user: &'a str,
     description: &'a str,
+    failure: String,
     source: &'a str,
     check_in_time: Option<&'a str>,
     start_time: Option<&'a str>,
@@ -239,6 +247,7 @@ impl<'a> From<&'a JobEntry> for JobView<'a> {
             priority: j.priority,
             user: &j.user,
             description: &j.description,
+            failure: j.failure(),
             source: &j.source_description,
             check_in_time: j.check_in_time_cnlt.as_deref(),
             start_time: j.start_time_cnlt.as_deref(),
@@ -261,7 +270,10 @@ pub async fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let jobs = connect(&args.connect)
-        .list(JobStatusList { criteria })
+        .list_all(JobStatusList {
+            criteria,
+            ..JobStatusList::default()
+        })
         .await
         .map_err(explain)?;
     if args.json {
@@ -327,6 +339,7 @@ fn print_info(info: &JobInfo) {
     line("Priority", &j.priority.to_string());
     line("User", &j.user);
     line("Description", &j.description);
+    line("Failure", &j.failure());
     line(
         "Queued",
         j.check_in_time_cnlt.as_deref().unwrap_or_default(),
@@ -337,13 +350,14 @@ fn print_info(info: &JobInfo) {
         j.completed_time_cnlt.as_deref().unwrap_or_default(),
     );
     for source in &info.sources {
-        line("Source", &source.filename);
+        line("Source", source);
     }
     for d in &info.destinations {
         line("Preset", &format!("{} {}", d.preset_guid, d.preset_name));
-        line("Folder", d.module_data.path.as_deref().unwrap_or_default());
-        if let Some(output) = &d.output {
-            line("Output", &output.filename);
+        line("Destination", d.name.as_deref().unwrap_or_default());
+        line("Folder", &d.path);
+        for (i, file) in d.target_files.iter().enumerate() {
+            line(if i == 0 { "Output" } else { "Copy" }, file);
         }
     }
 }
@@ -386,26 +400,25 @@ pub async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         .map_err(explain)?;
     out(format!("File      {}", source.filename));
     out(format!("Format    {}", source.format));
+    if let Some(ticks) = source.description.duration_ticks {
+        let secs = ticks as f64 / TICKS_PER_SECOND as f64;
+        out(format!("Duration  {secs:.3} s"));
+    }
     if let Some(v) = &source.description.video {
         let rate = v
-            .frame_rate
+            .frame_rate()
             .map(|r| format!(" {r:.3} fps"))
             .unwrap_or_default();
         out(format!(
-            "Video     {} {}x{}{rate}",
-            v.codec, v.width, v.height
+            "Video     {} {}x{}{rate} {}",
+            v.codec, v.width, v.height, v.interlacing
         ));
-        if let Some(d) = v.duration {
-            out(format!("Duration  {d:.3} s"));
-        }
     }
     if let Some(a) = &source.description.audio {
-        let rate = a
-            .sample_rate
-            .map(|r| format!(" {r} Hz"))
-            .unwrap_or_default();
-        let channels = a.channels.map(|c| format!(" {c} ch")).unwrap_or_default();
-        out(format!("Audio     {}{rate}{channels}", a.codec));
+        out(format!(
+            "Audio     {} {} Hz {} ch {} bit",
+            a.codec, a.sample_rate, a.channels, a.sample_size
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -190,6 +190,31 @@ fn link_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Copies `from` to `to` whole or not at all: the data goes to a hidden
+/// staging name beside `to`, is flushed, and only then takes the name. With
+/// `overwrite` an existing `to` is replaced (readers see the old file or
+/// the new one); without, an existing `to` is an `AlreadyExists` error and
+/// is left alone.
+pub fn copy_whole(from: &Path, to: &Path, overwrite: bool) -> io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    let staging = dir.join(format!(
+        ".{}{STAGING_SUFFIX}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let placed = std::fs::copy(from, &staging)
+        .and_then(|_| std::fs::File::open(&staging)?.sync_all())
+        .and_then(|()| {
+            if overwrite {
+                std::fs::rename(&staging, to)
+            } else {
+                std::fs::hard_link(&staging, to)
+            }
+        });
+    let _ = std::fs::remove_file(&staging);
+    placed?;
+    sync_dir(dir)
+}
+
 /// Makes a directory's entries (a new name) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -229,6 +254,25 @@ pub fn reset_dir(dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_whole_refuses_or_replaces_and_leaves_no_staging() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let from = dir.path().join("a.mp4");
+        let to = dir.path().join("b.mp4");
+        std::fs::write(&from, b"new").expect("write");
+        std::fs::write(&to, b"old").expect("write");
+        let refused = copy_whole(&from, &to, false).expect_err("exists");
+        assert_eq!(refused.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&to).expect("read"), b"old");
+        copy_whole(&from, &to, true).expect("replaces");
+        assert_eq!(std::fs::read(&to).expect("read"), b"new");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
 
     #[test]
     fn persists_without_clobbering_and_cleans_up() {

@@ -11,7 +11,8 @@ use common::{
     DEADLINE, ffmpeg_states, make_clip, names_in, probe_streams, spawn_app, spawn_app_with,
 };
 use videoshare::carbon::message::{
-    Command, Destination, JobQueue, JobStatusList, ModuleData, NodeCommand, ProfileList, Source,
+    Command, Destination, JobQueue, JobStatusList, ModuleData, NodeCommand, NodeCommandKind,
+    ProfileList, Source,
 };
 use videoshare::carbon::{Client, ClientError, Guid, JobEntry, JobStatus, Reply, Request};
 use videoshare::encoder::preset::SEED_PRESET;
@@ -45,7 +46,7 @@ async fn wait_until(
 ) -> JobEntry {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
-        let job = client.command(guid, Command::Query).await.expect("query");
+        let job = client.command(guid, Command::QueryInfo).await.expect("query");
         if done(&job) {
             return job;
         }
@@ -127,14 +128,16 @@ async fn read_only_tasks_describe_the_server_and_files() {
 
     let node = client.node_status().await.expect("node");
     assert_eq!((node.slots, node.free_slots, node.running_jobs), (3, 3, 0));
-    let Reply::ServerNodes { nodes } = client
-        .call(Request::NodeCommand(NodeCommand::GetServerNodeStatus))
+    let Reply::ServerNode(server_view) = client
+        .call(Request::NodeCommand(NodeCommand::get(
+            NodeCommandKind::GetServerNodeStatus,
+        )))
         .await
-        .expect("server nodes")
+        .expect("server node")
     else {
-        panic!("not a node list")
+        panic!("not a ServerNodeStatus")
     };
-    assert_eq!(nodes, vec![node]);
+    assert_eq!(server_view, node);
 
     let clip = make_clip(&app.uploaded_dir(), "eval me.mp4", 2, 160, 120);
     let evaluated = client.evaluate(&text(&clip)).await.expect("evaluate");
@@ -143,10 +146,12 @@ async fn read_only_tasks_describe_the_server_and_files() {
         (video.width, video.height, video.codec.as_str()),
         (160, 120, "h264")
     );
+    let duration = evaluated.description.duration_ticks.expect("a duration");
     assert!(
-        video.duration.is_some_and(|d| (d - 2.0).abs() < 0.2),
-        "{video:?}"
+        (duration as f64 / 27e6 - 2.0).abs() < 0.2,
+        "{duration} ticks of 27 MHz"
     );
+    assert_eq!(video.frame_duration_ticks, Some(1_080_000), "25 fps");
     let audio = evaluated.description.audio.expect("an audio stream");
     assert_eq!(audio.codec, "aac");
     assert!(evaluated.format.contains("mp4"));
@@ -191,10 +196,10 @@ async fn pause_suspends_ffmpeg_and_resume_continues_from_there() {
         ffmpeg_states(&clip) == ['T']
     })
     .await;
-    let held_at = client.command(guid, Command::Query).await.expect("query");
+    let held_at = client.command(guid, Command::QueryInfo).await.expect("query");
     // A suspended ffmpeg reports nothing: progress stays put.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let later = client.command(guid, Command::Query).await.expect("query");
+    let later = client.command(guid, Command::QueryInfo).await.expect("query");
     assert_eq!(
         (later.status, later.progress),
         (JobStatus::Paused, held_at.progress)
@@ -223,12 +228,12 @@ async fn pause_suspends_ffmpeg_and_resume_continues_from_there() {
     // QueryInfo: the source and the output of the destination.
     let info = client.info(guid).await.expect("info");
     assert_eq!(info.job.guid, guid);
-    assert_eq!(info.sources[0].filename, text(&clip));
+    assert_eq!(info.sources[0], text(&clip));
     let output = info.destinations[0]
-        .output
-        .as_ref()
+        .target_files
+        .first()
         .expect("an output once completed");
-    let streams = probe_streams(Path::new(&output.filename));
+    let streams = probe_streams(Path::new(output));
     assert!(
         streams
             .iter()
@@ -258,7 +263,7 @@ async fn pausing_right_after_submit_holds_the_job_until_resumed() {
     };
     assert_eq!(paused.status, JobStatus::Paused);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let held = client.command(guid, Command::Query).await.expect("query");
+    let held = client.command(guid, Command::QueryInfo).await.expect("query");
     assert_eq!((held.status, held.progress), (JobStatus::Paused, 0));
     assert!(
         ffmpeg_states(&clip).iter().all(|s| *s == 'T'),
@@ -292,7 +297,7 @@ async fn a_restart_keeps_paused_jobs_paused_and_requeues_running_ones() {
     // The suspended encode is gone with the old process: the job stays
     // PAUSED, to start over from 0 % when resumed.
     let held = client_2
-        .command(paused, Command::Query)
+        .command(paused, Command::QueryInfo)
         .await
         .expect("query");
     assert_eq!((held.status, held.progress), (JobStatus::Paused, 0));
@@ -416,12 +421,12 @@ async fn priority_orders_the_queue_and_node_status_counts_slots() {
     })
     .await;
     assert_ne!(next.status, JobStatus::Queued);
-    let other = client.command(urgent, Command::Query).await.expect("query");
+    let other = client.command(urgent, Command::QueryInfo).await.expect("query");
     assert_eq!(other.status, JobStatus::Queued, "priority 250 before 200");
     wait_status(&client, second, JobStatus::Completed).await;
     let urgent_done = wait_status(&client, urgent, JobStatus::Completed).await;
     // Then the held job is still held until resumed.
-    let still = client.command(first, Command::Query).await.expect("query");
+    let still = client.command(first, Command::QueryInfo).await.expect("query");
     assert_eq!(still.status, JobStatus::Paused);
     let resumed = client
         .command(first, Command::Resume)
@@ -451,7 +456,7 @@ async fn remove_stops_a_running_job_and_keeps_finished_outputs() {
     assert!(ffmpeg_states(&long).is_empty(), "its ffmpeg is killed");
     assert!(names_in(&app.data.join("tmp/encodes")).is_empty());
     for gone in [done, running] {
-        let why = refused(&client, gone, Command::Query).await;
+        let why = refused(&client, gone, Command::QueryInfo).await;
         assert!(why.contains("no job has GUID"), "{why}");
     }
     assert!(client.job_list().await.expect("list").is_empty());
@@ -470,23 +475,22 @@ async fn one_job_can_have_several_destinations() {
     std::fs::create_dir(&second_dir).expect("mkdir");
     let destination = |dir: &Path, base: &str| Destination {
         preset_guid: Some(SEED_PRESET.to_string()),
-        module_guid: None,
         module_data: ModuleData {
             path: Some(text(dir)),
             base_file_name: Some(base.to_owned()),
         },
+        ..Destination::default()
     };
     let job = JobQueue {
         job_name: Some("two outputs".into()),
         user: Some("ann".into()),
-        sources: vec![Source {
-            filename: text(&clip),
-        }],
+        sources: vec![Source::file(text(&clip))],
         destinations: vec![
             destination(&app.streams_dir(), "%s-web"),
             destination(&second_dir, "copy of %s"),
         ],
         priority: Some(7),
+        ..JobQueue::default()
     };
     let guid = client.queue(job).await.expect("queued");
     let done = wait_status(&client, guid, JobStatus::Completed).await;
@@ -498,7 +502,7 @@ async fn one_job_can_have_several_destinations() {
     let outputs: Vec<String> = info
         .destinations
         .iter()
-        .filter_map(|d| d.output.as_ref().map(|o| o.filename.clone()))
+        .filter_map(|d| d.target_files.first().cloned())
         .collect();
     assert_eq!(
         outputs,
@@ -532,7 +536,7 @@ async fn bad_commands_get_reasons_and_the_connection_stays_up() {
     let client = client(&app);
     let unknown = Guid::new_random();
     for command in [
-        Command::Query,
+        Command::QueryInfo,
         Command::Pause,
         Command::Remove,
         Command::QueryInfo,
@@ -626,7 +630,6 @@ async fn every_builtin_preset_encodes_in_one_job() {
             .iter()
             .map(|p| Destination {
                 preset_guid: Some(p.guid.to_string()),
-                module_guid: None,
                 module_data: ModuleData {
                     path: Some(text(&app.streams_dir())),
                     base_file_name: Some(format!(
@@ -634,6 +637,7 @@ async fn every_builtin_preset_encodes_in_one_job() {
                         p.guid.to_string().trim_matches(['{', '}'])
                     )),
                 },
+                ..Destination::default()
             })
             .collect(),
         ..JobQueue::single(&text(&clip), SEED_PRESET, "")
@@ -642,15 +646,13 @@ async fn every_builtin_preset_encodes_in_one_job() {
     wait_status(&client, guid, JobStatus::Completed).await;
     let info = client.info(guid).await.expect("info");
     for (profile, destination) in profiles.iter().zip(&info.destinations) {
-        let output = destination.output.as_ref().expect("an output");
+        let output = destination.target_files.first().expect("an output");
         assert!(
-            output
-                .filename
-                .ends_with(&format!(".{}", profile.extension)),
+            output.ends_with(&format!(".{}", profile.extension)),
             "{}",
-            output.filename
+            output
         );
-        let streams = probe_streams(Path::new(&output.filename));
+        let streams = probe_streams(Path::new(output));
         let video = streams.iter().find(|s| s.0 == "video");
         match (profile.width, profile.height) {
             (Some(w), Some(h)) => {
@@ -719,7 +721,7 @@ async fn a_paused_job_is_not_a_hung_job() {
     client.command(guid, Command::Pause).await.expect("pause");
     // Longer than the stall time, paused.
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    let job = client.command(guid, Command::Query).await.expect("query");
+    let job = client.command(guid, Command::QueryInfo).await.expect("query");
     assert_eq!(job.status, JobStatus::Paused, "{}", job.description);
     client.command(guid, Command::Stop).await.expect("stop");
     app.stop().await;

@@ -678,6 +678,6 @@ async fn a_full_disk_fails_the_job_readably_and_the_next_job_runs() {
     let done = common::wait_finished(&client, guid).await;
     assert_eq!(done.status, JobStatus::Completed, "{done:?}");
     let info = client.info(guid).await.expect("info");
-    let output = info.destinations[0].output.as_ref().expect("an output");
-    assert!(output.filename.ends_with("small.mp4"), "{output:?}");
+    let output = info.destinations[0].target_files.first().expect("an output");
+    assert!(output.ends_with("small.mp4"), "{output:?}");
 }

@@ -57,6 +57,7 @@ async fn healthz_checks_the_encoder_the_database_and_the_disk() {
         },
         encoder_uploaded: None,
         encoder_streams: None,
+        encoder_connection: videoshare::config::EncoderConnection::OnePerRequest,
     };
     let portal = videoshare::app::App::build_portal(&args)
         .await

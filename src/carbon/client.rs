@@ -1,5 +1,8 @@
-//! An async Carbon client: one TCP connection, reused across requests,
-//! re-established when the server has closed it, with a timeout per exchange.
+//! An async Carbon client, in either connection habit a Carbon server has:
+//! one request per connection (Carbon Coder: connect, send, read the reply,
+//! the server closes) or one connection kept for many requests (the seed's
+//! Flash Media Encoding Server), re-established when the server has closed
+//! it. A timeout bounds each exchange.
 //!
 //! It speaks the same typed messages as the server ([`Request`], [`Reply`]);
 //! nothing here writes XML by hand.
@@ -7,6 +10,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -14,18 +18,36 @@ use tokio_util::codec::Framed;
 
 use super::frame::{CarbonCodec, FrameError};
 use super::guid::Guid;
-use super::latin1;
 use super::message::{
     Command, EvaluatedSource, JobCommand, JobEntry, JobEvaluate, JobInfo, JobQueue, JobStatusList,
-    MessageError, NodeCommand, NodeStatus, Profile, ProfileList, Reply, Request, Source,
-    VersionInfo,
+    MessageError, NodeCommand, NodeCommandKind, NodeStatus, Profile, ProfileList, Reply, Request,
+    Source, StatusList, VersionInfo,
 };
+use super::text;
 
 type Connection = Framed<TcpStream, CarbonCodec>;
 
 /// Requests written before their replies are read. Bounded so that neither
 /// side can fill both socket buffers and wait on the other forever.
 const PIPELINE_DEPTH: usize = 32;
+
+/// Connections open at once when requests go one per connection.
+const PARALLEL_CONNECTIONS: usize = 16;
+
+/// The largest reply accepted (a page of 1000 job records is about 1 MiB).
+const MAX_REPLY: usize = 64 << 20;
+
+/// How a client uses connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectionHabit {
+    /// Connect, send one request, read its reply (the server then closes),
+    /// as Carbon Coder expects. Works with any Carbon server.
+    #[default]
+    OnePerRequest,
+    /// Keep one connection for many requests, pipelined, as the seed's
+    /// Flash Media Encoding Server allowed (videoshare's `--carbon`).
+    KeepOpen,
+}
 
 /// Why a request to a Carbon server did not produce a usable reply.
 #[derive(Debug, thiserror::Error)]
@@ -53,15 +75,28 @@ pub enum ClientError {
 pub struct Client {
     addr: String,
     timeout: Duration,
+    habit: ConnectionHabit,
     connection: Mutex<Option<Connection>>,
 }
 
 impl Client {
-    /// A client for `addr` (`host:port`). Connects lazily.
+    /// A client for `addr` (`host:port`) that keeps one connection open
+    /// (for videoshare's `--carbon` listener). Connects lazily.
     pub fn new(addr: impl Into<String>) -> Self {
+        Client::with_habit(addr, ConnectionHabit::KeepOpen)
+    }
+
+    /// A client for `addr` that opens a connection per request (for any
+    /// Carbon server, e.g. videoshare's `--carbon-coder` or Carbon Coder).
+    pub fn one_per_request(addr: impl Into<String>) -> Self {
+        Client::with_habit(addr, ConnectionHabit::OnePerRequest)
+    }
+
+    pub fn with_habit(addr: impl Into<String>, habit: ConnectionHabit) -> Self {
         Client {
             addr: addr.into(),
             timeout: Duration::from_secs(10),
+            habit,
             connection: Mutex::new(None),
         }
     }
@@ -84,12 +119,27 @@ impl Client {
             .ok_or_else(|| ClientError::Closed(self.addr.clone()))
     }
 
-    /// Sends several requests on one connection and reads their replies in
-    /// order, [`PIPELINE_DEPTH`] at a time (one round trip per batch).
+    /// Sends several requests and reads their replies, in order: on one
+    /// kept connection [`PIPELINE_DEPTH`] at a time (one round trip per
+    /// batch), or each on its own connection, [`PARALLEL_CONNECTIONS`] at
+    /// a time.
     ///
     /// A reused connection the server has since closed is replaced and the
     /// batch retried once — only when every request is safe to repeat.
     pub async fn request_many(&self, requests: &[Request]) -> Result<Vec<Reply>, ClientError> {
+        if self.habit == ConnectionHabit::OnePerRequest {
+            // Boxed: keeps the future `Send` for callers that spawn it.
+            let calls: Vec<BoxFuture<'_, Result<Reply, ClientError>>> = requests
+                .iter()
+                .cloned()
+                .map(|r| Box::pin(async move { self.request_alone(&r).await }) as BoxFuture<'_, _>)
+                .collect();
+            let replies = futures_util::stream::iter(calls)
+                .buffered(PARALLEL_CONNECTIONS)
+                .collect::<Vec<_>>()
+                .await;
+            return replies.into_iter().collect();
+        }
         let mut slot = self.connection.lock().await;
         let reused = slot.as_ref().is_some_and(|c| !is_stale(c));
         if !reused {
@@ -103,6 +153,15 @@ impl Client {
             }
             result => result,
         }
+    }
+
+    /// One request on a fresh connection, closed afterwards.
+    async fn request_alone(&self, request: &Request) -> Result<Reply, ClientError> {
+        let mut slot = None;
+        let mut replies = self.exchange(&mut slot, std::slice::from_ref(request)).await?;
+        replies
+            .pop()
+            .ok_or_else(|| ClientError::Closed(self.addr.clone()))
     }
 
     async fn exchange(
@@ -119,7 +178,7 @@ impl Client {
                     }
                 })?;
                 stream.set_nodelay(true).ok();
-                *slot = Some(Framed::new(stream, CarbonCodec::default()));
+                *slot = Some(Framed::new(stream, CarbonCodec::new(MAX_REPLY)));
             }
             let Some(conn) = slot.as_mut() else {
                 return Err(ClientError::Closed(self.addr.clone()));
@@ -136,7 +195,7 @@ impl Client {
                         .await
                         .ok_or_else(|| ClientError::Closed(self.addr.clone()))??;
                     let expected = request.reply_kind();
-                    replies.push(Reply::parse(&latin1::decode(&payload), expected)?);
+                    replies.push(Reply::parse(&text::decode(&payload), expected)?);
                 }
             }
             Ok(replies)
@@ -168,9 +227,32 @@ impl Client {
         }
     }
 
-    /// The jobs matching `list`.
+    /// The jobs matching `list` (one page of them).
     pub async fn list(&self, list: JobStatusList) -> Result<Vec<JobEntry>, ClientError> {
-        jobs_of(self.request(&Request::JobStatusList(list)).await?)
+        Ok(self.list_page(list).await?.jobs)
+    }
+
+    /// One page of the jobs matching `list`, with how many matched in all.
+    pub async fn list_page(&self, list: JobStatusList) -> Result<StatusList, ClientError> {
+        match accepted(self.request(&Request::JobStatusList(list)).await?)? {
+            Reply::StatusList(page) => Ok(page),
+            _ => Err(ClientError::Unexpected("JobStatusList")),
+        }
+    }
+
+    /// Every job matching `list`, page after page.
+    pub async fn list_all(&self, list: JobStatusList) -> Result<Vec<JobEntry>, ClientError> {
+        let mut all = Vec::new();
+        loop {
+            let mut page_request = list.clone();
+            page_request.settings.start = all.len();
+            let page = self.list_page(page_request).await?;
+            let got = page.jobs.len();
+            all.extend(page.jobs);
+            if got == 0 || all.len() >= page.total {
+                return Ok(all);
+            }
+        }
     }
 
     /// The status of each job, `None` where the server does not know the GUID.
@@ -191,59 +273,72 @@ impl Client {
             .collect()
     }
 
-    /// Every job's GUID (`JobList`).
+    /// Every job's GUID (`JobList`, page by page).
     pub async fn job_list(&self) -> Result<Vec<Guid>, ClientError> {
-        match self.call(Request::JobList).await? {
-            Reply::JobList { guids } => Ok(guids),
-            _ => Err(ClientError::Unexpected("JobList")),
+        let mut all = Vec::new();
+        loop {
+            let settings = super::message::ListSettings {
+                start: all.len(),
+                ..Default::default()
+            };
+            let page = match self.call(Request::JobList(settings)).await? {
+                Reply::JobList(list) => list.jobs,
+                _ => return Err(ClientError::Unexpected("JobList")),
+            };
+            let done = page.len() < super::message::MAX_LIST;
+            all.extend(page.into_iter().map(|(guid, _)| guid));
+            if done {
+                return Ok(all);
+            }
         }
     }
 
-    /// `JobCommand` `Query`, or a control command (`Stop`, `Pause`, `Resume`,
-    /// `SetPriority`, `Requeue`): the job's status afterwards.
+    /// A `JobCommand` other than `Query`: the job afterwards (for `Remove`,
+    /// as it was).
     pub async fn command(&self, guid: Guid, command: Command) -> Result<JobEntry, ClientError> {
+        Ok(self.command_info(guid, command).await?.job)
+    }
+
+    async fn command_info(&self, guid: Guid, command: Command) -> Result<JobInfo, ClientError> {
         match self
             .call(Request::JobCommand(JobCommand { guid, command }))
             .await?
         {
-            Reply::Status(job) => Ok(*job),
+            Reply::Info(info) => Ok(*info),
             _ => Err(ClientError::Unexpected("JobCommand")),
         }
     }
 
     /// `JobCommand QueryInfo`: the whole job record.
     pub async fn info(&self, guid: Guid) -> Result<JobInfo, ClientError> {
+        self.command_info(guid, Command::QueryInfo).await
+    }
+
+    /// `JobCommand Query`: the job as it was submitted.
+    pub async fn query(&self, guid: Guid) -> Result<JobQueue, ClientError> {
         let command = JobCommand {
             guid,
-            command: Command::QueryInfo,
+            command: Command::Query,
         };
         match self.call(Request::JobCommand(command)).await? {
-            Reply::Info(info) => Ok(*info),
-            _ => Err(ClientError::Unexpected("JobCommand QueryInfo")),
+            Reply::Job(job) => Ok(*job),
+            _ => Err(ClientError::Unexpected("JobCommand Query")),
         }
     }
 
     /// `JobCommand Remove`.
     pub async fn remove(&self, guid: Guid) -> Result<(), ClientError> {
-        let command = JobCommand {
-            guid,
-            command: Command::Remove,
-        };
-        match self.call(Request::JobCommand(command)).await? {
-            Reply::Removed { .. } => Ok(()),
-            _ => Err(ClientError::Unexpected("JobCommand Remove")),
-        }
+        self.command_info(guid, Command::Remove).await.map(|_| ())
     }
 
     /// `JobEvaluate` of one file, named as the server sees it.
     pub async fn evaluate(&self, filename: &str) -> Result<EvaluatedSource, ClientError> {
         let request = Request::JobEvaluate(JobEvaluate {
-            sources: vec![Source {
-                filename: filename.to_owned(),
-            }],
+            sources: vec![Source::file(filename)],
+            destinations: Vec::new(),
         });
         match self.call(request).await? {
-            Reply::Evaluated { mut sources } if sources.len() == 1 => Ok(sources.remove(0)),
+            Reply::Evaluated(mut e) if e.sources.len() == 1 => Ok(e.sources.remove(0)),
             _ => Err(ClientError::Unexpected("JobEvaluate")),
         }
     }
@@ -268,11 +363,14 @@ impl Client {
 
     /// `NodeCommand GetNodeStatus`.
     pub async fn node_status(&self) -> Result<NodeStatus, ClientError> {
-        match self
-            .call(Request::NodeCommand(NodeCommand::GetNodeStatus))
-            .await?
-        {
-            Reply::Node(node) => Ok(node),
+        self.node_command(NodeCommand::get(NodeCommandKind::GetNodeStatus))
+            .await
+    }
+
+    /// A `NodeCommand` whose reply is the node's status.
+    pub async fn node_command(&self, command: NodeCommand) -> Result<NodeStatus, ClientError> {
+        match self.call(Request::NodeCommand(command)).await? {
+            Reply::Node(node) | Reply::ServerNode(node) => Ok(node),
             _ => Err(ClientError::Unexpected("NodeCommand")),
         }
     }
@@ -288,7 +386,7 @@ fn accepted(reply: Reply) -> Result<Reply, ClientError> {
 /// The jobs of a `JobStatusList` reply.
 fn jobs_of(reply: Reply) -> Result<Vec<JobEntry>, ClientError> {
     match accepted(reply)? {
-        Reply::StatusList { jobs } => Ok(jobs),
+        Reply::StatusList(list) => Ok(list.jobs),
         _ => Err(ClientError::Unexpected("JobStatusList")),
     }
 }

@@ -1,9 +1,12 @@
 //! The Carbon frame codec: `CarbonAPIXML1 <N> <N bytes of payload>`.
 //!
 //! Owns bytes and lengths only: it knows nothing about XML, jobs or sockets.
-//! Whitespace between frames (the `\n` / `\r\n` some clients append) is skipped;
-//! anything else that is not a frame header is an error, as is a declared length
-//! above the configured maximum, so memory per connection stays bounded.
+//! Clients in the wild vary the header: some put no space between the length
+//! and the XML (`CarbonAPIXML1 102<?xml …`), some more than one before the
+//! length. Whitespace between frames (the `\n` / `\r\n` some clients append)
+//! is skipped; anything else that is not a frame header is an error, as is a
+//! declared length above the configured maximum, so memory per connection
+//! stays bounded.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -81,37 +84,52 @@ fn parse_header(buf: &[u8], max_frame: usize) -> Result<Header, FrameError> {
     if buf.len() <= MAGIC.len() {
         return Ok(Header::Incomplete);
     }
-    if buf[MAGIC.len()] != b' ' {
+    // One or more spaces between the magic and the length.
+    let spaces = buf[MAGIC.len()..]
+        .iter()
+        .take_while(|&&b| b == b' ')
+        .count();
+    if spaces == 0 {
         return Err(FrameError::NotAFrame);
     }
-    let digits_start = MAGIC.len() + 1;
+    if spaces > MAX_LENGTH_DIGITS {
+        return Err(FrameError::BadLength("(only spaces)".to_owned()));
+    }
+    let digits_start = MAGIC.len() + spaces;
+    if buf.len() == digits_start {
+        return Ok(Header::Incomplete);
+    }
     let rest = &buf[digits_start..];
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     let shown = || String::from_utf8_lossy(&rest[..(digits + 1).min(rest.len())]).into_owned();
     if digits > MAX_LENGTH_DIGITS {
         return Err(FrameError::BadLength(shown()));
     }
-    match rest.get(digits) {
-        None => Ok(Header::Incomplete),
-        Some(b' ') if digits > 0 => {
-            // At most 10 ASCII digits: always valid UTF-8 and fits in u64.
-            let text =
-                std::str::from_utf8(&rest[..digits]).map_err(|_| FrameError::BadLength(shown()))?;
-            let declared: u64 = text.parse().map_err(|_| FrameError::BadLength(shown()))?;
-            let declared = usize::try_from(declared).unwrap_or(usize::MAX);
-            if declared > max_frame {
-                return Err(FrameError::TooLarge {
-                    declared,
-                    max: max_frame,
-                });
-            }
-            Ok(Header::Complete {
-                header_len: digits_start + digits + 1,
-                payload_len: declared,
-            })
-        }
-        Some(_) => Err(FrameError::BadLength(shown())),
+    // After the length: one separating space (or tab, or line break), or
+    // straight into the XML with no separator at all.
+    let separator = match rest.get(digits) {
+        None => return Ok(Header::Incomplete),
+        Some(b' ' | b'\t' | b'\r' | b'\n') => 1,
+        Some(b'<') => 0,
+        Some(_) => return Err(FrameError::BadLength(shown())),
+    };
+    if digits == 0 {
+        return Err(FrameError::BadLength(shown()));
     }
+    // At most 10 ASCII digits: always valid UTF-8 and fits in u64.
+    let text = std::str::from_utf8(&rest[..digits]).map_err(|_| FrameError::BadLength(shown()))?;
+    let declared: u64 = text.parse().map_err(|_| FrameError::BadLength(shown()))?;
+    let declared = usize::try_from(declared).unwrap_or(usize::MAX);
+    if declared > max_frame {
+        return Err(FrameError::TooLarge {
+            declared,
+            max: max_frame,
+        });
+    }
+    Ok(Header::Complete {
+        header_len: digits_start + digits + separator,
+        payload_len: declared,
+    })
 }
 
 fn skip_whitespace(src: &mut BytesMut) {
@@ -241,7 +259,7 @@ mod tests {
             Err(FrameError::NotAFrame)
         ));
         assert!(matches!(
-            decode_all(b"CarbonAPIXML1  3 abc").1,
+            decode_all(b"CarbonAPIXML1 x3 abc").1,
             Err(FrameError::BadLength(_))
         ));
         assert!(matches!(
@@ -256,6 +274,22 @@ mod tests {
             decode_all(b"CarbonAPIXML1 123456789012345").1,
             Err(FrameError::BadLength(_))
         ));
+    }
+
+    #[test]
+    fn takes_the_headers_real_clients_write() {
+        // No space between the length and the XML.
+        let (frames, res, _) = decode_all(b"CarbonAPIXML1 4<a/>CarbonAPIXML1  4 <b/>\r\n");
+        assert!(res.is_ok());
+        assert_eq!(
+            frames,
+            vec![Bytes::from_static(b"<a/>"), Bytes::from_static(b"<b/>")]
+        );
+        // A line break as the separator.
+        let (frames, _, _) = decode_all(b"CarbonAPIXML1 4\n<c/>");
+        assert_eq!(frames, vec![Bytes::from_static(b"<c/>")]);
+        // A length and nothing else yet: wait.
+        assert!(decode_all(b"CarbonAPIXML1 12").1.is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The Carbon socket protocol (Rhozet Carbon Coder / Adobe Flash Media
-//! Encoding Server): framing, text encoding, typed messages and a client.
+//! Encoding Server): framing, text encoding, an XML element tree, typed
+//! messages in the Carbon API manual's shapes, and a client.
 //!
 //! Owns the wire format only. It must not know about HTTP, ffmpeg or SQL:
 //! both the encoder (server side) and the portal (client side) build on it.
@@ -70,9 +71,10 @@ macro_rules! keyword_enum {
 pub mod client;
 pub mod frame;
 pub mod guid;
-pub mod latin1;
 pub mod message;
 pub mod status;
+pub mod text;
+pub mod xml;
 
 pub use client::{Client, ClientError};
 pub use frame::{CarbonCodec, FrameError};

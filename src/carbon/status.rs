@@ -62,13 +62,34 @@ impl JobStatus {
         )
     }
 
-    /// The coarse lifecycle word written as `State`: `Waiting`, `Active` or `Done`.
-    pub fn state(self) -> &'static str {
+    /// The legacy `State` word, `NEX_JOB_*`. The manual prints QUEUED's as
+    /// `NEX_JOB_QUEUE` (no D) and lists only some: the rest follow the
+    /// same pattern.
+    pub fn nex_state(self) -> &'static str {
         match self {
-            JobStatus::Queued => "Waiting",
-            s if s.is_terminal() => "Done",
-            _ => "Active",
+            JobStatus::Queued => "NEX_JOB_QUEUE",
+            JobStatus::Preparing => "NEX_JOB_PREPARING",
+            JobStatus::Starting => "NEX_JOB_STARTING",
+            JobStatus::Started => "NEX_JOB_STARTED",
+            JobStatus::Pausing => "NEX_JOB_PAUSING",
+            JobStatus::Paused => "NEX_JOB_PAUSED",
+            JobStatus::Resuming => "NEX_JOB_RESUMING",
+            JobStatus::Stopping => "NEX_JOB_STOPPING",
+            JobStatus::Stopped => "NEX_JOB_STOPPED",
+            JobStatus::Completed => "NEX_JOB_COMPLETED",
+            JobStatus::Error => "NEX_JOB_ERROR",
+            JobStatus::Invalid => "NEX_JOB_INVALID",
         }
+    }
+
+    /// The status a `NEX_JOB_*` word stands for (`NEX_JOB_QUEUED` too).
+    pub fn from_nex_state(state: &str) -> Option<JobStatus> {
+        let word = state.trim().to_ascii_uppercase();
+        let bare = word.strip_prefix("NEX_JOB_")?;
+        if bare == "QUEUE" {
+            return Some(JobStatus::Queued);
+        }
+        bare.parse().ok()
     }
 }
 
@@ -109,5 +130,14 @@ mod tests {
             Some(JobStatus::Started)
         );
         assert!("RUNNING".parse::<JobStatus>().is_err());
+    }
+
+    #[test]
+    fn legacy_state_words() {
+        for status in JobStatus::ALL {
+            assert_eq!(JobStatus::from_nex_state(status.nex_state()), Some(status));
+        }
+        assert_eq!(JobStatus::from_nex_state("NEX_JOB_QUEUED"), Some(JobStatus::Queued));
+        assert_eq!(JobStatus::from_nex_state("Active"), None);
     }
 }

@@ -64,6 +64,17 @@ pub struct EncoderOptions {
     )]
     pub carbon: String,
 
+    /// Address of the Carbon Coder-style socket: one request per
+    /// connection, closed after the reply (Carbon Coder's port is 1120);
+    /// `off` disables it. Same requests, limits and --carbon-allow as --carbon.
+    #[arg(
+        long,
+        env = "VIDEOSHARE_CARBON_CODER",
+        default_value = "127.0.0.1:1120",
+        value_name = "ADDR|off"
+    )]
+    pub carbon_coder: String,
+
     /// How many encodes run at the same time.
     #[arg(long, env = "VIDEOSHARE_ENCODE_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub encode_slots: u16,
@@ -196,6 +207,27 @@ pub struct PortalArgs {
     /// local path.
     #[arg(long, env = "VIDEOSHARE_ENCODER_STREAMS", value_name = "PATH")]
     pub encoder_streams: Option<String>,
+    /// How the portal uses connections to the encoder: one per request
+    /// (works with every Carbon server, Carbon Coder included), or one kept
+    /// open for many (videoshare's --carbon, the seed's FMES).
+    #[arg(long, env = "VIDEOSHARE_ENCODER_CONNECTION", value_enum, default_value_t = EncoderConnection::OnePerRequest)]
+    pub encoder_connection: EncoderConnection,
+}
+
+/// `--encoder-connection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncoderConnection {
+    OnePerRequest,
+    KeepOpen,
+}
+
+impl From<EncoderConnection> for crate::carbon::client::ConnectionHabit {
+    fn from(c: EncoderConnection) -> Self {
+        match c {
+            EncoderConnection::OnePerRequest => Self::OnePerRequest,
+            EncoderConnection::KeepOpen => Self::KeepOpen,
+        }
+    }
 }
 
 /// How a client reaches the Carbon server.
@@ -242,6 +274,9 @@ pub struct SubmitArgs {
     /// Job name (default: the file name).
     #[arg(long)]
     pub name: Option<String>,
+    /// The job's Carbon `Description`.
+    #[arg(long)]
+    pub description: Option<String>,
     /// The Carbon `User` recorded on the job.
     #[arg(long)]
     pub user: Option<String>,
@@ -318,6 +353,7 @@ impl ServeArgs {
             data: DataArgs { data },
             encoder: EncoderOptions {
                 carbon: "127.0.0.1:0".into(),
+                carbon_coder: "127.0.0.1:0".into(),
                 encode_slots: 1,
                 roots: Vec::new(),
                 config: None,

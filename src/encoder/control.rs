@@ -1,5 +1,6 @@
 //! Job control: the registry of encodes running on this node and the
-//! `JobCommand` commands acting on them.
+//! `Pause`, `Resume` and `Stop` commands acting on them (the `JobCommand`
+//! task itself is `tasks/job_command.rs`).
 //!
 //! The database says what status a job is in; the registry holds the live
 //! handles of the jobs a worker is running (suspend/continue its ffmpeg, ask
@@ -13,10 +14,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::job::{self, REQUEUEABLE};
+use super::job;
 use super::{Encoder, EncoderError};
-use crate::carbon::message::{Command, DestinationInfo, JobInfo, ModuleData, OutputFile, Source};
-use crate::carbon::{Guid, JobStatus, Reply};
+use crate::carbon::message::Command;
+use crate::carbon::{Guid, JobStatus};
 use crate::store::Job;
 use crate::store::jobs::Change;
 
@@ -140,7 +141,7 @@ impl Running {
         }
     }
 
-    fn get(&self, guid: Guid) -> Option<Arc<Control>> {
+    pub(super) fn get(&self, guid: Guid) -> Option<Arc<Control>> {
         self.lock().get(&guid).cloned()
     }
 
@@ -182,64 +183,21 @@ enum Then {
 }
 
 impl Encoder {
-    /// Carries out one `JobCommand`.
-    pub(super) async fn command(
-        &self,
-        guid: Guid,
-        command: Command,
-    ) -> Result<Reply, EncoderError> {
-        match command {
-            Command::Query => Ok(Reply::Status(Box::new(self.entry_of(guid).await?))),
-            Command::QueryInfo => Ok(Reply::Info(Box::new(self.info(guid).await?))),
-            Command::SetPriority(priority) => {
-                let priority = super::check_priority(priority)?;
-                if !self.inner.jobs.set_priority(guid, priority).await? {
-                    return Err(EncoderError::NoSuchJob(guid));
-                }
-                // A queued job may now come first.
-                self.inner.wake.notify_one();
-                Ok(Reply::Status(Box::new(self.entry_of(guid).await?)))
-            }
-            Command::Requeue => {
-                if !self.inner.jobs.requeue(guid, &REQUEUEABLE).await? {
-                    return Err(cannot(command, self.job(guid).await?.status));
-                }
-                tracing::info!(%guid, "job requeued");
-                self.inner.wake.notify_one();
-                Ok(Reply::Status(Box::new(self.entry_of(guid).await?)))
-            }
-            Command::Remove => {
-                self.job(guid).await?;
-                // A running encode is stopped first (its temp output goes
-                // with it); finished outputs are left where they are.
-                if let Some(control) = self.inner.running.get(guid) {
-                    self.stop_worker(&control).await;
-                }
-                if !self.inner.jobs.remove(guid).await? {
-                    return Err(EncoderError::NoSuchJob(guid));
-                }
-                tracing::info!(%guid, "job removed");
-                Ok(Reply::Removed { guid })
-            }
-            Command::Pause | Command::Resume | Command::Stop => self.control(guid, command).await,
-        }
-    }
-
     /// Pause, Resume and Stop: plan from the current status, move, tell the
-    /// worker; retried if the job moved underneath.
-    async fn control(&self, guid: Guid, command: Command) -> Result<Reply, EncoderError> {
+    /// worker; retried if the job moved underneath. Returns the job after.
+    pub(super) async fn control(&self, guid: Guid, command: Command) -> Result<Job, EncoderError> {
         for _ in 0..RACE_RETRIES {
             let job = self.job(guid).await?;
             let control = self.inner.running.get(guid);
             let then = match plan(command, &job, control.is_some())? {
-                Plan::AsIs => return Ok(Reply::Status(Box::new(self.entry(&job)))),
+                Plan::AsIs => return Ok(job),
                 Plan::Move { from, to, then } => {
                     debug_assert!(
                         job::allowed_from(to).contains(&from),
                         "{from} -> {to} is not in the state machine"
                     );
                     let change = Change {
-                        description: (to == JobStatus::Stopped)
+                        failure: (to == JobStatus::Stopped)
                             .then(|| super::scheduler::STOPPED_BY_COMMAND.to_owned()),
                         ..Change::default()
                     };
@@ -263,14 +221,14 @@ impl Encoder {
                 (Then::Wake, _) => self.inner.wake.notify_one(),
                 _ => {}
             }
-            return Ok(Reply::Status(Box::new(self.entry_of(guid).await?)));
+            return self.job(guid).await;
         }
         Err(EncoderError::Busy(guid))
     }
 
     /// Asks a worker to stop and waits (bounded) until it has written the
     /// job's outcome.
-    async fn stop_worker(&self, control: &Control) {
+    pub(super) async fn stop_worker(&self, control: &Control) {
         control.stop.cancel();
         if tokio::time::timeout(STOP_WAIT, control.finished.cancelled())
             .await
@@ -288,50 +246,9 @@ impl Encoder {
             .ok_or(EncoderError::NoSuchJob(guid))
     }
 
-    fn entry(&self, job: &Job) -> crate::carbon::JobEntry {
-        job::entry(job, &self.inner.agent_ip)
-    }
-
-    async fn entry_of(&self, guid: Guid) -> Result<crate::carbon::JobEntry, EncoderError> {
-        Ok(self.entry(&self.job(guid).await?))
-    }
-
-    /// `QueryInfo`: the job with its source and each destination's preset
-    /// and, once written, output file.
-    async fn info(&self, guid: Guid) -> Result<JobInfo, EncoderError> {
-        let job = self.job(guid).await?;
-        let destinations = self.inner.jobs.destinations(guid).await?;
-        let text = |p: &std::path::Path| p.to_string_lossy().into_owned();
-        Ok(JobInfo {
-            job: self.entry(&job),
-            sources: vec![Source {
-                filename: text(&job.source_path),
-            }],
-            destinations: destinations
-                .iter()
-                .map(|d| DestinationInfo {
-                    preset_guid: d.preset_guid,
-                    preset_name: self
-                        .inner
-                        .presets
-                        .get(d.preset_guid)
-                        .map(|p| p.name.clone())
-                        .unwrap_or_default(),
-                    module_data: ModuleData {
-                        path: Some(text(&d.dest_dir)),
-                        base_file_name: Some(d.base_name.clone()),
-                    },
-                    output: d
-                        .output_path
-                        .as_deref()
-                        .map(|o| OutputFile { filename: text(o) }),
-                })
-                .collect(),
-        })
-    }
 }
 
-fn cannot(command: Command, status: JobStatus) -> EncoderError {
+pub(super) fn cannot(command: Command, status: JobStatus) -> EncoderError {
     let accepts = match command {
         Command::Pause => "QUEUED, STARTING or STARTED",
         Command::Resume => "PAUSED",

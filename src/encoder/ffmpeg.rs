@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::time::Instant;
 
 use super::preset::Preset;
+use crate::carbon::message::{TICKS_PER_SECOND, Trim};
 use crate::media::process::{ProcessError, command, spawn_error, stderr_tail};
 
 /// How much of ffmpeg's stderr is kept to explain a failure.
@@ -25,10 +26,63 @@ const STARTUP_GRACE: Duration = Duration::from_secs(30);
 /// How often ffmpeg reports progress, in seconds.
 const PROGRESS_PERIOD: &str = "0.25";
 
-/// The full ffmpeg argument list for encoding `source` into each of
+/// What an encode reads: the source, where its sound comes from, and the
+/// part of it to encode.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub source: &'a Path,
+    pub audio: Audio<'a>,
+    pub trim: Option<Trim>,
+}
+
+/// Where an encode's sound comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audio<'a> {
+    /// The source's own (if it has any).
+    Source,
+    /// Another file (a `MultiSource` job): its first audio stream.
+    File(&'a Path),
+    /// None.
+    Absent,
+}
+
+/// Seconds, as ffmpeg takes them, of 27 MHz ticks.
+fn seconds(ticks: u64) -> String {
+    format!("{:.6}", ticks as f64 / TICKS_PER_SECOND as f64)
+}
+
+impl Inputs<'_> {
+    /// How long the encoded part is, given the source's probed duration.
+    pub fn encoded_duration(&self, source_secs: Option<f64>) -> Option<f64> {
+        let Some(trim) = self.trim else {
+            return source_secs;
+        };
+        let start = trim.in_ticks as f64 / TICKS_PER_SECOND as f64;
+        let end = match (trim.out_ticks, source_secs) {
+            (Some(out), Some(total)) => (out as f64 / TICKS_PER_SECOND as f64).min(total),
+            (Some(out), None) => out as f64 / TICKS_PER_SECOND as f64,
+            (None, total) => total?,
+        };
+        Some((end - start).max(0.0))
+    }
+
+    /// `-ss`/`-t` before an `-i`: the trim, applied to every input alike.
+    fn trim_args(&self) -> Vec<OsString> {
+        let Some(trim) = self.trim else {
+            return Vec::new();
+        };
+        let mut args = vec!["-ss".into(), seconds(trim.in_ticks).into()];
+        if let Some(out) = trim.out_ticks {
+            args.extend(["-t".into(), seconds(out.saturating_sub(trim.in_ticks)).into()]);
+        }
+        args
+    }
+}
+
+/// The full ffmpeg argument list for encoding `inputs` into each of
 /// `outputs` in one run: the source is decoded once however many
 /// destinations a job has.
-pub fn encode_args(source: &Path, outputs: &[(&Path, &Preset)]) -> Vec<OsString> {
+pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "-hide_banner",
         "-nostdin",
@@ -40,14 +94,25 @@ pub fn encode_args(source: &Path, outputs: &[(&Path, &Preset)]) -> Vec<OsString>
         "-stats_period",
         PROGRESS_PERIOD,
         "-y",
-        "-i",
     ]
     .into_iter()
     .map(OsString::from)
     .collect();
-    args.push(source.as_os_str().to_owned());
+    args.extend(inputs.trim_args());
+    args.push("-i".into());
+    args.push(inputs.source.as_os_str().to_owned());
+    let audio_input = match inputs.audio {
+        Audio::Source => Some(0),
+        Audio::File(file) => {
+            args.extend(inputs.trim_args());
+            args.push("-i".into());
+            args.push(file.as_os_str().to_owned());
+            Some(1)
+        }
+        Audio::Absent => None,
+    };
     for (output, preset) in outputs {
-        args.extend(preset.output_args().into_iter().map(OsString::from));
+        args.extend(preset.output_args(audio_input).into_iter().map(OsString::from));
         args.push(output.as_os_str().to_owned());
     }
     args
@@ -324,8 +389,13 @@ mod tests {
         let preset = presets
             .get(super::super::preset::SEED_PRESET)
             .expect("seed");
+        let inputs = Inputs {
+            source: Path::new("/in.mov"),
+            audio: Audio::Source,
+            trim: None,
+        };
         let args = encode_args(
-            Path::new("/in.mov"),
+            &inputs,
             &[
                 (Path::new("/a.mp4"), preset),
                 (Path::new("/out.mp4"), preset),
@@ -345,5 +415,38 @@ mod tests {
         );
         assert!(joined.contains(" /a.mp4 -map"));
         assert_eq!(text.last().map(String::as_str), Some("/out.mp4"));
+    }
+
+    #[test]
+    fn a_second_audio_file_and_a_trim_apply_to_both_inputs() {
+        let presets = super::super::preset::Presets::builtin();
+        let preset = presets
+            .get(super::super::preset::SEED_PRESET)
+            .expect("seed");
+        let inputs = Inputs {
+            source: Path::new("/v.mov"),
+            audio: Audio::File(Path::new("/a.wav")),
+            trim: Some(Trim {
+                in_ticks: 27_000_000,
+                out_ticks: Some(81_000_000),
+            }),
+        };
+        let joined = encode_args(&inputs, &[(Path::new("/o.mp4"), preset)])
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(joined.contains("-ss 1.000000 -t 2.000000 -i /v.mov -ss 1.000000 -t 2.000000 -i /a.wav"), "{joined}");
+        assert!(joined.contains("-map 0:v:0 -map 1:a:0?"), "{joined}");
+        assert_eq!(inputs.encoded_duration(Some(10.0)), Some(2.0));
+        assert_eq!(inputs.encoded_duration(Some(2.5)), Some(1.5));
+        let to_end = Inputs {
+            trim: Some(Trim {
+                in_ticks: 27_000_000,
+                out_ticks: None,
+            }),
+            ..inputs
+        };
+        assert_eq!(to_end.encoded_duration(Some(4.0)), Some(3.0));
     }
 }

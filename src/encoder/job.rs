@@ -2,7 +2,7 @@
 //! which, how a stored job reads as a `Job_N` entry, and how `JobStatusList`
 //! criteria match it.
 
-use chrono::{Local, NaiveDateTime, TimeZone};
+use chrono::{Local, NaiveDateTime, TimeZone, Utc};
 
 use crate::carbon::message::{Criterion, Operator};
 use crate::carbon::{JobEntry, JobStatus};
@@ -55,27 +55,47 @@ fn local_time(ms: i64) -> Option<NaiveDateTime> {
         .map(|t| t.naive_local())
 }
 
-/// `MM/DD/YY hh:mm:ss` and `YYYY-MM-DD hh:mm:ss` (the `_CNLT` form).
-fn carbon_times(ms: Option<i64>) -> (Option<String>, Option<String>) {
-    match ms.and_then(local_time) {
-        Some(t) => (
-            Some(t.format("%m/%d/%y %H:%M:%S").to_string()),
-            Some(t.format("%Y-%m-%d %H:%M:%S").to_string()),
-        ),
-        None => (None, None),
+fn utc_time(ms: i64) -> Option<NaiveDateTime> {
+    Utc.timestamp_millis_opt(ms).single().map(|t| t.naive_utc())
+}
+
+/// A time in Carbon's three forms: `MM/DD/YY hh:mm:ss` and
+/// `YYYY-MM-DD hh:mm:ss` (`_CNLT`) in local time, `_SCM` in GMT.
+struct CarbonTime {
+    plain: Option<String>,
+    cnlt: Option<String>,
+    scm: Option<String>,
+}
+
+fn carbon_time(ms: Option<i64>) -> CarbonTime {
+    let long = "%Y-%m-%d %H:%M:%S";
+    let local = ms.and_then(local_time);
+    CarbonTime {
+        plain: local.map(|t| t.format("%m/%d/%y %H:%M:%S").to_string()),
+        cnlt: local.map(|t| t.format(long).to_string()),
+        scm: ms.and_then(utc_time).map(|t| t.format(long).to_string()),
     }
 }
 
-/// The job as a `Job_N` entry.
+/// What the manual's `AgentIP` says of a job no node has taken yet.
+pub const UNASSIGNED: &str = "unassigned";
+
+/// The job as a `Job_N` entry (and `JobInfo` record).
 pub fn entry(job: &Job, agent_ip: &str) -> JobEntry {
-    let (check_in_time, check_in_time_cnlt) = carbon_times(Some(job.check_in_time));
-    let (start_time, start_time_cnlt) = carbon_times(job.start_time);
-    let (completed_time, completed_time_cnlt) = carbon_times(job.completed_time);
+    let check_in = carbon_time(Some(job.check_in_time));
+    let start = carbon_time(job.start_time);
+    let completed = carbon_time(job.completed_time);
     let working = !matches!(job.status, JobStatus::Queued) && !job.status.is_terminal();
+    // Why a job failed is an error; why it stopped, a warning.
+    let failure = (!job.failure.is_empty()).then(|| job.failure.clone());
+    let (errors, warnings) = match job.status {
+        JobStatus::Error | JobStatus::Invalid => (failure.into_iter().collect(), Vec::new()),
+        _ => (Vec::new(), failure.into_iter().collect()),
+    };
     JobEntry {
         name: job.name.clone(),
         guid: job.guid,
-        state: job.status.state().to_owned(),
+        state: job.status.nex_state().to_owned(),
         status: job.status,
         progress: job.progress,
         description: job.description.clone(),
@@ -88,15 +108,21 @@ pub fn entry(job: &Job, agent_ip: &str) -> JobEntry {
         agent_ip: if working || job.start_time.is_some() {
             agent_ip.to_owned()
         } else {
-            String::new()
+            UNASSIGNED.to_owned()
         },
         priority: job.priority,
-        check_in_time,
-        start_time,
-        completed_time,
-        check_in_time_cnlt,
-        start_time_cnlt,
-        completed_time_cnlt,
+        delete_processed_source: false,
+        check_in_time: check_in.plain,
+        start_time: start.plain,
+        completed_time: completed.plain,
+        check_in_time_cnlt: check_in.cnlt,
+        start_time_cnlt: start.cnlt,
+        completed_time_cnlt: completed.cnlt,
+        check_in_time_scm: check_in.scm,
+        start_time_scm: start.scm,
+        completed_time_scm: completed.scm,
+        errors,
+        warnings,
         fps: None,
         speed: None,
         queue_position: None,
@@ -104,15 +130,17 @@ pub fn entry(job: &Job, agent_ip: &str) -> JobEntry {
 }
 
 /// A job field as a filter sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
 enum Field {
     Text(String),
     Number(i64),
     Time(Option<NaiveDateTime>),
 }
 
-/// The filterable job fields (case-insensitive; `.DWD` optional).
-pub const FIELDS: [&str; 13] = [
+/// The filterable job fields (case-insensitive; `.DWD` optional; times
+/// also with `_CNLT` (local) or `_SCM` (GMT); `JobName` is `Name`, as in
+/// the manual's example).
+pub const FIELDS: [&str; 14] = [
     "Name",
     "GUID",
     "State",
@@ -123,6 +151,7 @@ pub const FIELDS: [&str; 13] = [
     "SourceDescription",
     "AgentIP",
     "Priority",
+    "DeleteProcessedSource",
     "CheckInTime",
     "StartTime",
     "CompletedTime",
@@ -131,7 +160,7 @@ pub const FIELDS: [&str; 13] = [
 /// Why a filter cannot be evaluated.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FilterError {
-    #[error("unknown job field {0:?} in filter; known fields: {fields}", fields = FIELDS.join(", "))]
+    #[error("unknown job field {0:?}; known fields: {fields}", fields = FIELDS.join(", "))]
     UnknownField(String),
     #[error("{value:?} is not a valid value for {field} with {operator}")]
     BadValue {
@@ -141,17 +170,30 @@ pub enum FilterError {
     },
 }
 
-fn field_name(parameter: &str) -> Option<&'static str> {
+/// A parameter's field, and whether it asks for GMT (`_SCM`).
+fn field_name(parameter: &str) -> Option<(&'static str, bool)> {
     let bare = parameter.trim();
-    let bare = bare
-        .strip_suffix(".DWD")
-        .or_else(|| bare.strip_suffix(".dwd"))
-        .or_else(|| bare.strip_suffix("_CNLT"))
-        .unwrap_or(bare);
-    FIELDS.into_iter().find(|f| f.eq_ignore_ascii_case(bare))
+    let lower = bare.to_ascii_lowercase();
+    let (bare, gmt) = if lower.ends_with("_scm") {
+        (&bare[..bare.len() - 4], true)
+    } else if lower.ends_with("_cnlt") || lower.ends_with(".dwd") {
+        (&bare[..bare.len() - if lower.ends_with("_cnlt") { 5 } else { 4 }], false)
+    } else {
+        (bare, false)
+    };
+    let bare = if bare.eq_ignore_ascii_case("JobName") {
+        "Name"
+    } else {
+        bare
+    };
+    FIELDS
+        .into_iter()
+        .find(|f| f.eq_ignore_ascii_case(bare))
+        .map(|f| (f, gmt))
 }
 
-fn field(job: &Job, entry: &JobEntry, name: &str) -> Field {
+fn field(job: &Job, entry: &JobEntry, name: &str, gmt: bool) -> Field {
+    let time = |ms: Option<i64>| Field::Time(ms.and_then(if gmt { utc_time } else { local_time }));
     match name {
         "Name" => Field::Text(entry.name.clone()),
         "GUID" => Field::Text(entry.guid.to_string()),
@@ -163,28 +205,47 @@ fn field(job: &Job, entry: &JobEntry, name: &str) -> Field {
         "SourceDescription" => Field::Text(entry.source_description.clone()),
         "AgentIP" => Field::Text(entry.agent_ip.clone()),
         "Priority" => Field::Number(i64::from(entry.priority)),
-        "CheckInTime" => Field::Time(local_time(job.check_in_time)),
-        "StartTime" => Field::Time(job.start_time.and_then(local_time)),
-        _ => Field::Time(job.completed_time.and_then(local_time)),
+        "DeleteProcessedSource" => Field::Number(i64::from(entry.delete_processed_source)),
+        "CheckInTime" => time(Some(job.check_in_time)),
+        "StartTime" => time(job.start_time),
+        _ => time(job.completed_time),
     }
+}
+
+/// Checks a parameter names a job field.
+pub fn check_field(parameter: &str) -> Result<(), FilterError> {
+    field_name(parameter)
+        .map(|_| ())
+        .ok_or_else(|| FilterError::UnknownField(parameter.to_owned()))
 }
 
 /// Checks every criterion names a known field (so a typo is an error rather
 /// than an empty list).
 pub fn validate(criteria: &[Criterion]) -> Result<(), FilterError> {
-    match criteria.iter().find(|c| field_name(&c.parameter).is_none()) {
-        Some(c) => Err(FilterError::UnknownField(c.parameter.clone())),
-        None => Ok(()),
-    }
+    criteria.iter().try_for_each(|c| check_field(&c.parameter))
+}
+
+/// Orders two jobs by a field (`ListSettings OrderBy`), ascending; text
+/// without regard to case, an unset time first.
+pub fn compare_by(parameter: &str, a: (&Job, &JobEntry), b: (&Job, &JobEntry)) -> std::cmp::Ordering {
+    let Some((name, gmt)) = field_name(parameter) else {
+        return std::cmp::Ordering::Equal;
+    };
+    let key = |(job, entry): (&Job, &JobEntry)| match field(job, entry, name, gmt) {
+        Field::Text(t) => Field::Text(t.to_lowercase()),
+        other => other,
+    };
+    key(a)
+        .partial_cmp(&key(b))
+        .unwrap_or(std::cmp::Ordering::Equal)
 }
 
 /// The GUID of a `GUID EQUAL` criterion, if there is one: such a filter is
 /// answered with one indexed lookup. A value that is not a GUID is an error.
 pub fn guid_criterion(criteria: &[Criterion]) -> Result<Option<crate::carbon::Guid>, FilterError> {
-    let Some(c) = criteria
-        .iter()
-        .find(|c| c.operator == Operator::Equal && field_name(&c.parameter) == Some("GUID"))
-    else {
+    let Some(c) = criteria.iter().find(|c| {
+        c.operator == Operator::Equal && field_name(&c.parameter).map(|f| f.0) == Some("GUID")
+    }) else {
         return Ok(None);
     };
     c.value
@@ -212,7 +273,7 @@ fn parse_time(text: &str) -> Option<NaiveDateTime> {
 
 /// Whether `job` satisfies `criterion` (criteria of a list are AND-ed).
 pub fn matches(job: &Job, entry: &JobEntry, criterion: &Criterion) -> Result<bool, FilterError> {
-    let name = field_name(&criterion.parameter)
+    let (name, gmt) = field_name(&criterion.parameter)
         .ok_or_else(|| FilterError::UnknownField(criterion.parameter.clone()))?;
     let value = criterion.value.as_str();
     let bad = || FilterError::BadValue {
@@ -220,7 +281,7 @@ pub fn matches(job: &Job, entry: &JobEntry, criterion: &Criterion) -> Result<boo
         operator: criterion.operator.as_str(),
         value: value.to_owned(),
     };
-    let actual = field(job, entry, name);
+    let actual = field(job, entry, name, gmt);
     Ok(match (criterion.operator, actual) {
         (Operator::Like, Field::Text(t)) => like(&t, value),
         (Operator::Like, Field::Number(n)) => like(&n.to_string(), value),
@@ -230,6 +291,10 @@ pub fn matches(job: &Job, entry: &JobEntry, criterion: &Criterion) -> Result<boo
                 Ok(g) => g == entry.guid,
                 Err(_) => return Err(bad()),
             }
+        }
+        // A State filter may say NEX_JOB_QUEUED for the manual's NEX_JOB_QUEUE.
+        (Operator::Equal, Field::Text(_)) if name == "State" => {
+            JobStatus::from_nex_state(value) == Some(entry.status)
         }
         (Operator::Equal, Field::Text(t)) => t.eq_ignore_ascii_case(value.trim()),
         (op, Field::Number(n)) => {
@@ -298,8 +363,12 @@ mod tests {
             status: JobStatus::Started,
             progress: 42,
             description: String::new(),
+            failure: String::new(),
             priority: 100,
             source_path: PathBuf::from("/data/uploaded/Holiday.mp4"),
+            audio: crate::store::jobs::AudioSource::Same,
+            trim: None,
+            source_copies: Vec::new(),
             check_in_time: 1_764_000_000_000,
             start_time: Some(1_764_000_001_000),
             completed_time: None,
@@ -393,6 +462,12 @@ mod tests {
         assert_eq!(
             check("CompletedTime", Operator::LessThan, "2099-01-01").ok(),
             Some(false)
+        );
+        assert_eq!(check("JobName", Operator::Equal, "holiday.MP4").ok(), Some(true));
+        assert_eq!(check("State", Operator::Equal, "NEX_JOB_STARTED").ok(), Some(true));
+        assert_eq!(
+            check("CheckInTime_SCM", Operator::GreaterThan, "2020-01-01 00:00:00").ok(),
+            Some(true)
         );
         assert!(matches!(
             check("Colour", Operator::Equal, "red"),

@@ -62,6 +62,8 @@ pub struct Preset {
     pub video: Option<VideoSpec>,
     /// `None`: no sound.
     pub audio: Option<AudioSpec>,
+    /// Compiled in (a SYSTEM profile), not read from the presets folder.
+    pub builtin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -198,6 +200,7 @@ impl PresetFile {
             container: self.container,
             video: self.video,
             audio: self.audio,
+            builtin: false,
         })
     }
 }
@@ -261,29 +264,31 @@ pub fn parse(file: &str, text: &str) -> Result<Preset, PresetError> {
 }
 
 impl Preset {
-    /// ffmpeg options between the input and the output path.
+    /// ffmpeg options between the inputs and the output path; the video
+    /// is input 0's, the sound input `audio_input`'s (`None`: no sound).
     ///
     /// The picture is scaled to fit the frame with its aspect ratio kept and
     /// padded (letterboxed) to exactly `width×height`; yuv420p so every
     /// browser plays it. Sound is optional in the source unless the preset
     /// is audio only.
-    pub fn output_args(&self) -> Vec<String> {
+    pub fn output_args(&self, audio_input: Option<usize>) -> Vec<String> {
         let mut args: Vec<String> = Vec::new();
-        let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
+        let sound = audio_input.filter(|_| self.audio.is_some());
         match &self.video {
             Some(v) => {
-                push(&["-map", "0:v:0"]);
-                if self.audio.is_some() {
-                    push(&["-map", "0:a:0?"]);
+                args.extend(["-map".into(), "0:v:0".into()]);
+                if let Some(input) = sound {
+                    args.extend(["-map".into(), format!("{input}:a:0?")]);
                 }
                 args.extend(video_args(v));
             }
             None => {
-                push(&["-map", "0:a:0", "-vn"]);
+                let input = audio_input.unwrap_or(0);
+                args.extend(["-map".into(), format!("{input}:a:0"), "-vn".into()]);
             }
         }
-        match &self.audio {
-            Some(a) => args.extend([
+        match (&self.audio, sound.or(self.video.is_none().then_some(0))) {
+            (Some(a), Some(_)) => args.extend([
                 "-c:a".into(),
                 a.codec.clone(),
                 "-b:a".into(),
@@ -291,7 +296,7 @@ impl Preset {
                 "-ac".into(),
                 "2".into(),
             ]),
-            None => args.push("-an".into()),
+            _ => args.push("-an".into()),
         }
         if self.container == "mp4" {
             // The index goes first so playback starts before the download ends.
@@ -359,6 +364,10 @@ impl Presets {
             .iter()
             // The built-in files are checked by this module's tests.
             .filter_map(|(file, text)| parse(file, text).ok())
+            .map(|preset| Preset {
+                builtin: true,
+                ..preset
+            })
             .collect();
         Presets { list }
     }
@@ -384,7 +393,10 @@ impl Presets {
         let mut defined: HashMap<Guid, String> = HashMap::new();
         let encoders = ffmpeg_encoders();
         for (file, text) in sources {
-            let preset = parse(&file, &text)?;
+            let preset = Preset {
+                builtin: file.starts_with("built-in "),
+                ..parse(&file, &text)?
+            };
             if let Some(encoders) = &encoders {
                 check_encoders(&preset, encoders).map_err(|reason| PresetError::Invalid {
                     file: file.clone(),
@@ -488,7 +500,7 @@ mod tests {
             seed.guid.to_string(),
             "{85DCCE70-0B4F-4328-86D1-5FC7756D9777}"
         );
-        let args = seed.output_args().join(" ");
+        let args = seed.output_args(Some(0)).join(" ");
         for expected in [
             "-c:v libx264",
             "-preset veryfast",
@@ -508,7 +520,7 @@ mod tests {
             .iter()
             .find(|p| p.video.is_none())
             .expect("an audio-only preset");
-        let args = audio.output_args().join(" ");
+        let args = audio.output_args(Some(0)).join(" ");
         assert!(
             args.contains("-map 0:a:0 -vn") && !args.contains("-c:v"),
             "{args}"
@@ -517,7 +529,7 @@ mod tests {
             .iter()
             .find(|p| p.container == "webm")
             .expect("a WebM preset");
-        let args = vp9.output_args().join(" ");
+        let args = vp9.output_args(Some(0)).join(" ");
         assert!(
             args.contains("-c:v libvpx-vp9 -deadline good -cpu-used 6"),
             "{args}"

@@ -3,7 +3,7 @@
 //! shutdown goes back to QUEUED; a stopped one becomes STOPPED; a failure
 //! becomes ERROR with the reason; the next job starts either way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::carbon::{Guid, JobStatus};
 use crate::fsutil::TempFile;
 use crate::store::Job;
 use crate::store::StoreError;
-use crate::store::jobs::{Change, Destination};
+use crate::store::jobs::{AudioSource, Change, CopySpec, Destination, Placed};
 
 /// Tries at writing a job's outcome before giving up (the job is then
 /// repaired at the next start).
@@ -74,13 +74,17 @@ impl Encoder {
         }
     }
 
-    /// Waits for a runnable job and claims it; `None` on shutdown.
+    /// Waits for a runnable job and claims it; `None` on shutdown. A
+    /// disabled node (`NodeCommand SetNodeStatus Enabled.DWD="0"`) claims
+    /// nothing until it is enabled again.
     async fn next_job(&self, shutdown: &CancellationToken) -> Option<Job> {
         loop {
-            match self.inner.jobs.claim_next().await {
-                Ok(Some(job)) => return Some(job),
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "cannot read the job queue; retrying"),
+            if self.inner.node.is_enabled() {
+                match self.inner.jobs.claim_next().await {
+                    Ok(Some(job)) => return Some(job),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot read the job queue; retrying"),
+                }
             }
             tokio::select! {
                 _ = self.inner.wake.notified() => {}
@@ -109,7 +113,7 @@ impl Encoder {
             _ = shutdown.cancelled() => None,
         };
         let outcome = match transcoded {
-            Some(Ok(temps)) => self.place_outputs(temps).await,
+            Some(Ok(temps)) => self.place_outputs(&job, temps).await,
             Some(Err(reason)) => Err(self.without_server_paths(&job, &reason)),
             None if control.stop.is_cancelled() => Err("stopped".to_owned()),
             None => {
@@ -156,7 +160,7 @@ impl Encoder {
     async fn record_outcome(
         &self,
         guid: Guid,
-        outcome: &Result<Vec<PathBuf>, String>,
+        outcome: &Result<Vec<Placed>, String>,
         stopped: bool,
     ) -> Result<(), StoreError> {
         let jobs = &self.inner.jobs;
@@ -168,7 +172,7 @@ impl Encoder {
             Err(_) if stopped => {}
             Err(reason) => {
                 let change = Change {
-                    description: Some(reason.clone()),
+                    failure: Some(reason.clone()),
                     ..Change::default()
                 };
                 jobs.transition(
@@ -181,7 +185,7 @@ impl Encoder {
             }
         }
         let change = Change {
-            description: Some(STOPPED_BY_COMMAND.to_owned()),
+            failure: Some(STOPPED_BY_COMMAND.to_owned()),
             ..Change::default()
         };
         jobs.transition(guid, &[JobStatus::Stopping], JobStatus::Stopped, change)
@@ -242,14 +246,29 @@ impl Encoder {
         if plans.is_empty() {
             return Err("the job has no destination".to_owned());
         }
-        if !job.source_path.is_file() {
-            // Named without its folder: the description reaches web users.
-            let name = job.source_path.file_name().unwrap_or_default();
-            return Err(format!(
-                "the source {} no longer exists",
-                name.to_string_lossy()
-            ));
+        let audio_file = match &job.audio {
+            AudioSource::File(path) => Some(path.as_path()),
+            _ => None,
+        };
+        for file in std::iter::once(job.source_path.as_path()).chain(audio_file) {
+            if !file.is_file() {
+                // Named without its folder: the reason reaches web users.
+                let name = file.file_name().unwrap_or_default();
+                return Err(format!(
+                    "the source {} no longer exists",
+                    name.to_string_lossy()
+                ));
+            }
         }
+        let inputs = ffmpeg::Inputs {
+            source: &job.source_path,
+            audio: match audio_file {
+                Some(file) => ffmpeg::Audio::File(file),
+                None if job.audio == AudioSource::Absent => ffmpeg::Audio::Absent,
+                None => ffmpeg::Audio::Source,
+            },
+            trim: job.trim,
+        };
         let needs_video = plans.iter().any(|(_, _, preset)| preset.needs_video());
         // ffmpeg starts at once while the source is probed and checked: the
         // probe then costs no wall time. If the source turns out unusable
@@ -269,12 +288,12 @@ impl Encoder {
                 })?;
             }
             self.mark_started(job.guid).await?;
-            duration_known.send_replace(info.duration);
+            duration_known.send_replace(inputs.encoded_duration(info.duration));
             Ok::<(), String>(())
         };
 
         let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
-        let args = ffmpeg::encode_args(&job.source_path, &outputs);
+        let args = ffmpeg::encode_args(&inputs, &outputs);
         let jobs = inner.jobs.clone();
         let encoding = std::time::Instant::now();
         let suspension = control.suspension();
@@ -325,28 +344,62 @@ impl Encoder {
             .collect())
     }
 
-    /// Moves each finished encode into its destination under a new name.
+    /// Moves each finished encode into its destination under a new name,
+    /// then makes the copies `FileCopy_n` asked for (of each output, then
+    /// of the source).
     async fn place_outputs(
         &self,
+        job: &Job,
         temps: Vec<(TempFile, Destination, String)>,
-    ) -> Result<Vec<PathBuf>, String> {
+    ) -> Result<Vec<Placed>, String> {
+        let source = job.source_path.clone();
+        let source_copies = job.source_copies.clone();
         tokio::task::spawn_blocking(move || {
-            temps
+            let placed = temps
                 .into_iter()
                 .map(|(temp, d, extension)| {
-                    temp.persist_unique(&d.dest_dir, &d.base_name, &extension)
+                    let output = temp
+                        .persist_unique(&d.dest_dir, &d.base_name, &extension)
                         .map_err(|e| {
                             format!(
                                 "could not place the output {}.{extension}: {e}",
                                 d.base_name
                             )
-                        })
+                        })?;
+                    let copies = make_copies(&output, &d.copies)?;
+                    Ok(Placed { output, copies })
                 })
-                .collect()
+                .collect::<Result<Vec<_>, String>>()?;
+            make_copies(&source, &source_copies)?;
+            Ok(placed)
         })
         .await
         .map_err(|e| e.to_string())?
     }
+}
+
+/// Copies `file` as each `FileCopy_n` says; the error names the copy.
+fn make_copies(file: &Path, copies: &[CopySpec]) -> Result<Vec<PathBuf>, String> {
+    copies
+        .iter()
+        .enumerate()
+        .map(|(index, copy)| {
+            let own = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = copy.file.clone().unwrap_or(own);
+            let target = copy.dir.join(&name);
+            crate::fsutil::copy_whole(file, &target, copy.overwrite).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    format!(
+                        "FileCopy_{index}: {name} already exists in the target folder \
+                         (OverWrite.DWD=\"1\" replaces it)"
+                    )
+                } else {
+                    format!("FileCopy_{index}: could not copy to {name}: {e}")
+                }
+            })?;
+            Ok(target)
+        })
+        .collect()
 }
 
 /// Microseconds since the Unix epoch, comparable across processes.

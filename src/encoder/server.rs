@@ -1,6 +1,12 @@
 //! The Carbon socket server: accept loop with a connection cap, one task per
 //! connection, one reply frame per request frame, deadlines for idle clients
 //! and for frames that stop arriving halfway.
+//!
+//! Two connection habits, one listener each: [`Habit::KeepOpen`] serves
+//! many requests on a connection, as the seed's Flash Media Encoding Server
+//! did (`--carbon`); [`Habit::OnePerConnection`] answers one request and
+//! closes, as Carbon Coder does and as clients written for it expect: they
+//! read until the server closes (`--carbon-coder`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +24,21 @@ use tracing::Instrument;
 use super::Encoder;
 use crate::carbon::Reply;
 use crate::carbon::frame::{CarbonCodec, DEFAULT_MAX_FRAME, FrameError};
+
+/// How a listener treats a connection after a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Habit {
+    /// Keep reading requests (the seed's FMES).
+    KeepOpen,
+    /// Close after the first reply (Carbon Coder).
+    OnePerConnection,
+}
+
+/// How long a one-request connection may go on sending after its reply
+/// before it is closed: its leftover bytes (a trailing newline) are read
+/// and dropped, since closing with unread input would reset the connection
+/// and could destroy the reply before the client has read it.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Per-connection limits.
 #[derive(Debug, Clone)]
@@ -64,6 +85,7 @@ pub async fn serve(
     listener: TcpListener,
     encoder: Encoder,
     limits: Limits,
+    habit: Habit,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -97,7 +119,7 @@ pub async fn serve(
         tokio::spawn(
             async move {
                 Connection::new(stream, &limits)
-                    .serve(&encoder, &shutdown)
+                    .serve(&encoder, habit, &shutdown)
                     .await;
                 drop(permit);
             }
@@ -147,7 +169,7 @@ impl<'a> Connection<'a> {
         }
     }
 
-    async fn serve(mut self, encoder: &Encoder, shutdown: &CancellationToken) {
+    async fn serve(mut self, encoder: &Encoder, habit: Habit, shutdown: &CancellationToken) {
         loop {
             let reply = match self.read_frame(shutdown).await {
                 Next::Frame(payload) => encoder.handle_payload(&payload).await,
@@ -163,8 +185,24 @@ impl<'a> Connection<'a> {
             if self.write(reply).await.is_err() {
                 break;
             }
+            if habit == Habit::OnePerConnection {
+                self.linger().await;
+                return;
+            }
         }
         let _ = self.stream.shutdown().await;
+    }
+
+    /// Ends a one-request connection: the reply is sent (FIN after it),
+    /// then whatever the client still sends is read and dropped until it
+    /// closes too or [`LINGER`] passes.
+    async fn linger(mut self) {
+        let _ = self.stream.shutdown().await;
+        let mut sink = [0u8; 1024];
+        let _ = tokio::time::timeout(LINGER, async {
+            while matches!(self.stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
     }
 
     /// Reads until a whole frame is buffered, enforcing the idle deadline

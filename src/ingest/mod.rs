@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::carbon::message::{Destination, JobQueue, ModuleData, Source};
-use crate::carbon::{Guid, JobStatus, Request, latin1};
+use crate::carbon::{Guid, JobStatus, Request, text};
 use crate::config::file::{Settings, WatchFolder, XmlFolder};
 use crate::encoder::{Encoder, EncoderError};
 use crate::fsutil;
@@ -461,9 +461,7 @@ fn media_job(watch: &WatchFolder, file: &Path) -> JobQueue {
     JobQueue {
         job_name: file.file_name().map(|n| n.to_string_lossy().into_owned()),
         user: Some(format!("watch:{}", watch.folder.display())),
-        sources: vec![Source {
-            filename: text(file),
-        }],
+        sources: vec![Source::file(text(file))],
         destinations: watch
             .presets
             .iter()
@@ -474,14 +472,15 @@ fn media_job(watch: &WatchFolder, file: &Path) -> JobQueue {
                     path: Some(text(&watch.output)),
                     base_file_name: Some(preset.base_name.clone()),
                 },
+                ..Destination::default()
             })
             .collect(),
-        priority: None,
+        ..JobQueue::default()
     }
 }
 
-/// Reads a `JobQueue` document, as the socket would (UTF-8, or Latin-1
-/// when it is not valid UTF-8).
+/// Reads a `JobQueue` document, as the socket would (in its declared
+/// encoding; undeclared, UTF-8 or else Latin-1).
 fn xml_job(file: &Path) -> Result<JobQueue, String> {
     let len = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
     if len > MAX_XML {
@@ -490,10 +489,7 @@ fn xml_job(file: &Path) -> Result<JobQueue, String> {
         ));
     }
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => latin1::decode(e.as_bytes()),
-    };
+    let text = text::decode(&bytes);
     match Request::parse(text.trim_start_matches('\u{feff}')).map_err(|e| e.to_string())? {
         Request::JobQueue(job) => Ok(job),
         other => Err(format!(

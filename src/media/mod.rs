@@ -10,4 +10,4 @@ pub mod process;
 pub mod synthetic;
 pub mod thumbnail;
 
-pub use probe::{MediaInfo, ProbeError, probe};
+pub use probe::{AudioStream, MediaInfo, ProbeError, VideoStream, probe};

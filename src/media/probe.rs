@@ -25,6 +25,12 @@ pub struct VideoStream {
     pub width: u32,
     pub height: u32,
     pub frame_rate: Option<f64>,
+    /// Frames per second as a fraction, when the rate is constant.
+    pub constant_rate: Option<(u64, u64)>,
+    /// ffprobe's `field_order`: `progressive`, `tt`, `bb`, `tb`, `bt`.
+    pub field_order: Option<String>,
+    /// The picture's shape, e.g. `(16, 9)`.
+    pub display_aspect: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +38,8 @@ pub struct AudioStream {
     pub codec: String,
     pub sample_rate: Option<u32>,
     pub channels: Option<u32>,
+    /// Bits per sample, where the codec or sample format says.
+    pub bits_per_sample: Option<u32>,
 }
 
 /// Why a file could not be probed, or is not a usable video.
@@ -168,8 +176,14 @@ struct Stream {
     width: Option<u32>,
     height: Option<u32>,
     avg_frame_rate: Option<String>,
+    r_frame_rate: Option<String>,
+    field_order: Option<String>,
+    display_aspect_ratio: Option<String>,
     sample_rate: Option<String>,
     channels: Option<u32>,
+    bits_per_sample: Option<u32>,
+    bits_per_raw_sample: Option<String>,
+    sample_fmt: Option<String>,
     duration: Option<String>,
     #[serde(default)]
     disposition: Disposition,
@@ -185,6 +199,31 @@ struct Disposition {
 struct Format {
     format_name: Option<String>,
     duration: Option<String>,
+}
+
+/// `"30000/1001"` as a fraction of whole numbers; `0/0` is unknown.
+fn parse_fraction(text: &str, separator: char) -> Option<(u64, u64)> {
+    let (num, den) = text.split_once(separator).unwrap_or((text, "1"));
+    let (num, den): (u64, u64) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
+    (num > 0 && den > 0).then_some((num, den))
+}
+
+/// Bits per sample: the stream's own figure, else its sample format's.
+fn sample_bits(s: &Stream) -> Option<u32> {
+    let raw = s
+        .bits_per_raw_sample
+        .as_deref()
+        .and_then(|b| b.parse().ok())
+        .filter(|b| *b > 0);
+    raw.or(s.bits_per_sample.filter(|b| *b > 0)).or_else(|| {
+        match s.sample_fmt.as_deref()?.trim_end_matches('p') {
+            "u8" => Some(8),
+            "s16" => Some(16),
+            "s32" | "flt" => Some(32),
+            "s64" | "dbl" => Some(64),
+            _ => None,
+        }
+    })
 }
 
 /// `"30000/1001"` or `"25"` as frames per second; `0/0` is unknown.
@@ -228,11 +267,22 @@ fn parse(stdout: &[u8]) -> Result<MediaInfo, ProbeError> {
             width: s.width.unwrap_or(0),
             height: s.height.unwrap_or(0),
             frame_rate: s.avg_frame_rate.as_deref().and_then(parse_rate),
+            constant_rate: match (s.r_frame_rate.as_deref(), s.avg_frame_rate.as_deref()) {
+                (Some(r), Some(avg)) if parse_rate(r) == parse_rate(avg) => parse_fraction(r, '/'),
+                _ => None,
+            },
+            field_order: s.field_order.clone().filter(|f| f != "unknown"),
+            display_aspect: s
+                .display_aspect_ratio
+                .as_deref()
+                .and_then(|a| parse_fraction(a, ':'))
+                .and_then(|(x, y)| Some((u32::try_from(x).ok()?, u32::try_from(y).ok()?))),
         }),
         audio: audio.map(|s| AudioStream {
             codec: s.codec_name.clone().unwrap_or_default(),
             sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()),
             channels: s.channels,
+            bits_per_sample: sample_bits(s),
         }),
     })
 }

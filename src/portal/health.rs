@@ -50,7 +50,8 @@ fn check(result: Result<String, String>) -> Check {
 pub async fn healthz(State(portal): State<Portal>) -> (StatusCode, Json<Health>) {
     let config = portal.config();
     // A client of its own: a health check must not queue behind the poller.
-    let probe = Client::new(config.encoder_addr.clone()).with_timeout(ENCODER_TIMEOUT);
+    let probe = Client::with_habit(config.encoder_addr.clone(), config.encoder_habit)
+        .with_timeout(ENCODER_TIMEOUT);
     let (encoder, database) = tokio::join!(
         async {
             probe

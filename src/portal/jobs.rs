@@ -203,7 +203,8 @@ mod tests {
             r#"<Job_0 GUID="{{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}}" Status="{status}" Progress.DWD="{progress}" FPS.DBL="50" Speed.DBL="2" QueuePosition.DWD="3"/>"#,
             status = status.as_str()
         );
-        quick_xml::de::from_str(&xml).expect("entry")
+        let element = crate::carbon::xml::Element::parse(&xml).expect("xml");
+        JobEntry::from_element(&element).expect("entry")
     }
 
     #[test]

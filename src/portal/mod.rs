@@ -90,6 +90,8 @@ pub struct PortalConfig {
     pub poll_interval: Duration,
     /// The Carbon server's `host:port`.
     pub encoder_addr: String,
+    /// One connection per request (any Carbon server) or one kept open.
+    pub encoder_habit: crate::carbon::client::ConnectionHabit,
     /// `uploaded_dir` as the encoder names it (the same path when the
     /// encoder runs on this machine).
     pub encoder_uploaded: String,
@@ -159,7 +161,7 @@ impl Portal {
         let (hub, _) = broadcast::channel(1024);
         let portal = Portal {
             inner: Arc::new(Inner {
-                client: Client::new(config.encoder_addr.clone()),
+                client: Client::with_habit(config.encoder_addr.clone(), config.encoder_habit),
                 library: Library::new(config.streams_dir.clone(), config.thumbs_dir.clone()),
                 uploads: UploadStore::new(pool.clone()),
                 accounts: AccountStore::new(pool.clone()),

@@ -74,9 +74,11 @@ impl Portal {
     /// Records a job's new state, if it changed, and publishes its view if
     /// anything the page shows changed (live facts included).
     pub(super) async fn apply(&self, upload: &Upload, entry: Option<&JobEntry>) {
-        let (status, progress, description) = match entry {
-            Some(e) => (e.status, e.progress.min(100), e.description.as_str()),
-            None => (JobStatus::Error, upload.progress, FORGOTTEN),
+        // What the page shows under a failed job: the encoder's reason.
+        let failure = entry.map(JobEntry::failure);
+        let (status, progress, description) = match (entry, &failure) {
+            (Some(e), Some(failure)) => (e.status, e.progress.min(100), failure.as_str()),
+            _ => (JobStatus::Error, upload.progress, FORGOTTEN),
         };
         // Within one run the bar never moves back, whatever a server reports.
         let progress = if status == upload.status {
@@ -136,7 +138,7 @@ impl Portal {
             .destinations
             .iter()
             .filter_map(|d| {
-                let path = &d.output.as_ref()?.filename;
+                let path = d.target_files.first()?;
                 let name = path.rsplit(['/', '\\']).next()?.to_owned();
                 Some((name, d.preset_name.clone()))
             })

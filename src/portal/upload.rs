@@ -286,6 +286,7 @@ async fn submit(
             operator: Operator::Equal,
             value: stored_as.to_owned(),
         }],
+        ..JobStatusList::default()
     };
     match client.list(by_source).await {
         // Stored names are unique in uploaded/; the newest match is ours.

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use sqlx::SqlitePool;
 
+use serde::{Deserialize, Serialize};
+
 use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
+use crate::carbon::message::Trim;
 use crate::carbon::{Guid, JobStatus};
 
 /// A job as stored.
@@ -17,12 +20,49 @@ pub struct Job {
     pub user: String,
     pub status: JobStatus,
     pub progress: u32,
+    /// The client's `Description` of the job.
     pub description: String,
+    /// Why the job failed or was stopped (empty otherwise).
+    pub failure: String,
     pub priority: u32,
+    /// The video (and, unless `audio` says otherwise, audio) source.
     pub source_path: PathBuf,
+    pub audio: AudioSource,
+    /// The part of the source to encode.
+    pub trim: Option<Trim>,
+    /// Copies of the source to make once the job is done.
+    pub source_copies: Vec<CopySpec>,
     pub check_in_time: i64,
     pub start_time: Option<i64>,
     pub completed_time: Option<i64>,
+}
+
+/// Where a job's sound comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AudioSource {
+    /// The source file's own.
+    #[default]
+    Same,
+    /// No sound at all.
+    Absent,
+    /// Another file (a `MultiSource` job).
+    File(PathBuf),
+}
+
+/// A `FileCopy_n` resolved to a local folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopySpec {
+    pub dir: PathBuf,
+    /// The copy's name; `None`: the file's own.
+    pub file: Option<String>,
+    pub overwrite: bool,
+}
+
+/// A destination's output in place and the copies made of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub output: PathBuf,
+    pub copies: Vec<PathBuf>,
 }
 
 #[cfg(test)]
@@ -37,8 +77,12 @@ impl Job {
             status,
             progress: 0,
             description: String::new(),
+            failure: String::new(),
             priority: 100,
             source_path: PathBuf::from("/a.mp4"),
+            audio: AudioSource::Same,
+            trim: None,
+            source_copies: Vec::new(),
             check_in_time: 0,
             start_time: None,
             completed_time: None,
@@ -55,6 +99,12 @@ pub struct Destination {
     pub base_name: String,
     /// The file written, once the job has completed.
     pub output_path: Option<PathBuf>,
+    /// `DestinationName`, as the client gave it.
+    pub name: Option<String>,
+    /// Copies of the output to make.
+    pub copies: Vec<CopySpec>,
+    /// The copies made, once the job has completed.
+    pub copied: Vec<PathBuf>,
 }
 
 /// What a client's `JobQueue` becomes once validated.
@@ -63,10 +113,16 @@ pub struct NewJob {
     pub guid: Guid,
     pub name: String,
     pub user: String,
+    pub description: String,
     pub priority: u32,
     pub source_path: PathBuf,
+    pub audio: AudioSource,
+    pub trim: Option<Trim>,
+    pub source_copies: Vec<CopySpec>,
     /// One or more, in the request's order.
     pub destinations: Vec<Destination>,
+    /// The request, for `JobCommand Query`.
+    pub request_xml: String,
 }
 
 /// Fields a status change may set besides the status itself (`None` keeps
@@ -74,7 +130,8 @@ pub struct NewJob {
 #[derive(Debug, Clone, Default)]
 pub struct Change {
     pub progress: Option<u32>,
-    pub description: Option<String>,
+    /// Why the job failed or stopped.
+    pub failure: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -86,8 +143,14 @@ struct JobRow {
     status: String,
     progress: i64,
     description: String,
+    failure: String,
     priority: i64,
     source_path: String,
+    audio_path: Option<String>,
+    no_audio: bool,
+    trim_in: Option<i64>,
+    trim_out: Option<i64>,
+    source_copies: String,
     check_in_time: i64,
     start_time: Option<i64>,
     completed_time: Option<i64>,
@@ -106,8 +169,22 @@ impl TryFrom<JobRow> for Job {
             status: read.status(&row.status)?,
             progress: read.unsigned(row.progress)?,
             description: row.description,
+            failure: row.failure,
             priority: read.unsigned(row.priority)?,
             source_path: PathBuf::from(row.source_path),
+            audio: match (row.no_audio, row.audio_path) {
+                (true, _) => AudioSource::Absent,
+                (false, Some(path)) => AudioSource::File(PathBuf::from(path)),
+                (false, None) => AudioSource::Same,
+            },
+            trim: match row.trim_in {
+                Some(t) => Some(Trim {
+                    in_ticks: read.unsigned(t)?,
+                    out_ticks: row.trim_out.map(|o| read.unsigned(o)).transpose()?,
+                }),
+                None => None,
+            },
+            source_copies: read.json(&row.source_copies)?,
             check_in_time: row.check_in_time,
             start_time: row.start_time,
             completed_time: row.completed_time,
@@ -121,29 +198,46 @@ struct DestinationRow {
     dest_dir: String,
     base_name: String,
     output_path: Option<String>,
+    name: Option<String>,
+    copies: String,
+    copied: String,
 }
 
 impl TryFrom<DestinationRow> for Destination {
     type Error = StoreError;
 
     fn try_from(row: DestinationRow) -> Result<Destination, StoreError> {
+        let read = RowReader {
+            table: "destinations",
+        };
         Ok(Destination {
-            preset_guid: RowReader {
-                table: "destinations",
-            }
-            .guid(&row.preset_guid)?,
+            preset_guid: read.guid(&row.preset_guid)?,
             dest_dir: PathBuf::from(row.dest_dir),
             base_name: row.base_name,
             output_path: row.output_path.map(PathBuf::from),
+            name: row.name,
+            copies: read.json(&row.copies)?,
+            copied: read.json(&row.copied)?,
         })
     }
 }
 
-const COLUMNS: &str = "seq, guid, name, user, status, progress, description, priority, source_path, \
+const COLUMNS: &str = "seq, guid, name, user, status, progress, description, failure, priority, \
+                       source_path, audio_path, no_audio, trim_in, trim_out, source_copies, \
                        check_in_time, start_time, completed_time";
 
 fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
+}
+
+/// A JSON column's text (plain data: serialising cannot fail).
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// 27 MHz ticks as SQLite's integer (a `u64` of ticks fits for 10,000 years).
+fn ticks(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
 }
 
 /// Moves a job in `from` to `to` inside `tx`, applying `set` (SQL
@@ -265,29 +359,43 @@ impl JobStore {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let row: JobRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO jobs (guid, name, user, status, progress, priority, source_path, \
-             check_in_time, queued_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING {COLUMNS}"
+            "INSERT INTO jobs (guid, name, user, description, status, progress, priority, \
+             source_path, audio_path, no_audio, trim_in, trim_out, source_copies, request_xml, \
+             check_in_time, queued_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             RETURNING {COLUMNS}"
         )))
         .bind(job.guid.to_string())
         .bind(&job.name)
         .bind(&job.user)
+        .bind(&job.description)
         .bind(JobStatus::Queued.as_str())
         .bind(i64::from(job.priority))
         .bind(path_text(&job.source_path))
+        .bind(match &job.audio {
+            AudioSource::File(path) => Some(path_text(path)),
+            _ => None,
+        })
+        .bind(job.audio == AudioSource::Absent)
+        .bind(job.trim.map(|t| ticks(t.in_ticks)))
+        .bind(job.trim.and_then(|t| t.out_ticks).map(ticks))
+        .bind(json(&job.source_copies))
+        .bind(&job.request_xml)
         .bind(now)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         for (idx, dest) in job.destinations.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO destinations (job_guid, idx, preset_guid, dest_dir, base_name) \
-                 VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO destinations (job_guid, idx, preset_guid, dest_dir, base_name, name, \
+                 copies) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(job.guid.to_string())
             .bind(idx as i64)
             .bind(dest.preset_guid.to_string())
             .bind(path_text(&dest.dest_dir))
             .bind(&dest.base_name)
+            .bind(&dest.name)
+            .bind(json(&dest.copies))
             .execute(&mut *tx)
             .await?;
         }
@@ -312,13 +420,23 @@ impl JobStore {
     /// A job's destinations, in the request's order.
     pub async fn destinations(&self, guid: Guid) -> Result<Vec<Destination>, StoreError> {
         let rows: Vec<DestinationRow> = sqlx::query_as(
-            "SELECT preset_guid, dest_dir, base_name, output_path FROM destinations \
-             WHERE job_guid = ? ORDER BY idx",
+            "SELECT preset_guid, dest_dir, base_name, output_path, name, copies, copied \
+             FROM destinations WHERE job_guid = ? ORDER BY idx",
         )
         .bind(guid.to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(Destination::try_from).collect()
+    }
+
+    /// The request a job was submitted with (empty for jobs from before
+    /// requests were kept).
+    pub async fn request_xml(&self, guid: Guid) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT request_xml FROM jobs WHERE guid = ?")
+            .bind(guid.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(xml,)| xml))
     }
 
     /// Every job, oldest first.
@@ -399,7 +517,7 @@ impl JobStore {
     /// in the queue) and marks it STARTING.
     pub async fn claim_next(&self) -> Result<Option<Job>, StoreError> {
         let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET status = ?, progress = 0, description = '', start_time = ? \
+            "UPDATE jobs SET status = ?, progress = 0, failure = '', start_time = ? \
              WHERE seq = (SELECT seq FROM jobs WHERE status = ? \
                           ORDER BY priority DESC, queued_at, seq LIMIT 1) \
              RETURNING {COLUMNS}"
@@ -427,14 +545,14 @@ impl JobStore {
     ) -> Result<bool, StoreError> {
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET status = ?, progress = COALESCE(?, progress), \
-             description = COALESCE(?, description), \
+             failure = COALESCE(?, failure), \
              completed_time = CASE WHEN ? THEN ? ELSE completed_time END \
              WHERE guid = ? AND status IN ({})",
             status_literals(from)
         )))
         .bind(to.as_str())
         .bind(change.progress.map(i64::from))
-        .bind(change.description)
+        .bind(change.failure)
         .bind(to.is_terminal())
         .bind(now_ms())
         .bind(guid.to_string());
@@ -443,22 +561,27 @@ impl JobStore {
         Ok(moved)
     }
 
-    /// Records a job's outputs and moves it to COMPLETED at 100 %, in one
-    /// transaction. Returns whether the job moved (it was in one of `from`).
+    /// Records a job's outputs (and their copies) and moves it to COMPLETED
+    /// at 100 %, in one transaction. Returns whether the job moved (it was
+    /// in one of `from`).
     pub async fn complete(
         &self,
         guid: Guid,
         from: &[JobStatus],
-        outputs: &[PathBuf],
+        outputs: &[Placed],
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let set = "progress = 100, description = '', completed_time = ?";
+        let set = "progress = 100, failure = '', completed_time = ?";
         if !move_job(&mut tx, guid, from, JobStatus::Completed, set).await? {
             return Ok(false);
         }
-        for (idx, output) in outputs.iter().enumerate() {
-            sqlx::query("UPDATE destinations SET output_path = ? WHERE job_guid = ? AND idx = ?")
-                .bind(path_text(output))
+        for (idx, placed) in outputs.iter().enumerate() {
+            let copies: Vec<String> = placed.copies.iter().map(|p| path_text(p)).collect();
+            sqlx::query(
+                "UPDATE destinations SET output_path = ?, copied = ? WHERE job_guid = ? AND idx = ?",
+            )
+            .bind(path_text(&placed.output))
+            .bind(json(&copies))
                 .bind(guid.to_string())
                 .bind(idx as i64)
                 .execute(&mut *tx)
@@ -473,11 +596,13 @@ impl JobStore {
     /// description, times and outputs cleared. Returns whether it moved.
     pub async fn requeue(&self, guid: Guid, from: &[JobStatus]) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let set = "progress = 0, description = '', start_time = NULL, completed_time = NULL, \
+        let set = "progress = 0, failure = '', start_time = NULL, completed_time = NULL, \
                    queued_at = ?";
         let moved = move_job(&mut tx, guid, from, JobStatus::Queued, set).await?;
         if moved {
-            sqlx::query("UPDATE destinations SET output_path = NULL WHERE job_guid = ?")
+            sqlx::query(
+                "UPDATE destinations SET output_path = NULL, copied = '[]' WHERE job_guid = ?",
+            )
                 .bind(guid.to_string())
                 .execute(&mut *tx)
                 .await?;

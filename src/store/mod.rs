@@ -115,4 +115,8 @@ impl RowReader {
     fn unsigned<T: TryFrom<i64>>(&self, value: i64) -> Result<T, StoreError> {
         T::try_from(value).map_err(|_| self.corrupt(format!("{value} is out of range")))
     }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, StoreError> {
+        serde_json::from_str(text).map_err(|e| self.corrupt(format!("JSON column: {e}")))
+    }
 }

@@ -93,7 +93,10 @@ pub struct TestApp {
     pub app: App,
     pub base: String,
     pub http_addr: SocketAddr,
+    /// The Carbon socket that keeps connections open (`--carbon`).
     pub carbon: SocketAddr,
+    /// The Carbon Coder-style socket: one request per connection.
+    pub carbon_coder: SocketAddr,
     pub data: PathBuf,
     /// Carries this test's browser session (its cookie) on every request.
     pub http: reqwest::Client,
@@ -138,6 +141,9 @@ pub async fn spawn_app_in(data: PathBuf, configure: impl FnOnce(&mut ServeArgs))
         base: format!("http://{http_addr}"),
         http_addr,
         carbon: app.carbon_addr().expect("the app runs the encoder"),
+        carbon_coder: app
+            .carbon_coder_addr()
+            .expect("the app runs the Carbon Coder-style listener"),
         data: app.dirs().root.clone(),
         http,
         app,
@@ -418,7 +424,7 @@ pub async fn wait_finished(client: &Client, guid: Guid) -> JobEntry {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let job = client
-            .command(guid, videoshare::carbon::message::Command::Query)
+            .command(guid, videoshare::carbon::message::Command::QueryInfo)
             .await
             .expect("the job exists");
         if job.status.is_terminal() {

@@ -1,200 +1,436 @@
-//! Typed Carbon requests and replies, and their XML form (quick-xml + serde).
+//! Typed Carbon requests and replies, in the shapes of the Carbon API
+//! manual (`carbon-manual.md`), read and written through [`Element`].
 //!
-//! Owns the document shapes of §2 of `docs/carbon-protocol.md`: which element
-//! holds what, attribute names and order, the reply size budget. It knows no
-//! sockets (see `frame`) and no job logic (see `encoder`).
+//! One file per task type: its request (parsed from and written to
+//! `<cnpsXML>`) and its reply (written to and read from `<Reply>`).
+//! [`record`] is the job record every job reply shares; [`budget`] keeps
+//! the replies the seed's page parses under 1000 bytes. Nothing here knows
+//! sockets (see `frame`) or job logic (see `encoder`).
 //!
-//! One Rust type per request ([`request`]) and per reply ([`reply`]); the
-//! XML wire structs stay private to those files.
-//!
-//! Carbon numbers sibling elements (`Module_0`, `Module_1`, `Criteria_0`,
-//! `Job_0`…); [`Indexed`] maps such a family to a `Vec` in both directions.
+//! Readers are lenient where real clients and servers differ: attribute
+//! names in any case, the legacy `JobType`, command parameters on a child
+//! element or on the root, replies with a `<Reply>` or an older `<cnpsXML>`
+//! root. Writers are exact: the manual's names and order, ours after.
 
-mod reply;
-mod request;
+mod budget;
+mod job_command;
+mod job_evaluate;
+mod job_queue;
+mod job_status_list;
+mod node;
+mod profile_list;
+mod record;
 #[cfg(test)]
 mod tests;
 
-pub use reply::*;
-pub use request::*;
+pub use budget::{ELLIPSIS, SEED_REPLY_BUDGET};
+pub use job_command::{Command, CommandKind, DestinationInfo, JobCommand, JobInfo};
+pub use job_evaluate::{
+    AudioDescription, EvaluatedSource, Evaluation, JobEvaluate, PublicDescription,
+    VideoDescription,
+};
+pub use job_queue::{
+    Destination, FileCopy, JobQueue, ModuleData, MultiSource, Source, SourceFile,
+    TICKS_PER_SECOND, Track, Trim,
+};
+pub use job_status_list::{
+    Criterion, Direction, JobListing, JobStatusList, ListSettings, MAX_LIST, Operator,
+    StatusList,
+};
+pub use node::{
+    NodeCommand, NodeCommandKind, NodeProperties, NodeSettings, NodeStatus, VersionInfo,
+};
+pub use profile_list::{Profile, ProfileList, flags as profile_flags};
+pub use record::JobEntry;
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::marker::PhantomData;
+use crate::carbon::guid::Guid;
+use crate::carbon::text;
+use crate::carbon::xml::{Element, XmlError};
 
-use quick_xml::events::Event;
-use serde::de::{IgnoredAny, MapAccess, Visitor};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// What is wrong with a request document.
+/// What is wrong with a request or reply document.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MessageError {
-    #[error("malformed XML: {0}")]
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    #[error("malformed reply: {0}")]
     Malformed(String),
-    #[error("DTDs and entity declarations are not accepted")]
-    Dtd,
     #[error("the root element must be <cnpsXML>, found <{0}>")]
     WrongRoot(String),
-    #[error("the document has no root element")]
-    Empty,
     #[error("the request has no TaskType attribute")]
     MissingTaskType,
     #[error("{0}")]
     UnknownTaskType(String),
     #[error("invalid {task} request: {reason}")]
     Invalid { task: &'static str, reason: String },
+    #[error("{task}: {what} is not supported by videoshare")]
+    Unsupported { task: &'static str, what: String },
 }
 
-// ---------------------------------------------------------------------------
-// Numbered element families
-// ---------------------------------------------------------------------------
-
-/// The name stem of a numbered element family, and how many members a
-/// document may hold (a bound on the work one request can cause).
-pub trait Family {
-    const STEM: &'static str;
-    const MAX: usize;
-}
-
-macro_rules! family {
-    ($name:ident, $stem:literal, $max:expr) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-        pub struct $name;
-        impl Family for $name {
-            const STEM: &'static str = $stem;
-            const MAX: usize = $max;
+impl MessageError {
+    pub(crate) fn invalid(task: TaskType, reason: impl Into<String>) -> MessageError {
+        MessageError::Invalid {
+            task: task.as_str(),
+            reason: reason.into(),
         }
-    };
+    }
 }
-family!(ModuleN, "Module_", 64);
-family!(CriteriaN, "Criteria_", 64);
-// Replies list every job, preset or node a server has.
-family!(JobN, "Job_", usize::MAX);
-family!(ProfileN, "Profile_", usize::MAX);
-family!(NodeN, "Node_", usize::MAX);
 
-/// `<Stem_0 .../><Stem_1 .../>…` as an ordered list. Children with other
-/// names are ignored; a repeated index is an error.
+fn unsupported(task: TaskType, what: impl Into<String>) -> MessageError {
+    MessageError::Unsupported {
+        task: task.as_str(),
+        what: what.into(),
+    }
+}
+
+/// A whole number attribute (`.DWD`), if present.
+fn number<N: std::str::FromStr>(task: TaskType, e: &Element, name: &str) -> Result<Option<N>, MessageError> {
+    e.get(name)
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| parse_number(task, name, v))
+        .transpose()
+}
+
+fn parse_number<N: std::str::FromStr>(task: TaskType, name: &str, text: &str) -> Result<N, MessageError> {
+    text.trim().parse().map_err(|_| {
+        MessageError::invalid(task, format!("{name}={text:?} is not a whole number in range"))
+    })
+}
+
+/// A signed 64-bit attribute (`.QWD`, where `-1` means "the end" or "all").
+fn signed(task: TaskType, name: &str, text: &str) -> Result<i64, MessageError> {
+    parse_number(task, name, text)
+}
+
+keyword_enum! {
+    /// The `TaskType` of a request.
+    pub enum TaskType ("TaskType") {
+        JobQueue => "JobQueue",
+        JobStatusList => "JobStatusList",
+        JobList => "JobList",
+        JobCommand => "JobCommand",
+        JobEvaluate => "JobEvaluate",
+        ProfileList => "ProfileList",
+        Version => "Version",
+        CarbonRoles => "CarbonRoles",
+        NodeList => "NodeList",
+        NodeCommand => "NodeCommand",
+    }
+}
+
+/// Task types the manual describes that videoshare does not serve: named
+/// in the refusal, so a client learns it is the task, not a typo.
+const NOT_SERVED: &[&str] = &[
+    "WatchCreate",
+    "WatchList",
+    "WatchCommand",
+    "ProfileSave",
+    "ProfileCommand",
+    "TagList",
+    "DirCreate",
+    "DirList",
+    "ServerConnectionTest",
+    "FormPresetCreate",
+    "FormPresetList",
+    "FormPresetCommand",
+    "FarmList",
+];
+
+/// The Carbon API level this module speaks.
+pub const API_VERSION: &str = "1.2";
+
+/// A request a Carbon server understands.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Indexed<T, F>(pub Vec<T>, PhantomData<F>);
-
-impl<T, F> Indexed<T, F> {
-    pub fn new(items: Vec<T>) -> Self {
-        Indexed(items, PhantomData)
-    }
+pub enum Request {
+    JobQueue(JobQueue),
+    JobStatusList(JobStatusList),
+    /// Name and GUID of each job (one page of them).
+    JobList(ListSettings),
+    JobCommand(JobCommand),
+    JobEvaluate(JobEvaluate),
+    ProfileList(ProfileList),
+    /// The server's identity.
+    Version,
+    /// Whether the server is a Coder, a Server or an Agent.
+    CarbonRoles,
+    /// The nodes' IPs.
+    NodeList,
+    NodeCommand(NodeCommand),
 }
 
-impl<T, F> Default for Indexed<T, F> {
-    fn default() -> Self {
-        Indexed::new(Vec::new())
-    }
-}
-
-impl<T: Serialize, F: Family> Serialize for Indexed<T, F> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (i, item) in self.0.iter().enumerate() {
-            map.serialize_entry(&format!("{}{i}", F::STEM), item)?;
+impl Request {
+    /// Parses a request document (already decoded to text).
+    pub fn parse(text: &str) -> Result<Request, MessageError> {
+        let root = Element::parse(text)?;
+        if !root.name.eq_ignore_ascii_case("cnpsXML") {
+            return Err(MessageError::WrongRoot(root.name));
         }
-        map.end()
-    }
-}
-
-impl<'de, T: Deserialize<'de>, F: Family> Deserialize<'de> for Indexed<T, F> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T, F>(PhantomData<(T, F)>);
-        impl<'de, T: Deserialize<'de>, F: Family> Visitor<'de> for V<T, F> {
-            type Value = Indexed<T, F>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "elements named {}0, {}1, …", F::STEM, F::STEM)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut items: BTreeMap<u32, T> = BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let index = key
-                        .strip_prefix(F::STEM)
-                        .and_then(|n| n.parse::<u32>().ok());
-                    let Some(index) = index else {
-                        map.next_value::<IgnoredAny>()?;
-                        continue;
-                    };
-                    if items.len() == F::MAX {
-                        return Err(serde::de::Error::custom(format!(
-                            "more than {} {}N elements",
-                            F::MAX,
-                            F::STEM
-                        )));
-                    }
-                    if items.insert(index, map.next_value()?).is_some() {
-                        return Err(serde::de::Error::custom(format!("{key} appears twice")));
-                    }
-                }
-                Ok(Indexed::new(items.into_values().collect()))
-            }
-            // `<Sources/>` or `<Sources></Sources>` with nothing inside.
-            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Indexed::default())
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Indexed::default())
-            }
-        }
-        d.deserialize_map(V(PhantomData))
-    }
-}
-
-/// `#[serde(with = "...")]` helpers: a `Vec<T>` field written as a numbered
-/// family, so public types hold plain `Vec`s.
-macro_rules! indexed_with {
-    ($module:ident, $family:ty) => {
-        pub(crate) mod $module {
-            use super::*;
-
-            pub fn serialize<T: Serialize, S: Serializer>(
-                items: &[T],
-                s: S,
-            ) -> Result<S::Ok, S::Error> {
-                Indexed::<&T, $family>::new(items.iter().collect()).serialize(s)
-            }
-
-            pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-                d: D,
-            ) -> Result<Vec<T>, D::Error> {
-                Ok(Indexed::<T, $family>::deserialize(d)?.0)
-            }
-        }
-    };
-}
-indexed_with!(modules, ModuleN);
-indexed_with!(criteria, CriteriaN);
-indexed_with!(jobs, JobN);
-indexed_with!(profiles, ProfileN);
-indexed_with!(nodes, NodeN);
-
-/// Checks the document is well-formed, has no DTD and that its root is `cnpsXML`.
-fn check_document(text: &str) -> Result<(), MessageError> {
-    let mut reader = quick_xml::Reader::from_str(text);
-    let mut root: Option<String> = None;
-    loop {
-        match reader.read_event() {
-            Err(e) => {
-                return Err(MessageError::Malformed(format!(
-                    "{e} (at byte {})",
-                    reader.error_position()
+        let word = root
+            .get("TaskType")
+            // The name before API 1.25, still accepted.
+            .or_else(|| root.get("JobType"))
+            .ok_or(MessageError::MissingTaskType)?;
+        let task: TaskType = match word.parse() {
+            Ok(task) => task,
+            Err(_) if NOT_SERVED.iter().any(|n| n.eq_ignore_ascii_case(word.trim())) => {
+                return Err(MessageError::UnknownTaskType(format!(
+                    "TaskType {} is not served by videoshare",
+                    word.trim()
                 )));
             }
-            Ok(Event::DocType(_)) => return Err(MessageError::Dtd),
-            Ok(Event::Start(e) | Event::Empty(e)) if root.is_none() => {
-                root = Some(e.name().0.to_owned());
-            }
-            Ok(Event::Eof) => break,
-            Ok(_) => {}
+            Err(e) => return Err(MessageError::UnknownTaskType(e)),
+        };
+        Ok(match task {
+            TaskType::JobQueue => Request::JobQueue(JobQueue::parse(&root)?),
+            TaskType::JobStatusList => Request::JobStatusList(JobStatusList::parse(&root)?),
+            TaskType::JobList => Request::JobList(ListSettings::parse(&root, task)?),
+            TaskType::JobCommand => Request::JobCommand(JobCommand::parse(&root)?),
+            TaskType::JobEvaluate => Request::JobEvaluate(JobEvaluate::parse(&root)?),
+            TaskType::ProfileList => Request::ProfileList(ProfileList::parse(&root)?),
+            TaskType::Version => Request::Version,
+            TaskType::CarbonRoles => Request::CarbonRoles,
+            TaskType::NodeList => Request::NodeList,
+            TaskType::NodeCommand => Request::NodeCommand(NodeCommand::parse(&root)?),
+        })
+    }
+
+    pub fn task_type(&self) -> TaskType {
+        match self {
+            Request::JobQueue(_) => TaskType::JobQueue,
+            Request::JobStatusList(_) => TaskType::JobStatusList,
+            Request::JobList(_) => TaskType::JobList,
+            Request::JobCommand(_) => TaskType::JobCommand,
+            Request::JobEvaluate(_) => TaskType::JobEvaluate,
+            Request::ProfileList(_) => TaskType::ProfileList,
+            Request::Version => TaskType::Version,
+            Request::CarbonRoles => TaskType::CarbonRoles,
+            Request::NodeList => TaskType::NodeList,
+            Request::NodeCommand(_) => TaskType::NodeCommand,
         }
     }
-    match root {
-        None => Err(MessageError::Empty),
-        Some(name) if name == "cnpsXML" => Ok(()),
-        Some(name) => Err(MessageError::WrongRoot(name)),
+
+    /// The shape of a successful reply to this request.
+    pub fn reply_kind(&self) -> ReplyKind {
+        match self {
+            Request::JobQueue(_) => ReplyKind::Queued,
+            Request::JobStatusList(_) => ReplyKind::StatusList,
+            Request::JobList(_) => ReplyKind::JobList,
+            Request::JobCommand(c) if c.command == Command::Query => ReplyKind::Job,
+            Request::JobCommand(_) => ReplyKind::Info,
+            Request::JobEvaluate(_) => ReplyKind::Evaluated,
+            Request::ProfileList(_) => ReplyKind::Profiles,
+            Request::Version => ReplyKind::Version,
+            Request::CarbonRoles => ReplyKind::Roles,
+            Request::NodeList => ReplyKind::Nodes,
+            Request::NodeCommand(c) => match c.kind {
+                NodeCommandKind::GetProperties => ReplyKind::Properties,
+                _ => ReplyKind::Node,
+            },
+        }
     }
+
+    /// Whether sending this request twice has the same effect and reply as
+    /// once (a client may then retry it on a fresh connection). A second
+    /// `Remove` would answer "no such job" for a job the first removed.
+    pub fn is_idempotent(&self) -> bool {
+        match self {
+            Request::JobQueue(_) => false,
+            Request::JobCommand(c) => !matches!(c.command, Command::Requeue | Command::Remove),
+            _ => true,
+        }
+    }
+
+    /// The request as a document, in the manual's form.
+    pub fn to_xml(&self) -> String {
+        let root = || {
+            Element::new("cnpsXML")
+                .attr("CarbonAPIVer", API_VERSION)
+                .attr("TaskType", self.task_type())
+        };
+        let root = match self {
+            Request::JobQueue(job) => {
+                let mut written = job.to_element("cnpsXML");
+                written.attrs.insert(0, ("CarbonAPIVer".into(), API_VERSION.into()));
+                written
+            }
+            Request::JobStatusList(list) => list.write(root()),
+            Request::JobList(settings) => job_status_list::write_job_list(settings, root()),
+            Request::JobCommand(c) => c.write(root()),
+            Request::JobEvaluate(e) => e.write(root()),
+            Request::ProfileList(p) => p.write(root()),
+            Request::Version | Request::CarbonRoles | Request::NodeList => root(),
+            Request::NodeCommand(n) => n.write(root()),
+        };
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>{}",
+            root.to_xml()
+        )
+    }
+
+    /// The request as payload bytes on the wire.
+    pub fn to_payload(&self) -> Vec<u8> {
+        text::encode(&self.to_xml())
+    }
+}
+
+/// A reply from a Carbon server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `JobQueue` accepted: the new job's GUID.
+    Queued { guid: Guid },
+    /// `JobStatusList`: one page of the matching jobs.
+    StatusList(StatusList),
+    /// `JobList`.
+    JobList(JobListing),
+    /// Every `JobCommand` but `Query`: the job afterwards.
+    Info(Box<JobInfo>),
+    /// `JobCommand Query`: the job as submitted.
+    Job(Box<JobQueue>),
+    /// `JobEvaluate`.
+    Evaluated(Evaluation),
+    /// `ProfileList`.
+    Profiles { profiles: Vec<Profile> },
+    Version(VersionInfo),
+    /// `CarbonRoles`: `CLIENT`, `SERVER` or `AGENT`.
+    Roles { role: String },
+    /// `NodeList`: each node's IP.
+    Nodes { ips: Vec<String> },
+    /// `NodeCommand GetNodeStatus` and the Set commands.
+    Node(NodeStatus),
+    /// `NodeCommand GetServerNodeStatus`.
+    ServerNode(NodeStatus),
+    /// `NodeCommand GetProperties`.
+    Properties(NodeProperties),
+    /// `Success="FALSE"`.
+    Failed { error: String },
+}
+
+/// The shape of a successful reply, as a client expects it from its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    Queued,
+    StatusList,
+    JobList,
+    Info,
+    Job,
+    Evaluated,
+    Profiles,
+    Version,
+    Roles,
+    Nodes,
+    Node,
+    Properties,
+}
+
+impl Reply {
+    /// The reply as a document. Replies the seed parses are kept within
+    /// [`SEED_REPLY_BUDGET`] encoded bytes by shortening free text.
+    pub fn to_xml(&self) -> String {
+        let ok = || Element::new("Reply").attr("Success", "TRUE");
+        let reply = match self {
+            // The seed reads attributes()[0] as the GUID.
+            Reply::Queued { guid } => Element::new("Reply").attr("GUID", guid).attr("Success", "TRUE"),
+            Reply::StatusList(list) => return list.to_xml(),
+            Reply::JobList(list) => return list.to_xml(),
+            Reply::Info(info) => ok().child(info.to_element()),
+            Reply::Job(job) => ok().child(job.to_element("Job")),
+            Reply::Evaluated(e) => ok().child(e.to_element()),
+            Reply::Profiles { profiles } => ok().child(profile_list::to_element(profiles)),
+            Reply::Version(v) => ok()
+                .attr("Version", &v.version)
+                .attr("Product", &v.product)
+                .attr("CarbonAPIVer", &v.api_version),
+            Reply::Roles { role } => ok().attr("CarbonRole", role),
+            Reply::Nodes { ips } => ok().child(ips.iter().enumerate().fold(
+                Element::new("NodeList"),
+                |list, (i, ip)| list.attr(format!("Node_{i}"), ip),
+            )),
+            Reply::Node(node) => ok().child(node.to_element("NodeStatus")),
+            Reply::ServerNode(node) => ok().child(node.to_element("ServerNodeStatus")),
+            Reply::Properties(p) => ok().child(
+                Element::new("NodeProperties")
+                    .attr("Version", &p.version)
+                    .attr("Tags", &p.tags),
+            ),
+            Reply::Failed { error } => return failed_within_budget(error),
+        };
+        reply.to_xml()
+    }
+
+    pub fn to_payload(&self) -> Vec<u8> {
+        text::encode(&self.to_xml())
+    }
+
+    /// Parses a reply document (already decoded to text) to a request whose
+    /// successful reply has the shape `expected`. Reads the manual's
+    /// `<Reply>` and the older `<cnpsXML>` root alike.
+    pub fn parse(text: &str, expected: ReplyKind) -> Result<Reply, MessageError> {
+        let root = Element::parse(text)?;
+        let success = root
+            .get("Success")
+            .is_some_and(|s| s.trim().eq_ignore_ascii_case("TRUE"));
+        if !success {
+            return Ok(Reply::Failed {
+                error: root
+                    .get("Error")
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "the server refused the request without a reason".to_owned()),
+            });
+        }
+        let missing = |what: &str| MessageError::Malformed(format!("the reply has no {what}"));
+        Ok(match expected {
+            ReplyKind::Queued => Reply::Queued {
+                guid: root
+                    .get_any(&["GUID", "Guid"])
+                    .ok_or_else(|| missing("GUID"))?
+                    .parse()
+                    .map_err(|e: crate::carbon::guid::InvalidGuid| MessageError::Malformed(e.to_string()))?,
+            },
+            ReplyKind::StatusList => Reply::StatusList(StatusList::from_reply(&root)?),
+            ReplyKind::JobList => Reply::JobList(JobListing::from_reply(&root)?),
+            ReplyKind::Info => Reply::Info(Box::new(JobInfo::from_reply(&root)?)),
+            ReplyKind::Job => Reply::Job(Box::new(job_command::job_from_reply(&root)?)),
+            ReplyKind::Evaluated => Reply::Evaluated(Evaluation::from_reply(&root)?),
+            ReplyKind::Profiles => Reply::Profiles {
+                profiles: profile_list::from_reply(&root)?,
+            },
+            ReplyKind::Version => Reply::Version(VersionInfo {
+                version: root.get("Version").ok_or_else(|| missing("Version"))?.to_owned(),
+                product: root.get("Product").unwrap_or_default().to_owned(),
+                api_version: root.get("CarbonAPIVer").unwrap_or_default().to_owned(),
+            }),
+            ReplyKind::Roles => Reply::Roles {
+                role: root
+                    .get_any(&["CarbonRole", "CarbonRoles"])
+                    .ok_or_else(|| missing("CarbonRole"))?
+                    .to_owned(),
+            },
+            ReplyKind::Nodes => Reply::Nodes {
+                ips: root
+                    .find("NodeList")
+                    .map(|l| l.numbered_attrs("Node", "").into_iter().map(|(_, ip)| ip.to_owned()).collect())
+                    .unwrap_or_default(),
+            },
+            ReplyKind::Node => Reply::Node(NodeStatus::from_reply(&root)?),
+            ReplyKind::Properties => {
+                let p = root.find("NodeProperties").ok_or_else(|| missing("NodeProperties"))?;
+                Reply::Properties(NodeProperties {
+                    version: p.get("Version").unwrap_or_default().to_owned(),
+                    tags: p.get("Tags").unwrap_or_default().to_owned(),
+                })
+            }
+        })
+    }
+}
+
+/// `<Reply Success="FALSE" Error="…"/>`, the reason shortened to fit the
+/// seed's budget.
+fn failed_within_budget(error: &str) -> String {
+    let render = |error: &str| {
+        Element::new("Reply")
+            .attr("Success", "FALSE")
+            .attr("Error", error)
+            .to_xml()
+    };
+    let fixed = text::encoded_len(&render(""));
+    render(&budget::fit(error, SEED_REPLY_BUDGET.saturating_sub(fixed)))
 }
