@@ -111,6 +111,27 @@ fn attributes_at(xml: &str, depth: usize) -> Vec<(String, String)> {
     }
 }
 
+/// An attribute of the first element called `element`, anywhere.
+fn attribute_of(xml: &str, element: &str, name: &str) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_str(xml.trim_start());
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            Event::Start(e) | Event::Empty(e) if e.name().0 == element => {
+                return e.attributes().find_map(|a| {
+                    let a = a.expect("attribute");
+                    (a.key.0 == name).then(|| {
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .expect("value")
+                            .into_owned()
+                    })
+                });
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
 fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     attrs
         .iter()
@@ -332,11 +353,12 @@ async fn a_playlist_posing_as_a_video_is_not_encoded() {
     let guid = root[0].1.clone();
     let check = SEED_STATUS.replace(":::guid:::", &guid);
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    let job = loop {
+    let xml = loop {
         stream.write_all(&frame(&check)).await.expect("send");
-        let job = attributes_at(&seed_xml(&read_once(&mut stream).await), 2);
+        let xml = seed_xml(&read_once(&mut stream).await);
+        let job = attributes_at(&xml, 2);
         if attr(&job, "Status") == Some("ERROR") {
-            break job;
+            break xml;
         }
         assert_ne!(
             attr(&job, "Status"),
@@ -346,8 +368,9 @@ async fn a_playlist_posing_as_a_video_is_not_encoded() {
         assert!(tokio::time::Instant::now() < deadline, "never failed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let description = attr(&job, "Description").unwrap_or_default();
-    assert!(description.contains("playlist"), "{description}");
+    // The reason is the job's error, under Failures/Errors.
+    let error = attribute_of(&xml, "Error_0", "Error").unwrap_or_default();
+    assert!(error.contains("playlist"), "{xml}");
     assert!(common::names_in(&app.streams_dir()).is_empty());
     app.stop().await;
 }

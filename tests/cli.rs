@@ -139,7 +139,7 @@ async fn client_commands_drive_a_running_encoder() {
     let removed = ok(&["job", &guid, "remove"], &encoder).await;
     assert!(removed.contains("removed"));
     let why = fails(&["job", &guid, "info"], &encoder).await;
-    assert!(why.contains("no job has GUID"), "{why}");
+    assert!(why.contains("no job with GUID"), "{why}");
     let why = fails(&["job", "12345", "info"], &encoder).await;
     assert!(why.contains("is not a GUID"), "{why}");
     app.stop().await;
@@ -662,11 +662,11 @@ async fn a_full_disk_fails_the_job_readably_and_the_next_job_runs() {
         .expect("queued");
     let failed = common::wait_finished(&client, guid).await;
     assert_eq!(failed.status, JobStatus::Error, "{failed:?}");
-    eprintln!("Description: {}", failed.description);
+    eprintln!("Description: {}", failed.failure());
     assert!(
-        failed.description.starts_with("the disk is full"),
+        failed.failure().starts_with("the disk is full"),
         "{}",
-        failed.description
+        failed.failure()
     );
 
     // The server goes on; the small job fits only because the failed

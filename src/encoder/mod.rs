@@ -104,7 +104,7 @@ pub enum EncoderError {
     BadBaseName(String),
     #[error("Priority.DWD {0} is out of range 0-{MAX_PRIORITY}")]
     BadPriority(u32),
-    #[error("no job has GUID {0}")]
+    #[error("no job with GUID {0}")]
     NoSuchJob(Guid),
     #[error("cannot {command} job: it is {status} ({command} applies to {accepts} jobs)")]
     CannotCommand {

@@ -368,7 +368,7 @@ def check_record(element, what, node_ip=None, ours=True):
     errors = child(failures, "Errors", what + " <Failures>")
     if status == "ERROR":
         first = numbered(errors, "Error", what + " <Errors>")
-        check(first and first[0].get("Description"), "%s is ERROR without Error_0 Description" % what)
+        check(first and first[0].get("Error"), "%s is ERROR without Error_0 Error" % what)
     return element
 
 
@@ -376,7 +376,7 @@ def failure_texts(element):
     failures = element.find("Failures")
     if failures is None:
         return ""
-    texts = [e.get("Description", "") for e in failures.iter() if e.get("Description")]
+    texts = [e.get("Error") or e.get("Warning") for e in failures.iter() if e.get("Error") or e.get("Warning")]
     return ": " + "; ".join(texts) if texts else ""
 
 
@@ -877,9 +877,9 @@ def resubmit(carbon, guid, source, dest, node_ip):
     info = job_command(carbon, second, "Stop", node_ip)
     check(info.get("Status") == "STOPPED", "Stop of STOPPED answered %s" % info.get("Status"))
     warnings = numbered(info.find("Failures/Warnings"), "Warning", "<Warnings>")
-    check([w.get("Description") for w in warnings][:1] == ["stopped by JobCommand Stop"],
-          "STOPPED job warnings %r" % [w.get("Description") for w in warnings])
-    ok("Stop: STOPPED, warning %r" % warnings[0].get("Description"))
+    check([w.get("Warning") for w in warnings][:1] == ["stopped by JobCommand Stop"],
+          "STOPPED job warnings %r" % [w.get("Warning") for w in warnings])
+    ok("Stop: STOPPED, warning %r" % warnings[0].get("Warning"))
 
     step("Requeue")
     set_enabled(carbon, node_ip, 0)

@@ -410,6 +410,9 @@ impl Reply {
                     .map(|l| l.numbered_attrs("Node", "").into_iter().map(|(_, ip)| ip.to_owned()).collect())
                     .unwrap_or_default(),
             },
+            ReplyKind::Node if root.find("ServerNodeStatus").is_some() => {
+                Reply::ServerNode(NodeStatus::from_reply(&root)?)
+            }
             ReplyKind::Node => Reply::Node(NodeStatus::from_reply(&root)?),
             ReplyKind::Properties => {
                 let p = root.find("NodeProperties").ok_or_else(|| missing("NodeProperties"))?;
