@@ -11,11 +11,11 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::carbon::client::ConnectionHabit;
 use crate::config::file::Settings;
 use crate::config::{EncoderArgs, EncoderOptions, PortalArgs, PortalOptions, ServeArgs};
 use crate::encoder::paths::PathPolicy;
 use crate::encoder::preset::{Presets, SEED_PRESET};
-use crate::carbon::client::ConnectionHabit;
 use crate::encoder::server::{self, Habit, Limits};
 use crate::encoder::{Encoder, EncoderConfig};
 use crate::metrics::Metrics;
@@ -180,8 +180,9 @@ impl App {
         app.start_portal(&args.portal, link, pool).await?;
         // Not fatal (the encoder may start later), but say so now rather
         // than at the first upload.
-        let probe = crate::carbon::Client::with_habit(encoder.clone(), args.encoder_connection.into())
-            .with_timeout(Duration::from_secs(3));
+        let probe =
+            crate::carbon::Client::with_habit(encoder.clone(), args.encoder_connection.into())
+                .with_timeout(Duration::from_secs(3));
         match probe.version().await {
             Ok(v) => {
                 tracing::info!(%encoder, product = %v.product, version = %v.version, "Carbon server found")
@@ -291,7 +292,9 @@ impl App {
                 Habit::OnePerConnection,
                 self.shutdown.clone(),
             )));
-            tracing::info!("Carbon encoder listening on {coder_addr} (one request per connection)");
+            tracing::info!(
+                "Carbon Coder-style listener (one request per connection) on {coder_addr}"
+            );
             self.carbon_coder_addr = Some(coder_addr);
         }
         self.tasks.push(tokio::spawn(server::serve(
@@ -301,7 +304,7 @@ impl App {
             Habit::KeepOpen,
             self.shutdown.clone(),
         )));
-        tracing::info!("Carbon encoder listening on {carbon_addr} (connections kept open)");
+        tracing::info!("Carbon encoder listening on {carbon_addr}");
         tracing::info!(data = %dirs.root.display(), "data folder");
         self.carbon_addr = Some(carbon_addr);
         Ok(carbon_addr)

@@ -46,7 +46,10 @@ async fn wait_until(
 ) -> JobEntry {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
-        let job = client.command(guid, Command::QueryInfo).await.expect("query");
+        let job = client
+            .command(guid, Command::QueryInfo)
+            .await
+            .expect("query");
         if done(&job) {
             return job;
         }
@@ -208,10 +211,16 @@ async fn pause_suspends_ffmpeg_and_resume_continues_from_there() {
         ffmpeg_states(&clip) == ['T']
     })
     .await;
-    let held_at = client.command(guid, Command::QueryInfo).await.expect("query");
+    let held_at = client
+        .command(guid, Command::QueryInfo)
+        .await
+        .expect("query");
     // A suspended ffmpeg reports nothing: progress stays put.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let later = client.command(guid, Command::QueryInfo).await.expect("query");
+    let later = client
+        .command(guid, Command::QueryInfo)
+        .await
+        .expect("query");
     assert_eq!(
         (later.status, later.progress),
         (JobStatus::Paused, held_at.progress)
@@ -275,7 +284,10 @@ async fn pausing_right_after_submit_holds_the_job_until_resumed() {
     };
     assert_eq!(paused.status, JobStatus::Paused);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let held = client.command(guid, Command::QueryInfo).await.expect("query");
+    let held = client
+        .command(guid, Command::QueryInfo)
+        .await
+        .expect("query");
     assert_eq!((held.status, held.progress), (JobStatus::Paused, 0));
     assert!(
         ffmpeg_states(&clip).iter().all(|s| *s == 'T'),
@@ -337,11 +349,7 @@ async fn stop_kills_the_encode_and_requeue_runs_it_again() {
     let (clip, guid) = start_long_encode(&app, &client).await;
     let stopped = client.command(guid, Command::Stop).await.expect("stop");
     assert_eq!(stopped.status, JobStatus::Stopped);
-    assert!(
-        stopped.failure().contains("Stop"),
-        "{}",
-        stopped.failure()
-    );
+    assert!(stopped.failure().contains("Stop"), "{}", stopped.failure());
     assert!(ffmpeg_states(&clip).is_empty(), "ffmpeg is gone");
     assert!(
         names_in(&app.data.join("tmp/encodes")).is_empty(),
@@ -433,12 +441,18 @@ async fn priority_orders_the_queue_and_node_status_counts_slots() {
     })
     .await;
     assert_ne!(next.status, JobStatus::Queued);
-    let other = client.command(urgent, Command::QueryInfo).await.expect("query");
+    let other = client
+        .command(urgent, Command::QueryInfo)
+        .await
+        .expect("query");
     assert_eq!(other.status, JobStatus::Queued, "priority 250 before 200");
     wait_status(&client, second, JobStatus::Completed).await;
     let urgent_done = wait_status(&client, urgent, JobStatus::Completed).await;
     // Then the held job is still held until resumed.
-    let still = client.command(first, Command::QueryInfo).await.expect("query");
+    let still = client
+        .command(first, Command::QueryInfo)
+        .await
+        .expect("query");
     assert_eq!(still.status, JobStatus::Paused);
     let resumed = client
         .command(first, Command::Resume)
@@ -465,7 +479,8 @@ async fn remove_stops_a_running_job_and_keeps_finished_outputs() {
     let running = submit(&client, &long, &streams, None).await;
     wait_status(&client, running, JobStatus::Started).await;
     client.remove(running).await.expect("remove running");
-    assert!(ffmpeg_states(&long).is_empty(), "its ffmpeg is killed");
+    // Killed at once; on a loaded machine the process takes a moment to go.
+    eventually("its ffmpeg is killed", || ffmpeg_states(&long).is_empty()).await;
     assert!(names_in(&app.data.join("tmp/encodes")).is_empty());
     for gone in [done, running] {
         let why = refused(&client, gone, Command::QueryInfo).await;
@@ -733,7 +748,10 @@ async fn a_paused_job_is_not_a_hung_job() {
     client.command(guid, Command::Pause).await.expect("pause");
     // Longer than the stall time, paused.
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    let job = client.command(guid, Command::QueryInfo).await.expect("query");
+    let job = client
+        .command(guid, Command::QueryInfo)
+        .await
+        .expect("query");
     assert_eq!(job.status, JobStatus::Paused, "{}", job.failure());
     client.command(guid, Command::Stop).await.expect("stop");
     app.stop().await;
@@ -766,10 +784,7 @@ async fn a_source_that_vanishes_while_queued_is_an_error_and_the_queue_goes_on()
         failed.failure()
     );
     let data = app.data.to_string_lossy().into_owned();
-    assert!(
-        !failed.failure().contains(&data),
-        "no server folders shown"
-    );
+    assert!(!failed.failure().contains(&data), "no server folders shown");
     wait_status(&client, next, JobStatus::Completed).await;
     assert_eq!(names_in(&app.streams_dir()), ["kept.mp4"]);
     app.stop().await;

@@ -15,6 +15,11 @@ use videoshare::carbon::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_videoshare");
 
+/// The second Carbon listener's setting: on a free port, so encoders
+/// started side by side do not fight over Carbon Coder's 1120.
+const CODER: &str = "VIDEOSHARE_CARBON_CODER";
+const ANY_PORT: &str = "127.0.0.1:0";
+
 struct Run {
     ok: bool,
     stdout: String,
@@ -23,10 +28,13 @@ struct Run {
 
 /// Runs `videoshare ARGS` (async: the app under test shares this runtime).
 async fn videoshare(args: &[&str]) -> Run {
-    let out = tokio::time::timeout(DEADLINE, Command::new(BIN).args(args).output())
-        .await
-        .expect("the command ends in time")
-        .expect("run videoshare");
+    let out = tokio::time::timeout(
+        DEADLINE,
+        Command::new(BIN).args(args).env(CODER, ANY_PORT).output(),
+    )
+    .await
+    .expect("the command ends in time")
+    .expect("run videoshare");
     Run {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -208,7 +216,7 @@ async fn submit_reports_refusals_and_failed_jobs_with_its_exit_code() {
 /// returns the child and the text after the marker.
 async fn start(args: &[&str], marker: &str) -> (Child, String) {
     let mut command = Command::new(BIN);
-    command.args(args);
+    command.args(args).env(CODER, ANY_PORT);
     start_command(command, marker).await
 }
 
@@ -630,6 +638,7 @@ async fn encoder_on_small_disk(data: &Path, sources: &Path, size: &str) -> (Chil
     };
     let mut command = Command::new("unshare");
     command
+        .env(CODER, ANY_PORT)
         .args(flags)
         .args(["sh", "-c", script, "sh"])
         .arg(data)
@@ -678,6 +687,9 @@ async fn a_full_disk_fails_the_job_readably_and_the_next_job_runs() {
     let done = common::wait_finished(&client, guid).await;
     assert_eq!(done.status, JobStatus::Completed, "{done:?}");
     let info = client.info(guid).await.expect("info");
-    let output = info.destinations[0].target_files.first().expect("an output");
+    let output = info.destinations[0]
+        .target_files
+        .first()
+        .expect("an output");
     assert!(output.ends_with("small.mp4"), "{output:?}");
 }

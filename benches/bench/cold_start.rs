@@ -27,6 +27,7 @@ async fn once(data: &std::path::Path) -> f64 {
         .arg(data)
         .args(["--http", &format!("127.0.0.1:{http}")])
         .args(["--carbon", &format!("127.0.0.1:{carbon}")])
+        .args(["--carbon-coder", "127.0.0.1:0"])
         .env("RUST_LOG", "videoshare=warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -11,7 +11,7 @@ use videoshare::app::App;
 use videoshare::carbon::message::JobQueue;
 use videoshare::carbon::{Client, JobStatus};
 use videoshare::config::ServeArgs;
-use videoshare::encoder::ffmpeg::encode_args;
+use videoshare::encoder::ffmpeg::{Audio, Inputs, encode_args};
 use videoshare::encoder::preset::{Presets, SEED_PRESET};
 use videoshare::media::synthetic::{ClipSpec, write_clip};
 
@@ -27,7 +27,14 @@ fn plain_ffmpeg(source: &Path, output: &Path) -> Duration {
     let preset = presets.get(SEED_PRESET).expect("seed preset");
     let started = Instant::now();
     let status = Command::new("ffmpeg")
-        .args(encode_args(source, &[(output, preset)]))
+        .args(encode_args(
+            &Inputs {
+                source,
+                audio: Audio::Source,
+                trim: None,
+            },
+            &[(output, preset)],
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()

@@ -25,6 +25,8 @@ pub struct Server {
     pub pid: u32,
     pub http: Option<SocketAddr>,
     pub carbon: SocketAddr,
+    /// The one-request-per-connection listener.
+    pub carbon_coder: SocketAddr,
     pub progress: ProgressTimes,
 }
 
@@ -46,11 +48,12 @@ impl Server {
     /// 127.0.0.1:0] EXTRA…` and waits for its addresses.
     pub async fn start(role: &str, data: &Path, extra: &[&str]) -> Server {
         let mut command = Command::new(BIN);
-        command
-            .arg(role)
-            .arg("--data")
-            .arg(data)
-            .args(["--carbon", "127.0.0.1:0"]);
+        command.arg(role).arg("--data").arg(data).args([
+            "--carbon",
+            "127.0.0.1:0",
+            "--carbon-coder",
+            "127.0.0.1:0",
+        ]);
         if role == "serve" {
             command.args(["--http", "127.0.0.1:0"]);
         }
@@ -68,9 +71,9 @@ impl Server {
         let pid = child.id().expect("pid");
         let progress: ProgressTimes = Arc::default();
         let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let (mut http, mut carbon) = (None, None);
+        let (mut http, mut carbon, mut carbon_coder) = (None, None, None);
         let wants_http = role == "serve";
-        while carbon.is_none() || (wants_http && http.is_none()) {
+        while carbon.is_none() || carbon_coder.is_none() || (wants_http && http.is_none()) {
             let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
                 .await
                 .expect("videoshare starts within a minute")
@@ -78,6 +81,9 @@ impl Server {
                 .expect("videoshare exited while starting");
             if let Some((_, addr)) = line.split_once("Carbon encoder listening on ") {
                 carbon = addr.trim().parse().ok();
+            }
+            if let Some((_, addr)) = line.split_once("(one request per connection) on ") {
+                carbon_coder = addr.trim().parse().ok();
             }
             if let Some((_, addr)) = line.split_once("portal listening on http://") {
                 http = addr.trim().parse().ok();
@@ -107,6 +113,7 @@ impl Server {
             pid,
             http,
             carbon: carbon.expect("carbon address"),
+            carbon_coder: carbon_coder.expect("carbon coder address"),
             progress,
         }
     }

@@ -158,7 +158,9 @@ impl Client {
     /// One request on a fresh connection, closed afterwards.
     async fn request_alone(&self, request: &Request) -> Result<Reply, ClientError> {
         let mut slot = None;
-        let mut replies = self.exchange(&mut slot, std::slice::from_ref(request)).await?;
+        let mut replies = self
+            .exchange(&mut slot, std::slice::from_ref(request))
+            .await?;
         replies
             .pop()
             .ok_or_else(|| ClientError::Closed(self.addr.clone()))

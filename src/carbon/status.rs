@@ -137,7 +137,10 @@ mod tests {
         for status in JobStatus::ALL {
             assert_eq!(JobStatus::from_nex_state(status.nex_state()), Some(status));
         }
-        assert_eq!(JobStatus::from_nex_state("NEX_JOB_QUEUED"), Some(JobStatus::Queued));
+        assert_eq!(
+            JobStatus::from_nex_state("NEX_JOB_QUEUED"),
+            Some(JobStatus::Queued)
+        );
         assert_eq!(JobStatus::from_nex_state("Active"), None);
     }
 }

@@ -86,8 +86,8 @@ fn declared_encoding(payload: &[u8]) -> Declared {
     let name = &name[..name.find(['"', '\'']).unwrap_or(name.len())];
     match name {
         "utf-8" | "utf8" => Declared::Utf8,
-        "iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" | "l1" | "iso_8859-1" | "windows-1252"
-        | "cp1252" | "us-ascii" | "ascii" => Declared::Latin1,
+        "iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" | "l1" | "iso_8859-1"
+        | "windows-1252" | "cp1252" | "us-ascii" | "ascii" => Declared::Latin1,
         _ => Declared::None,
     }
 }
@@ -121,7 +121,10 @@ mod tests {
         // Undeclared UTF-8 is read as UTF-8 (the manual's encoding)…
         assert_eq!(decode("<a b=\"é\"/>".as_bytes()), "<a b=\"é\"/>");
         // …and undeclared Latin-1 as Latin-1 (the seed's).
-        assert_eq!(decode(&[b'<', b'a', b' ', b'b', b'=', b'"', 0xE9, b'"', b'/', b'>']), "<a b=\"é\"/>");
+        assert_eq!(
+            decode(&[b'<', b'a', b' ', b'b', b'=', b'"', 0xE9, b'"', b'/', b'>']),
+            "<a b=\"é\"/>"
+        );
         // Declared Latin-1 wins even where the bytes happen to be valid UTF-8.
         let declared = "<?xml version='1.0' encoding='ISO-8859-1'?><a b='é'/>";
         assert_eq!(

@@ -72,7 +72,11 @@ impl Element {
     }
 
     /// Adds children named `Stem_0`, `Stem_1`, … in order.
-    pub fn numbered_children(mut self, stem: &str, items: impl IntoIterator<Item = Element>) -> Self {
+    pub fn numbered_children(
+        mut self,
+        stem: &str,
+        items: impl IntoIterator<Item = Element>,
+    ) -> Self {
         for (i, mut item) in items.into_iter().enumerate() {
             item.name = format!("{stem}_{i}");
             self.children.push(item);
@@ -159,9 +163,7 @@ impl Element {
                 Event::DocType(_) => return Err(XmlError::Dtd),
                 Event::Start(start) | Event::Empty(start) if root.is_some() => {
                     let _ = start;
-                    return Err(XmlError::Malformed(
-                        "more than one root element".to_owned(),
-                    ));
+                    return Err(XmlError::Malformed("more than one root element".to_owned()));
                 }
                 Event::Start(start) => {
                     count += 1;
@@ -327,9 +329,12 @@ mod tests {
         assert_eq!(found, vec![Some("0"), Some("1")]);
         let twice = Element::parse("<a><M_0/><M_0/></a>").expect("ok");
         assert!(matches!(twice.numbered("M"), Err(XmlError::Repeated(_))));
-        let attrs = Element::parse("<a Inpoint_1.QWD='5' Inpoint_0.QWD='3' Inpoint.QWD='9'/>")
-            .expect("ok");
-        assert_eq!(attrs.numbered_attrs("Inpoint", ".QWD"), vec![(0, "3"), (1, "5")]);
+        let attrs =
+            Element::parse("<a Inpoint_1.QWD='5' Inpoint_0.QWD='3' Inpoint.QWD='9'/>").expect("ok");
+        assert_eq!(
+            attrs.numbered_attrs("Inpoint", ".QWD"),
+            vec![(0, "3"), (1, "5")]
+        );
     }
 
     #[test]
@@ -340,7 +345,10 @@ mod tests {
         );
         let deep = "<a>".repeat(40) + &"</a>".repeat(40);
         assert_eq!(Element::parse(&deep), Err(XmlError::TooDeep));
-        assert!(matches!(Element::parse("<a><b></a>"), Err(XmlError::Malformed(_))));
+        assert!(matches!(
+            Element::parse("<a><b></a>"),
+            Err(XmlError::Malformed(_))
+        ));
         assert_eq!(Element::parse("  "), Err(XmlError::Empty));
     }
 

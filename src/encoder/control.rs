@@ -245,7 +245,6 @@ impl Encoder {
             .await?
             .ok_or(EncoderError::NoSuchJob(guid))
     }
-
 }
 
 pub(super) fn cannot(command: Command, status: JobStatus) -> EncoderError {

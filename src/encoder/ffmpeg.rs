@@ -73,7 +73,10 @@ impl Inputs<'_> {
         };
         let mut args = vec!["-ss".into(), seconds(trim.in_ticks).into()];
         if let Some(out) = trim.out_ticks {
-            args.extend(["-t".into(), seconds(out.saturating_sub(trim.in_ticks)).into()]);
+            args.extend([
+                "-t".into(),
+                seconds(out.saturating_sub(trim.in_ticks)).into(),
+            ]);
         }
         args
     }
@@ -112,7 +115,12 @@ pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> Vec<OsS
         Audio::Absent => None,
     };
     for (output, preset) in outputs {
-        args.extend(preset.output_args(audio_input).into_iter().map(OsString::from));
+        args.extend(
+            preset
+                .output_args(audio_input)
+                .into_iter()
+                .map(OsString::from),
+        );
         args.push(output.as_os_str().to_owned());
     }
     args
@@ -436,7 +444,11 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ");
-        assert!(joined.contains("-ss 1.000000 -t 2.000000 -i /v.mov -ss 1.000000 -t 2.000000 -i /a.wav"), "{joined}");
+        assert!(
+            joined
+                .contains("-ss 1.000000 -t 2.000000 -i /v.mov -ss 1.000000 -t 2.000000 -i /a.wav"),
+            "{joined}"
+        );
         assert!(joined.contains("-map 0:v:0 -map 1:a:0?"), "{joined}");
         assert_eq!(inputs.encoded_duration(Some(10.0)), Some(2.0));
         assert_eq!(inputs.encoded_duration(Some(2.5)), Some(1.5));

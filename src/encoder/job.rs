@@ -177,7 +177,10 @@ fn field_name(parameter: &str) -> Option<(&'static str, bool)> {
     let (bare, gmt) = if lower.ends_with("_scm") {
         (&bare[..bare.len() - 4], true)
     } else if lower.ends_with("_cnlt") || lower.ends_with(".dwd") {
-        (&bare[..bare.len() - if lower.ends_with("_cnlt") { 5 } else { 4 }], false)
+        (
+            &bare[..bare.len() - if lower.ends_with("_cnlt") { 5 } else { 4 }],
+            false,
+        )
     } else {
         (bare, false)
     };
@@ -227,7 +230,11 @@ pub fn validate(criteria: &[Criterion]) -> Result<(), FilterError> {
 
 /// Orders two jobs by a field (`ListSettings OrderBy`), ascending; text
 /// without regard to case, an unset time first.
-pub fn compare_by(parameter: &str, a: (&Job, &JobEntry), b: (&Job, &JobEntry)) -> std::cmp::Ordering {
+pub fn compare_by(
+    parameter: &str,
+    a: (&Job, &JobEntry),
+    b: (&Job, &JobEntry),
+) -> std::cmp::Ordering {
     let Some((name, gmt)) = field_name(parameter) else {
         return std::cmp::Ordering::Equal;
     };
@@ -463,10 +470,21 @@ mod tests {
             check("CompletedTime", Operator::LessThan, "2099-01-01").ok(),
             Some(false)
         );
-        assert_eq!(check("JobName", Operator::Equal, "holiday.MP4").ok(), Some(true));
-        assert_eq!(check("State", Operator::Equal, "NEX_JOB_STARTED").ok(), Some(true));
         assert_eq!(
-            check("CheckInTime_SCM", Operator::GreaterThan, "2020-01-01 00:00:00").ok(),
+            check("JobName", Operator::Equal, "holiday.MP4").ok(),
+            Some(true)
+        );
+        assert_eq!(
+            check("State", Operator::Equal, "NEX_JOB_STARTED").ok(),
+            Some(true)
+        );
+        assert_eq!(
+            check(
+                "CheckInTime_SCM",
+                Operator::GreaterThan,
+                "2020-01-01 00:00:00"
+            )
+            .ok(),
             Some(true)
         );
         assert!(matches!(

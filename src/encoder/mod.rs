@@ -67,9 +67,13 @@ pub struct EncoderConfig {
 pub enum EncoderError {
     #[error("the job has no source: add <Sources><Module_0 Filename=\"...\"/></Sources>")]
     NoSource,
-    #[error("the job has {0} sources; several sources (Stitching) are not supported: send one job per source")]
+    #[error(
+        "the job has {0} sources; several sources (Stitching) are not supported: send one job per source"
+    )]
     SeveralSources(usize),
-    #[error("the MultiSource has no video track (StreamType_0.DWD=\"1\"); videoshare needs a picture")]
+    #[error(
+        "the MultiSource has no video track (StreamType_0.DWD=\"1\"); videoshare needs a picture"
+    )]
     MultiSourceWithoutVideo,
     #[error("source Module_0: {0}")]
     InSource(Box<EncoderError>),
@@ -77,7 +81,9 @@ pub enum EncoderError {
     FileCopy { index: usize, reason: String },
     #[error("no node with IP {0}: this server is one node (see NodeList)")]
     NoSuchNode(String),
-    #[error("Slots.DWD cannot change while the encoder runs ({0} slots): restart it with --encode-slots N")]
+    #[error(
+        "Slots.DWD cannot change while the encoder runs ({0} slots): restart it with --encode-slots N"
+    )]
     SlotsFixed(usize),
     #[error("the job has no destination: add <Destinations><Module_0 PresetGUID=\"{{...}}\">...")]
     NoDestination,

@@ -384,7 +384,11 @@ fn make_copies(file: &Path, copies: &[CopySpec]) -> Result<Vec<PathBuf>, String>
         .iter()
         .enumerate()
         .map(|(index, copy)| {
-            let own = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let own = file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             let name = copy.file.clone().unwrap_or(own);
             let target = copy.dir.join(&name);
             crate::fsutil::copy_whole(file, &target, copy.overwrite).map_err(|e| {

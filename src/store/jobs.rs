@@ -603,9 +603,9 @@ impl JobStore {
             sqlx::query(
                 "UPDATE destinations SET output_path = NULL, copied = '[]' WHERE job_guid = ?",
             )
-                .bind(guid.to_string())
-                .execute(&mut *tx)
-                .await?;
+            .bind(guid.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         self.cache.forget(guid);

@@ -73,12 +73,18 @@ impl JobCommand {
         let get = |name: &str| element.and_then(|e| e.get(name)).or_else(|| root.get(name));
         let kind: CommandKind = get("Command")
             .ok_or_else(|| {
-                MessageError::invalid(TASK, "no Command: send <JobCommand Command=\"…\" GUID=\"{…}\"/>".to_owned())
+                MessageError::invalid(
+                    TASK,
+                    "no Command: send <JobCommand Command=\"…\" GUID=\"{…}\"/>".to_owned(),
+                )
             })?
             .parse()
             .map_err(|e| MessageError::invalid(TASK, e))?;
         let text = get("GUID").ok_or_else(|| {
-            MessageError::invalid(TASK, "no GUID: send <JobCommand Command=\"…\" GUID=\"{…}\"/>".to_owned())
+            MessageError::invalid(
+                TASK,
+                "no GUID: send <JobCommand Command=\"…\" GUID=\"{…}\"/>".to_owned(),
+            )
         })?;
         let guid = text
             .parse()
@@ -91,7 +97,10 @@ impl JobCommand {
             CommandKind::Resume => Command::Resume,
             CommandKind::SetPriority => {
                 let priority = get("Priority.DWD").ok_or_else(|| {
-                    MessageError::invalid(TASK, "SetPriority needs Priority.DWD=\"0..255\"".to_owned())
+                    MessageError::invalid(
+                        TASK,
+                        "SetPriority needs Priority.DWD=\"0..255\"".to_owned(),
+                    )
                 })?;
                 Command::SetPriority(super::parse_number(TASK, "Priority.DWD", priority)?)
             }
@@ -143,12 +152,14 @@ impl JobInfo {
     pub(super) fn to_element(&self) -> Element {
         self.job
             .to_element("JobInfo")
-            .child(Element::new("Sources").numbered_children(
-                "Module",
-                self.sources
-                    .iter()
-                    .map(|f| Element::new("Module").attr("Filename", f)),
-            ))
+            .child(
+                Element::new("Sources").numbered_children(
+                    "Module",
+                    self.sources
+                        .iter()
+                        .map(|f| Element::new("Module").attr("Filename", f)),
+                ),
+            )
             .child(Element::new("Destinations").numbered_children(
                 "Module",
                 self.destinations.iter().map(|d| {
@@ -162,12 +173,14 @@ impl JobInfo {
                                 .attr("CML_P_BaseFileName", &d.base_name),
                         );
                     if !d.target_files.is_empty() {
-                        module = module.child(Element::new("TargetFiles").numbered_children(
-                            "File",
-                            d.target_files
-                                .iter()
-                                .map(|f| Element::new("File").attr("Filename", f)),
-                        ));
+                        module = module.child(
+                            Element::new("TargetFiles").numbered_children(
+                                "File",
+                                d.target_files
+                                    .iter()
+                                    .map(|f| Element::new("File").attr("Filename", f)),
+                            ),
+                        );
                     }
                     module
                 }),
@@ -206,7 +219,8 @@ impl JobInfo {
             .into_iter()
             .filter_map(|m| {
                 let data = m.find("ModuleData");
-                let data_attr = |n: &str| data.and_then(|d| d.get(n)).unwrap_or_default().to_owned();
+                let data_attr =
+                    |n: &str| data.and_then(|d| d.get(n)).unwrap_or_default().to_owned();
                 let mut target_files: Vec<String> = m
                     .find("TargetFiles")
                     .and_then(|t| t.numbered("File").ok())

@@ -15,7 +15,9 @@ impl JobEvaluate {
     /// Reads the request as a JobQueue's `<Sources>`/`<Destinations>`.
     pub(super) fn parse(root: &Element) -> Result<JobEvaluate, MessageError> {
         let job = JobQueue::parse(root).map_err(|e| match e {
-            MessageError::Invalid { reason, .. } => MessageError::invalid(TaskType::JobEvaluate, reason),
+            MessageError::Invalid { reason, .. } => {
+                MessageError::invalid(TaskType::JobEvaluate, reason)
+            }
             other => other,
         })?;
         Ok(JobEvaluate {
@@ -100,7 +102,8 @@ impl Evaluation {
     pub(super) fn to_element(&self) -> Element {
         let sources = self.sources.iter().map(|s| {
             let d = &s.description;
-            let mut public = Element::new("PublicDescription").opt_attr("Duration.QWD", d.duration_ticks);
+            let mut public =
+                Element::new("PublicDescription").opt_attr("Duration.QWD", d.duration_ticks);
             if let Some(v) = &d.video {
                 public = public.child(
                     Element::new("Video")
@@ -157,22 +160,26 @@ impl Evaluation {
             .into_iter()
             .map(|m| {
                 let public = m.find("PublicDescription");
-                let video = public.and_then(|p| p.find("Video")).map(|v| VideoDescription {
-                    width: int(v, "Size_X.DWD").unwrap_or(0) as u32,
-                    height: int(v, "Size_Y.DWD").unwrap_or(0) as u32,
-                    codec: v.get("Codec").unwrap_or_default().to_owned(),
-                    interlacing: v.get("Interlacing").unwrap_or_default().to_owned(),
-                    aspect: int(v, "Video_Aspect_X.DWD")
-                        .zip(int(v, "Video_Aspect_Y.DWD"))
-                        .map(|(x, y)| (x as u32, y as u32)),
-                    frame_duration_ticks: int(v, "FrameDuration.QWD"),
-                });
-                let audio = public.and_then(|p| p.find("Audio")).map(|a| AudioDescription {
-                    sample_rate: int(a, "SampleRate.DWD").unwrap_or(0) as u32,
-                    sample_size: int(a, "SampleSize.DWD").unwrap_or(0) as u32,
-                    channels: int(a, "Channels.DWD").unwrap_or(0) as u32,
-                    codec: a.get("Codec").unwrap_or_default().to_owned(),
-                });
+                let video = public
+                    .and_then(|p| p.find("Video"))
+                    .map(|v| VideoDescription {
+                        width: int(v, "Size_X.DWD").unwrap_or(0) as u32,
+                        height: int(v, "Size_Y.DWD").unwrap_or(0) as u32,
+                        codec: v.get("Codec").unwrap_or_default().to_owned(),
+                        interlacing: v.get("Interlacing").unwrap_or_default().to_owned(),
+                        aspect: int(v, "Video_Aspect_X.DWD")
+                            .zip(int(v, "Video_Aspect_Y.DWD"))
+                            .map(|(x, y)| (x as u32, y as u32)),
+                        frame_duration_ticks: int(v, "FrameDuration.QWD"),
+                    });
+                let audio = public
+                    .and_then(|p| p.find("Audio"))
+                    .map(|a| AudioDescription {
+                        sample_rate: int(a, "SampleRate.DWD").unwrap_or(0) as u32,
+                        sample_size: int(a, "SampleSize.DWD").unwrap_or(0) as u32,
+                        channels: int(a, "Channels.DWD").unwrap_or(0) as u32,
+                        codec: a.get("Codec").unwrap_or_default().to_owned(),
+                    });
                 EvaluatedSource {
                     filename: m.get("Filename").unwrap_or_default().to_owned(),
                     format: m.get("Format").unwrap_or_default().to_owned(),

@@ -10,6 +10,10 @@ use super::{MessageError, TaskType, number, signed, unsupported};
 use crate::carbon::guid::Guid;
 use crate::carbon::xml::Element;
 
+/// Most sources or destinations one job may have (a bound on the work one
+/// request can cause).
+pub const MAX_MODULES: usize = 64;
+
 /// 27 MHz ticks in one second: the unit of Carbon times.
 pub const TICKS_PER_SECOND: u64 = 27_000_000;
 
@@ -118,7 +122,10 @@ impl Source {
     pub fn main_file(&self) -> &str {
         match &self.file {
             SourceFile::One(f) => f,
-            SourceFile::Multi(m) => m.file_of(m.video).or_else(|| m.files.first().map(String::as_str)).unwrap_or_default(),
+            SourceFile::Multi(m) => m
+                .file_of(m.video)
+                .or_else(|| m.files.first().map(String::as_str))
+                .unwrap_or_default(),
         }
     }
 }
@@ -195,6 +202,17 @@ impl JobQueue {
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
+        for (what, count) in [
+            ("Sources", sources.len()),
+            ("Destinations", destinations.len()),
+        ] {
+            if count > MAX_MODULES {
+                return Err(MessageError::invalid(
+                    TASK,
+                    format!("{what} has {count} modules; at most {MAX_MODULES} are accepted"),
+                ));
+            }
+        }
         let priority = match root.find("ProjectSettings") {
             Some(settings) => parse_project_settings(settings)?,
             None => None,
@@ -217,14 +235,14 @@ impl JobQueue {
             .opt_attr("JobName", self.job_name.as_deref())
             .opt_attr("Description", self.description.as_deref())
             .opt_attr("User", self.user.as_deref());
-        root = root.child(Element::new("Sources").numbered_children(
-            "Module",
-            self.sources.iter().map(source_element),
-        ));
-        root = root.child(Element::new("Destinations").numbered_children(
-            "Module",
-            self.destinations.iter().map(destination_element),
-        ));
+        root = root.child(
+            Element::new("Sources")
+                .numbered_children("Module", self.sources.iter().map(source_element)),
+        );
+        root = root.child(
+            Element::new("Destinations")
+                .numbered_children("Module", self.destinations.iter().map(destination_element)),
+        );
         if let Some(priority) = self.priority {
             root = root.child(Element::new("ProjectSettings").attr("Priority.DWD", priority));
         }
@@ -258,8 +276,14 @@ fn parse_source(m: &Element, index: usize) -> Result<Source, MessageError> {
         refuse_unless_blank(m.find(name), &at(what))?;
     }
     for (name, what) in [
-        ("ComplexSource.DWD", "ComplexSource.DWD=\"1\" (one video and several audio files)"),
-        ("TransitionSource.DWD", "TransitionSource.DWD=\"1\" (transitions)"),
+        (
+            "ComplexSource.DWD",
+            "ComplexSource.DWD=\"1\" (one video and several audio files)",
+        ),
+        (
+            "TransitionSource.DWD",
+            "TransitionSource.DWD=\"1\" (transitions)",
+        ),
     ] {
         if flag(m, name)? {
             return Err(unsupported(TASK, at(what)));
@@ -273,7 +297,10 @@ fn parse_source(m: &Element, index: usize) -> Result<Source, MessageError> {
     if names.len() > 1 {
         return Err(MessageError::invalid(
             TASK,
-            at(&format!("has {}: they are mutually exclusive, send one", names.join(" and "))),
+            at(&format!(
+                "has {}: they are mutually exclusive, send one",
+                names.join(" and ")
+            )),
         ));
     }
     let one = names
@@ -288,7 +315,9 @@ fn parse_source(m: &Element, index: usize) -> Result<Source, MessageError> {
         {
             return Err(MessageError::invalid(
                 TASK,
-                at("has both Filename and MultiSource.DWD=\"1\": name the files in MultiSrcModule_n"),
+                at(
+                    "has both Filename and MultiSource.DWD=\"1\": name the files in MultiSrcModule_n",
+                ),
             ));
         }
         SourceFile::Multi(multi)
@@ -310,7 +339,13 @@ fn parse_source(m: &Element, index: usize) -> Result<Source, MessageError> {
 fn check_children(m: &Element, at: &str) -> Result<(), MessageError> {
     for child in &m.children {
         let name = child.name.as_str();
-        let known = ["ModuleData", "InOutPoints", "PostconversionTasks", "PostConversionTasks", "Markers"];
+        let known = [
+            "ModuleData",
+            "InOutPoints",
+            "PostconversionTasks",
+            "PostConversionTasks",
+            "Markers",
+        ];
         if known.iter().any(|k| k.eq_ignore_ascii_case(name)) {
             continue;
         }
@@ -324,7 +359,10 @@ fn check_children(m: &Element, at: &str) -> Result<(), MessageError> {
 fn parse_multi_source(m: &Element, at: &str) -> Result<MultiSource, MessageError> {
     const TASK: TaskType = TaskType::JobQueue;
     let data = m.find("ModuleData").ok_or_else(|| {
-        MessageError::invalid(TASK, format!("{at}: no <ModuleData><SourceModules><MultiSrcModule_0 Filename=\"…\"/>"))
+        MessageError::invalid(
+            TASK,
+            format!("{at}: no <ModuleData><SourceModules><MultiSrcModule_0 Filename=\"…\"/>"),
+        )
     })?;
     let holder = data.find("SourceModules").unwrap_or(data);
     let files: Vec<String> = holder
@@ -336,7 +374,9 @@ fn parse_multi_source(m: &Element, at: &str) -> Result<MultiSource, MessageError
     if files.is_empty() || files.iter().any(|f| f.trim().is_empty()) {
         return Err(MessageError::invalid(
             TASK,
-            format!("{at}: every MultiSrcModule_n needs a Filename, and there must be at least one"),
+            format!(
+                "{at}: every MultiSrcModule_n needs a Filename, and there must be at least one"
+            ),
         ));
     }
     let table = data.find("StreamTypeTable");
@@ -354,7 +394,9 @@ fn parse_multi_source(m: &Element, at: &str) -> Result<MultiSource, MessageError
             Some(other) => {
                 return Err(MessageError::invalid(
                     TASK,
-                    format!("{at}: StreamType_{index}.DWD={other}; expected 0 (master), 1 (none) or 2 (MultiSrcModule_<StreamPtr>)"),
+                    format!(
+                        "{at}: StreamType_{index}.DWD={other}; expected 0 (master), 1 (none) or 2 (MultiSrcModule_<StreamPtr>)"
+                    ),
                 ));
             }
         };
@@ -390,7 +432,10 @@ fn parse_trim(m: &Element, at: &str) -> Result<Option<Trim>, MessageError> {
             let ins = p.numbered_attrs("Inpoint", ".QWD");
             let outs = p.numbered_attrs("Outpoint", ".QWD");
             if ins.iter().chain(&outs).any(|(i, _)| *i > 0) {
-                return Err(unsupported(TASK, format!("{at}: more than one in/out segment")));
+                return Err(unsupported(
+                    TASK,
+                    format!("{at}: more than one in/out segment"),
+                ));
             }
             (ins.first().map(|(_, v)| *v), outs.first().map(|(_, v)| *v))
         }
@@ -406,14 +451,19 @@ fn parse_trim(m: &Element, at: &str) -> Result<Option<Trim>, MessageError> {
     let in_ticks = ticks("Inpoint_0.QWD", inpoint)?.unwrap_or(0);
     let out_ticks = ticks("Outpoint_0.QWD", outpoint)?;
     if in_ticks < 0 {
-        return Err(MessageError::invalid(TASK, format!("{at}: Inpoint_0.QWD {in_ticks} is negative")));
+        return Err(MessageError::invalid(
+            TASK,
+            format!("{at}: Inpoint_0.QWD {in_ticks} is negative"),
+        ));
     }
     let out_ticks = match out_ticks {
         None | Some(-1) => None,
         Some(out) if out <= in_ticks => {
             return Err(MessageError::invalid(
                 TASK,
-                format!("{at}: Outpoint_0.QWD {out} is not after Inpoint_0.QWD {in_ticks} (27 MHz ticks; -1 = the end)"),
+                format!(
+                    "{at}: Outpoint_0.QWD {out} is not after Inpoint_0.QWD {in_ticks} (27 MHz ticks; -1 = the end)"
+                ),
             ));
         }
         Some(out) => Some(out as u64),
@@ -446,10 +496,15 @@ fn parse_copies(m: &Element, at: &str) -> Result<Vec<FileCopy>, MessageError> {
             let target_folder = c
                 .get("TargetFolder")
                 .filter(|f| !f.trim().is_empty())
-                .ok_or_else(|| MessageError::invalid(TASK, format!("{at}/{}: TargetFolder is missing", c.name)))?;
+                .ok_or_else(|| {
+                    MessageError::invalid(TASK, format!("{at}/{}: TargetFolder is missing", c.name))
+                })?;
             Ok(FileCopy {
                 target_folder: target_folder.to_owned(),
-                target_file: c.get("TargetFile").filter(|f| !f.trim().is_empty()).map(str::to_owned),
+                target_file: c
+                    .get("TargetFile")
+                    .filter(|f| !f.trim().is_empty())
+                    .map(str::to_owned),
                 overwrite: flag(c, "OverWrite.DWD")?,
             })
         })
@@ -461,7 +516,12 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
     let at = |what: &str| format!("Destinations/Module_{index} {what}");
     for name in ["AssignedTags", "AssignedAgentIPs"] {
         if m.get(name).is_some_and(|v| !v.trim().is_empty()) {
-            return Err(unsupported(TASK, at(&format!("{name} (this encoder has no tags or agents to choose)"))));
+            return Err(unsupported(
+                TASK,
+                at(&format!(
+                    "{name} (this encoder has no tags or agents to choose)"
+                )),
+            ));
         }
     }
     for child in &m.children {
@@ -471,7 +531,11 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
         }
     }
     let data = m.find("ModuleData");
-    let get = |name: &str| data.and_then(|d| d.get(name)).filter(|v| !v.trim().is_empty()).map(str::to_owned);
+    let get = |name: &str| {
+        data.and_then(|d| d.get(name))
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_owned)
+    };
     Ok(Destination {
         preset_guid: m.get("PresetGUID").map(str::to_owned),
         module_guid: m.get("ModuleGUID").map(str::to_owned),
@@ -487,9 +551,18 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
 fn parse_project_settings(s: &Element) -> Result<Option<u32>, MessageError> {
     const TASK: TaskType = TaskType::JobQueue;
     for (name, what) in [
-        ("Stitching.DWD", "ProjectSettings Stitching.DWD=\"1\" (joining sources)"),
-        ("MultiTargetSplitting.DWD", "ProjectSettings MultiTargetSplitting.DWD=\"1\""),
-        ("RenderMacroGrid.DWD", "ProjectSettings RenderMacroGrid.DWD=\"1\" (segmented rendering)"),
+        (
+            "Stitching.DWD",
+            "ProjectSettings Stitching.DWD=\"1\" (joining sources)",
+        ),
+        (
+            "MultiTargetSplitting.DWD",
+            "ProjectSettings MultiTargetSplitting.DWD=\"1\"",
+        ),
+        (
+            "RenderMacroGrid.DWD",
+            "ProjectSettings RenderMacroGrid.DWD=\"1\" (segmented rendering)",
+        ),
     ] {
         if flag(s, name)? {
             return Err(unsupported(TASK, what.to_owned()));
@@ -540,10 +613,14 @@ fn source_element(s: &Source) -> Element {
                             .attr("StreamType_1.DWD", a)
                             .attr("StreamPtr_1.DWD", ap),
                     )
-                    .child(Element::new("SourceModules").numbered_children(
-                        "MultiSrcModule",
-                        m.files.iter().map(|f| Element::new("MultiSrcModule").attr("Filename", f)),
-                    )),
+                    .child(
+                        Element::new("SourceModules").numbered_children(
+                            "MultiSrcModule",
+                            m.files
+                                .iter()
+                                .map(|f| Element::new("MultiSrcModule").attr("Filename", f)),
+                        ),
+                    ),
             );
         }
     }
@@ -564,7 +641,10 @@ fn source_element(s: &Source) -> Element {
 fn destination_element(d: &Destination) -> Element {
     let data = Element::new("ModuleData")
         .opt_attr("CML_P_Path", d.module_data.path.as_deref())
-        .opt_attr("CML_P_BaseFileName", d.module_data.base_file_name.as_deref());
+        .opt_attr(
+            "CML_P_BaseFileName",
+            d.module_data.base_file_name.as_deref(),
+        );
     let mut e = Element::new("Module")
         .opt_attr("PresetGUID", d.preset_guid.as_deref())
         .opt_attr("ModuleGUID", d.module_guid.as_deref())

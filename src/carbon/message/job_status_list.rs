@@ -10,6 +10,9 @@ use crate::carbon::xml::Element;
 /// is unbounded; `TotalNrOfJobs.DWD` tells a client how many there are.
 pub const MAX_LIST: usize = 1000;
 
+/// Most criteria one filter may have.
+pub const MAX_CRITERIA: usize = 64;
+
 /// List jobs matching every criterion, ordered and paged.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct JobStatusList {
@@ -129,9 +132,15 @@ impl JobStatusList {
                 .map_err(|e| MessageError::invalid(TASK, format!("Filter: {e}")))?
                 .into_iter()
                 .map(|c| {
-                    let parameter = c.get("Parameter").filter(|p| !p.trim().is_empty()).ok_or_else(|| {
-                        MessageError::invalid(TASK, format!("{}: the Parameter attribute is missing", c.name))
-                    })?;
+                    let parameter = c
+                        .get("Parameter")
+                        .filter(|p| !p.trim().is_empty())
+                        .ok_or_else(|| {
+                            MessageError::invalid(
+                                TASK,
+                                format!("{}: the Parameter attribute is missing", c.name),
+                            )
+                        })?;
                     // The manual's default operator.
                     let operator = match c.get("Operator").filter(|o| !o.trim().is_empty()) {
                         None => Operator::Equal,
@@ -143,8 +152,17 @@ impl JobStatusList {
                         value: c.get("Value").unwrap_or_default().to_owned(),
                     })
                 })
-                .collect::<Result<_, MessageError>>()?,
+                .collect::<Result<Vec<_>, MessageError>>()?,
         };
+        if criteria.len() > MAX_CRITERIA {
+            return Err(MessageError::invalid(
+                TASK,
+                format!(
+                    "the filter has {} criteria; at most {MAX_CRITERIA} are accepted",
+                    criteria.len()
+                ),
+            ));
+        }
         Ok(JobStatusList {
             criteria,
             settings: ListSettings::parse(root, TASK)?,
@@ -235,12 +253,14 @@ impl JobListing {
         Element::new("Reply")
             .attr("Success", "TRUE")
             .attr("NrOfJobs.DWD", self.jobs.len())
-            .child(Element::new("JobList").numbered_children(
-                "Job",
-                self.jobs
-                    .iter()
-                    .map(|(guid, name)| Element::new("Job").attr("Name", name).attr("GUID", guid)),
-            ))
+            .child(
+                Element::new("JobList").numbered_children(
+                    "Job",
+                    self.jobs.iter().map(|(guid, name)| {
+                        Element::new("Job").attr("Name", name).attr("GUID", guid)
+                    }),
+                ),
+            )
             .to_xml()
     }
 
@@ -257,7 +277,9 @@ impl JobListing {
                     .get_any(&["GUID", "Guid"])
                     .ok_or_else(|| MessageError::Malformed(format!("{} has no GUID", j.name)))?
                     .parse()
-                    .map_err(|e: crate::carbon::guid::InvalidGuid| MessageError::Malformed(e.to_string()))?;
+                    .map_err(|e: crate::carbon::guid::InvalidGuid| {
+                        MessageError::Malformed(e.to_string())
+                    })?;
                 Ok((guid, j.get("Name").unwrap_or_default().to_owned()))
             })
             .collect::<Result<_, MessageError>>()?;

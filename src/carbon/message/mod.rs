@@ -26,16 +26,14 @@ mod tests;
 pub use budget::{ELLIPSIS, SEED_REPLY_BUDGET};
 pub use job_command::{Command, CommandKind, DestinationInfo, JobCommand, JobInfo};
 pub use job_evaluate::{
-    AudioDescription, EvaluatedSource, Evaluation, JobEvaluate, PublicDescription,
-    VideoDescription,
+    AudioDescription, EvaluatedSource, Evaluation, JobEvaluate, PublicDescription, VideoDescription,
 };
 pub use job_queue::{
-    Destination, FileCopy, JobQueue, ModuleData, MultiSource, Source, SourceFile,
-    TICKS_PER_SECOND, Track, Trim,
+    Destination, FileCopy, JobQueue, ModuleData, MultiSource, Source, SourceFile, TICKS_PER_SECOND,
+    Track, Trim,
 };
 pub use job_status_list::{
-    Criterion, Direction, JobListing, JobStatusList, ListSettings, MAX_LIST, Operator,
-    StatusList,
+    Criterion, Direction, JobListing, JobStatusList, ListSettings, MAX_LIST, Operator, StatusList,
 };
 pub use node::{
     NodeCommand, NodeCommandKind, NodeProperties, NodeSettings, NodeStatus, VersionInfo,
@@ -83,16 +81,27 @@ fn unsupported(task: TaskType, what: impl Into<String>) -> MessageError {
 }
 
 /// A whole number attribute (`.DWD`), if present.
-fn number<N: std::str::FromStr>(task: TaskType, e: &Element, name: &str) -> Result<Option<N>, MessageError> {
+fn number<N: std::str::FromStr>(
+    task: TaskType,
+    e: &Element,
+    name: &str,
+) -> Result<Option<N>, MessageError> {
     e.get(name)
         .filter(|v| !v.trim().is_empty())
         .map(|v| parse_number(task, name, v))
         .transpose()
 }
 
-fn parse_number<N: std::str::FromStr>(task: TaskType, name: &str, text: &str) -> Result<N, MessageError> {
+fn parse_number<N: std::str::FromStr>(
+    task: TaskType,
+    name: &str,
+    text: &str,
+) -> Result<N, MessageError> {
     text.trim().parse().map_err(|_| {
-        MessageError::invalid(task, format!("{name}={text:?} is not a whole number in range"))
+        MessageError::invalid(
+            task,
+            format!("{name}={text:?} is not a whole number in range"),
+        )
     })
 }
 
@@ -171,7 +180,11 @@ impl Request {
             .ok_or(MessageError::MissingTaskType)?;
         let task: TaskType = match word.parse() {
             Ok(task) => task,
-            Err(_) if NOT_SERVED.iter().any(|n| n.eq_ignore_ascii_case(word.trim())) => {
+            Err(_)
+                if NOT_SERVED
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(word.trim())) =>
+            {
                 return Err(MessageError::UnknownTaskType(format!(
                     "TaskType {} is not served by videoshare",
                     word.trim()
@@ -249,7 +262,9 @@ impl Request {
         let root = match self {
             Request::JobQueue(job) => {
                 let mut written = job.to_element("cnpsXML");
-                written.attrs.insert(0, ("CarbonAPIVer".into(), API_VERSION.into()));
+                written
+                    .attrs
+                    .insert(0, ("CarbonAPIVer".into(), API_VERSION.into()));
                 written
             }
             Request::JobStatusList(list) => list.write(root()),
@@ -276,7 +291,9 @@ impl Request {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// `JobQueue` accepted: the new job's GUID.
-    Queued { guid: Guid },
+    Queued {
+        guid: Guid,
+    },
     /// `JobStatusList`: one page of the matching jobs.
     StatusList(StatusList),
     /// `JobList`.
@@ -288,12 +305,18 @@ pub enum Reply {
     /// `JobEvaluate`.
     Evaluated(Evaluation),
     /// `ProfileList`.
-    Profiles { profiles: Vec<Profile> },
+    Profiles {
+        profiles: Vec<Profile>,
+    },
     Version(VersionInfo),
     /// `CarbonRoles`: `CLIENT`, `SERVER` or `AGENT`.
-    Roles { role: String },
+    Roles {
+        role: String,
+    },
     /// `NodeList`: each node's IP.
-    Nodes { ips: Vec<String> },
+    Nodes {
+        ips: Vec<String>,
+    },
     /// `NodeCommand GetNodeStatus` and the Set commands.
     Node(NodeStatus),
     /// `NodeCommand GetServerNodeStatus`.
@@ -301,7 +324,9 @@ pub enum Reply {
     /// `NodeCommand GetProperties`.
     Properties(NodeProperties),
     /// `Success="FALSE"`.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// The shape of a successful reply, as a client expects it from its request.
@@ -328,7 +353,9 @@ impl Reply {
         let ok = || Element::new("Reply").attr("Success", "TRUE");
         let reply = match self {
             // The seed reads attributes()[0] as the GUID.
-            Reply::Queued { guid } => Element::new("Reply").attr("GUID", guid).attr("Success", "TRUE"),
+            Reply::Queued { guid } => Element::new("Reply")
+                .attr("GUID", guid)
+                .attr("Success", "TRUE"),
             Reply::StatusList(list) => return list.to_xml(),
             Reply::JobList(list) => return list.to_xml(),
             Reply::Info(info) => ok().child(info.to_element()),
@@ -340,10 +367,13 @@ impl Reply {
                 .attr("Product", &v.product)
                 .attr("CarbonAPIVer", &v.api_version),
             Reply::Roles { role } => ok().attr("CarbonRole", role),
-            Reply::Nodes { ips } => ok().child(ips.iter().enumerate().fold(
-                Element::new("NodeList"),
-                |list, (i, ip)| list.attr(format!("Node_{i}"), ip),
-            )),
+            Reply::Nodes { ips } => ok().child(
+                ips.iter()
+                    .enumerate()
+                    .fold(Element::new("NodeList"), |list, (i, ip)| {
+                        list.attr(format!("Node_{i}"), ip)
+                    }),
+            ),
             Reply::Node(node) => ok().child(node.to_element("NodeStatus")),
             Reply::ServerNode(node) => ok().child(node.to_element("ServerNodeStatus")),
             Reply::Properties(p) => ok().child(
@@ -370,10 +400,9 @@ impl Reply {
             .is_some_and(|s| s.trim().eq_ignore_ascii_case("TRUE"));
         if !success {
             return Ok(Reply::Failed {
-                error: root
-                    .get("Error")
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| "the server refused the request without a reason".to_owned()),
+                error: root.get("Error").map(str::to_owned).unwrap_or_else(|| {
+                    "the server refused the request without a reason".to_owned()
+                }),
             });
         }
         let missing = |what: &str| MessageError::Malformed(format!("the reply has no {what}"));
@@ -383,7 +412,9 @@ impl Reply {
                     .get_any(&["GUID", "Guid"])
                     .ok_or_else(|| missing("GUID"))?
                     .parse()
-                    .map_err(|e: crate::carbon::guid::InvalidGuid| MessageError::Malformed(e.to_string()))?,
+                    .map_err(|e: crate::carbon::guid::InvalidGuid| {
+                        MessageError::Malformed(e.to_string())
+                    })?,
             },
             ReplyKind::StatusList => Reply::StatusList(StatusList::from_reply(&root)?),
             ReplyKind::JobList => Reply::JobList(JobListing::from_reply(&root)?),
@@ -394,7 +425,10 @@ impl Reply {
                 profiles: profile_list::from_reply(&root)?,
             },
             ReplyKind::Version => Reply::Version(VersionInfo {
-                version: root.get("Version").ok_or_else(|| missing("Version"))?.to_owned(),
+                version: root
+                    .get("Version")
+                    .ok_or_else(|| missing("Version"))?
+                    .to_owned(),
                 product: root.get("Product").unwrap_or_default().to_owned(),
                 api_version: root.get("CarbonAPIVer").unwrap_or_default().to_owned(),
             }),
@@ -407,7 +441,12 @@ impl Reply {
             ReplyKind::Nodes => Reply::Nodes {
                 ips: root
                     .find("NodeList")
-                    .map(|l| l.numbered_attrs("Node", "").into_iter().map(|(_, ip)| ip.to_owned()).collect())
+                    .map(|l| {
+                        l.numbered_attrs("Node", "")
+                            .into_iter()
+                            .map(|(_, ip)| ip.to_owned())
+                            .collect()
+                    })
                     .unwrap_or_default(),
             },
             ReplyKind::Node if root.find("ServerNodeStatus").is_some() => {
@@ -415,7 +454,9 @@ impl Reply {
             }
             ReplyKind::Node => Reply::Node(NodeStatus::from_reply(&root)?),
             ReplyKind::Properties => {
-                let p = root.find("NodeProperties").ok_or_else(|| missing("NodeProperties"))?;
+                let p = root
+                    .find("NodeProperties")
+                    .ok_or_else(|| missing("NodeProperties"))?;
                 Reply::Properties(NodeProperties {
                     version: p.get("Version").unwrap_or_default().to_owned(),
                     tags: p.get("Tags").unwrap_or_default().to_owned(),

@@ -51,7 +51,12 @@ impl NodeCommand {
         let kind = element
             .get("Command")
             .or_else(|| root.get("Command"))
-            .ok_or_else(|| MessageError::invalid(TASK, "no Command: send <NodeCommand NodeIP=\"…\" Command=\"…\"/>".to_owned()))?
+            .ok_or_else(|| {
+                MessageError::invalid(
+                    TASK,
+                    "no Command: send <NodeCommand NodeIP=\"…\" Command=\"…\"/>".to_owned(),
+                )
+            })?
             .parse()
             .map_err(|e| MessageError::invalid(TASK, e))?;
         let enabled: Option<u32> = number(TASK, element, "Enabled.DWD")?;
@@ -120,7 +125,11 @@ impl NodeStatus {
             .ok_or_else(|| MessageError::Malformed("the reply has no NodeStatus".into()))?;
         // The older shape wrapped the node in Node_0.
         let e = e.find("Node_0").unwrap_or(e);
-        let int = |n: &str| e.get(n).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(0);
+        let int = |n: &str| {
+            e.get(n)
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .unwrap_or(0)
+        };
         Ok(NodeStatus {
             enabled: int("Enabled.DWD") != 0,
             priority: int("Priority.DWD"),

@@ -101,7 +101,9 @@ pub(super) fn from_reply(reply: &Element) -> Result<Vec<Profile>, MessageError> 
                     .get_any(&["GUID", "Guid"])
                     .unwrap_or_default()
                     .parse()
-                    .map_err(|e: crate::carbon::guid::InvalidGuid| MessageError::Malformed(e.to_string()))?,
+                    .map_err(|e: crate::carbon::guid::InvalidGuid| {
+                        MessageError::Malformed(e.to_string())
+                    })?,
                 name: text(p, "Name"),
                 category: text(p, "Category"),
                 description: text(p, "Description"),

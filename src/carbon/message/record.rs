@@ -65,8 +65,18 @@ impl JobEntry {
     /// `<Failures>` child.
     pub fn to_element(&self, name: &str) -> Element {
         let times = [
-            ("CheckInTime", &self.check_in_time, &self.check_in_time_cnlt, &self.check_in_time_scm),
-            ("StartTime", &self.start_time, &self.start_time_cnlt, &self.start_time_scm),
+            (
+                "CheckInTime",
+                &self.check_in_time,
+                &self.check_in_time_cnlt,
+                &self.check_in_time_scm,
+            ),
+            (
+                "StartTime",
+                &self.start_time,
+                &self.start_time_cnlt,
+                &self.start_time_scm,
+            ),
             (
                 "CompletedTime",
                 &self.completed_time,
@@ -113,7 +123,9 @@ impl JobEntry {
             .parse()
             .map_err(|err: crate::carbon::guid::InvalidGuid| bad(err.to_string()))?;
         let status = match (e.get("Status"), e.get("State")) {
-            (Some(s), _) => s.parse().map_err(|err: crate::carbon::status::UnknownStatus| bad(err.to_string()))?,
+            (Some(s), _) => s
+                .parse()
+                .map_err(|err: crate::carbon::status::UnknownStatus| bad(err.to_string()))?,
             (None, Some(state)) => JobStatus::from_nex_state(state)
                 .ok_or_else(|| bad(format!("unknown State {state:?}")))?,
             (None, None) => return Err(bad("no Status".into())),
@@ -125,7 +137,9 @@ impl JobEntry {
         Ok(JobEntry {
             name: text("Name"),
             guid,
-            state: e.get("State").map_or_else(|| status.nex_state().to_owned(), str::to_owned),
+            state: e
+                .get("State")
+                .map_or_else(|| status.nex_state().to_owned(), str::to_owned),
             status,
             progress: number("Progress.DWD").unwrap_or(0).min(100),
             description: text("Description"),

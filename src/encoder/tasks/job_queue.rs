@@ -31,7 +31,9 @@ impl Encoder {
         }
         let priority = check_priority(request.priority.unwrap_or(DEFAULT_PRIORITY))?;
         let (source_path, audio) = self.source_files(source)?;
-        let source_copies = self.copies(&source.copies).map_err(|e| EncoderError::InSource(Box::new(e)))?;
+        let source_copies = self
+            .copies(&source.copies)
+            .map_err(|e| EncoderError::InSource(Box::new(e)))?;
         let destinations = request
             .destinations
             .iter()

@@ -16,7 +16,12 @@ impl Encoder {
         list: &JobStatusList,
     ) -> Result<Reply, EncoderError> {
         let (page, total) = self.matching(list).await?;
-        let positions = if page.iter().filter(|(j, _)| j.status == JobStatus::Queued).count() > 1 {
+        let positions = if page
+            .iter()
+            .filter(|(j, _)| j.status == JobStatus::Queued)
+            .count()
+            > 1
+        {
             Some(self.inner.jobs.queue_positions().await?)
         } else {
             None

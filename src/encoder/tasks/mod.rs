@@ -5,8 +5,8 @@
 //! - [`job_queue`]: `JobQueue`, the one way in for every job.
 //! - [`job_status_list`]: `JobStatusList` and `JobList` (filters, order, pages).
 //! - [`job_command`]: `JobCommand` (queries here; control in `super::control`).
-//! - [`job_evaluate`]: `JobEvaluate`.
-//! - [`profile_list`]: `ProfileList`.
+//! - [`job_evaluate`]: `JobEvaluate` (probe, nothing encoded).
+//! - [`profile_list`]: `ProfileList` (presets as profiles).
 //! - [`node_command`]: `NodeCommand`, `NodeList`, `Version`, `CarbonRoles`.
 
 mod job_command;

@@ -5,10 +5,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::super::{DEFAULT_PRIORITY, Encoder, EncoderError};
+use crate::carbon::JobStatus;
 use crate::carbon::message::{
     API_VERSION, NodeCommand, NodeCommandKind, NodeProperties, NodeStatus, Reply, VersionInfo,
 };
-use crate::carbon::JobStatus;
 
 /// What `SetNodeStatus` changes, in memory (a restart enables the node).
 #[derive(Debug)]
@@ -76,7 +76,10 @@ impl Encoder {
             }
             NodeCommandKind::SetNodeStatus | NodeCommandKind::SetServerNodeStatus => {
                 let settings = command.settings;
-                if settings.slots.is_some_and(|s| s as usize != self.inner.slots) {
+                if settings
+                    .slots
+                    .is_some_and(|s| s as usize != self.inner.slots)
+                {
                     return Err(EncoderError::SlotsFixed(self.inner.slots));
                 }
                 if let Some(priority) = settings.priority {
@@ -99,7 +102,9 @@ impl Encoder {
         let ip = ip.trim();
         ip == self.inner.agent_ip
             || ip.eq_ignore_ascii_case("localhost")
-            || ip.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+            || ip
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
     }
 
     /// This node's slots and load.
