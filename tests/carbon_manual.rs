@@ -647,7 +647,7 @@ async fn read_until_close_on_the_carbon_coder_port() {
 }
 
 #[tokio::test]
-async fn non_ascii_job_names_count_bytes_in_utf8_and_latin1() {
+async fn non_ascii_job_names_count_bytes_in_utf8_and_latin1_or_characters() {
     let app = spawn_app().await;
     // Only the records matter: keep the jobs queued.
     set_node_enabled(app.carbon_coder, false).await;
@@ -683,8 +683,27 @@ async fn non_ascii_job_names_count_bytes_in_utf8_and_latin1() {
     assert_eq!(reply.get("Reply/@Success"), Some("TRUE"), "{}", reply.raw);
     let latin_guid = reply.at("Reply/@GUID").to_owned();
 
+    // UTF-8 framed with a count of *characters* (Java's `String.length()`,
+    // as several public clients do), on a kept connection with a second
+    // request right behind it: the whole document is still one request.
+    let counted_name = "Ständchen für Zoë.mp4";
+    let xml = job_queue(
+        &format!(" JobName=\"{counted_name}\""),
+        &file_source(&clip),
+        &destination(&streams, "counted"),
+    );
+    let mut bytes = format!("CarbonAPIXML1 {} ", xml.chars().count()).into_bytes();
+    bytes.extend_from_slice(xml.as_bytes());
+    let reply = exchange(&mut stream, &bytes).await;
+    assert_eq!(reply.get("Reply/@Success"), Some("TRUE"), "{}", reply.raw);
+    let counted_guid = reply.at("Reply/@GUID").to_owned();
+
     // Replies are ASCII with character references; the parser decodes them.
-    for (guid, name) in [(&utf8_guid, utf8_name), (&latin_guid, latin_name)] {
+    for (guid, name) in [
+        (&utf8_guid, utf8_name),
+        (&latin_guid, latin_name),
+        (&counted_guid, counted_name),
+    ] {
         let query = format!(
             "<cnpsXML TaskType=\"JobCommand\"><JobCommand Command=\"QueryInfo\" GUID=\"{guid}\"/></cnpsXML>"
         );

@@ -140,11 +140,107 @@ fn skip_whitespace(src: &mut BytesMut) {
     src.advance(blank);
 }
 
-impl Decoder for CarbonCodec {
-    type Item = Bytes;
-    type Error = FrameError;
+/// Frames up to this size get the character-count allowance below.
+const CHAR_COUNT_ALLOWANCE: usize = 64 * 1024;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+/// Whether `bytes` hold one whole XML document: its root element closed.
+/// A lexical scan of the markup only (tags, quoted attribute values,
+/// comments, declarations), so it works whatever the text encoding.
+fn is_whole_document(bytes: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut closed_root = false;
+    let mut i = 0;
+    let find = |from: usize, needle: &[u8]| {
+        bytes[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|at| from + at + needle.len())
+    };
+    while i < bytes.len() {
+        if bytes[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        let rest = &bytes[i..];
+        let after = if rest.starts_with(b"<?") {
+            find(i, b"?>")
+        } else if rest.starts_with(b"<!--") {
+            find(i, b"-->")
+        } else if rest.starts_with(b"<![CDATA[") {
+            find(i, b"]]>")
+        } else if rest.starts_with(b"<!") {
+            find(i, b">")
+        } else {
+            // A start, empty or end tag: up to its `>`, quotes respected.
+            let mut quote = None;
+            let mut end = None;
+            for (j, &b) in bytes.iter().enumerate().skip(i + 1) {
+                match (quote, b) {
+                    (Some(q), b) if b == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, b'"' | b'\'') => quote = Some(b),
+                    (None, b'>') => {
+                        end = Some(j);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let Some(end) = end else {
+                return false;
+            };
+            if rest.starts_with(b"</") {
+                depth = depth.saturating_sub(1);
+                closed_root |= depth == 0;
+            } else if bytes[end - 1] == b'/' {
+                closed_root |= depth == 0;
+            } else {
+                depth += 1;
+            }
+            Some(end + 1)
+        };
+        match after {
+            Some(next) => i = next,
+            None => return false,
+        }
+    }
+    closed_root && depth == 0
+}
+
+/// How long the payload really is when a client counted *characters*
+/// rather than bytes (several public Carbon clients do: Java's
+/// `String.length()`, Delphi's `Length`): a declared `count` cut short of a
+/// document that holds non-ASCII text is extended to where the document
+/// ends, within the bytes a character count can hide (UTF-8 takes at most
+/// four bytes a character) and never into the next frame. `None`: more
+/// bytes are needed to tell.
+fn payload_extent(rest: &[u8], count: usize, at_eof: bool) -> Option<usize> {
+    let declared = &rest[..count];
+    let may_be_characters =
+        count <= CHAR_COUNT_ALLOWANCE && !declared.is_ascii() && !is_whole_document(declared);
+    if !may_be_characters {
+        return Some(count);
+    }
+    let window_end = rest.len().min(count * 4);
+    let next_frame = rest[count..window_end]
+        .windows(MAGIC.len())
+        .position(|w| w == MAGIC.as_bytes())
+        .map(|at| count + at);
+    let limit = next_frame.unwrap_or(window_end);
+    let ends = (count..limit).filter(|&i| rest[i] == b'>').map(|i| i + 1);
+    for end in ends {
+        if is_whole_document(&rest[..end]) {
+            return Some(end);
+        }
+    }
+    let more_may_come = next_frame.is_none() && rest.len() < count * 4 && !at_eof;
+    // Nothing ends the document: it is what it declared (and will be
+    // refused as malformed, with a reason).
+    (!more_may_come).then_some(count)
+}
+
+impl CarbonCodec {
+    fn take(&mut self, src: &mut BytesMut, at_eof: bool) -> Result<Option<Bytes>, FrameError> {
         skip_whitespace(src);
         if src.is_empty() {
             return Ok(None);
@@ -160,14 +256,26 @@ impl Decoder for CarbonCodec {
                     src.reserve(total - src.len());
                     return Ok(None);
                 }
+                let Some(len) = payload_extent(&src[header_len..], payload_len, at_eof) else {
+                    return Ok(None);
+                };
                 src.advance(header_len);
-                Ok(Some(src.split_to(payload_len).freeze()))
+                Ok(Some(src.split_to(len).freeze()))
             }
         }
     }
+}
+
+impl Decoder for CarbonCodec {
+    type Item = Bytes;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        self.take(src, false)
+    }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        match self.decode(src)? {
+        match self.take(src, true)? {
             Some(frame) => Ok(Some(frame)),
             None if src.is_empty() => Ok(None),
             None => Err(FrameError::Truncated),
@@ -290,6 +398,61 @@ mod tests {
         assert_eq!(frames, vec![Bytes::from_static(b"<c/>")]);
         // A length and nothing else yet: wait.
         assert!(decode_all(b"CarbonAPIXML1 12").1.is_ok());
+    }
+
+    #[test]
+    fn whole_documents_are_told_from_cut_ones() {
+        for whole in [
+            &b"<a/>"[..],
+            b"<?xml version='1.0'?>\n<a x='>'><!-- > --><b/></a>\r\n",
+            b"<a b=\"\xE9\"></a>",
+        ] {
+            assert!(
+                is_whole_document(whole),
+                "{:?}",
+                String::from_utf8_lossy(whole)
+            );
+        }
+        for cut in [&b"<a><b/>"[..], b"<a x='>", b"<a></a", b"<?xml ", b""] {
+            assert!(
+                !is_whole_document(cut),
+                "{:?}",
+                String::from_utf8_lossy(cut)
+            );
+        }
+    }
+
+    #[test]
+    fn a_length_that_counted_characters_still_takes_the_whole_document() {
+        // 17 characters, 19 bytes: "é" twice.
+        let doc = "<a b=\"éé\"></a>\n".as_bytes();
+        let chars = "<a b=\"éé\"></a>".chars().count();
+        let mut input = format!("CarbonAPIXML1 {chars} ").into_bytes();
+        input.extend_from_slice(doc);
+        input.extend_from_slice(b"CarbonAPIXML1 4 <b/>");
+        let (frames, res, _) = decode_all(&input);
+        assert!(res.is_ok());
+        assert_eq!(frames[0], Bytes::from("<a b=\"éé\"></a>"));
+        assert_eq!(frames[1], Bytes::from_static(b"<b/>"));
+        // The declared bytes are here but the document goes on: wait for
+        // the rest; at the end of the stream, take what was declared.
+        let header = format!("CarbonAPIXML1 {chars} ").len();
+        let mut codec = CarbonCodec::new(64);
+        let mut buf = BytesMut::from(&input[..header + chars + 1]);
+        assert_eq!(codec.decode(&mut buf).expect("ok"), None);
+        assert_eq!(
+            codec.decode_eof(&mut buf).expect("ok").map(|b| b.len()),
+            Some(chars)
+        );
+        // A byte count that is right is taken as it is, non-ASCII or not,
+        // in any encoding (Latin-1 here), with nothing after it yet.
+        let latin: &[u8] = b"CarbonAPIXML1 8 <a b='\xE9'/>";
+        let (frames, _, _) = decode_all(latin);
+        assert_eq!(frames, vec![Bytes::from_static(b"<a b='\xE9'/>")]);
+        let exact = format!("CarbonAPIXML1 {} <a b=\"é\"/>", "<a b=\"é\"/>".len());
+        let (frames, _, rest) = decode_all(exact.as_bytes());
+        assert_eq!(frames, vec![Bytes::from("<a b=\"é\"/>")]);
+        assert!(rest.is_empty());
     }
 
     #[test]

@@ -85,7 +85,6 @@ pub fn entry(job: &Job, agent_ip: &str) -> JobEntry {
     let check_in = carbon_time(Some(job.check_in_time));
     let start = carbon_time(job.start_time);
     let completed = carbon_time(job.completed_time);
-    let working = !matches!(job.status, JobStatus::Queued) && !job.status.is_terminal();
     // Why a job failed is an error; why it stopped, a warning.
     let failure = (!job.failure.is_empty()).then(|| job.failure.clone());
     let (errors, warnings) = match job.status {
@@ -105,7 +104,8 @@ pub fn entry(job: &Job, agent_ip: &str) -> JobEntry {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        agent_ip: if working || job.start_time.is_some() {
+        // A node took the job when it was claimed (its start time).
+        agent_ip: if job.start_time.is_some() {
             agent_ip.to_owned()
         } else {
             UNASSIGNED.to_owned()

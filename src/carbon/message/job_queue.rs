@@ -217,6 +217,14 @@ impl JobQueue {
             Some(settings) => parse_project_settings(settings)?,
             None => None,
         };
+        // Older clients put the priority on the root.
+        let priority = match priority {
+            Some(p) => Some(p),
+            None => match number(TASK, root, "Priority.DWD")? {
+                Some(p) => Some(p),
+                None => number(TASK, root, "JobPriority.DWD")?,
+            },
+        };
         Ok(JobQueue {
             job_name: root.get("JobName").map(str::to_owned),
             description: root.get("Description").map(str::to_owned),
@@ -531,6 +539,13 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
         }
     }
     let data = m.find("ModuleData");
+    if let Some(data) = data {
+        refuse_unknown(
+            data,
+            &["CML_P_Path", "CML_P_BaseFileName", "FullUNCPath"],
+            &at("ModuleData"),
+        )?;
+    }
     let get = |name: &str| {
         data.and_then(|d| d.get(name))
             .filter(|v| !v.trim().is_empty())
@@ -548,8 +563,45 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
     })
 }
 
+/// Refuses attributes with a value that are not among `known`: settings
+/// (an exporter's `CML_V_…`, say) this encoder would otherwise not apply.
+fn refuse_unknown(e: &Element, known: &[&str], at: &str) -> Result<(), MessageError> {
+    let unknown: Vec<&str> = e
+        .attrs
+        .iter()
+        .filter(|(k, v)| !v.trim().is_empty() && !known.iter().any(|n| n.eq_ignore_ascii_case(k)))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(unsupported(
+        TaskType::JobQueue,
+        format!(
+            "{at} {} (settings beyond the preset's: choose or add a preset that has them)",
+            unknown.join(", ")
+        ),
+    ))
+}
+
 fn parse_project_settings(s: &Element) -> Result<Option<u32>, MessageError> {
     const TASK: TaskType = TaskType::JobQueue;
+    refuse_unknown(
+        s,
+        &[
+            "Priority.DWD",
+            "JobPriority.DWD",
+            "Stitching.DWD",
+            "TempDir",
+            "MultiTargetSplitting.DWD",
+            "RenderMacroGrid.DWD",
+            "MacroGridSegments.DWD",
+            "AssignedTags",
+            "AssignedAgentIPs",
+            "KernelGUID",
+        ],
+        "ProjectSettings",
+    )?;
     for (name, what) in [
         (
             "Stitching.DWD",

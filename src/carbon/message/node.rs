@@ -59,7 +59,12 @@ impl NodeCommand {
             })?
             .parse()
             .map_err(|e| MessageError::invalid(TASK, e))?;
-        let enabled: Option<u32> = number(TASK, element, "Enabled.DWD")?;
+        // The values sit on <NodeCommand>, or (as one public client sends
+        // them) on a <NodeStatus>/<ServerNodeStatus> inside it.
+        let values = element
+            .find_any(&["NodeStatus", "ServerNodeStatus"])
+            .unwrap_or(element);
+        let enabled: Option<u32> = number(TASK, values, "Enabled.DWD")?;
         Ok(NodeCommand {
             kind,
             node_ip: element
@@ -70,8 +75,8 @@ impl NodeCommand {
                 .map(str::to_owned),
             settings: NodeSettings {
                 enabled: enabled.map(|e| e != 0),
-                slots: number(TASK, element, "Slots.DWD")?,
-                priority: number(TASK, element, "Priority.DWD")?,
+                slots: number(TASK, values, "Slots.DWD")?,
+                priority: number(TASK, values, "Priority.DWD")?,
             },
         })
     }

@@ -125,6 +125,23 @@ fn takes_the_manuals_forms_and_the_older_ones() {
     };
     assert_eq!(node.node_ip.as_deref(), Some("10.1.4.20"));
     assert_eq!(node.settings.enabled, Some(false));
+    // Values in a <NodeStatus> child, as one public client sends them.
+    let Request::NodeCommand(node) = parse(
+        "<cnpsXML TaskType=\"NodeCommand\"><NodeCommand Command=\"SetNodeStatus\"><NodeStatus Enabled.DWD=\"1\" Priority.DWD=\"6\"/></NodeCommand></cnpsXML>",
+    ) else {
+        panic!("not a NodeCommand");
+    };
+    assert_eq!(
+        (node.settings.enabled, node.settings.priority),
+        (Some(true), Some(6))
+    );
+    // The priority on the root, as older clients put it.
+    let Request::JobQueue(job) = parse(
+        "<cnpsXML TaskType=\"JobQueue\" Priority.DWD=\"9\"><Sources><Module_0 Filename=\"/a\"/></Sources></cnpsXML>",
+    ) else {
+        panic!("not a JobQueue");
+    };
+    assert_eq!(job.priority, Some(9));
 }
 
 #[test]
@@ -219,6 +236,15 @@ fn forms_videoshare_does_not_carry_out_are_refused_by_name() {
         let err = Request::parse(&doc).expect_err(&doc).to_string();
         assert!(err.contains(named), "{doc}: {err}");
     }
+    let exporter = format!(
+        "<cnpsXML TaskType=\"JobQueue\"><Sources><Module_0 Filename=\"/a.mp4\"/></Sources><Destinations>\
+         <Module_0 PresetGUID=\"{GUID}\"><ModuleData CML_P_Path=\"/o\" CML_V_BitRate.DWD=\"9000\"/></Module_0>\
+         </Destinations></cnpsXML>"
+    );
+    let err = Request::parse(&exporter)
+        .expect_err("exporter settings")
+        .to_string();
+    assert!(err.contains("CML_V_BitRate.DWD"), "{err}");
     // Blank ones ask for nothing (the seed sends them).
     assert!(
         Request::parse(&job(
