@@ -174,18 +174,7 @@ fn write_via_temp(
 /// data is copied to a hidden name beside `to` first.
 fn link_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
     match std::fs::hard_link(from, to) {
-        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-            let dir = to.parent().unwrap_or(Path::new("."));
-            let staging = dir.join(format!(
-                ".{}{STAGING_SUFFIX}",
-                uuid::Uuid::new_v4().simple()
-            ));
-            let staged = std::fs::copy(from, &staging)
-                .and_then(|_| std::fs::File::open(&staging)?.sync_all())
-                .and_then(|_| std::fs::hard_link(&staging, to));
-            let _ = std::fs::remove_file(&staging);
-            staged
-        }
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => copy_whole(from, to, false),
         other => other,
     }
 }

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{DEADLINE, make_clip, names_in, probe_streams, spawn_app, spawn_app_with};
+use common::{
+    DEADLINE, duration_secs, make_clip, names_in, probe_streams, spawn_app, spawn_app_with,
+};
 use quick_xml::events::{BytesStart, Event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -529,28 +531,6 @@ fn ffmpeg(args: &[&str]) {
         "ffmpeg {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The container's duration in seconds, as ffprobe reports it.
-fn duration_secs(path: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "default=noprint_wrappers=1:nokey=1",
-        ])
-        .arg(path)
-        .output()
-        .expect("run ffprobe");
-    assert!(out.status.success(), "ffprobe failed on {}", path.display());
-    let shown = String::from_utf8_lossy(&out.stdout);
-    shown
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("no duration for {}: {shown:?}", path.display()))
 }
 
 fn has_stream(path: &Path, kind: &str) -> bool {

@@ -70,25 +70,6 @@ async fn appears(path: &Path) {
     }
 }
 
-fn duration_of(path: &Path) -> f64 {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn a_slowly_copied_file_is_encoded_once_when_complete() {
     let tree = Tree::new();
@@ -111,7 +92,7 @@ async fn a_slowly_copied_file_is_encoded_once_when_complete() {
 
     appears(&tree.path("in/processed/slow.mp4")).await;
     assert_eq!(names_in(&tree.path("out")), ["slow.mp4"]);
-    let encoded = duration_of(&tree.path("out/slow.mp4"));
+    let encoded = common::duration_secs(&tree.path("out/slow.mp4"));
     assert!(
         (encoded - 2.0).abs() < 0.3,
         "the whole clip was encoded: {encoded} s"

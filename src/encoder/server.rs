@@ -238,7 +238,14 @@ impl<'a> Connection<'a> {
                     ));
                 }
                 Err(_) => return Next::Hangup,
-                Ok(Ok(0)) => return Next::Hangup,
+                // The client closed its side (some do right after sending):
+                // a frame it finished still gets its reply.
+                Ok(Ok(0)) => {
+                    return match self.codec.decode_eof(&mut self.buffer) {
+                        Ok(Some(payload)) => Next::Frame(payload),
+                        _ => Next::Hangup,
+                    };
+                }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "read failed");

@@ -49,6 +49,28 @@ pub fn make_clip(dir: &Path, name: &str, secs: u32, width: u32, height: u32) -> 
     path
 }
 
+/// The container's duration in seconds, as ffprobe reports it.
+pub fn duration_secs(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "default=noprint_wrappers=1:nokey=1",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(out.status.success(), "ffprobe failed on {}", path.display());
+    let shown = String::from_utf8_lossy(&out.stdout);
+    shown
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no duration for {}: {shown:?}", path.display()))
+}
+
 /// What ffprobe says about a file's streams: `(codec_type, codec_name, width, height)`.
 pub fn probe_streams(path: &Path) -> Vec<(String, String, u64, u64)> {
     let out = Command::new("ffprobe")

@@ -182,26 +182,8 @@ impl JobQueue {
                 return Err(unsupported(TASK, format!("<{name}>")));
             }
         }
-        let sources = match root.find("Sources") {
-            Some(s) => s
-                .numbered("Module")
-                .map_err(|e| MessageError::invalid(TASK, format!("Sources: {e}")))?
-                .into_iter()
-                .enumerate()
-                .map(|(i, m)| parse_source(m, i))
-                .collect::<Result<_, _>>()?,
-            None => Vec::new(),
-        };
-        let destinations = match root.find("Destinations") {
-            Some(d) => d
-                .numbered("Module")
-                .map_err(|e| MessageError::invalid(TASK, format!("Destinations: {e}")))?
-                .into_iter()
-                .enumerate()
-                .map(|(i, m)| parse_destination(m, i))
-                .collect::<Result<_, _>>()?,
-            None => Vec::new(),
-        };
+        let sources = modules(root, "Sources", parse_source)?;
+        let destinations = modules(root, "Destinations", parse_destination)?;
         for (what, count) in [
             ("Sources", sources.len()),
             ("Destinations", destinations.len()),
@@ -256,6 +238,24 @@ impl JobQueue {
         }
         root
     }
+}
+
+/// The `Module_n` of `<Sources>` or `<Destinations>`, each read by `parse`.
+fn modules<T>(
+    root: &Element,
+    list: &str,
+    parse: fn(&Element, usize) -> Result<T, MessageError>,
+) -> Result<Vec<T>, MessageError> {
+    let Some(list_element) = root.find(list) else {
+        return Ok(Vec::new());
+    };
+    list_element
+        .numbered("Module")
+        .map_err(|e| MessageError::invalid(TaskType::JobQueue, format!("{list}: {e}")))?
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| parse(m, i))
+        .collect()
 }
 
 /// Refuses an element that asks for something (`what` names it) unless it
