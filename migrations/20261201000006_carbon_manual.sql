@@ -14,6 +14,9 @@ ALTER TABLE jobs ADD COLUMN no_audio INTEGER NOT NULL DEFAULT 0;
 -- InOutPoints, in 27 MHz ticks (trim_out NULL: to the end).
 ALTER TABLE jobs ADD COLUMN trim_in INTEGER;
 ALTER TABLE jobs ADD COLUMN trim_out INTEGER;
+-- Warnings kept from the request (settings it carried that are not
+-- applied), as a JSON list, reported under <Failures><Warnings>.
+ALTER TABLE jobs ADD COLUMN notes TEXT NOT NULL DEFAULT '[]';
 -- Source PostconversionTasks/FileCopy_n, as JSON.
 ALTER TABLE jobs ADD COLUMN source_copies TEXT NOT NULL DEFAULT '[]';
 

@@ -149,6 +149,7 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             })
             .collect(),
         priority: args.priority,
+        unapplied: Vec::new(),
     };
     let client = connect(&args.connect);
     let guid = client.queue(job).await.map_err(explain)?;

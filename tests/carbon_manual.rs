@@ -1438,3 +1438,38 @@ async fn the_seed_status_reply_stays_under_1000_bytes() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn exporter_settings_of_a_saved_project_are_taken_and_named_as_not_applied() {
+    let app = spawn_app().await;
+    set_node_enabled(app.carbon_coder, false).await;
+    let clip = make_clip(&app.uploaded_dir(), "clip.mp4", 1, 320, 240);
+    // As a client that copies ModuleData from a saved project sends it.
+    let destination = format!(
+        "<Module_0 PresetGUID=\"{PRESET}\"><ModuleData CML_V_SizeX.DWD=\"1920\" CML_V_SizeY.DWD=\"1080\" \
+         FrameRate.DBL=\"25.0\" CML_P_Path=\"{}\" CML_P_BaseFileName=\"saved\"/></Module_0>",
+        esc(&text(&app.streams_dir()))
+    );
+    let guid = submit(
+        app.carbon_coder,
+        &job_queue("", &file_source(&clip), &destination),
+    )
+    .await;
+    let info = query_info(app.carbon_coder, &guid).await;
+    assert_eq!(info.get("Reply/JobInfo/@Status"), Some("QUEUED"));
+    let warnings: Vec<&str> = ["Warning_0", "Warning_1", "Warning_2"]
+        .iter()
+        .map(|w| info.at(&format!("Reply/JobInfo/Failures/Warnings/{w}/@Warning")))
+        .collect();
+    for (warning, setting) in
+        warnings
+            .iter()
+            .zip(["CML_V_SizeX.DWD", "CML_V_SizeY.DWD", "FrameRate.DBL"])
+    {
+        assert!(
+            warning.contains(setting) && warning.contains("not applied"),
+            "{warning}"
+        );
+    }
+    app.stop().await;
+}

@@ -87,9 +87,13 @@ pub fn entry(job: &Job, agent_ip: &str) -> JobEntry {
     let completed = carbon_time(job.completed_time);
     // Why a job failed is an error; why it stopped, a warning.
     let failure = (!job.failure.is_empty()).then(|| job.failure.clone());
-    let (errors, warnings) = match job.status {
-        JobStatus::Error | JobStatus::Invalid => (failure.into_iter().collect(), Vec::new()),
-        _ => (Vec::new(), failure.into_iter().collect()),
+    let mut warnings = job.notes.clone();
+    let errors = match job.status {
+        JobStatus::Error | JobStatus::Invalid => failure.into_iter().collect(),
+        _ => {
+            warnings.extend(failure);
+            Vec::new()
+        }
     };
     JobEntry {
         name: job.name.clone(),
@@ -371,6 +375,7 @@ mod tests {
             progress: 42,
             description: String::new(),
             failure: String::new(),
+            notes: Vec::new(),
             priority: 100,
             source_path: PathBuf::from("/data/uploaded/Holiday.mp4"),
             audio: crate::store::jobs::AudioSource::Same,

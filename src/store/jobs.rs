@@ -24,6 +24,8 @@ pub struct Job {
     pub description: String,
     /// Why the job failed or was stopped (empty otherwise).
     pub failure: String,
+    /// Warnings from the request (settings not applied).
+    pub notes: Vec<String>,
     pub priority: u32,
     /// The video (and, unless `audio` says otherwise, audio) source.
     pub source_path: PathBuf,
@@ -78,6 +80,7 @@ impl Job {
             progress: 0,
             description: String::new(),
             failure: String::new(),
+            notes: Vec::new(),
             priority: 100,
             source_path: PathBuf::from("/a.mp4"),
             audio: AudioSource::Same,
@@ -119,6 +122,8 @@ pub struct NewJob {
     pub audio: AudioSource,
     pub trim: Option<Trim>,
     pub source_copies: Vec<CopySpec>,
+    /// Warnings to report with the job.
+    pub notes: Vec<String>,
     /// One or more, in the request's order.
     pub destinations: Vec<Destination>,
     /// The request, for `JobCommand Query`.
@@ -144,6 +149,7 @@ struct JobRow {
     progress: i64,
     description: String,
     failure: String,
+    notes: String,
     priority: i64,
     source_path: String,
     audio_path: Option<String>,
@@ -170,6 +176,7 @@ impl TryFrom<JobRow> for Job {
             progress: read.unsigned(row.progress)?,
             description: row.description,
             failure: row.failure,
+            notes: read.json(&row.notes)?,
             priority: read.unsigned(row.priority)?,
             source_path: PathBuf::from(row.source_path),
             audio: match (row.no_audio, row.audio_path) {
@@ -222,7 +229,7 @@ impl TryFrom<DestinationRow> for Destination {
     }
 }
 
-const COLUMNS: &str = "seq, guid, name, user, status, progress, description, failure, priority, \
+const COLUMNS: &str = "seq, guid, name, user, status, progress, description, failure, notes, priority, \
                        source_path, audio_path, no_audio, trim_in, trim_out, source_copies, \
                        check_in_time, start_time, completed_time";
 
@@ -361,7 +368,8 @@ impl JobStore {
         let row: JobRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO jobs (guid, name, user, description, status, progress, priority, \
              source_path, audio_path, no_audio, trim_in, trim_out, source_copies, request_xml, \
-             check_in_time, queued_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             notes, check_in_time, queued_at) \
+             VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              RETURNING {COLUMNS}"
         )))
         .bind(job.guid.to_string())
@@ -380,6 +388,7 @@ impl JobStore {
         .bind(job.trim.and_then(|t| t.out_ticks).map(ticks))
         .bind(json(&job.source_copies))
         .bind(&job.request_xml)
+        .bind(json(&job.notes))
         .bind(now)
         .bind(now)
         .fetch_one(&mut *tx)

@@ -446,9 +446,17 @@ def job_command(carbon, guid, command, node_ip=None, success=True, **attrs):
         attr(data, "CML_P_BaseFileName", what + " <ModuleData>")
         targets = module.find("TargetFiles")
         if targets is not None:
-            for f in numbered(targets, "File", what + " <TargetFiles>"):
-                attr(f, "Filename", what + " <TargetFiles>")
+            target_files(targets, what + " <TargetFiles>")
     return info
+
+
+def target_files(targets, what):
+    """`<TargetFiles File_0="..." File_1="..."/>`: the File_n attributes in order, no gaps."""
+    files = []
+    while ("File_%d" % len(files)) in targets.attrib:
+        files.append(targets.get("File_%d" % len(files)))
+    check(len(files) == len(targets.attrib), "%s: attributes %r are not File_0..File_n" % (what, sorted(targets.attrib)))
+    return files
 
 
 def queue(carbon, root):
@@ -830,9 +838,9 @@ def run_first(carbon, guid, source, dest, node_ip):
     check(len(info.find("Failures/Errors")) == 0, "a COMPLETED job has errors%s" % failure_texts(info))
     destination = check_destination(info, source, dest)
     targets = child(destination, "TargetFiles", "completed destination")
-    files = numbered(targets, "File", "<TargetFiles>")
+    files = target_files(targets, "<TargetFiles>")
     check(len(files) == 1, "%d target files" % len(files))
-    output = files[0].get("Filename")
+    output = files[0]
     check(os.path.isabs(output), "output %r is not an absolute path" % output)
     check(same_path(os.path.dirname(output), dest), "output %r is not in %s" % (output, dest))
     stem = os.path.splitext(os.path.basename(source))[0]

@@ -173,14 +173,16 @@ impl JobInfo {
                                 .attr("CML_P_BaseFileName", &d.base_name),
                         );
                     if !d.target_files.is_empty() {
-                        module = module.child(
-                            Element::new("TargetFiles").numbered_children(
-                                "File",
-                                d.target_files
-                                    .iter()
-                                    .map(|f| Element::new("File").attr("Filename", f)),
-                            ),
-                        );
+                        // `File_n` attributes, as public clients read them
+                        // (`TargetFiles/@File_0`).
+                        let files = d
+                            .target_files
+                            .iter()
+                            .enumerate()
+                            .fold(Element::new("TargetFiles"), |e, (i, f)| {
+                                e.attr(format!("File_{i}"), f)
+                            });
+                        module = module.child(files);
                     }
                     module
                 }),
@@ -221,13 +223,24 @@ impl JobInfo {
                 let data = m.find("ModuleData");
                 let data_attr =
                     |n: &str| data.and_then(|d| d.get(n)).unwrap_or_default().to_owned();
-                let mut target_files: Vec<String> = m
-                    .find("TargetFiles")
-                    .and_then(|t| t.numbered("File").ok())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|f| f.get("Filename").map(str::to_owned))
-                    .collect();
+                // `File_n` attributes, or `File_n` elements with a `Filename`.
+                let mut target_files: Vec<String> = match m.find("TargetFiles") {
+                    Some(t) => {
+                        let mut files: Vec<String> = t
+                            .numbered_attrs("File", "")
+                            .into_iter()
+                            .map(|(_, f)| f.to_owned())
+                            .collect();
+                        files.extend(
+                            t.numbered("File")
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter_map(|f| f.get("Filename").map(str::to_owned)),
+                        );
+                        files
+                    }
+                    None => Vec::new(),
+                };
                 // The older shape: one <Output Filename/>.
                 if let Some(output) = m.find("Output").and_then(|o| o.get("Filename")) {
                     target_files.push(output.to_owned());

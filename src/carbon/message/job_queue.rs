@@ -28,6 +28,12 @@ pub struct JobQueue {
     pub destinations: Vec<Destination>,
     /// `ProjectSettings Priority.DWD`, 0–255 (default 100 when absent).
     pub priority: Option<u32>,
+    /// Settings the request carries that this encoder does not apply
+    /// (exporter overrides such as `CML_V_SizeX.DWD`: the preset decides),
+    /// each named with where it was. Accepted, and reported as warnings of
+    /// the job, so that a client copying a saved project still works and
+    /// still learns what was not applied.
+    pub unapplied: Vec<String>,
 }
 
 /// One `Sources/Module_n`.
@@ -38,6 +44,8 @@ pub struct Source {
     pub trim: Option<Trim>,
     /// `PostconversionTasks/FileCopy_n`: copies of the source once encoded.
     pub copies: Vec<FileCopy>,
+    /// See [`JobQueue::unapplied`].
+    pub unapplied: Vec<String>,
 }
 
 /// Where a source's media comes from.
@@ -97,6 +105,8 @@ pub struct Destination {
     pub module_data: ModuleData,
     /// `PostconversionTasks/FileCopy_n`: copies of the output.
     pub copies: Vec<FileCopy>,
+    /// See [`JobQueue::unapplied`].
+    pub unapplied: Vec<String>,
 }
 
 /// `ModuleData` of a destination: where the output goes and how it is named.
@@ -115,6 +125,7 @@ impl Source {
             file: SourceFile::One(name.into()),
             trim: None,
             copies: Vec::new(),
+            unapplied: Vec::new(),
         }
     }
 
@@ -195,9 +206,9 @@ impl JobQueue {
                 ));
             }
         }
-        let priority = match root.find("ProjectSettings") {
+        let (priority, unapplied) = match root.find("ProjectSettings") {
             Some(settings) => parse_project_settings(settings)?,
-            None => None,
+            None => (None, Vec::new()),
         };
         // Older clients put the priority on the root.
         let priority = match priority {
@@ -214,7 +225,24 @@ impl JobQueue {
             sources,
             destinations,
             priority,
+            unapplied,
         })
+    }
+
+    /// Every setting of the request that is not applied, in document order.
+    pub fn all_unapplied(&self) -> Vec<String> {
+        let mut all = self.unapplied.clone();
+        all.extend(
+            self.sources
+                .iter()
+                .flat_map(|s| s.unapplied.iter().cloned()),
+        );
+        all.extend(
+            self.destinations
+                .iter()
+                .flat_map(|d| d.unapplied.iter().cloned()),
+        );
+        all
     }
 
     /// The request's `<cnpsXML>` (or, named `Job`, `JobCommand Query`'s
@@ -311,6 +339,7 @@ fn parse_source(m: &Element, index: usize) -> Result<Source, MessageError> {
             )),
         ));
     }
+    let mut unapplied = Vec::new();
     let one = names
         .first()
         .and_then(|n| m.get(n))
@@ -330,15 +359,24 @@ fn parse_source(m: &Element, index: usize) -> Result<Source, MessageError> {
         }
         SourceFile::Multi(multi)
     } else {
-        if m.find("ModuleData").is_some_and(|d| !d.is_blank()) {
-            return Err(unsupported(TASK, at("<ModuleData> (special sources)")));
+        let data = m.find("ModuleData");
+        if data.is_some_and(|d| d.children.iter().any(|c| !c.is_blank())) {
+            return Err(unsupported(
+                TASK,
+                at("<ModuleData> children (special sources)"),
+            ));
         }
+        unapplied.extend(
+            data.map(|d| not_applied(d, &[], &at("ModuleData")))
+                .unwrap_or_default(),
+        );
         SourceFile::One(one.unwrap_or_default())
     };
     Ok(Source {
         file,
         trim: parse_trim(m, &at("InOutPoints"))?,
         copies: parse_copies(m, &at("PostconversionTasks"))?,
+        unapplied,
     })
 }
 
@@ -458,6 +496,8 @@ fn parse_trim(m: &Element, at: &str) -> Result<Option<Trim>, MessageError> {
     };
     let in_ticks = ticks("Inpoint_0.QWD", inpoint)?.unwrap_or(0);
     let out_ticks = ticks("Outpoint_0.QWD", outpoint)?;
+    // The legacy `Inpoint.QWD="-1"` means "not set": the start.
+    let in_ticks = if in_ticks == -1 { 0 } else { in_ticks };
     if in_ticks < 0 {
         return Err(MessageError::invalid(
             TASK,
@@ -539,13 +579,15 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
         }
     }
     let data = m.find("ModuleData");
-    if let Some(data) = data {
-        refuse_unknown(
-            data,
-            &["CML_P_Path", "CML_P_BaseFileName", "FullUNCPath"],
-            &at("ModuleData"),
-        )?;
-    }
+    let unapplied = data
+        .map(|d| {
+            not_applied(
+                d,
+                &["CML_P_Path", "CML_P_BaseFileName", "FullUNCPath"],
+                &at("ModuleData"),
+            )
+        })
+        .unwrap_or_default();
     let get = |name: &str| {
         data.and_then(|d| d.get(name))
             .filter(|v| !v.trim().is_empty())
@@ -560,33 +602,24 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
             base_file_name: get("CML_P_BaseFileName"),
         },
         copies: parse_copies(m, &at("PostconversionTasks"))?,
+        unapplied,
     })
 }
 
-/// Refuses attributes with a value that are not among `known`: settings
-/// (an exporter's `CML_V_…`, say) this encoder would otherwise not apply.
-fn refuse_unknown(e: &Element, known: &[&str], at: &str) -> Result<(), MessageError> {
-    let unknown: Vec<&str> = e
-        .attrs
+/// The attributes with a value that are not among `known`, as
+/// "`at` NAME=\"VALUE\"": settings (an exporter's `CML_V_…`, say) this
+/// encoder does not apply.
+fn not_applied(e: &Element, known: &[&str], at: &str) -> Vec<String> {
+    e.attrs
         .iter()
         .filter(|(k, v)| !v.trim().is_empty() && !known.iter().any(|n| n.eq_ignore_ascii_case(k)))
-        .map(|(k, _)| k.as_str())
-        .collect();
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    Err(unsupported(
-        TaskType::JobQueue,
-        format!(
-            "{at} {} (settings beyond the preset's: choose or add a preset that has them)",
-            unknown.join(", ")
-        ),
-    ))
+        .map(|(k, v)| format!("{at} {k}=\"{v}\""))
+        .collect()
 }
 
-fn parse_project_settings(s: &Element) -> Result<Option<u32>, MessageError> {
+fn parse_project_settings(s: &Element) -> Result<(Option<u32>, Vec<String>), MessageError> {
     const TASK: TaskType = TaskType::JobQueue;
-    refuse_unknown(
+    let unapplied = not_applied(
         s,
         &[
             "Priority.DWD",
@@ -601,7 +634,7 @@ fn parse_project_settings(s: &Element) -> Result<Option<u32>, MessageError> {
             "KernelGUID",
         ],
         "ProjectSettings",
-    )?;
+    );
     for (name, what) in [
         (
             "Stitching.DWD",
@@ -629,7 +662,7 @@ fn parse_project_settings(s: &Element) -> Result<Option<u32>, MessageError> {
         Some(p) => Some(p),
         None => number(TASK, s, "JobPriority.DWD")?,
     };
-    Ok(priority)
+    Ok((priority, unapplied))
 }
 
 fn copies_element(copies: &[FileCopy]) -> Element {

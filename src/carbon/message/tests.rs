@@ -241,10 +241,14 @@ fn forms_videoshare_does_not_carry_out_are_refused_by_name() {
          <Module_0 PresetGUID=\"{GUID}\"><ModuleData CML_P_Path=\"/o\" CML_V_BitRate.DWD=\"9000\"/></Module_0>\
          </Destinations></cnpsXML>"
     );
-    let err = Request::parse(&exporter)
-        .expect_err("exporter settings")
-        .to_string();
-    assert!(err.contains("CML_V_BitRate.DWD"), "{err}");
+    // Exporter settings are taken, and named as not applied.
+    let Request::JobQueue(taken) = parse(&exporter) else {
+        panic!("not a JobQueue");
+    };
+    assert_eq!(
+        taken.all_unapplied(),
+        vec!["Destinations/Module_0 ModuleData CML_V_BitRate.DWD=\"9000\"".to_owned()]
+    );
     // Blank ones ask for nothing (the seed sends them).
     assert!(
         Request::parse(&job(

@@ -120,6 +120,7 @@ impl Encoder {
                 })
                 .collect(),
             priority: Some(job.priority),
+            unapplied: Vec::new(),
         })
     }
 }

@@ -52,6 +52,17 @@ impl Encoder {
             .unwrap_or_default();
         // Kept as the client would send it again (JobCommand Query).
         let request_xml = Request::JobQueue(request.clone()).to_xml();
+        let notes: Vec<String> = request
+            .all_unapplied()
+            .into_iter()
+            .map(|setting| format!("{setting} is not applied: the preset decides"))
+            .collect();
+        if !notes.is_empty() {
+            tracing::info!(
+                ?notes,
+                "a job asks for settings this encoder does not apply"
+            );
+        }
         let job = self
             .inner
             .jobs
@@ -68,6 +79,7 @@ impl Encoder {
                 audio,
                 trim: source.trim,
                 source_copies,
+                notes,
                 destinations,
                 request_xml,
             })
