@@ -16,6 +16,9 @@ const SEED_SUBMIT: &str = "<cnpsXML TaskType=\"JobQueue\">\n<Sources>\n<Module_0
 
 const SEED_STATUS: &str = "<cnpsXML TaskType=\"JobStatusList\">\n<Filter>\n<Criteria_0 Parameter =\"Guid\" Operator=\"EQUAL\" Value=\":::guid:::\" />\n</Filter>\n</cnpsXML>";
 
+/// How often the seed's page asks (`setTimeout(checkEncodingStatus, 2000)`).
+const SEED_POLL: Duration = Duration::from_secs(2);
+
 /// Frames `xml` the way the seed's `submitFMESCommand` does (ISO-8859-1).
 fn frame(xml: &str) -> Vec<u8> {
     let payload: Vec<u8> = xml
@@ -169,11 +172,12 @@ async fn the_seed_page_protocol_works_unchanged() {
     );
 
     // Poll on the same connection until COMPLETED, reading the status two
-    // levels down as the seed does.
+    // levels down as the seed does: 2 s after the submit, then every 2 s.
     let check = SEED_STATUS.replace(":::guid:::", &guid);
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut last_progress = 0;
     loop {
+        tokio::time::sleep(SEED_POLL).await;
         assert!(
             tokio::time::Instant::now() < deadline,
             "not COMPLETED in time"
@@ -203,7 +207,6 @@ async fn the_seed_page_protocol_works_unchanged() {
             ["QUEUED", "STARTING", "STARTED"].contains(&status.as_str()),
             "{status}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let streams = common::probe_streams(&app.streams_dir().join("holiday.mp4"));
     assert!(

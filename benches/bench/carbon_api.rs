@@ -204,7 +204,8 @@ pub async fn run(jobs: usize, connections: usize, secs: f64, paced_rate: f64) ->
     let server = Server::start(
         "encoder",
         &data,
-        &["--carbon-max-connections", &(connections + 8).to_string()],
+        // A connection per request: closed ones still count while they close.
+        &["--carbon-max-connections", &(connections * 8).to_string()],
     )
     .await;
     let plan = (connections, secs, paced_rate);
