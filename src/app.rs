@@ -412,9 +412,13 @@ async fn bind_carbon(
     options: &EncoderOptions,
     flag: &str,
 ) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
-    let (listener, bound) = server::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen for Carbon clients on {addr} ({flag})"))?;
+    let (listener, bound) = server::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen for Carbon clients on {addr} ({flag}): is another Carbon server \
+                 (or videoshare) using it? Give {flag} another address, or `{flag} off` \
+                 for the Carbon Coder-style listener"
+        )
+    })?;
     if !bound.ip().is_loopback() && options.carbon_allow.is_empty() {
         anyhow::bail!(
             "the Carbon socket on {bound} ({flag}) would take jobs from anyone who can reach it: \

@@ -1457,19 +1457,33 @@ async fn exporter_settings_of_a_saved_project_are_taken_and_named_as_not_applied
     .await;
     let info = query_info(app.carbon_coder, &guid).await;
     assert_eq!(info.get("Reply/JobInfo/@Status"), Some("QUEUED"));
-    let warnings: Vec<&str> = ["Warning_0", "Warning_1", "Warning_2"]
-        .iter()
-        .map(|w| info.at(&format!("Reply/JobInfo/Failures/Warnings/{w}/@Warning")))
-        .collect();
-    for (warning, setting) in
-        warnings
-            .iter()
-            .zip(["CML_V_SizeX.DWD", "CML_V_SizeY.DWD", "FrameRate.DBL"])
-    {
-        assert!(
-            warning.contains(setting) && warning.contains("not applied"),
-            "{warning}"
-        );
+    // One warning names them all (the seed's one-job reply has room for one).
+    let warning = info.at("Reply/JobInfo/Failures/Warnings/Warning_0/@Warning");
+    for setting in ["CML_V_SizeX.DWD", "CML_V_SizeY.DWD", "FrameRate.DBL"] {
+        assert!(warning.contains(setting), "{warning}");
     }
+    assert!(warning.contains("not applied"), "{warning}");
+    assert_eq!(
+        info.get("Reply/JobInfo/Failures/Warnings/Warning_1/@Warning"),
+        None
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_right_count_with_bad_non_ascii_xml_is_answered_at_once() {
+    let app = spawn_app().await;
+    // Counted right, in bytes, but the XML never closes: held back a moment
+    // in case the count was of characters, then refused as malformed.
+    let xml = "<cnpsXML TaskType=\"JobQueue\" JobName=\"caf\u{e9}\"><Sources>".as_bytes();
+    let started = Instant::now();
+    let reply = carbon_request(app.carbon_coder, xml).await;
+    assert!(reply.contains("Success=\"FALSE\""), "{reply}");
+    assert!(reply.contains("malformed"), "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "well before the 10 s frame timeout: {:?}",
+        started.elapsed()
+    );
     app.stop().await;
 }

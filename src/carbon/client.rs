@@ -330,7 +330,15 @@ impl Client {
 
     /// `JobCommand Remove`.
     pub async fn remove(&self, guid: Guid) -> Result<(), ClientError> {
-        self.command_info(guid, Command::Remove).await.map(|_| ())
+        let command = JobCommand {
+            guid,
+            command: Command::Remove,
+        };
+        match self.call(Request::JobCommand(command)).await? {
+            // An older server answers with the GUID alone.
+            Reply::Info(_) | Reply::Queued { .. } => Ok(()),
+            _ => Err(ClientError::Unexpected("JobCommand Remove")),
+        }
     }
 
     /// `JobEvaluate` of one file, named as the server sees it.

@@ -69,6 +69,7 @@ macro_rules! keyword_enum {
 }
 
 pub mod client;
+mod doc_end;
 pub mod frame;
 pub mod guid;
 pub mod message;

@@ -172,7 +172,9 @@ impl Encoder {
         let stale = crate::fsutil::reset_dir(&config.tmp_dir)?;
         let paths = PathPolicy::new(&config.roots, &config.mappings)?;
         let jobs = JobStore::new(pool);
-        let recovered = jobs.recover_interrupted().await?;
+        let recovered = jobs
+            .recover_interrupted(scheduler::STOPPED_BY_COMMAND)
+            .await?;
         if recovered > 0 || stale > 0 {
             tracing::info!(
                 recovered,

@@ -67,7 +67,12 @@ impl Encoder {
         // Jobs caught mid-encode go back to the queue (paused ones stay
         // paused) now rather than at the next start, so a status query in
         // between tells the truth.
-        match self.inner.jobs.recover_interrupted().await {
+        match self
+            .inner
+            .jobs
+            .recover_interrupted(STOPPED_BY_COMMAND)
+            .await
+        {
             Ok(n) if n > 0 => tracing::info!(jobs = n, "interrupted jobs put back"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not put interrupted jobs back"),
@@ -114,8 +119,10 @@ impl Encoder {
         };
         let outcome = match transcoded {
             Some(Ok(temps)) => self.place_outputs(&job, temps).await,
-            Some(Err(reason)) => Err(self.without_server_paths(&job, &reason)),
-            None if control.stop.is_cancelled() => Err("stopped".to_owned()),
+            Some(Err(reason)) => Err(Failed::before_output(
+                self.without_server_paths(&job, &reason),
+            )),
+            None if control.stop.is_cancelled() => Err(Failed::before_output("stopped".into())),
             None => {
                 tracing::info!("interrupted by shutdown");
                 return; // `schedule` puts it back once every worker is done
@@ -124,7 +131,7 @@ impl Encoder {
         match &outcome {
             Ok(outputs) => tracing::info!(outputs = outputs.len(), "job completed"),
             Err(_) if control.stop.is_cancelled() => tracing::info!("job stopped"),
-            Err(reason) => tracing::warn!(%reason, "job failed"),
+            Err(failed) => tracing::warn!(reason = %failed.reason, "job failed"),
         }
         let stopped = control.stop.is_cancelled();
         // A momentary database error (busy, I/O) must not leave the job
@@ -148,8 +155,14 @@ impl Encoder {
     /// users, who need the reason, not where the server keeps files.
     fn without_server_paths(&self, job: &Job, reason: &str) -> String {
         let mut text = reason.to_owned();
-        if let Some(folder) = job.source_path.parent() {
-            text = text.replace(&format!("{}/", folder.display()), "");
+        let audio = match &job.audio {
+            AudioSource::File(path) => Some(path.as_path()),
+            _ => None,
+        };
+        for file in std::iter::once(job.source_path.as_path()).chain(audio) {
+            if let Some(folder) = file.parent() {
+                text = text.replace(&format!("{}/", folder.display()), "");
+            }
         }
         text.replace(&format!("{}/", self.inner.tmp_dir.display()), "")
     }
@@ -160,7 +173,7 @@ impl Encoder {
     async fn record_outcome(
         &self,
         guid: Guid,
-        outcome: &Result<Vec<Placed>, String>,
+        outcome: &Result<Vec<Placed>, Failed>,
         stopped: bool,
     ) -> Result<(), StoreError> {
         let jobs = &self.inner.jobs;
@@ -170,9 +183,14 @@ impl Encoder {
                     .await?;
             }
             Err(_) if stopped => {}
-            Err(reason) => {
+            Err(failed) => {
+                // Outputs already in place (a copy failed after them) are
+                // the job's: recorded, so they are reported, not orphaned.
+                if !failed.placed.is_empty() {
+                    jobs.record_outputs(guid, &failed.placed).await?;
+                }
                 let change = Change {
-                    failure: Some(reason.clone()),
+                    failure: Some(failed.reason.clone()),
                     ..Change::default()
                 };
                 jobs.transition(
@@ -346,35 +364,61 @@ impl Encoder {
 
     /// Moves each finished encode into its destination under a new name,
     /// then makes the copies `FileCopy_n` asked for (of each output, then
-    /// of the source).
+    /// of the source). A failure keeps what was placed before it.
     async fn place_outputs(
         &self,
         job: &Job,
         temps: Vec<(TempFile, Destination, String)>,
-    ) -> Result<Vec<Placed>, String> {
+    ) -> Result<Vec<Placed>, Failed> {
         let source = job.source_path.clone();
         let source_copies = job.source_copies.clone();
         tokio::task::spawn_blocking(move || {
-            let placed = temps
-                .into_iter()
-                .map(|(temp, d, extension)| {
-                    let output = temp
-                        .persist_unique(&d.dest_dir, &d.base_name, &extension)
-                        .map_err(|e| {
-                            format!(
-                                "could not place the output {}.{extension}: {e}",
-                                d.base_name
-                            )
-                        })?;
-                    let copies = make_copies(&output, &d.copies)?;
-                    Ok(Placed { output, copies })
-                })
-                .collect::<Result<Vec<_>, String>>()?;
-            make_copies(&source, &source_copies)?;
-            Ok(placed)
+            let mut placed = Vec::with_capacity(temps.len());
+            let fail = |reason: String, placed: Vec<Placed>| Err(Failed { reason, placed });
+            for (temp, d, extension) in temps {
+                let output = match temp.persist_unique(&d.dest_dir, &d.base_name, &extension) {
+                    Ok(output) => output,
+                    Err(e) => {
+                        let reason = format!(
+                            "could not place the output {}.{extension}: {e}",
+                            d.base_name
+                        );
+                        return fail(reason, placed);
+                    }
+                };
+                placed.push(Placed {
+                    output,
+                    copies: Vec::new(),
+                });
+                let last = placed.len() - 1;
+                match make_copies(&placed[last].output, &d.copies) {
+                    Ok(copies) => placed[last].copies = copies,
+                    Err(reason) => return fail(reason, placed),
+                }
+            }
+            match make_copies(&source, &source_copies) {
+                Ok(_) => Ok(placed),
+                Err(reason) => fail(reason, placed),
+            }
         })
         .await
-        .map_err(|e| e.to_string())?
+        .unwrap_or_else(|e| Err(Failed::before_output(e.to_string())))
+    }
+}
+
+/// Why a job did not complete, and the outputs it had placed by then.
+#[derive(Debug)]
+struct Failed {
+    reason: String,
+    placed: Vec<Placed>,
+}
+
+impl Failed {
+    fn before_output(reason: String) -> Failed {
+        Failed {
+            reason,
+            placed: Vec::new(),
+        }
     }
 }
 

@@ -40,6 +40,9 @@ pub enum Habit {
 /// and could destroy the reply before the client has read it.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// How long a frame whose count may be of characters waits for the rest.
+const HOLD: Duration = Duration::from_millis(500);
+
 /// Per-connection limits.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -118,7 +121,7 @@ pub async fn serve(
         let (encoder, limits, shutdown) = (encoder.clone(), limits.clone(), shutdown.clone());
         tokio::spawn(
             async move {
-                Connection::new(stream, &limits)
+                Connection::new(stream, &limits, habit)
                     .serve(&encoder, habit, &shutdown)
                     .await;
                 drop(permit);
@@ -139,7 +142,20 @@ async fn refuse(mut stream: TcpStream, error: String) {
     let _ = stream
         .write_all(&crate::carbon::frame::frame_bytes(&reply.to_payload()))
         .await;
+    linger(stream).await;
+}
+
+/// Ends a connection whose reply is written: FIN after the reply, then
+/// whatever the client still sends is read and dropped until it closes
+/// too or [`LINGER`] passes. Closing with unread input would reset the
+/// connection and could destroy the reply before the client read it.
+async fn linger(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// One client connection: a socket, its read buffer and the codec.
@@ -148,6 +164,8 @@ struct Connection<'a> {
     buffer: BytesMut,
     codec: CarbonCodec,
     limits: &'a Limits,
+    /// How long it may wait for a request to start.
+    idle_timeout: Duration,
 }
 
 /// What reading the next frame produced.
@@ -160,12 +178,19 @@ enum Next {
 }
 
 impl<'a> Connection<'a> {
-    fn new(stream: TcpStream, limits: &'a Limits) -> Self {
+    fn new(stream: TcpStream, limits: &'a Limits, habit: Habit) -> Self {
+        // A client of the one-request listener connects to send its request:
+        // it gets no longer to start than a frame gets to finish.
+        let idle_timeout = match habit {
+            Habit::KeepOpen => limits.idle_timeout,
+            Habit::OnePerConnection => limits.frame_timeout.min(limits.idle_timeout),
+        };
         Connection {
             stream,
             buffer: BytesMut::with_capacity(4096),
             codec: CarbonCodec::new(limits.max_frame),
             limits,
+            idle_timeout,
         }
     }
 
@@ -179,30 +204,17 @@ impl<'a> Connection<'a> {
                     let _ = self
                         .write(Reply::Failed { error: reason }.to_payload())
                         .await;
-                    break;
+                    return linger(self.stream).await;
                 }
             };
             if self.write(reply).await.is_err() {
                 break;
             }
             if habit == Habit::OnePerConnection {
-                self.linger().await;
-                return;
+                return linger(self.stream).await;
             }
         }
         let _ = self.stream.shutdown().await;
-    }
-
-    /// Ends a one-request connection: the reply is sent (FIN after it),
-    /// then whatever the client still sends is read and dropped until it
-    /// closes too or [`LINGER`] passes.
-    async fn linger(mut self) {
-        let _ = self.stream.shutdown().await;
-        let mut sink = [0u8; 1024];
-        let _ = tokio::time::timeout(LINGER, async {
-            while matches!(self.stream.read(&mut sink).await, Ok(n) if n > 0) {}
-        })
-        .await;
     }
 
     /// Reads until a whole frame is buffered, enforcing the idle deadline
@@ -224,13 +236,28 @@ impl<'a> Connection<'a> {
             }
             let deadline = match frame_started {
                 Some(start) => start + self.limits.frame_timeout,
-                None => Instant::now() + self.limits.idle_timeout,
+                None => Instant::now() + self.idle_timeout,
+            };
+            // A frame held back in case its count was of characters waits
+            // only briefly for more: its XML is then simply bad.
+            let holding = self.codec.is_holding();
+            let wait_until = if holding {
+                deadline.min(Instant::now() + HOLD)
+            } else {
+                deadline
             };
             let read = tokio::select! {
-                read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buffer)) => read,
+                read = tokio::time::timeout_at(wait_until, self.stream.read_buf(&mut self.buffer)) => read,
                 _ = shutdown.cancelled() => return Next::Hangup,
             };
             match read {
+                Err(_) if holding => {
+                    return match self.codec.take_as_declared(&mut self.buffer) {
+                        Ok(Some(payload)) => Next::Frame(payload),
+                        Ok(None) => Next::Hangup,
+                        Err(e) => Next::Refuse(e.to_string()),
+                    };
+                }
                 Err(_) if frame_started.is_some() => {
                     return Next::Refuse(format!(
                         "frame incomplete after {} s; closing",

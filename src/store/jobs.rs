@@ -268,6 +268,27 @@ async fn move_job(
     Ok(done.rows_affected() == 1)
 }
 
+/// Writes each destination's output and copies, in order.
+async fn write_outputs(
+    tx: &mut sqlx::SqliteConnection,
+    guid: Guid,
+    outputs: &[Placed],
+) -> Result<(), StoreError> {
+    for (idx, placed) in outputs.iter().enumerate() {
+        let copies: Vec<String> = placed.copies.iter().map(|p| path_text(p)).collect();
+        sqlx::query(
+            "UPDATE destinations SET output_path = ?, copied = ? WHERE job_guid = ? AND idx = ?",
+        )
+        .bind(path_text(&placed.output))
+        .bind(json(&copies))
+        .bind(guid.to_string())
+        .bind(idx as i64)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Most jobs the read cache holds (about 250 bytes each).
 const CACHE_CAPACITY: usize = 131_072;
 
@@ -584,21 +605,18 @@ impl JobStore {
         if !move_job(&mut tx, guid, from, JobStatus::Completed, set).await? {
             return Ok(false);
         }
-        for (idx, placed) in outputs.iter().enumerate() {
-            let copies: Vec<String> = placed.copies.iter().map(|p| path_text(p)).collect();
-            sqlx::query(
-                "UPDATE destinations SET output_path = ?, copied = ? WHERE job_guid = ? AND idx = ?",
-            )
-            .bind(path_text(&placed.output))
-            .bind(json(&copies))
-                .bind(guid.to_string())
-                .bind(idx as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
+        write_outputs(&mut tx, guid, outputs).await?;
         tx.commit().await?;
         self.cache.forget(guid);
         Ok(true)
+    }
+
+    /// Records the outputs a job placed before it failed.
+    pub async fn record_outputs(&self, guid: Guid, outputs: &[Placed]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        write_outputs(&mut tx, guid, outputs).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Puts a job in `from` back at the end of the queue as if new: progress,
@@ -658,7 +676,7 @@ impl JobStore {
     /// jobs being encoded go back to QUEUED keeping their place; a paused
     /// encode stays PAUSED but will start over when resumed; a job being
     /// stopped is STOPPED. Returns how many jobs changed.
-    pub async fn recover_interrupted(&self) -> Result<u64, StoreError> {
+    pub async fn recover_interrupted(&self, stopped_reason: &str) -> Result<u64, StoreError> {
         use JobStatus::*;
         let mut tx = self.pool.begin().await?;
         let mut changed = 0;
@@ -676,7 +694,8 @@ impl JobStore {
             (
                 vec![Stopping],
                 Stopped,
-                "completed_time = CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+                "completed_time = CAST(unixepoch('subsec') * 1000 AS INTEGER), \
+                 failure = CASE WHEN failure = '' THEN ?1 ELSE failure END",
             ),
         ];
         for (from, to, also) in fixes {
@@ -687,9 +706,10 @@ impl JobStore {
                 ""
             };
             let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE jobs SET status = ?, {also} WHERE status IN ({}){started}",
+                "UPDATE jobs SET status = ?2, {also} WHERE status IN ({}){started}",
                 status_literals(&from)
             )))
+            .bind(stopped_reason)
             .bind(to.as_str())
             .execute(&mut *tx)
             .await?;

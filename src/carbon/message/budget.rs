@@ -63,6 +63,9 @@ pub fn one_job_within_budget(job: &JobEntry, render: impl Fn(&JobEntry) -> Strin
         return whole;
     }
     let mut job = job.clone();
+    // Each failure item costs its element whatever its text: keep two.
+    job.errors.truncate(2);
+    job.warnings.truncate(2);
     // Measure the fixed part with a one-byte placeholder in each text, so
     // that the names of attributes written only when set count too.
     let mut originals: Vec<String> = texts_mut(&mut job)

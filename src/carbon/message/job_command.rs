@@ -110,17 +110,20 @@ impl JobCommand {
         Ok(JobCommand { guid, command })
     }
 
+    /// The manual's `<JobCommand>` child; the same attributes go on the
+    /// root too, which servers that read them there (videoshare before the
+    /// manual's shapes) need and the manual's servers pass over.
     pub(super) fn write(&self, root: Element) -> Element {
         let priority = match self.command {
             Command::SetPriority(p) => Some(p),
             _ => None,
         };
-        root.child(
-            Element::new("JobCommand")
-                .attr("Command", self.command.kind())
+        let with_attrs = |e: Element| {
+            e.attr("Command", self.command.kind())
                 .attr("GUID", self.guid)
-                .opt_attr("Priority.DWD", priority),
-        )
+                .opt_attr("Priority.DWD", priority)
+        };
+        with_attrs(root).child(with_attrs(Element::new("JobCommand")))
     }
 }
 

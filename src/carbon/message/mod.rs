@@ -418,7 +418,15 @@ impl Reply {
             },
             ReplyKind::StatusList => Reply::StatusList(StatusList::from_reply(&root)?),
             ReplyKind::JobList => Reply::JobList(JobListing::from_reply(&root)?),
-            ReplyKind::Info => Reply::Info(Box::new(JobInfo::from_reply(&root)?)),
+            ReplyKind::Info => match JobInfo::from_reply(&root) {
+                Ok(info) => Reply::Info(Box::new(info)),
+                // An older server acknowledged some commands (Remove) with
+                // just the job's GUID.
+                Err(e) => match root.get_any(&["GUID", "Guid"]).and_then(|g| g.parse().ok()) {
+                    Some(guid) => Reply::Queued { guid },
+                    None => return Err(e),
+                },
+            },
             ReplyKind::Job => Reply::Job(Box::new(job_command::job_from_reply(&root)?)),
             ReplyKind::Evaluated => Reply::Evaluated(Evaluation::from_reply(&root)?),
             ReplyKind::Profiles => Reply::Profiles {

@@ -81,15 +81,17 @@ impl NodeCommand {
         })
     }
 
+    /// The manual's `<NodeCommand>` child, the attributes on the root too
+    /// (see `JobCommand::write`).
     pub(super) fn write(&self, root: Element) -> Element {
-        root.child(
-            Element::new("NodeCommand")
-                .opt_attr("NodeIP", self.node_ip.as_deref())
+        let with_attrs = |e: Element| {
+            e.opt_attr("NodeIP", self.node_ip.as_deref())
                 .attr("Command", self.kind)
                 .opt_attr("Enabled.DWD", self.settings.enabled.map(u8::from))
                 .opt_attr("Slots.DWD", self.settings.slots)
-                .opt_attr("Priority.DWD", self.settings.priority),
-        )
+                .opt_attr("Priority.DWD", self.settings.priority)
+        };
+        with_attrs(root).child(with_attrs(Element::new("NodeCommand")))
     }
 }
 

@@ -133,7 +133,16 @@ impl JobEntry {
         let text = |name: &str| e.get(name).unwrap_or_default().to_owned();
         let opt = |name: &str| e.get(name).map(str::to_owned);
         let number = |name: &str| e.get(name).and_then(|v| v.trim().parse::<u32>().ok());
-        let (warnings, errors) = read_failures(e);
+        let (warnings, mut errors) = read_failures(e);
+        // Servers that predate <Failures> wrote the reason as Description.
+        let failed = matches!(status, JobStatus::Error | JobStatus::Invalid);
+        if failed && errors.is_empty() && e.find("Failures").is_none() {
+            errors.extend(
+                e.get("Description")
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_owned),
+            );
+        }
         Ok(JobEntry {
             name: text("Name"),
             guid,

@@ -501,6 +501,25 @@ fn long_fields_are_shortened_to_fit_the_seed_budget() {
     }
     .to_payload();
     assert!(failed.len() <= SEED_REPLY_BUDGET);
+    // However many failure items a record has.
+    let crowded = JobEntry {
+        warnings: (0..20).map(|i| format!("warning {i}")).collect(),
+        errors: (0..20).map(|i| format!("error {i}")).collect(),
+        completed_time: Some("11/25/26 09:31:00".into()),
+        completed_time_cnlt: Some("2026-11-25 09:31:00".into()),
+        completed_time_scm: Some("2026-11-25 08:31:00".into()),
+        ..sample_job()
+    };
+    let payload = Reply::StatusList(StatusList {
+        jobs: vec![crowded],
+        total: 1,
+    })
+    .to_payload();
+    assert!(
+        payload.len() <= SEED_REPLY_BUDGET,
+        "{} bytes",
+        payload.len()
+    );
 }
 
 #[test]

@@ -52,11 +52,17 @@ impl Encoder {
             .unwrap_or_default();
         // Kept as the client would send it again (JobCommand Query).
         let request_xml = Request::JobQueue(request.clone()).to_xml();
-        let notes: Vec<String> = request
-            .all_unapplied()
-            .into_iter()
-            .map(|setting| format!("{setting} is not applied: the preset decides"))
-            .collect();
+        // One warning for all of them: the seed's one-job reply has room
+        // for one shortened text, not for a list.
+        let unapplied = request.all_unapplied();
+        let notes: Vec<String> = match unapplied.as_slice() {
+            [] => Vec::new(),
+            [one] => vec![format!("{one} is not applied: the preset decides")],
+            many => vec![format!(
+                "{} are not applied: the preset decides",
+                many.join("; ")
+            )],
+        };
         if !notes.is_empty() {
             tracing::info!(
                 ?notes,

@@ -71,11 +71,13 @@ impl Encoder {
             }
         }
         if let Some(field) = &list.settings.order_by {
-            // Stable: equal values keep check-in order.
-            matched.sort_by(|a, b| job::compare_by(field, (&a.0, &a.1), (&b.0, &b.1)));
-            if list.settings.direction.unwrap_or(Direction::Descending) == Direction::Descending {
-                matched.reverse();
-            }
+            let descending =
+                list.settings.direction.unwrap_or(Direction::Descending) == Direction::Descending;
+            // Stable either way: equal values keep check-in order.
+            matched.sort_by(|a, b| {
+                let order = job::compare_by(field, (&a.0, &a.1), (&b.0, &b.1));
+                if descending { order.reverse() } else { order }
+            });
         }
         let total = matched.len();
         let range = list.settings.page(total);

@@ -316,7 +316,10 @@ fn parse_copies(m: &Element, at: &str) -> Result<Vec<FileCopy>, MessageError> {
     };
     for child in &tasks.children {
         let is_copy = child.name.len() > "FileCopy_".len()
-            && child.name[.."FileCopy_".len()].eq_ignore_ascii_case("FileCopy_");
+            && child
+                .name
+                .get(.."FileCopy_".len())
+                .is_some_and(|stem| stem.eq_ignore_ascii_case("FileCopy_"));
         if !is_copy {
             // FTPUpload_n, FileDelete, ExternalProcess_n: even blank, they ask for work.
             return Err(unsupported(TASK, format!("{at}/<{}>", child.name)));
