@@ -112,17 +112,15 @@ impl Element {
     /// Children called `Stem_N`, ordered by N. A repeated N is an error;
     /// gaps are tolerated (the order is what matters).
     pub fn numbered(&self, stem: &str) -> Result<Vec<&Element>, XmlError> {
-        let mut found: Vec<(u32, &Element)> = Vec::new();
-        for child in &self.children {
-            let Some(index) = numbered_index(&child.name, stem) else {
-                continue;
-            };
-            if found.iter().any(|(i, _)| *i == index) {
-                return Err(XmlError::Repeated(child.name.clone()));
-            }
-            found.push((index, child));
-        }
+        let mut found: Vec<(u32, &Element)> = self
+            .children
+            .iter()
+            .filter_map(|child| Some((numbered_index(&child.name, stem)?, child)))
+            .collect();
         found.sort_by_key(|(i, _)| *i);
+        if let Some(pair) = found.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(XmlError::Repeated(pair[1].1.name.clone()));
+        }
         Ok(found.into_iter().map(|(_, e)| e).collect())
     }
 
@@ -258,9 +256,7 @@ fn element_of(start: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlE
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(|e| XmlError::Malformed(format!("attribute {key}: {e}")))?
             .into_owned();
-        if attrs.iter().any(|(k, _): &(String, String)| *k == key) {
-            return Err(XmlError::Repeated(format!("attribute {key}")));
-        }
+        // quick-xml has already refused a repeated attribute name.
         attrs.push((key, value));
     }
     Ok(Element {
@@ -327,8 +323,12 @@ mod tests {
             .map(|e| e.get("x"))
             .collect();
         assert_eq!(found, vec![Some("0"), Some("1")]);
-        let twice = Element::parse("<a><M_0/><M_0/></a>").expect("ok");
+        let twice = Element::parse("<a><M_0/><M_1/><M_0/></a>").expect("ok");
         assert!(matches!(twice.numbered("M"), Err(XmlError::Repeated(_))));
+        assert!(
+            Element::parse("<a x='1' x='2'/>").is_err(),
+            "a repeated attribute"
+        );
         let attrs =
             Element::parse("<a Inpoint_1.QWD='5' Inpoint_0.QWD='3' Inpoint.QWD='9'/>").expect("ok");
         assert_eq!(
