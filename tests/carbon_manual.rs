@@ -1100,6 +1100,16 @@ async fn without_cml_p_path_outputs_go_to_streams() {
     }
     // No CML_P_BaseFileName: `%s`, the source's base name.
     assert_eq!(names_in(&app.streams_dir()), ["nopath.mp4", "plain.mp4"]);
+    // Query's <Job> names what each destination wrote, as public clients
+    // read it: `Reply/Job/Destinations/Module_0/TargetFiles/@File_0`.
+    let job = job_command(app.carbon_coder, "Query", &guids[0]).await;
+    let written = job.at("Reply/Job/Destinations/Module_0/TargetFiles/@File_0");
+    assert_eq!(
+        Path::new(written),
+        app.streams_dir().join("nopath.mp4"),
+        "{}",
+        job.raw
+    );
     app.stop().await;
 }
 

@@ -134,13 +134,28 @@ impl Portal {
                 return Vec::new();
             }
         };
-        let outputs: Vec<(String, String)> = info
+        let mut written: Vec<(Option<String>, String)> = info
             .destinations
             .iter()
-            .filter_map(|d| {
-                let path = d.target_files.first()?;
-                let name = path.rsplit(['/', '\\']).next()?.to_owned();
-                Some((name, d.preset_name.clone()))
+            .map(|d| (d.target_files.first().cloned(), d.preset_name.clone()))
+            .collect();
+        // A server whose QueryInfo names no files may name them in
+        // `Query`'s <Job> (TargetFiles on each destination).
+        if written.iter().all(|(file, _)| file.is_none()) {
+            match self.inner.client.query(upload.guid).await {
+                Ok(job) => {
+                    for (slot, d) in written.iter_mut().zip(&job.destinations) {
+                        slot.0 = d.target_files.first().cloned();
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "no Query either; outputs not known"),
+            }
+        }
+        let outputs: Vec<(String, String)> = written
+            .into_iter()
+            .filter_map(|(path, preset)| {
+                let name = path?.rsplit(['/', '\\']).next()?.to_owned();
+                Some((name, preset))
             })
             .collect();
         if let Err(e) = self

@@ -176,16 +176,8 @@ impl JobInfo {
                                 .attr("CML_P_BaseFileName", &d.base_name),
                         );
                     if !d.target_files.is_empty() {
-                        // `File_n` attributes, as public clients read them
-                        // (`TargetFiles/@File_0`).
-                        let files = d
-                            .target_files
-                            .iter()
-                            .enumerate()
-                            .fold(Element::new("TargetFiles"), |e, (i, f)| {
-                                e.attr(format!("File_{i}"), f)
-                            });
-                        module = module.child(files);
+                        module =
+                            module.child(super::job_queue::target_files_element(&d.target_files));
                     }
                     module
                 }),

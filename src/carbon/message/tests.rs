@@ -353,7 +353,11 @@ fn every_reply_reads_back() {
             ReplyKind::JobList,
         ),
         (
-            Reply::Job(Box::new(JobQueue::single("/a.mp4", guid(), "/out"))),
+            Reply::Job(Box::new({
+                let mut job = JobQueue::single("/a.mp4", guid(), "/out");
+                job.destinations[0].target_files = vec!["/out/a.mp4".into()];
+                job
+            })),
             ReplyKind::Job,
         ),
         (

@@ -11,6 +11,15 @@ use crate::carbon::message::{
 use crate::carbon::{Guid, Request};
 use crate::store::Job;
 
+/// The files a destination wrote: its output, then its copies.
+fn target_files(d: &crate::store::jobs::Destination) -> Vec<String> {
+    d.output_path
+        .iter()
+        .chain(&d.copied)
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
+}
+
 impl Encoder {
     pub(super) async fn job_command(
         &self,
@@ -81,46 +90,46 @@ impl Encoder {
                     name: d.name.clone(),
                     path: text(&d.dest_dir),
                     base_name: d.base_name.clone(),
-                    target_files: d
-                        .output_path
-                        .iter()
-                        .chain(&d.copied)
-                        .map(|p| text(p))
-                        .collect(),
+                    target_files: target_files(d),
                 })
                 .collect(),
         })
     }
 
     /// `Query`: the request as the client sent it (as it was kept), or,
-    /// for a job from before requests were kept, rebuilt from the record.
+    /// for a job from before requests were kept, rebuilt from the record;
+    /// each destination with the files it wrote (`TargetFiles`).
     async fn submitted(&self, guid: Guid) -> Result<JobQueue, EncoderError> {
         let job = self.job(guid).await?;
-        let kept = self.inner.jobs.request_xml(guid).await?.unwrap_or_default();
-        if let Ok(Request::JobQueue(request)) = Request::parse(&kept) {
-            return Ok(request);
-        }
+        let stored = self.inner.jobs.destinations(guid).await?;
         let text = |p: &std::path::Path| p.to_string_lossy().into_owned();
-        let destinations = self.inner.jobs.destinations(guid).await?;
-        Ok(JobQueue {
-            job_name: Some(job.name.clone()),
-            description: Some(job.description.clone()).filter(|d| !d.is_empty()),
-            user: Some(job.user.clone()).filter(|u| !u.is_empty()),
-            sources: vec![Source::file(text(&job.source_path))],
-            destinations: destinations
-                .iter()
-                .map(|d| Destination {
-                    preset_guid: Some(d.preset_guid.to_string()),
-                    module_data: ModuleData {
-                        path: Some(text(&d.dest_dir)),
-                        base_file_name: Some(d.base_name.clone()),
-                    },
-                    name: d.name.clone(),
-                    ..Destination::default()
-                })
-                .collect(),
-            priority: Some(job.priority),
-            unapplied: Vec::new(),
-        })
+        let kept = self.inner.jobs.request_xml(guid).await?.unwrap_or_default();
+        let mut request = match Request::parse(&kept) {
+            Ok(Request::JobQueue(request)) => request,
+            _ => JobQueue {
+                job_name: Some(job.name.clone()),
+                description: Some(job.description.clone()).filter(|d| !d.is_empty()),
+                user: Some(job.user.clone()).filter(|u| !u.is_empty()),
+                sources: vec![Source::file(text(&job.source_path))],
+                destinations: stored
+                    .iter()
+                    .map(|d| Destination {
+                        preset_guid: Some(d.preset_guid.to_string()),
+                        module_data: ModuleData {
+                            path: Some(text(&d.dest_dir)),
+                            base_file_name: Some(d.base_name.clone()),
+                        },
+                        name: d.name.clone(),
+                        ..Destination::default()
+                    })
+                    .collect(),
+                priority: Some(job.priority),
+                unapplied: Vec::new(),
+            },
+        };
+        for (destination, d) in request.destinations.iter_mut().zip(&stored) {
+            destination.target_files = target_files(d);
+        }
+        Ok(request)
     }
 }

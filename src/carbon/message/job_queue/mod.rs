@@ -12,6 +12,8 @@
 mod parse;
 mod write;
 
+pub(crate) use write::target_files_element;
+
 use crate::carbon::guid::Guid;
 
 /// Most sources or destinations one job may have (a bound on the work one
@@ -109,6 +111,9 @@ pub struct Destination {
     pub module_data: ModuleData,
     /// `PostconversionTasks/FileCopy_n`: copies of the output.
     pub copies: Vec<FileCopy>,
+    /// `TargetFiles`: in `JobCommand Query`'s answer, the files written
+    /// (the output, then its copies); nothing a request asks for.
+    pub target_files: Vec<String>,
     /// See [`JobQueue::unapplied`].
     pub unapplied: Vec<String>,
 }

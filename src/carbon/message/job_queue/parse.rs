@@ -363,7 +363,14 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
         }
     }
     for child in &m.children {
-        let known = ["ModuleData", "PostconversionTasks", "PostConversionTasks"];
+        // TargetFiles is what a server reports a job wrote (`JobCommand
+        // Query`'s <Job>); sent back in a resubmitted job it asks nothing.
+        let known = [
+            "ModuleData",
+            "PostconversionTasks",
+            "PostConversionTasks",
+            "TargetFiles",
+        ];
         if !known.iter().any(|k| k.eq_ignore_ascii_case(&child.name)) {
             refuse_unless_blank(Some(child), &at(&format!("<{}>", child.name)))?;
         }
@@ -392,6 +399,15 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
             base_file_name: get("CML_P_BaseFileName"),
         },
         copies: parse_copies(m, &at("PostconversionTasks"))?,
+        target_files: m
+            .find("TargetFiles")
+            .map(|t| {
+                t.numbered_attrs("File", "")
+                    .into_iter()
+                    .map(|(_, f)| f.to_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
         unapplied,
     })
 }

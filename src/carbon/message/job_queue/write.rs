@@ -101,5 +101,19 @@ fn destination_element(d: &Destination) -> Element {
     if !d.copies.is_empty() {
         e = e.child(copies_element(&d.copies));
     }
+    if !d.target_files.is_empty() {
+        e = e.child(target_files_element(&d.target_files));
+    }
     e
+}
+
+/// `<TargetFiles File_0="…" File_1="…"/>`: the files a destination wrote,
+/// as public clients read them (`TargetFiles/@File_0`).
+pub(crate) fn target_files_element(files: &[String]) -> Element {
+    files
+        .iter()
+        .enumerate()
+        .fold(Element::new("TargetFiles"), |e, (i, f)| {
+            e.attr(format!("File_{i}"), f)
+        })
 }
