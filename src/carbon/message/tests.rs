@@ -478,19 +478,7 @@ fn long_fields_are_shortened_to_fit_the_seed_budget() {
     job.description = "x".repeat(5000);
     job.user = "u".repeat(2000);
     job.errors = vec!["e".repeat(3000)];
-    job.completed_time = Some("11/25/26 09:31:00".into());
-    job.completed_time_cnlt = Some("2026-11-25 09:31:00".into());
-    job.completed_time_scm = Some("2026-11-25 08:31:00".into());
-    let payload = Reply::StatusList(StatusList {
-        jobs: vec![job],
-        total: 1,
-    })
-    .to_payload();
-    assert!(
-        payload.len() <= SEED_REPLY_BUDGET,
-        "{} bytes",
-        payload.len()
-    );
+    let payload = one_job_reply(finished(job));
     let Reply::StatusList(list) =
         Reply::parse(&text::decode(&payload), ReplyKind::StatusList).expect("parses")
     else {
@@ -506,16 +494,27 @@ fn long_fields_are_shortened_to_fit_the_seed_budget() {
     .to_payload();
     assert!(failed.len() <= SEED_REPLY_BUDGET);
     // However many failure items a record has.
-    let crowded = JobEntry {
+    one_job_reply(finished(JobEntry {
         warnings: (0..20).map(|i| format!("warning {i}")).collect(),
         errors: (0..20).map(|i| format!("error {i}")).collect(),
+        ..sample_job()
+    }));
+}
+
+/// `job` with every time set (the longest record).
+fn finished(job: JobEntry) -> JobEntry {
+    JobEntry {
         completed_time: Some("11/25/26 09:31:00".into()),
         completed_time_cnlt: Some("2026-11-25 09:31:00".into()),
         completed_time_scm: Some("2026-11-25 08:31:00".into()),
-        ..sample_job()
-    };
+        ..job
+    }
+}
+
+/// The seed's one-job reply for `job`, checked against the budget.
+fn one_job_reply(job: JobEntry) -> Vec<u8> {
     let payload = Reply::StatusList(StatusList {
-        jobs: vec![crowded],
+        jobs: vec![job],
         total: 1,
     })
     .to_payload();
@@ -524,6 +523,7 @@ fn long_fields_are_shortened_to_fit_the_seed_budget() {
         "{} bytes",
         payload.len()
     );
+    payload
 }
 
 #[test]
