@@ -142,6 +142,12 @@ fn takes_the_manuals_forms_and_the_older_ones() {
         panic!("not a JobQueue");
     };
     assert_eq!(job.priority, Some(9));
+    // A destination named by ModuleGUID alone (some clients send no PresetGUID).
+    let only_module = Destination {
+        module_guid: Some(GUID.into()),
+        ..Destination::default()
+    };
+    assert_eq!(only_module.preset(), Some(GUID));
 }
 
 #[test]
