@@ -92,6 +92,12 @@ impl Element {
             .map(|(_, v)| v.as_str())
     }
 
+    /// An attribute's value unless it is blank (`AssignedTags=""` asks for
+    /// nothing): how Carbon treats an empty attribute.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.trim().is_empty())
+    }
+
     /// The first of `names` that is present.
     pub fn get_any(&self, names: &[&str]) -> Option<&str> {
         names.iter().find_map(|n| self.get(n))
@@ -138,6 +144,27 @@ impl Element {
             .collect();
         found.sort_by_key(|(i, _)| *i);
         found
+    }
+
+    /// The values of attributes `Stem_0`, `Stem_1`, … in order (`Node_0`,
+    /// `File_0`): a list written as attributes.
+    pub fn attr_series(&self, stem: &str) -> Vec<String> {
+        self.numbered_attrs(stem, "")
+            .into_iter()
+            .map(|(_, v)| v.to_owned())
+            .collect()
+    }
+
+    /// Adds `items` as attributes `Stem_0`, `Stem_1`, … (builder style).
+    pub fn with_attr_series<V: std::fmt::Display>(
+        self,
+        stem: &str,
+        items: impl IntoIterator<Item = V>,
+    ) -> Self {
+        items
+            .into_iter()
+            .enumerate()
+            .fold(self, |e, (i, v)| e.attr(format!("{stem}_{i}"), v))
     }
 
     /// Whether the element carries nothing: no attributes with a value and

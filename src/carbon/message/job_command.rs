@@ -221,11 +221,7 @@ impl JobInfo {
                 // `File_n` attributes, or `File_n` elements with a `Filename`.
                 let mut target_files: Vec<String> = match m.find("TargetFiles") {
                     Some(t) => {
-                        let mut files: Vec<String> = t
-                            .numbered_attrs("File", "")
-                            .into_iter()
-                            .map(|(_, f)| f.to_owned())
-                            .collect();
+                        let mut files = t.attr_series("File");
                         files.extend(
                             t.numbered("File")
                                 .unwrap_or_default()

@@ -72,8 +72,7 @@ impl ListSettings {
             return Ok(ListSettings::default());
         };
         let direction = s
-            .get("OrderByDirection")
-            .filter(|d| !d.trim().is_empty())
+            .value("OrderByDirection")
             .map(|d| d.parse().map_err(|e| MessageError::invalid(task, e)))
             .transpose()?;
         let start: Option<u32> = number(task, s, "LimitStart.DWD")?;
@@ -85,10 +84,7 @@ impl ListSettings {
             },
         };
         Ok(ListSettings {
-            order_by: s
-                .get("OrderBy")
-                .filter(|o| !o.trim().is_empty())
-                .map(|o| o.trim().to_owned()),
+            order_by: s.value("OrderBy").map(|o| o.trim().to_owned()),
             direction,
             start: start.unwrap_or(0) as usize,
             show,
@@ -132,17 +128,14 @@ impl JobStatusList {
                 .map_err(|e| MessageError::invalid(TASK, format!("Filter: {e}")))?
                 .into_iter()
                 .map(|c| {
-                    let parameter = c
-                        .get("Parameter")
-                        .filter(|p| !p.trim().is_empty())
-                        .ok_or_else(|| {
-                            MessageError::invalid(
-                                TASK,
-                                format!("{}: the Parameter attribute is missing", c.name),
-                            )
-                        })?;
+                    let parameter = c.value("Parameter").ok_or_else(|| {
+                        MessageError::invalid(
+                            TASK,
+                            format!("{}: the Parameter attribute is missing", c.name),
+                        )
+                    })?;
                     // The manual's default operator.
-                    let operator = match c.get("Operator").filter(|o| !o.trim().is_empty()) {
+                    let operator = match c.value("Operator") {
                         None => Operator::Equal,
                         Some(o) => o.parse().map_err(|e| MessageError::invalid(TASK, e))?,
                     };

@@ -86,8 +86,7 @@ fn number<N: std::str::FromStr>(
     e: &Element,
     name: &str,
 ) -> Result<Option<N>, MessageError> {
-    e.get(name)
-        .filter(|v| !v.trim().is_empty())
+    e.value(name)
         .map(|v| parse_number(task, name, v))
         .transpose()
 }
@@ -367,13 +366,9 @@ impl Reply {
                 .attr("Product", &v.product)
                 .attr("CarbonAPIVer", &v.api_version),
             Reply::Roles { role } => ok().attr("CarbonRole", role),
-            Reply::Nodes { ips } => ok().child(
-                ips.iter()
-                    .enumerate()
-                    .fold(Element::new("NodeList"), |list, (i, ip)| {
-                        list.attr(format!("Node_{i}"), ip)
-                    }),
-            ),
+            Reply::Nodes { ips } => {
+                ok().child(Element::new("NodeList").with_attr_series("Node", ips))
+            }
             Reply::Node(node) => ok().child(node.to_element("NodeStatus")),
             Reply::ServerNode(node) => ok().child(node.to_element("ServerNodeStatus")),
             Reply::Properties(p) => ok().child(
@@ -449,12 +444,7 @@ impl Reply {
             ReplyKind::Nodes => Reply::Nodes {
                 ips: root
                     .find("NodeList")
-                    .map(|l| {
-                        l.numbered_attrs("Node", "")
-                            .into_iter()
-                            .map(|(_, ip)| ip.to_owned())
-                            .collect()
-                    })
+                    .map(|l| l.attr_series("Node"))
                     .unwrap_or_default(),
             },
             ReplyKind::Node if root.find("ServerNodeStatus").is_some() => {

@@ -93,7 +93,7 @@ fn parse_source(m: &Element, index: usize) -> Result<Source, MessageError> {
         ("RemoteFTPFilename", "RemoteFTPFilename (FTP sources)"),
         ("Markers", "<Markers>"),
     ] {
-        if m.get(name).is_some_and(|v| !v.trim().is_empty()) {
+        if m.value(name).is_some() {
             return Err(unsupported(TASK, at(what)));
         }
         refuse_unless_blank(m.find(name), &at(what))?;
@@ -115,7 +115,7 @@ fn parse_source(m: &Element, index: usize) -> Result<Source, MessageError> {
     check_children(m, &at(""))?;
     let names: Vec<&str> = ["Filename", "RemoteFilename", "FullUNCFilename"]
         .into_iter()
-        .filter(|n| m.get(n).is_some_and(|v| !v.trim().is_empty()))
+        .filter(|n| m.value(n).is_some())
         .collect();
     if names.len() > 1 {
         return Err(MessageError::invalid(
@@ -331,18 +331,12 @@ fn parse_copies(m: &Element, at: &str) -> Result<Vec<FileCopy>, MessageError> {
         .map_err(|e| MessageError::invalid(TASK, format!("{at}: {e}")))?
         .into_iter()
         .map(|c| {
-            let target_folder = c
-                .get("TargetFolder")
-                .filter(|f| !f.trim().is_empty())
-                .ok_or_else(|| {
-                    MessageError::invalid(TASK, format!("{at}/{}: TargetFolder is missing", c.name))
-                })?;
+            let target_folder = c.value("TargetFolder").ok_or_else(|| {
+                MessageError::invalid(TASK, format!("{at}/{}: TargetFolder is missing", c.name))
+            })?;
             Ok(FileCopy {
                 target_folder: target_folder.to_owned(),
-                target_file: c
-                    .get("TargetFile")
-                    .filter(|f| !f.trim().is_empty())
-                    .map(str::to_owned),
+                target_file: c.value("TargetFile").map(str::to_owned),
                 overwrite: flag(c, "OverWrite.DWD")?,
             })
         })
@@ -353,7 +347,7 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
     const TASK: TaskType = TaskType::JobQueue;
     let at = |what: &str| format!("Destinations/Module_{index} {what}");
     for name in ["AssignedTags", "AssignedAgentIPs"] {
-        if m.get(name).is_some_and(|v| !v.trim().is_empty()) {
+        if m.value(name).is_some() {
             return Err(unsupported(
                 TASK,
                 at(&format!(
@@ -385,11 +379,7 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
             )
         })
         .unwrap_or_default();
-    let get = |name: &str| {
-        data.and_then(|d| d.get(name))
-            .filter(|v| !v.trim().is_empty())
-            .map(str::to_owned)
-    };
+    let get = |name: &str| data.and_then(|d| d.value(name)).map(str::to_owned);
     Ok(Destination {
         preset_guid: m.get("PresetGUID").map(str::to_owned),
         module_guid: m.get("ModuleGUID").map(str::to_owned),
@@ -401,12 +391,7 @@ fn parse_destination(m: &Element, index: usize) -> Result<Destination, MessageEr
         copies: parse_copies(m, &at("PostconversionTasks"))?,
         target_files: m
             .find("TargetFiles")
-            .map(|t| {
-                t.numbered_attrs("File", "")
-                    .into_iter()
-                    .map(|(_, f)| f.to_owned())
-                    .collect()
-            })
+            .map(|t| t.attr_series("File"))
             .unwrap_or_default(),
         unapplied,
     })
@@ -460,7 +445,7 @@ fn parse_project_settings(s: &Element) -> Result<(Option<u32>, Vec<String>), Mes
         }
     }
     for name in ["AssignedTags", "AssignedAgentIPs", "KernelGUID"] {
-        if s.get(name).is_some_and(|v| !v.trim().is_empty()) {
+        if s.value(name).is_some() {
             return Err(unsupported(TASK, format!("ProjectSettings {name}")));
         }
     }

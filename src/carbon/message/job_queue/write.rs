@@ -110,10 +110,5 @@ fn destination_element(d: &Destination) -> Element {
 /// `<TargetFiles File_0="…" File_1="…"/>`: the files a destination wrote,
 /// as public clients read them (`TargetFiles/@File_0`).
 pub(crate) fn target_files_element(files: &[String]) -> Element {
-    files
-        .iter()
-        .enumerate()
-        .fold(Element::new("TargetFiles"), |e, (i, f)| {
-            e.attr(format!("File_{i}"), f)
-        })
+    Element::new("TargetFiles").with_attr_series("File", files)
 }
