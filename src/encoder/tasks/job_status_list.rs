@@ -59,9 +59,23 @@ impl Encoder {
             Some(guid) => self.inner.jobs.get(guid).await?.into_iter().collect(),
             None => self.inner.jobs.all().await?,
         };
-        let mut matched = Vec::new();
-        for job in candidates {
+        let entry = |job: Job| {
             let entry = job::entry(&job, &self.inner.agent_ip);
+            (job, entry)
+        };
+        // Neither filtered nor ordered (JobList, a bare JobStatusList): the
+        // page is known before any record is built.
+        if list.criteria.is_empty() && list.settings.order_by.is_none() {
+            let mut candidates = candidates;
+            let total = candidates.len();
+            let page = candidates
+                .drain(list.settings.page(total))
+                .map(entry)
+                .collect();
+            return Ok((page, total));
+        }
+        let mut matched = Vec::new();
+        for (job, entry) in candidates.into_iter().map(entry) {
             let mut keep = true;
             for criterion in &list.criteria {
                 keep = keep && job::matches(&job, &entry, criterion)?;
