@@ -1,4 +1,7 @@
 //! The encoder's job queue: the `jobs` table and each job's `destinations`.
+//!
+//! [`rows`] turns table rows into typed jobs; [`cache`] keeps the rows the
+//! status polls read, forgotten on every write.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,9 +10,14 @@ use sqlx::SqlitePool;
 
 use serde::{Deserialize, Serialize};
 
+mod cache;
+mod rows;
+
 use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::message::Trim;
 use crate::carbon::{Guid, JobStatus};
+use cache::ReadCache;
+use rows::{COLUMNS, DestinationRow, JobRow};
 
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,100 +147,6 @@ pub struct Change {
     pub failure: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
-struct JobRow {
-    seq: i64,
-    guid: String,
-    name: String,
-    user: String,
-    status: String,
-    progress: i64,
-    description: String,
-    failure: String,
-    notes: String,
-    priority: i64,
-    source_path: String,
-    audio_path: Option<String>,
-    no_audio: bool,
-    trim_in: Option<i64>,
-    trim_out: Option<i64>,
-    source_copies: String,
-    check_in_time: i64,
-    start_time: Option<i64>,
-    completed_time: Option<i64>,
-}
-
-impl TryFrom<JobRow> for Job {
-    type Error = StoreError;
-
-    fn try_from(row: JobRow) -> Result<Job, StoreError> {
-        let read = RowReader { table: "jobs" };
-        Ok(Job {
-            seq: row.seq,
-            guid: read.guid(&row.guid)?,
-            name: row.name,
-            user: row.user,
-            status: read.status(&row.status)?,
-            progress: read.unsigned(row.progress)?,
-            description: row.description,
-            failure: row.failure,
-            notes: read.json(&row.notes)?,
-            priority: read.unsigned(row.priority)?,
-            source_path: PathBuf::from(row.source_path),
-            audio: match (row.no_audio, row.audio_path) {
-                (true, _) => AudioSource::Absent,
-                (false, Some(path)) => AudioSource::File(PathBuf::from(path)),
-                (false, None) => AudioSource::Same,
-            },
-            trim: match row.trim_in {
-                Some(t) => Some(Trim {
-                    in_ticks: read.unsigned(t)?,
-                    out_ticks: row.trim_out.map(|o| read.unsigned(o)).transpose()?,
-                }),
-                None => None,
-            },
-            source_copies: read.json(&row.source_copies)?,
-            check_in_time: row.check_in_time,
-            start_time: row.start_time,
-            completed_time: row.completed_time,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct DestinationRow {
-    preset_guid: String,
-    dest_dir: String,
-    base_name: String,
-    output_path: Option<String>,
-    name: Option<String>,
-    copies: String,
-    copied: String,
-}
-
-impl TryFrom<DestinationRow> for Destination {
-    type Error = StoreError;
-
-    fn try_from(row: DestinationRow) -> Result<Destination, StoreError> {
-        let read = RowReader {
-            table: "destinations",
-        };
-        Ok(Destination {
-            preset_guid: read.guid(&row.preset_guid)?,
-            dest_dir: PathBuf::from(row.dest_dir),
-            base_name: row.base_name,
-            output_path: row.output_path.map(PathBuf::from),
-            name: row.name,
-            copies: read.json(&row.copies)?,
-            copied: read.json(&row.copied)?,
-        })
-    }
-}
-
-const COLUMNS: &str = "seq, guid, name, user, status, progress, description, failure, notes, priority, \
-                       source_path, audio_path, no_audio, trim_in, trim_out, source_copies, \
-                       check_in_time, start_time, completed_time";
-
 fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
@@ -287,82 +201,6 @@ async fn write_outputs(
         .await?;
     }
     Ok(())
-}
-
-/// Most jobs the read cache holds (about 250 bytes each).
-const CACHE_CAPACITY: usize = 131_072;
-
-/// Jobs read recently, so the status polls that make up most of the
-/// encoder's traffic (the portal asks about each active job four times a
-/// second; Carbon clients poll) need no database round trip. sqlx runs
-/// SQLite on a worker thread, and handing each query over and back cost
-/// far more than the query: profiling the Carbon benchmark showed 60 % of
-/// the server's CPU in context switches (docs/benchmarks.md).
-///
-/// Every write through the store forgets the rows it touched once it has
-/// committed, and moves the generation on; a read that overlapped a write
-/// (the generation moved meanwhile) is not kept, so the cache never holds
-/// a row older than the database.
-#[derive(Debug, Default)]
-struct ReadCache {
-    state: std::sync::Mutex<CacheState>,
-}
-
-#[derive(Debug, Default)]
-struct CacheState {
-    jobs: HashMap<Guid, Job>,
-    generation: u64,
-}
-
-impl ReadCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        // Plain data: a panic elsewhere cannot leave it half-changed.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn get(&self, guid: Guid) -> Option<Job> {
-        self.lock().jobs.get(&guid).cloned()
-    }
-
-    fn generation(&self) -> u64 {
-        self.lock().generation
-    }
-
-    /// Keeps `job`, read from the database when the generation was
-    /// `seen`, unless a write has happened since.
-    fn keep(&self, job: &Job, seen: u64) {
-        let mut state = self.lock();
-        if state.generation != seen {
-            return;
-        }
-        if state.jobs.len() >= CACHE_CAPACITY {
-            // Full: let an arbitrary eighth go (hash order is random).
-            let evicted: Vec<Guid> = state
-                .jobs
-                .keys()
-                .take(CACHE_CAPACITY / 8)
-                .copied()
-                .collect();
-            for guid in evicted {
-                state.jobs.remove(&guid);
-            }
-        }
-        state.jobs.insert(job.guid, job.clone());
-    }
-
-    fn forget(&self, guid: Guid) {
-        let mut state = self.lock();
-        state.generation += 1;
-        state.jobs.remove(&guid);
-    }
-
-    fn forget_all(&self) {
-        let mut state = self.lock();
-        state.generation += 1;
-        state.jobs.clear();
-    }
 }
 
 /// Queries on the `jobs` and `destinations` tables. Clones share one read
@@ -718,54 +556,5 @@ impl JobStore {
         tx.commit().await?;
         self.cache.forget_all();
         Ok(changed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(guid: Guid, progress: u32) -> Job {
-        Job {
-            guid,
-            progress,
-            ..Job::sample(JobStatus::Started)
-        }
-    }
-
-    #[test]
-    fn a_read_that_overlapped_a_write_is_not_cached() {
-        let cache = ReadCache::default();
-        let guid: Guid = "{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}"
-            .parse()
-            .expect("guid");
-        // A reader starts, a writer commits and forgets, the reader's (old)
-        // row arrives: it must not be kept.
-        let seen = cache.generation();
-        cache.forget(guid);
-        cache.keep(&job(guid, 10), seen);
-        assert_eq!(cache.get(guid), None);
-        // A read with nothing in between is kept, until the next write.
-        let seen = cache.generation();
-        cache.keep(&job(guid, 20), seen);
-        assert_eq!(cache.get(guid).map(|j| j.progress), Some(20));
-        cache.forget(guid);
-        assert_eq!(cache.get(guid), None);
-        let seen = cache.generation();
-        cache.keep(&job(guid, 30), seen);
-        cache.forget_all();
-        assert_eq!(cache.get(guid), None);
-    }
-
-    #[test]
-    fn a_full_cache_makes_room() {
-        let cache = ReadCache::default();
-        for n in 0..(CACHE_CAPACITY + 10) {
-            let guid: Guid = format!("{{{:08X}-0000-0000-0000-000000000000}}", n)
-                .parse()
-                .expect("guid");
-            cache.keep(&job(guid, 0), cache.generation());
-        }
-        assert!(cache.lock().jobs.len() <= CACHE_CAPACITY);
     }
 }
