@@ -119,10 +119,15 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// How long the embedded encoder may take to answer the portal.
+const ENCODER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How the portal reaches its encoder and names its folders to it.
 struct EncoderLink {
     addr: String,
     habit: ConnectionHabit,
+    /// How long the encoder may take to answer one request.
+    timeout: Duration,
     uploaded: String,
     streams: String,
 }
@@ -143,6 +148,7 @@ impl App {
         };
         let link = EncoderLink {
             habit,
+            timeout: ENCODER_TIMEOUT,
             addr: reachable(addr).to_string(),
             uploaded: app.dirs.uploaded.to_string_lossy().into_owned(),
             streams: app.dirs.streams.to_string_lossy().into_owned(),
@@ -167,6 +173,7 @@ impl App {
         let link = EncoderLink {
             addr: args.connect.encoder.clone(),
             habit: args.encoder_connection.into(),
+            timeout: Duration::from_secs(args.connect.timeout_secs),
             uploaded: args
                 .encoder_uploaded
                 .clone()
@@ -331,6 +338,7 @@ impl App {
                 body_timeout: Duration::from_secs(options.http_body_secs),
                 encoder_addr: link.addr,
                 encoder_habit: link.habit,
+                encoder_timeout: link.timeout,
                 encoder_uploaded: link.uploaded,
                 encoder_streams: link.streams,
                 metrics: self.metrics.clone(),

@@ -237,6 +237,7 @@ async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> Socket
             body_timeout: Duration::from_secs(30),
             encoder_addr: encoder.to_string(),
             encoder_habit: videoshare::carbon::client::ConnectionHabit::OnePerRequest,
+            encoder_timeout: Duration::from_secs(10),
             encoder_uploaded: dirs.uploaded.to_string_lossy().into_owned(),
             encoder_streams: dirs.streams.to_string_lossy().into_owned(),
             metrics: Default::default(),

@@ -92,6 +92,8 @@ pub struct PortalConfig {
     pub encoder_addr: String,
     /// One connection per request (any Carbon server) or one kept open.
     pub encoder_habit: crate::carbon::client::ConnectionHabit,
+    /// How long the encoder may take to answer one request.
+    pub encoder_timeout: Duration,
     /// `uploaded_dir` as the encoder names it (the same path when the
     /// encoder runs on this machine).
     pub encoder_uploaded: String,
@@ -128,7 +130,10 @@ pub struct Portal {
 
 struct Inner {
     config: PortalConfig,
+    /// Page requests' connection to the encoder (uploads, controls, presets).
     client: Client,
+    /// The poller's own connection: a slow poll never holds up a page.
+    poll_client: Client,
     uploads: UploadStore,
     accounts: AccountStore,
     tus: TusStore,
@@ -161,7 +166,10 @@ impl Portal {
         let (hub, _) = broadcast::channel(1024);
         let portal = Portal {
             inner: Arc::new(Inner {
-                client: Client::with_habit(config.encoder_addr.clone(), config.encoder_habit),
+                client: Client::with_habit(config.encoder_addr.clone(), config.encoder_habit)
+                    .with_timeout(config.encoder_timeout),
+                poll_client: Client::with_habit(config.encoder_addr.clone(), config.encoder_habit)
+                    .with_timeout(config.encoder_timeout),
                 library: Library::new(config.streams_dir.clone(), config.thumbs_dir.clone()),
                 uploads: UploadStore::new(pool.clone()),
                 accounts: AccountStore::new(pool.clone()),

@@ -1,6 +1,9 @@
 //! The one poller: asks the encoder (over Carbon, `JobStatusList` per GUID,
-//! pipelined on one connection) about every unfinished upload, records what
-//! changed and publishes it to the hub. Browsers never poll.
+//! pipelined on one connection, its own: a slow poll never holds up a page)
+//! about every unfinished upload, records what changed and publishes it to
+//! the hub. Browsers never poll. Every state write is a compare-and-set on
+//! the state it replaces, and a completion is recorded only together with
+//! the files the job wrote.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -11,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::Portal;
 use super::jobs::{EtaClock, JobView, Live};
 use super::ws::HubEvent;
-use crate::carbon::{Guid, JobEntry, JobStatus};
+use crate::carbon::{ClientError, Guid, JobEntry, JobStatus};
 use crate::store::Upload;
 
 /// Said of a job the encoder no longer knows (its database was reset, or the
@@ -38,7 +41,7 @@ impl Portal {
             };
             if !unfinished.is_empty() {
                 let guids: Vec<_> = unfinished.iter().map(|u| u.guid).collect();
-                match self.inner.client.statuses(&guids).await {
+                match self.inner.poll_client.statuses(&guids).await {
                     Ok(statuses) => {
                         if encoder_was_down {
                             tracing::info!("encoding server reachable again");
@@ -97,21 +100,49 @@ impl Portal {
             ..upload.clone()
         };
         let finished_now = status == JobStatus::Completed && upload.status != JobStatus::Completed;
-        let outputs = if finished_now {
-            self.fetch_outputs(&updated).await
-        } else {
-            Vec::new()
-        };
-        if (status, progress, description)
-            != (upload.status, upload.progress, upload.description.as_str())
-            && let Err(e) = self
-                .inner
+        let changed = (status, progress, description)
+            != (upload.status, upload.progress, upload.description.as_str());
+        let mut outputs = Vec::new();
+        // Compare-and-set: a write is refused when the row moved on since
+        // `upload` was read (a control pressed meanwhile); the next poll
+        // reads it again.
+        let recorded = if finished_now {
+            // Completion is recorded only with the files the job wrote, so
+            // its videos are linked to their owner; until the encoder can
+            // name them, the job stays as it was and is asked again.
+            match self.fetch_outputs(&updated).await {
+                Ok(written) => {
+                    let recorded = self
+                        .inner
+                        .uploads
+                        .record_completion(upload, progress, description, &written)
+                        .await;
+                    outputs = written.into_iter().map(|(name, _)| name).collect();
+                    recorded
+                }
+                Err(e) => {
+                    tracing::warn!(guid = %upload.guid, error = %e, "cannot ask which files a finished job wrote; will ask again");
+                    return;
+                }
+            }
+        } else if changed {
+            self.inner
                 .uploads
-                .record_state(upload.guid, status, progress, description)
+                .record_state(upload, status, progress, description)
                 .await
-        {
-            tracing::error!(error = %e, "cannot record a job's state");
-            return;
+        } else {
+            Ok(true)
+        };
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(guid = %upload.guid, "a newer state was recorded meanwhile; this one is dropped");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a job's state");
+                return;
+            }
         }
         let view = JobView::new(&updated, live, outputs);
         if self.inner.following.shown(&view) {
@@ -124,16 +155,13 @@ impl Portal {
         }
     }
 
-    /// Asks the encoder which files a finished job wrote and records them
-    /// (names only: the portal serves them from its streams folder).
-    async fn fetch_outputs(&self, upload: &Upload) -> Vec<String> {
-        let info = match self.inner.client.info(upload.guid).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::warn!(guid = %upload.guid, error = %e, "cannot ask which files a job wrote");
-                return Vec::new();
-            }
-        };
+    /// Asks the encoder which files a finished job wrote: `(file name,
+    /// preset name)` of each (names only: the portal serves them from its
+    /// streams folder). An error when the encoder could not be asked; an
+    /// empty list when it answered and named none.
+    async fn fetch_outputs(&self, upload: &Upload) -> Result<Vec<(String, String)>, ClientError> {
+        let client = &self.inner.poll_client;
+        let info = client.info(upload.guid).await?;
         let mut written: Vec<(Option<String>, String)> = info
             .destinations
             .iter()
@@ -142,31 +170,26 @@ impl Portal {
         // A server whose QueryInfo names no files may name them in
         // `Query`'s <Job> (TargetFiles on each destination).
         if written.iter().all(|(file, _)| file.is_none()) {
-            match self.inner.client.query(upload.guid).await {
+            match client.query(upload.guid).await {
                 Ok(job) => {
                     for (slot, d) in written.iter_mut().zip(&job.destinations) {
                         slot.0 = d.target_files.first().cloned();
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, "no Query either; outputs not known"),
+                // The server does not serve Query: the outputs stay unknown.
+                Err(ClientError::Refused(why)) => {
+                    tracing::debug!(%why, "no Query either; outputs not known");
+                }
+                Err(e) => return Err(e),
             }
         }
-        let outputs: Vec<(String, String)> = written
+        Ok(written
             .into_iter()
             .filter_map(|(path, preset)| {
                 let name = path?.rsplit(['/', '\\']).next()?.to_owned();
                 Some((name, preset))
             })
-            .collect();
-        if let Err(e) = self
-            .inner
-            .uploads
-            .record_outputs(upload.guid, &outputs)
-            .await
-        {
-            tracing::error!(error = %e, "cannot record a job's outputs");
-        }
-        outputs.into_iter().map(|(name, _)| name).collect()
+            .collect())
     }
 
     /// The page's view of each of `uploads`: live facts of active jobs from

@@ -1,5 +1,8 @@
 //! The portal's uploads table: each upload and the encoder job it became.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use sqlx::SqlitePool;
 
 use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
@@ -68,15 +71,67 @@ impl TryFrom<UploadRow> for Upload {
 const COLUMNS: &str = "guid, original_name, stored_name, size, status, progress, description, \
      created_at, owner, preset_name";
 
+/// Every recorded output by file name: what the library and the private
+/// library's guard ask on every listing and every byte range.
+pub type OwnerIndex = Arc<HashMap<String, Output>>;
+
+/// The [`OwnerIndex`] last read, dropped whenever outputs or owners change.
+/// The generation stops a read that raced a change from storing a stale map.
+#[derive(Default)]
+struct OwnerCache {
+    state: Mutex<(u64, Option<OwnerIndex>)>,
+}
+
+impl OwnerCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<OwnerIndex>)> {
+        // Plain data: a panicking holder leaves nothing half-updated.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn invalidate(&self) {
+        let mut state = self.lock();
+        state.0 += 1;
+        state.1 = None;
+    }
+}
+
 /// Queries on the `uploads` table.
 #[derive(Clone)]
 pub struct UploadStore {
     pool: SqlitePool,
+    owners: Arc<OwnerCache>,
 }
 
 impl UploadStore {
     pub fn new(pool: SqlitePool) -> Self {
-        UploadStore { pool }
+        UploadStore {
+            pool,
+            owners: Arc::default(),
+        }
+    }
+
+    /// Every recorded output by file name, with its owner: read once and
+    /// cached until outputs are recorded or uploads change hands.
+    pub async fn owner_index(&self) -> Result<OwnerIndex, StoreError> {
+        let generation = {
+            let state = self.owners.lock();
+            if let Some(index) = &state.1 {
+                return Ok(index.clone());
+            }
+            state.0
+        };
+        let index: OwnerIndex = Arc::new(
+            self.outputs()
+                .await?
+                .into_iter()
+                .map(|o| (o.file_name.clone(), o))
+                .collect(),
+        );
+        let mut state = self.owners.lock();
+        if state.0 == generation {
+            state.1 = Some(index.clone());
+        }
+        Ok(index)
     }
 
     /// Writes the health row: fails when the database cannot take writes
@@ -153,6 +208,7 @@ impl UploadStore {
             .bind(from)
             .execute(&self.pool)
             .await?;
+        self.owners.invalidate();
         Ok(done.rows_affected())
     }
 
@@ -163,21 +219,9 @@ impl UploadStore {
         outputs: &[(String, String)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM upload_outputs WHERE guid = ?")
-            .bind(guid.to_string())
-            .execute(&mut *tx)
-            .await?;
-        for (file_name, preset_name) in outputs {
-            sqlx::query(
-                "INSERT OR REPLACE INTO upload_outputs (guid, file_name, preset_name) VALUES (?, ?, ?)",
-            )
-            .bind(guid.to_string())
-            .bind(file_name)
-            .bind(preset_name)
-            .execute(&mut *tx)
-            .await?;
-        }
+        replace_outputs(&mut tx, guid, outputs).await?;
         tx.commit().await?;
+        self.owners.invalidate();
         Ok(())
     }
 
@@ -204,24 +248,90 @@ impl UploadStore {
             .collect()
     }
 
-    /// Records the job's latest state as seen on the encoder.
+    /// Records the job's latest state as seen on the encoder, only if the
+    /// row still holds the state `seen` was read with (compare-and-set): a
+    /// slow poll never writes an older state over a newer one (a STOPPED
+    /// the user just pressed). `false` when the row had moved on (or is
+    /// gone) and nothing was written.
     pub async fn record_state(
         &self,
-        guid: Guid,
+        seen: &Upload,
         status: JobStatus,
         progress: u32,
         description: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE uploads SET status = ?, progress = ?, description = ?, updated_at = ? WHERE guid = ?")
-            .bind(status.as_str())
-            .bind(i64::from(progress))
-            .bind(description)
-            .bind(now_ms())
-            .bind(guid.to_string())
+    ) -> Result<bool, StoreError> {
+        let done = Self::compare_and_set(seen, status, progress, description)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
+
+    /// Records a job's completion together with the files it wrote, in one
+    /// transaction and on the same compare-and-set terms as
+    /// [`UploadStore::record_state`]: a job is never COMPLETED without its
+    /// outputs (which link its videos to their owner).
+    pub async fn record_completion(
+        &self,
+        seen: &Upload,
+        progress: u32,
+        description: &str,
+        outputs: &[(String, String)],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = Self::compare_and_set(seen, JobStatus::Completed, progress, description)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        replace_outputs(&mut tx, seen.guid, outputs).await?;
+        tx.commit().await?;
+        self.owners.invalidate();
+        Ok(true)
+    }
+
+    fn compare_and_set<'q>(
+        seen: &'q Upload,
+        status: JobStatus,
+        progress: u32,
+        description: &'q str,
+    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        sqlx::query(
+            "UPDATE uploads SET status = ?, progress = ?, description = ?, updated_at = ? \
+             WHERE guid = ? AND status = ? AND progress = ? AND description = ?",
+        )
+        .bind(status.as_str())
+        .bind(i64::from(progress))
+        .bind(description)
+        .bind(now_ms())
+        .bind(seen.guid.to_string())
+        .bind(seen.status.as_str())
+        .bind(i64::from(seen.progress))
+        .bind(seen.description.as_str())
+    }
+}
+
+/// Replaces the recorded outputs of job `guid`.
+async fn replace_outputs(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    guid: Guid,
+    outputs: &[(String, String)],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM upload_outputs WHERE guid = ?")
+        .bind(guid.to_string())
+        .execute(&mut **tx)
+        .await?;
+    for (file_name, preset_name) in outputs {
+        sqlx::query(
+            "INSERT OR REPLACE INTO upload_outputs (guid, file_name, preset_name) VALUES (?, ?, ?)",
+        )
+        .bind(guid.to_string())
+        .bind(file_name)
+        .bind(preset_name)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// A fresh upload record, not yet stored.
@@ -296,7 +406,7 @@ impl TusStore {
         .await?)
     }
 
-    pub async fn finish(&self, id: &str, guid: Guid) -> Result<(), StoreError> {
+    pub async fn finish(&self, id: &str, guid: impl ToString) -> Result<(), StoreError> {
         sqlx::query("UPDATE tus_uploads SET guid = ? WHERE id = ?")
             .bind(guid.to_string())
             .bind(id)
@@ -324,11 +434,134 @@ impl TusStore {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    /// Uploads still receiving bytes (no job yet).
+    pub async fn unfinished(&self) -> Result<Vec<TusUpload>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, owner, length, file_name, preset, created_at, guid FROM tus_uploads \
+             WHERE guid IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The job `upload`'s bytes became when a crash came between its
+    /// submission and [`TusStore::finish`]: the oldest upload of the same
+    /// owner, name and size since it began that no other resumable upload
+    /// claims.
+    pub async fn submitted_job(&self, upload: &TusUpload) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT guid FROM uploads WHERE owner = ? AND original_name = ? AND size = ? \
+             AND created_at >= ? AND guid NOT IN \
+             (SELECT guid FROM tus_uploads WHERE guid IS NOT NULL) \
+             ORDER BY created_at LIMIT 1",
+        )
+        .bind(&upload.owner)
+        .bind(&upload.file_name)
+        .bind(upload.length)
+        .bind(upload.created_at)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(guid,)| guid))
+    }
+
     /// Every id still known.
     pub async fn ids(&self) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM tus_uploads")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (UploadStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = super::super::open(&dir.path().join("db.sqlite"))
+            .await
+            .expect("database");
+        (UploadStore::new(pool), dir)
+    }
+
+    fn sample(guid: &str) -> Upload {
+        new_upload(
+            guid.parse().expect("guid"),
+            "clip.mp4".into(),
+            "clip.mp4".into(),
+            10,
+            "owner-a".into(),
+            "480p".into(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_stale_state_write_after_stopped_is_refused() {
+        let (uploads, _dir) = store().await;
+        let queued = sample("{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}");
+        uploads.insert(&queued).await.expect("insert");
+        // The poll reads the row, then a control stops the job...
+        let polled = uploads.get(queued.guid).await.expect("get").expect("row");
+        let stopped = uploads
+            .record_state(&polled, JobStatus::Stopped, 0, "stopped by the user")
+            .await
+            .expect("write");
+        assert!(stopped, "the control's write is applied");
+        // ...and the poll's older answer arrives: refused.
+        let stale = uploads
+            .record_state(&polled, JobStatus::Started, 40, "")
+            .await
+            .expect("write");
+        assert!(!stale, "a write based on an older state is refused");
+        let row = uploads.get(queued.guid).await.expect("get").expect("row");
+        assert_eq!(
+            (row.status, row.progress),
+            (JobStatus::Stopped, 0),
+            "STOPPED stays"
+        );
+        // A write based on the current state goes through (a retry).
+        assert!(
+            uploads
+                .record_state(&row, JobStatus::Queued, 0, "")
+                .await
+                .expect("write")
+        );
+    }
+
+    #[tokio::test]
+    async fn completion_is_recorded_with_its_outputs_and_indexed_by_name() {
+        let (uploads, _dir) = store().await;
+        let upload = sample("{1F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C41}");
+        uploads.insert(&upload).await.expect("insert");
+        assert!(uploads.owner_index().await.expect("index").is_empty());
+        let outputs = [("clip.mp4".to_owned(), "480p".to_owned())];
+        assert!(
+            uploads
+                .record_completion(&upload, 100, "", &outputs)
+                .await
+                .expect("write")
+        );
+        let index = uploads.owner_index().await.expect("index");
+        assert_eq!(
+            index.get("clip.mp4").map(|o| o.owner.as_str()),
+            Some("owner-a"),
+            "the cached index was refreshed by the write"
+        );
+        // Completion against a state that is gone: nothing written.
+        assert!(
+            !uploads
+                .record_completion(&upload, 100, "", &[])
+                .await
+                .expect("write")
+        );
+        assert_eq!(uploads.outputs().await.expect("outputs").len(), 1);
+        uploads.transfer("owner-a", "owner-b").await.expect("move");
+        let index = uploads.owner_index().await.expect("index");
+        assert_eq!(
+            index.get("clip.mp4").map(|o| o.owner.as_str()),
+            Some("owner-b"),
+            "a transfer refreshes the index"
+        );
     }
 }
