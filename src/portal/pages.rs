@@ -46,6 +46,9 @@ struct IndexPage {
     max_upload: String,
     max_upload_bytes: u64,
     presets: Vec<super::presets::PresetChoice>,
+    /// Whether the encoder answered (otherwise the page says it cannot be
+    /// reached and offers only the default preset).
+    encoder_known: bool,
 }
 
 #[derive(Template)]
@@ -110,13 +113,14 @@ pub async fn index(
     State(portal): State<Portal>,
     Extension(owner): Extension<Owner>,
 ) -> Result<Html<String>, ApiError> {
-    let (presets, _) = portal.preset_choices().await;
+    let (presets, encoder_known) = portal.preset_choices().await;
     let mut videos = portal.videos_for(&owner).await;
     let more = videos.len() > RECENT;
     videos.truncate(RECENT);
     html(IndexPage {
         nav: Nav::new(&portal, &owner, "upload"),
         presets,
+        encoder_known,
         videos,
         more,
         max_upload: bytesize::ByteSize(portal.config().max_upload)
