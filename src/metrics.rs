@@ -40,6 +40,10 @@ pub struct Metrics {
     pub websocket_clients: Gauge,
     /// Carbon requests answered, by task type and result.
     pub carbon_requests: Family<CarbonLabels, Counter>,
+    /// Times the library read the streams folder.
+    pub library_listings: Counter,
+    /// File versions the library probed (ffprobe, then a thumbnail).
+    pub library_probes: Counter,
 }
 
 impl Default for Metrics {
@@ -52,6 +56,8 @@ impl Default for Metrics {
         let upload_bytes = Counter::default();
         let websocket_clients = Gauge::default();
         let carbon_requests = Family::<CarbonLabels, Counter>::default();
+        let library_listings = Counter::default();
+        let library_probes = Counter::default();
         registry.register("jobs", "Jobs in each status", jobs.clone());
         registry.register(
             "encode_seconds",
@@ -78,6 +84,16 @@ impl Default for Metrics {
             "Carbon requests answered, by task type and result",
             carbon_requests.clone(),
         );
+        registry.register(
+            "library_listings",
+            "Times the library read the streams folder",
+            library_listings.clone(),
+        );
+        registry.register(
+            "library_probes",
+            "File versions the library probed (ffprobe and a thumbnail)",
+            library_probes.clone(),
+        );
         Metrics {
             registry,
             jobs,
@@ -86,6 +102,8 @@ impl Default for Metrics {
             upload_bytes,
             websocket_clients,
             carbon_requests,
+            library_listings,
+            library_probes,
         }
     }
 }

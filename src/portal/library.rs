@@ -3,20 +3,24 @@
 //!
 //! The folder is the source of truth (as the seed's Flash Media Server
 //! streams folder was), so videos from any ingest path appear. Each file
-//! version is probed once (duration) and gets one thumbnail, taken by
-//! ffmpeg the first time the file is listed, which is when its encode has
-//! just ended; both are cached. Sorting and paging are plain functions on
-//! the list.
+//! version (name, size, mtime) is probed once (duration) and gets one
+//! thumbnail, taken by ffmpeg the first time the file is listed, which is
+//! when its encode has just ended; both are cached, single-flight: listings
+//! that overlap wait for the one probe of a new file instead of running
+//! their own. Sorting and paging are plain functions on the list.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use sha2::Digest;
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
+
+use crate::metrics::Metrics;
 
 /// Everything but RFC 3986 unreserved characters is escaped in URLs.
 const URL_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
@@ -165,10 +169,15 @@ struct Facts {
     thumb: Option<String>,
 }
 
+/// Each file's facts for one version, learnt once: the first listing to
+/// need them fills the cell, overlapping ones wait for it.
+type FactsCell = Arc<OnceCell<Facts>>;
+
 pub struct Library {
     dir: PathBuf,
     thumbs: PathBuf,
-    facts: Mutex<HashMap<String, (Stamp, Facts)>>,
+    facts: Mutex<HashMap<String, (Stamp, FactsCell)>>,
+    metrics: Arc<Metrics>,
 }
 
 /// A percent-encoded path segment.
@@ -177,16 +186,18 @@ pub fn url_segment(name: &str) -> String {
 }
 
 impl Library {
-    pub fn new(dir: PathBuf, thumbs: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, thumbs: PathBuf, metrics: Arc<Metrics>) -> Self {
         Library {
             dir,
             thumbs,
             facts: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
     /// Every playable file, newest first.
     pub async fn list(&self) -> Vec<Video> {
+        self.metrics.library_listings.inc();
         let mut found: Vec<(String, u64, SystemTime)> = Vec::new();
         let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
             return Vec::new();
@@ -243,12 +254,28 @@ impl Library {
             .await
     }
 
+    /// The facts of this version of file `name`: cached, or learnt now by
+    /// exactly one caller while any others wait for its answer.
     async fn facts(&self, name: &str, stamp: Stamp) -> Facts {
-        if let Some((seen, facts)) = self.facts.lock().await.get(name)
-            && *seen == stamp
-        {
-            return facts.clone();
-        }
+        let cell = {
+            let mut known = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
+            match known.get(name) {
+                Some((seen, cell)) if *seen == stamp => cell.clone(),
+                _ => {
+                    let cell = FactsCell::default();
+                    known.insert(name.to_owned(), (stamp, cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_init(|| self.learn(name, stamp))
+            .await
+            .clone()
+    }
+
+    /// Probes one file version and makes its thumbnail.
+    async fn learn(&self, name: &str, stamp: Stamp) -> Facts {
+        self.metrics.library_probes.inc();
         let path = self.dir.join(name);
         let duration = match crate::media::probe(&path).await {
             Ok(info) => info.duration.unwrap_or(0.0),
@@ -258,12 +285,7 @@ impl Library {
             }
         };
         let thumb = self.thumbnail(name, stamp, &path, duration).await;
-        let facts = Facts { duration, thumb };
-        self.facts
-            .lock()
-            .await
-            .insert(name.to_owned(), (stamp, facts.clone()));
-        facts
+        Facts { duration, thumb }
     }
 
     /// The file version's thumbnail, made now if there is none yet; `None`
@@ -277,7 +299,10 @@ impl Library {
     ) -> Option<String> {
         let file = thumb_name(name, stamp);
         let target = self.thumbs.join(&file);
-        if target.is_file() {
+        if tokio::fs::metadata(&target)
+            .await
+            .is_ok_and(|m| m.is_file())
+        {
             return Some(file);
         }
         // A second in (past a fade from black), or a third of a short clip.

@@ -170,7 +170,11 @@ impl Portal {
                     .with_timeout(config.encoder_timeout),
                 poll_client: Client::with_habit(config.encoder_addr.clone(), config.encoder_habit)
                     .with_timeout(config.encoder_timeout),
-                library: Library::new(config.streams_dir.clone(), config.thumbs_dir.clone()),
+                library: Library::new(
+                    config.streams_dir.clone(),
+                    config.thumbs_dir.clone(),
+                    config.metrics.clone(),
+                ),
                 uploads: UploadStore::new(pool.clone()),
                 accounts: AccountStore::new(pool.clone()),
                 tus: TusStore::new(pool),
@@ -323,17 +327,7 @@ impl Portal {
     /// and owner of the upload that made it (when one did).
     async fn all_videos(&self) -> Vec<Video> {
         let mut videos = self.inner.library.list().await;
-        let outputs = match self.inner.uploads.outputs().await {
-            Ok(outputs) => outputs,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read outputs");
-                Vec::new()
-            }
-        };
-        let by_name: std::collections::HashMap<_, _> = outputs
-            .into_iter()
-            .map(|o| (o.file_name.clone(), o))
-            .collect();
+        let by_name = self.owner_index().await;
         for video in &mut videos {
             if let Some(output) = by_name.get(&video.name) {
                 video.preset = output.preset_name.clone();
@@ -341,6 +335,15 @@ impl Portal {
             }
         }
         videos
+    }
+
+    /// Which upload (and owner) made each file, by file name (cached by
+    /// the store until outputs are recorded or change hands).
+    async fn owner_index(&self) -> crate::store::uploads::OwnerIndex {
+        self.inner.uploads.owner_index().await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read outputs");
+            Default::default()
+        })
     }
 
     /// Whether `owner` may see `video`: always in a public library; in a
@@ -368,7 +371,8 @@ impl Portal {
 
 /// In a private library, a file under `/streams/` is served only to the
 /// owner of the upload that made it (others get the same 404 as for a
-/// file that does not exist).
+/// file that does not exist). Asks the owner index, never the folder: a
+/// player's many Range requests cost a map lookup each.
 async fn library_guard(
     axum::extract::State(portal): axum::extract::State<Portal>,
     axum::Extension(owner): axum::Extension<Owner>,
@@ -383,10 +387,10 @@ async fn library_guard(
         .decode_utf8_lossy()
         .into_owned();
     let allowed = portal
-        .videos_for(&owner)
+        .owner_index()
         .await
-        .iter()
-        .any(|v| v.name == name);
+        .get(&name)
+        .is_some_and(|output| output.owner == owner.as_str());
     if allowed {
         next.run(request).await
     } else {
