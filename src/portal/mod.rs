@@ -21,6 +21,7 @@ pub mod poller;
 pub mod presets;
 pub mod session;
 pub mod tus;
+pub mod tus_recovery;
 pub mod upload;
 pub mod ws;
 
@@ -191,6 +192,7 @@ impl Portal {
         };
         // Resumable uploads survive restarts; only expired ones go.
         portal.sweep_tus().await;
+        portal.recover_tus().await;
         Ok(portal)
     }
 

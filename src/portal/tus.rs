@@ -10,7 +10,8 @@
 //! the file goes through the same checks and submission as a multipart
 //! upload ([`super::upload::accept`]); the job's GUID is returned in an
 //! `Upload-Job` header. Uploads belong to the session that created them;
-//! another session gets 404. Unfinished uploads expire after a day.
+//! another session gets 404. Unfinished uploads expire after a day. One
+//! whose file was lost answers 410 Gone (see [`super::tus_recovery`]).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ use tokio::io::AsyncWriteExt;
 use super::Portal;
 use super::error::ApiError;
 use super::session::Owner;
+use super::tus_recovery::Bytes;
 use super::upload::{UploadError, accept, chosen_preset};
 use crate::carbon::Guid;
 use crate::fsutil::TempFile;
@@ -81,6 +83,11 @@ struct Writing<'a> {
 }
 
 impl Busy {
+    fn is_taken(&self, id: &str) -> bool {
+        let ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        ids.contains(id)
+    }
+
     fn take(&self, id: &str) -> Option<Writing<'_>> {
         let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
         ids.insert(id.to_owned()).then(|| Writing {
@@ -241,15 +248,22 @@ impl Portal {
         }
     }
 
-    /// Bytes received so far.
-    async fn received(&self, upload: &TusUpload) -> u64 {
+    /// Bytes received so far, or 410 Gone (and the upload forgotten) when
+    /// its file was lost. `finishing` says the caller holds no write and a
+    /// missing file may be a `finish` under way (which has every byte).
+    async fn received(&self, upload: &TusUpload, finishing: bool) -> Result<u64, TusError> {
+        let length = u64::try_from(upload.length).unwrap_or(0);
         if upload.guid.is_some() {
-            return u64::try_from(upload.length).unwrap_or(0);
+            return Ok(length);
         }
-        tokio::fs::metadata(self.tus_path(&upload.id))
-            .await
-            .map(|m| m.len())
-            .unwrap_or(0)
+        match self.tus_bytes(upload).await {
+            Bytes::Received(n) => Ok(n),
+            Bytes::Lost if finishing && self.inner.tus_busy.is_taken(&upload.id) => Ok(length),
+            Bytes::Lost => {
+                let (status, code, message) = self.lost_tus(upload).await;
+                Err(refuse(status, code, message))
+            }
+        }
     }
 
     /// Removes expired uploads and files no record names. Run at start
@@ -339,7 +353,7 @@ async fn offset(
 ) -> Result<Response, TusError> {
     let upload = portal.owned_tus(&owner, &id).await?;
     let mut headers = vec![
-        (UPLOAD_OFFSET, portal.received(&upload).await.to_string()),
+        (UPLOAD_OFFSET, portal.received(&upload, true).await?.to_string()),
         (UPLOAD_LENGTH, upload.length.to_string()),
         (header::CACHE_CONTROL, "no-store".to_owned()),
     ];
@@ -377,7 +391,7 @@ async fn append(
         ));
     };
     let length = u64::try_from(upload.length).map_err(internal)?;
-    let have = portal.received(&upload).await;
+    let have = portal.received(&upload, false).await?;
     let claimed = number(&headers, &UPLOAD_OFFSET)?.ok_or_else(|| {
         refuse(
             StatusCode::BAD_REQUEST,
