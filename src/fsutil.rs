@@ -14,6 +14,19 @@ const STAGING_SUFFIX: &str = ".incoming";
 /// How many `-N` suffixes to try before giving up on a name.
 const MAX_SUFFIX: u32 = 9_999;
 
+/// Runs `work` — file-system calls that may block (a slow disk, a hung
+/// network share) — on tokio's blocking pool, so async code never stalls
+/// a runtime worker on them. A panic in `work` is passed on.
+pub async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: only when the runtime shuts down, which drops this
+        // task too; there is nothing to return to.
+        Err(_) => std::future::pending().await,
+    }
+}
+
 /// A temp file path that is deleted on drop unless [`TempFile::persist_unique`]
 /// moved it into place.
 #[derive(Debug)]

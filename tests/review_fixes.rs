@@ -150,11 +150,7 @@ async fn a_video_whose_outputs_could_not_be_fetched_at_completion_is_still_its_o
         .await;
     let job = wait_done(&me, &guid).await;
     assert_eq!(job["status"], "COMPLETED", "{job}");
-    assert_eq!(
-        cut.load(Ordering::SeqCst),
-        0,
-        "the first QueryInfo was cut"
-    );
+    assert_eq!(cut.load(Ordering::SeqCst), 0, "the first QueryInfo was cut");
     // Completed is shown only once its video is linked to its owner.
     let outputs = job["outputs"].as_array().cloned().unwrap_or_default();
     assert_eq!(outputs.len(), 1, "the job names its file: {job}");
@@ -259,7 +255,11 @@ async fn a_range_request_in_a_private_library_does_not_list_the_folder() {
         .await;
     let job = wait_done(&me, &guid).await;
     assert_eq!(job["status"], "COMPLETED", "{job}");
-    let url = format!("{}/streams/{}", me.base, job["outputs"][0].as_str().expect("a file"));
+    let url = format!(
+        "{}/streams/{}",
+        me.base,
+        job["outputs"][0].as_str().expect("a file")
+    );
     let before = counter(&me, "videoshare_library_listings_total").await;
     for _ in 0..3 {
         let part = me

@@ -176,6 +176,9 @@ impl PathPolicy {
     }
 
     /// A source file: must exist, be a regular file and lie inside the roots.
+    ///
+    /// Blocking (it reads the file system): async code calls the
+    /// resolvers through [`crate::fsutil::off_runtime`].
     pub fn resolve_file(&self, client_path: &str) -> Result<SafePath, PathError> {
         let path = self.resolve(client_path)?;
         if !path.as_path().is_file() {

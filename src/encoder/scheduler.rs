@@ -269,7 +269,7 @@ impl Encoder {
             _ => None,
         };
         for file in std::iter::once(job.source_path.as_path()).chain(audio_file) {
-            if !file.is_file() {
+            if !tokio::fs::metadata(file).await.is_ok_and(|m| m.is_file()) {
                 // Named without its folder: the reason reaches web users.
                 let name = file.file_name().unwrap_or_default();
                 return Err(format!(

@@ -19,6 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
@@ -26,17 +27,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod files;
+
 use crate::carbon::message::{Destination, JobQueue, ModuleData, Source};
-use crate::carbon::{Guid, JobStatus, Request, text};
+use crate::carbon::{Guid, JobStatus};
 use crate::config::file::{Settings, WatchFolder, XmlFolder};
 use crate::encoder::{Encoder, EncoderError};
-use crate::fsutil;
+use crate::fsutil::{self, off_runtime};
+use files::{forget_guid, open_for_writing, recorded_guid, short_name, sidecar, xml_job};
 
 /// How often folders with files settling or jobs running are looked at.
 const TICK: Duration = Duration::from_millis(250);
-
-/// Largest XML job file read.
-const MAX_XML: u64 = 1 << 20;
 
 /// Longest file name taken (its sidecars add a few bytes; file systems
 /// allow 255).
@@ -112,12 +113,22 @@ impl Intake {
         self.folder.join(name)
     }
 
+    /// Watches the folder until `shutdown`. Every file-system call runs off
+    /// the async runtime ([`off_runtime`]): a slow disk or share stalls
+    /// this folder, never the portal or the Carbon server.
     async fn run(self, encoder: Encoder, rescan: Duration, shutdown: CancellationToken) {
-        for sub in [PROCESSING, PROCESSED, FAILED] {
-            if let Err(e) = std::fs::create_dir_all(self.sub(sub)) {
-                tracing::error!(error = %e, "cannot create {sub}/; this folder is not watched");
-                return;
+        let intake = Arc::new(self);
+        let this = intake.clone();
+        let made = off_runtime(move || {
+            for sub in [PROCESSING, PROCESSED, FAILED] {
+                std::fs::create_dir_all(this.sub(sub)).map_err(|e| (sub, e))?;
             }
+            Ok(())
+        })
+        .await;
+        if let Err((sub, e)) = made {
+            tracing::error!(error = %e, "cannot create {sub}/; this folder is not watched");
+            return;
         }
         let (tx, mut events) = mpsc::channel::<()>(1);
         // Events only wake the loop early; the timer below is what is relied on.
@@ -126,19 +137,24 @@ impl Intake {
         })
         .and_then(|mut w| {
             use notify::Watcher;
-            w.watch(&self.folder, notify::RecursiveMode::NonRecursive)
+            w.watch(&intake.folder, notify::RecursiveMode::NonRecursive)
                 .map(|()| w)
         });
         if let Err(e) = &watcher {
             tracing::warn!(error = %e, "no file-system events; relying on rescans");
         }
-        tracing::info!("watching for {}", self.kind.describe());
+        tracing::info!("watching for {}", intake.kind.describe());
         let mut running = Running::new();
-        self.forget_stale_guids();
+        let this = intake.clone();
+        let left = off_runtime(move || {
+            this.forget_stale_guids();
+            this.in_processing()
+        })
+        .await;
         // Whatever a previous run left half-way goes on from where it was.
         let mut later: Vec<PathBuf> = Vec::new();
-        for file in self.in_processing() {
-            if let Submitted::Later = self.submit(&encoder, &file, &mut running).await {
+        for file in left {
+            if let Submitted::Later = intake.submit(&encoder, &file, &mut running).await {
                 later.push(file);
             }
         }
@@ -157,18 +173,22 @@ impl Intake {
             }
             last_pass = Instant::now();
             for file in std::mem::take(&mut later) {
-                if let Submitted::Later = self.submit(&encoder, &file, &mut running).await {
+                if let Submitted::Later = intake.submit(&encoder, &file, &mut running).await {
                     later.push(file);
                 }
             }
-            for name in self.settled(&mut settling) {
-                if let Some(file) = self.take(&name)
-                    && let Submitted::Later = self.submit(&encoder, &file, &mut running).await
+            let this = intake.clone();
+            let ready;
+            (ready, settling) = off_runtime(move || (this.settled(&mut settling), settling)).await;
+            for name in ready {
+                let this = intake.clone();
+                if let Some(file) = off_runtime(move || this.take(&name)).await
+                    && let Submitted::Later = intake.submit(&encoder, &file, &mut running).await
                 {
                     later.push(file);
                 }
             }
-            self.follow(&encoder, &mut running).await;
+            intake.follow(&encoder, &mut running).await;
         }
         drop(watcher);
     }
@@ -304,8 +324,14 @@ impl Intake {
 
     /// Submits a file in `processing/` under its recorded GUID (recording
     /// one first if it has none), unless that job already exists.
-    async fn submit(&self, encoder: &Encoder, file: &Path, running: &mut Running) -> Submitted {
-        let guid = match recorded_guid(file) {
+    async fn submit(
+        self: &Arc<Self>,
+        encoder: &Encoder,
+        file: &Path,
+        running: &mut Running,
+    ) -> Submitted {
+        let owned = file.to_owned();
+        let guid = match off_runtime(move || recorded_guid(&owned)).await {
             Ok(guid) => guid,
             Err(e) => {
                 tracing::warn!(file = %file.display(), error = %e, "cannot record the job GUID; will retry");
@@ -320,7 +346,9 @@ impl Intake {
             }
         };
         if !exists {
-            let submitted = match self.kind.request(file) {
+            let (this, owned) = (self.clone(), file.to_owned());
+            let request = off_runtime(move || this.kind.request(&owned)).await;
+            let submitted = match request {
                 Ok(request) => encoder.submit(request, guid).await.map_err(|e| match e {
                     EncoderError::Store(e) => Err(e),
                     refused => Ok(refused.to_string()),
@@ -335,7 +363,8 @@ impl Intake {
                 }
                 Err(Ok(reason)) => {
                     tracing::info!(file = %file.display(), %reason, "refused");
-                    self.fail(file, &reason);
+                    let (this, owned) = (self.clone(), file.to_owned());
+                    off_runtime(move || this.fail(&owned, &reason)).await;
                     return Submitted::Done;
                 }
             }
@@ -344,13 +373,16 @@ impl Intake {
             Kind::Media(_) => {
                 running.insert(file.to_owned(), guid);
             }
-            Kind::Xml => self.finish(file, Some(guid)),
+            Kind::Xml => {
+                let (this, owned) = (self.clone(), file.to_owned());
+                off_runtime(move || this.finish(&owned, Some(guid))).await;
+            }
         }
         Submitted::Done
     }
 
     /// Moves the files of media jobs that have ended.
-    async fn follow(&self, encoder: &Encoder, running: &mut Running) {
+    async fn follow(self: &Arc<Self>, encoder: &Encoder, running: &mut Running) {
         let mut ended = Vec::new();
         for (file, guid) in running.iter() {
             match encoder.job_state(*guid).await {
@@ -368,13 +400,22 @@ impl Intake {
                 Err(e) => tracing::warn!(error = %e, "cannot read a job's status"),
             }
         }
-        for (file, failure) in ended {
-            running.remove(&file);
-            match failure {
-                None => self.finish(&file, None),
-                Some(reason) => self.fail(&file, &reason),
-            }
+        if ended.is_empty() {
+            return;
         }
+        for (file, _) in &ended {
+            running.remove(file);
+        }
+        let this = self.clone();
+        off_runtime(move || {
+            for (file, failure) in ended {
+                match failure {
+                    None => this.finish(&file, None),
+                    Some(reason) => this.fail(&file, &reason),
+                }
+            }
+        })
+        .await;
     }
 
     /// Moves a done file to `processed/`, with its job GUID beside it for
@@ -477,128 +518,6 @@ fn media_job(watch: &WatchFolder, file: &Path) -> JobQueue {
             .collect(),
         ..JobQueue::default()
     }
-}
-
-/// Reads a `JobQueue` document, as the socket would (in its declared
-/// encoding; undeclared, UTF-8 or else Latin-1).
-fn xml_job(file: &Path) -> Result<JobQueue, String> {
-    let len = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
-    if len > MAX_XML {
-        return Err(format!(
-            "the file is {len} bytes; a job file may have {MAX_XML} at most"
-        ));
-    }
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
-    let text = text::decode(&bytes);
-    match Request::parse(text.trim_start_matches('\u{feff}')).map_err(|e| e.to_string())? {
-        Request::JobQueue(job) => Ok(job),
-        other => Err(format!(
-            "a job file must hold a JobQueue document; this is {}",
-            other.task_type()
-        )),
-    }
-}
-
-/// A name short enough to carry a note beside it (`name.error.txt`): a
-/// name over [`MAX_NAME`] bytes keeps its start and its extension.
-fn short_name(name: &OsStr) -> OsString {
-    if name.len() <= MAX_NAME {
-        return name.to_owned();
-    }
-    let text = name.to_string_lossy();
-    let path = Path::new(text.as_ref());
-    let extension = path
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .filter(|e| e.len() <= 16)
-        .unwrap_or_default();
-    let mut stem: String = String::new();
-    for c in text.chars() {
-        if stem.len() + c.len_utf8() + extension.len() + 1 > MAX_NAME {
-            break;
-        }
-        stem.push(c);
-    }
-    if extension.is_empty() {
-        stem.into()
-    } else {
-        format!("{stem}.{extension}").into()
-    }
-}
-
-/// Whether any process has `path` open for writing (Linux `/proc`): a copy
-/// that pauses keeps its file open, which size checks alone cannot see.
-/// Processes this one may not inspect are not seen.
-fn open_for_writing(path: &Path) -> bool {
-    let Ok(target) = path.canonicalize() else {
-        return false;
-    };
-    let Ok(processes) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    for process in processes.flatten() {
-        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|link| link == target) {
-                let info = process.path().join("fdinfo").join(fd.file_name());
-                let flags = std::fs::read_to_string(info)
-                    .ok()
-                    .and_then(|text| {
-                        let line = text.lines().find_map(|l| l.strip_prefix("flags:"))?;
-                        u32::from_str_radix(line.trim(), 8).ok()
-                    })
-                    .unwrap_or(0);
-                // O_WRONLY = 1, O_RDWR = 2.
-                if flags & 0o3 != 0 {
-                    return true;
-                }
-            }
-        }
-    }
-    false
-}
-
-/// `dir/name` → `dir/name.suffix`.
-fn sidecar(file: &Path, suffix: &str) -> PathBuf {
-    let mut name = file.file_name().unwrap_or_default().to_os_string();
-    name.push(".");
-    name.push(suffix);
-    file.with_file_name(name)
-}
-
-/// Where the GUID of a file in `processing/` is kept until it is done.
-fn guid_file(file: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(file.file_name().unwrap_or_default());
-    name.push(".guid");
-    file.with_file_name(name)
-}
-
-/// The GUID recorded for `file`, recording a new one if it has none. Any
-/// other trouble reading it is an error: guessing could submit twice.
-fn recorded_guid(file: &Path) -> std::io::Result<Guid> {
-    let path = guid_file(file);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            if let Ok(guid) = text.trim().parse() {
-                return Ok(guid);
-            }
-            // Cut short by a crash before the rename could not happen
-            // (it is written atomically), so this is damage: say so.
-            tracing::warn!(file = %path.display(), "unreadable job GUID; recording a new one");
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let guid = Guid::new_random();
-    fsutil::write_atomic(&path, format!("{guid}\n").as_bytes())?;
-    Ok(guid)
-}
-
-fn forget_guid(file: &Path) {
-    let _ = std::fs::remove_file(guid_file(file));
 }
 
 #[cfg(test)]

@@ -37,10 +37,11 @@ pub async fn thumbnail(video: &Path, output: &Path, at_secs: f64) -> Result<(), 
         temp.as_os_str(),
     ];
     let made = run_for_stdout("ffmpeg", args, TIMEOUT).await;
+    let written = tokio::fs::metadata(&temp).await.is_ok_and(|m| m.len() > 0);
     let placed = match made {
-        Ok(_) if temp.metadata().is_ok_and(|m| m.len() > 0) => {
-            std::fs::rename(&temp, output).map_err(|e| super::process::spawn_error("ffmpeg", e))
-        }
+        Ok(_) if written => tokio::fs::rename(&temp, output)
+            .await
+            .map_err(|e| super::process::spawn_error("ffmpeg", e)),
         Ok(_) => Err(ProcessError::Failed {
             program: "ffmpeg".into(),
             status: "no picture".into(),
@@ -49,7 +50,7 @@ pub async fn thumbnail(video: &Path, output: &Path, at_secs: f64) -> Result<(), 
         Err(e) => Err(e),
     };
     if placed.is_err() {
-        let _ = std::fs::remove_file(&temp);
+        let _ = tokio::fs::remove_file(&temp).await;
     }
     placed
 }

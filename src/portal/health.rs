@@ -70,7 +70,13 @@ pub async fn healthz(State(portal): State<Portal>) -> (StatusCode, Json<Health>)
                 .map_err(|e| e.to_string())
         },
     );
-    let free_bytes = free_space(&config.uploaded_dir).unwrap_or(0);
+    // statvfs blocks (a hung network file system): off the runtime.
+    let uploaded = config.uploaded_dir.clone();
+    let free_bytes = tokio::task::spawn_blocking(move || free_space(&uploaded))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
     let (encoder, database) = (check(encoder), check(database));
     let disk = DiskCheck {
         ok: free_bytes >= MIN_FREE_BYTES,

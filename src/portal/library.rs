@@ -268,9 +268,7 @@ impl Library {
                 }
             }
         };
-        cell.get_or_init(|| self.learn(name, stamp))
-            .await
-            .clone()
+        cell.get_or_init(|| self.learn(name, stamp)).await.clone()
     }
 
     /// Probes one file version and makes its thumbnail.

@@ -353,7 +353,10 @@ async fn offset(
 ) -> Result<Response, TusError> {
     let upload = portal.owned_tus(&owner, &id).await?;
     let mut headers = vec![
-        (UPLOAD_OFFSET, portal.received(&upload, true).await?.to_string()),
+        (
+            UPLOAD_OFFSET,
+            portal.received(&upload, true).await?.to_string(),
+        ),
         (UPLOAD_LENGTH, upload.length.to_string()),
         (header::CACHE_CONTROL, "no-store".to_owned()),
     ];

@@ -21,10 +21,10 @@ impl Encoder {
                 file: file.to_owned(),
                 reason,
             };
-            let path = self
-                .inner
-                .paths
-                .resolve_file(file)
+            // Resolving stats the file: off the async runtime.
+            let (encoder, named) = (self.clone(), file.to_owned());
+            let path = crate::fsutil::off_runtime(move || encoder.inner.paths.resolve_file(&named))
+                .await
                 .map_err(|e| failed(e.to_string()))?;
             let info = crate::media::probe(path.as_path())
                 .await

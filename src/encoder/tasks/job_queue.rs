@@ -10,6 +10,15 @@ use crate::carbon::{Guid, Request};
 use crate::store::NewJob;
 use crate::store::jobs::{AudioSource, CopySpec, Destination as StoredDestination};
 
+/// What checking a `JobQueue` found: the local paths and settings to store.
+struct Checked {
+    priority: u32,
+    source_path: std::path::PathBuf,
+    audio: AudioSource,
+    source_copies: Vec<CopySpec>,
+    destinations: Vec<StoredDestination>,
+}
+
 impl Encoder {
     pub(super) async fn job_queue(&self, job: JobQueue) -> Result<Reply, EncoderError> {
         let guid = self.submit(job, Guid::new_random()).await?;
@@ -21,31 +30,19 @@ impl Encoder {
     /// with a fresh GUID, the job folders with one they recorded first, so a
     /// restart never submits a file twice.
     pub async fn submit(&self, request: JobQueue, guid: Guid) -> Result<Guid, EncoderError> {
-        let source = match request.sources.as_slice() {
-            [] => return Err(EncoderError::NoSource),
-            [one] => one,
-            many => return Err(EncoderError::SeveralSources(many.len())),
-        };
-        if request.destinations.is_empty() {
-            return Err(EncoderError::NoDestination);
-        }
-        let priority = check_priority(request.priority.unwrap_or(DEFAULT_PRIORITY))?;
-        let (source_path, audio) = self.source_files(source)?;
-        let source_copies = self
-            .copies(&source.copies)
-            .map_err(|e| EncoderError::InSource(Box::new(e)))?;
-        let destinations = request
-            .destinations
-            .iter()
-            .enumerate()
-            .map(|(index, d)| {
-                self.destination(d, &source_path)
-                    .map_err(|error| EncoderError::InDestination {
-                        index,
-                        error: Box::new(error),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        // Path checks touch the file system (canonicalize, stat): off the
+        // async runtime, so a slow disk or share never stalls a worker.
+        let encoder = self.clone();
+        let (checked, request) =
+            crate::fsutil::off_runtime(move || (encoder.check(&request), request)).await;
+        let Checked {
+            priority,
+            source_path,
+            audio,
+            source_copies,
+            destinations,
+        } = checked?;
+        let source = request.sources.first().ok_or(EncoderError::NoSource)?;
         let file_name = source_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -93,6 +90,43 @@ impl Encoder {
         tracing::info!(guid = %job.guid, source = %job.source_path.display(), "job queued");
         self.inner.wake.notify_one();
         Ok(job.guid)
+    }
+
+    /// Checks a `JobQueue` against the presets and the allowed folders
+    /// (blocking: it resolves paths on disk).
+    fn check(&self, request: &JobQueue) -> Result<Checked, EncoderError> {
+        let source = match request.sources.as_slice() {
+            [] => return Err(EncoderError::NoSource),
+            [one] => one,
+            many => return Err(EncoderError::SeveralSources(many.len())),
+        };
+        if request.destinations.is_empty() {
+            return Err(EncoderError::NoDestination);
+        }
+        let priority = check_priority(request.priority.unwrap_or(DEFAULT_PRIORITY))?;
+        let (source_path, audio) = self.source_files(source)?;
+        let source_copies = self
+            .copies(&source.copies)
+            .map_err(|e| EncoderError::InSource(Box::new(e)))?;
+        let destinations = request
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(index, d)| {
+                self.destination(d, &source_path)
+                    .map_err(|error| EncoderError::InDestination {
+                        index,
+                        error: Box::new(error),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Checked {
+            priority,
+            source_path,
+            audio,
+            source_copies,
+            destinations,
+        })
     }
 
     /// The local files a source names: the picture's, and where the sound
