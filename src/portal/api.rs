@@ -75,7 +75,16 @@ pub async fn control(
         })?;
     tracing::info!(guid = %upload.guid, ?action, status = %entry.status, "job control");
     // Show the new state at once, and follow the job again after a retry.
-    portal.apply(&upload, Some(&entry)).await;
+    // The encoder's answer is the newest state there is: when a poll wrote
+    // meanwhile (the write is compare-and-set), apply it to the row as it
+    // is now.
+    let mut upload = upload;
+    for _ in 0..3 {
+        if portal.apply(&upload, Some(&entry)).await {
+            break;
+        }
+        upload = portal.owned_upload(&owner, &guid).await?;
+    }
     portal.inner.poke.notify_one();
     let upload = portal.owned_upload(&owner, &guid).await?;
     Ok(Json(portal.view(&upload).await))

@@ -48,6 +48,8 @@ impl Portal {
                             encoder_was_down = false;
                         }
                         for (upload, (_, entry)) in unfinished.iter().zip(statuses) {
+                            // Refused when a control wrote meanwhile: the
+                            // next poll starts from that.
                             self.apply(upload, entry.as_ref()).await;
                         }
                     }
@@ -75,8 +77,9 @@ impl Portal {
     }
 
     /// Records a job's new state, if it changed, and publishes its view if
-    /// anything the page shows changed (live facts included).
-    pub(super) async fn apply(&self, upload: &Upload, entry: Option<&JobEntry>) {
+    /// anything the page shows changed (live facts included). `false` when
+    /// the row had moved on since `upload` was read, so nothing was written.
+    pub(super) async fn apply(&self, upload: &Upload, entry: Option<&JobEntry>) -> bool {
         // What the page shows under a failed job: the encoder's reason.
         let failure = entry.map(JobEntry::failure);
         let (status, progress, description) = match (entry, &failure) {
@@ -122,7 +125,7 @@ impl Portal {
                 }
                 Err(e) => {
                     tracing::warn!(guid = %upload.guid, error = %e, "cannot ask which files a finished job wrote; will ask again");
-                    return;
+                    return true;
                 }
             }
         } else if changed {
@@ -137,11 +140,11 @@ impl Portal {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!(guid = %upload.guid, "a newer state was recorded meanwhile; this one is dropped");
-                return;
+                return false;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot record a job's state");
-                return;
+                return true;
             }
         }
         let view = JobView::new(&updated, live, outputs);
@@ -153,6 +156,7 @@ impl Portal {
             let portal = self.clone();
             tokio::spawn(async move { portal.publish_library().await });
         }
+        true
     }
 
     /// Asks the encoder which files a finished job wrote: `(file name,
