@@ -287,3 +287,41 @@ async fn a_range_request_in_a_private_library_does_not_list_the_folder() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn completed_uploads_recorded_without_their_outputs_are_linked_again_at_start() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let private = |args: &mut ServeArgs| args.portal.private_library = true;
+    let app = common::spawn_app_in(data.path().to_path_buf(), private).await;
+    let me = app.me();
+    let files = tempfile::tempdir().expect("tempdir");
+    let guid = me
+        .upload_ok(&make_clip(files.path(), "relink.mp4", 1, 160, 120))
+        .await;
+    let job = wait_done(&me, &guid).await;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    let database = app.data.join("videoshare.db");
+    app.stop().await;
+    // As a portal from before outputs were required with completion left it.
+    let pool = videoshare::store::open(&database).await.expect("db");
+    sqlx::query("DELETE FROM upload_outputs")
+        .execute(&pool)
+        .await
+        .expect("delete");
+    pool.close().await;
+
+    let mut again = common::spawn_app_in(data.path().to_path_buf(), private).await;
+    (again.http, again.cookies) = (me.http, me.cookies);
+    let me = again.me();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (_, videos) = me.get_json("/api/videos").await;
+        if videos.as_array().is_some_and(|v| !v.is_empty()) {
+            assert_eq!(videos[0]["name"], job["outputs"][0], "{videos}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never linked again: {videos}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    again.stop().await;
+}

@@ -21,6 +21,10 @@ use crate::store::Upload;
 /// job was removed there).
 const FORGOTTEN: &str = "the encoding server no longer knows this job";
 
+/// How often completed uploads whose outputs are unknown are asked about
+/// again while the encoder cannot be reached.
+const RELINK_RETRY: Duration = Duration::from_secs(10);
+
 impl Portal {
     /// Starts the poller; it stops when `shutdown` is cancelled.
     pub fn spawn_poller(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
@@ -29,6 +33,9 @@ impl Portal {
     }
 
     async fn poll_loop(self, shutdown: CancellationToken) {
+        let relinking = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { relinking.relink_outputs(stop).await });
         let interval = self.config().poll_interval;
         let mut encoder_was_down = false;
         loop {
@@ -159,32 +166,84 @@ impl Portal {
         true
     }
 
+    /// Asks again which files each completed upload without recorded
+    /// outputs wrote (completed before completion required them, when the
+    /// encoder could not say), until the encoder has answered for each.
+    async fn relink_outputs(self, shutdown: CancellationToken) {
+        let mut waiting = match self.inner.uploads.completed_without_outputs().await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read completed uploads");
+                return;
+            }
+        };
+        let mut relinked = false;
+        while !waiting.is_empty() {
+            let mut unanswered = Vec::new();
+            for upload in waiting {
+                match self.fetch_outputs(&upload).await {
+                    Ok(outputs) if outputs.is_empty() => {}
+                    Ok(outputs) => match self
+                        .inner
+                        .uploads
+                        .record_outputs(upload.guid, &outputs)
+                        .await
+                    {
+                        Ok(()) => relinked = true,
+                        Err(e) => tracing::error!(error = %e, "cannot record a job's outputs"),
+                    },
+                    Err(_) => unanswered.push(upload),
+                }
+            }
+            waiting = unanswered;
+            if waiting.is_empty() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(RELINK_RETRY) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        if relinked {
+            self.publish_library().await;
+        }
+    }
+
     /// Asks the encoder which files a finished job wrote: `(file name,
     /// preset name)` of each (names only: the portal serves them from its
-    /// streams folder). An error when the encoder could not be asked; an
-    /// empty list when it answered and named none.
+    /// streams folder). An error when the encoder could not be reached (ask
+    /// again later); an empty list when it answered and named none, or
+    /// cannot say (refuses both requests, or answers in a shape we cannot
+    /// read: asking again would not help).
     async fn fetch_outputs(&self, upload: &Upload) -> Result<Vec<(String, String)>, ClientError> {
         let client = &self.inner.poll_client;
-        let info = client.info(upload.guid).await?;
-        let mut written: Vec<(Option<String>, String)> = info
-            .destinations
-            .iter()
-            .map(|d| (d.target_files.first().cloned(), d.preset_name.clone()))
-            .collect();
+        let mut written: Vec<(Option<String>, String)> = match client.info(upload.guid).await {
+            Ok(info) => info
+                .destinations
+                .iter()
+                .map(|d| (d.target_files.first().cloned(), d.preset_name.clone()))
+                .collect(),
+            Err(e) if unreachable(&e) => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "no QueryInfo; trying Query");
+                Vec::new()
+            }
+        };
         // A server whose QueryInfo names no files may name them in
         // `Query`'s <Job> (TargetFiles on each destination).
         if written.iter().all(|(file, _)| file.is_none()) {
             match client.query(upload.guid).await {
                 Ok(job) => {
+                    written.resize(
+                        job.destinations.len().max(written.len()),
+                        Default::default(),
+                    );
                     for (slot, d) in written.iter_mut().zip(&job.destinations) {
                         slot.0 = d.target_files.first().cloned();
                     }
                 }
-                // The server does not serve Query: the outputs stay unknown.
-                Err(ClientError::Refused(why)) => {
-                    tracing::debug!(%why, "no Query either; outputs not known");
-                }
-                Err(e) => return Err(e),
+                Err(e) if unreachable(&e) => return Err(e),
+                Err(e) => tracing::debug!(error = %e, "no Query either; outputs not known"),
             }
         }
         Ok(written
@@ -221,6 +280,15 @@ impl Portal {
             })
             .collect()
     }
+}
+
+/// Whether `e` says the encoder could not be reached (worth asking again),
+/// rather than that it answered and cannot say.
+fn unreachable(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Connect { .. } | ClientError::Timeout { .. } | ClientError::Closed(_)
+    ) || matches!(e, ClientError::Frame(f) if !f.is_protocol_error())
 }
 
 /// What the poller keeps about the jobs it follows: each one's ETA clock

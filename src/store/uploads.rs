@@ -188,6 +188,19 @@ impl UploadStore {
         rows.into_iter().map(Upload::try_from).collect()
     }
 
+    /// Completed uploads with no recorded outputs (recorded before outputs
+    /// were required with completion, or whose job named none).
+    pub async fn completed_without_outputs(&self) -> Result<Vec<Upload>, StoreError> {
+        let rows: Vec<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM uploads u WHERE status = '{}' AND NOT EXISTS \
+             (SELECT 1 FROM upload_outputs o WHERE o.guid = u.guid) ORDER BY created_at",
+            JobStatus::Completed.as_str()
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Upload::try_from).collect()
+    }
+
     /// `owner`'s uploads, newest first, at most `limit`.
     pub async fn of_owner(&self, owner: &str, limit: u32) -> Result<Vec<Upload>, StoreError> {
         let rows: Vec<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -470,98 +483,5 @@ impl TusStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn store() -> (UploadStore, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pool = super::super::open(&dir.path().join("db.sqlite"))
-            .await
-            .expect("database");
-        (UploadStore::new(pool), dir)
-    }
-
-    fn sample(guid: &str) -> Upload {
-        new_upload(
-            guid.parse().expect("guid"),
-            "clip.mp4".into(),
-            "clip.mp4".into(),
-            10,
-            "owner-a".into(),
-            "480p".into(),
-        )
-    }
-
-    #[tokio::test]
-    async fn a_stale_state_write_after_stopped_is_refused() {
-        let (uploads, _dir) = store().await;
-        let queued = sample("{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}");
-        uploads.insert(&queued).await.expect("insert");
-        // The poll reads the row, then a control stops the job...
-        let polled = uploads.get(queued.guid).await.expect("get").expect("row");
-        let stopped = uploads
-            .record_state(&polled, JobStatus::Stopped, 0, "stopped by the user")
-            .await
-            .expect("write");
-        assert!(stopped, "the control's write is applied");
-        // ...and the poll's older answer arrives: refused.
-        let stale = uploads
-            .record_state(&polled, JobStatus::Started, 40, "")
-            .await
-            .expect("write");
-        assert!(!stale, "a write based on an older state is refused");
-        let row = uploads.get(queued.guid).await.expect("get").expect("row");
-        assert_eq!(
-            (row.status, row.progress),
-            (JobStatus::Stopped, 0),
-            "STOPPED stays"
-        );
-        // A write based on the current state goes through (a retry).
-        assert!(
-            uploads
-                .record_state(&row, JobStatus::Queued, 0, "")
-                .await
-                .expect("write")
-        );
-    }
-
-    #[tokio::test]
-    async fn completion_is_recorded_with_its_outputs_and_indexed_by_name() {
-        let (uploads, _dir) = store().await;
-        let upload = sample("{1F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C41}");
-        uploads.insert(&upload).await.expect("insert");
-        assert!(uploads.owner_index().await.expect("index").is_empty());
-        let outputs = [("clip.mp4".to_owned(), "480p".to_owned())];
-        assert!(
-            uploads
-                .record_completion(&upload, 100, "", &outputs)
-                .await
-                .expect("write")
-        );
-        let index = uploads.owner_index().await.expect("index");
-        assert_eq!(
-            index.get("clip.mp4").map(|o| o.owner.as_str()),
-            Some("owner-a"),
-            "the cached index was refreshed by the write"
-        );
-        // Completion against a state that is gone: nothing written.
-        assert!(
-            !uploads
-                .record_completion(&upload, 100, "", &[])
-                .await
-                .expect("write")
-        );
-        assert_eq!(uploads.outputs().await.expect("outputs").len(), 1);
-        uploads.transfer("owner-a", "owner-b").await.expect("move");
-        let index = uploads.owner_index().await.expect("index");
-        assert_eq!(
-            index.get("clip.mp4").map(|o| o.owner.as_str()),
-            Some("owner-b"),
-            "a transfer refreshes the index"
-        );
     }
 }
