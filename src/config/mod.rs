@@ -2,6 +2,7 @@
 //! and the TOML config file ([`file`]).
 
 pub mod file;
+pub mod security;
 
 use std::path::PathBuf;
 
@@ -37,6 +38,10 @@ pub enum Command {
     Presets(ConnectArgs),
     /// Describe a media file as the encoder sees it (a Carbon JobEvaluate).
     Probe(ProbeArgs),
+    /// Make a new session signing key; cookies signed with the old one
+    /// stay valid for one session lifetime. Takes effect when the portal
+    /// next starts.
+    RotateSessionKey(DataArgs),
 }
 
 /// Where the data lives.
@@ -167,6 +172,9 @@ pub struct PortalOptions {
     /// reverse proxy, where every browser shares the proxy's address).
     #[arg(long, env = "VIDEOSHARE_WS_PER_CLIENT", default_value_t = crate::portal::ws::MAX_SOCKETS_PER_CLIENT as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub ws_per_client: u64,
+
+    #[command(flatten)]
+    pub security: security::SecurityOptions,
 }
 
 /// Settings of `videoshare serve`.
@@ -373,6 +381,7 @@ impl ServeArgs {
                 accounts: false,
                 private_library: false,
                 ws_per_client: crate::portal::ws::MAX_SOCKETS_PER_CLIENT as u64,
+                security: Default::default(),
             },
         }
     }

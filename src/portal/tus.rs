@@ -252,8 +252,9 @@ impl Portal {
             .unwrap_or(0)
     }
 
-    /// Removes expired uploads and files no record names. Run at start
-    /// and with each new upload.
+    /// Removes expired uploads and files no record names (once they are a
+    /// minute old: a file is created just before its record). Run at start
+    /// and by the portal's housekeeping timer, never per request.
     pub async fn sweep_tus(&self) {
         let cutoff = now_ms() - EXPIRY.as_millis() as i64;
         match self.inner.tus.expire(cutoff).await {
@@ -273,12 +274,22 @@ impl Portal {
         };
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name) {
+            let settled = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= ORPHAN_AGE);
+            if settled && !known.contains(&name) {
                 let _ = tokio::fs::remove_file(entry.path()).await;
             }
         }
     }
 }
+
+/// How old a file with no record must be before a sweep removes it.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `POST /files` (creation): a new upload of `Upload-Length` bytes.
 async fn create(
@@ -305,7 +316,12 @@ async fn create(
         return Err(UploadError::too_large(limit).into());
     }
     let preset = chosen_preset(&portal, &field("preset").unwrap_or_default()).await?;
-    portal.sweep_tus().await;
+    portal.check_job_cap(&owner).await?;
+    let cap = portal.config().limits.resumable_per_owner;
+    let open = portal.inner.tus.open_count_of(owner.as_str()).await;
+    if open.map_err(internal)? >= cap {
+        return Err(UploadError::TooManyUploads(cap).into());
+    }
 
     let id = uuid::Uuid::new_v4().simple().to_string();
     tokio::fs::File::create_new(portal.tus_path(&id))
