@@ -392,6 +392,34 @@ impl Visitor {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts an HTML form as this session (following the redirect, as a
+    /// browser does): the final status and page.
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> (reqwest::StatusCode, String) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .form(fields)
+            .send()
+            .await
+            .expect("post");
+        (response.status(), response.text().await.expect("body"))
+    }
+
+    /// The account this session is signed in to, as its account page says.
+    pub async fn signed_in_as(&self) -> Option<String> {
+        let page = self
+            .http
+            .get(format!("{}/account", self.base))
+            .send()
+            .await
+            .expect("account page")
+            .text()
+            .await
+            .expect("page");
+        let after = page.split_once("Signed in as <strong>")?.1;
+        Some(after.split_once("</strong>")?.0.to_owned())
+    }
+
     /// `POST /api/jobs/{guid}/{action}`: status and JSON body.
     pub async fn control(&self, guid: &str, action: &str) -> (u16, Value) {
         let response = self
