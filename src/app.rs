@@ -320,7 +320,8 @@ impl App {
         let lock = self.dirs.claim("portal", &self.dirs.uploaded)?;
         self._locks.push(lock);
         let dirs = &self.dirs;
-        let session_lifetime = Duration::from_secs(options.security.session_days.saturating_mul(86_400));
+        let session_lifetime =
+            Duration::from_secs(options.security.session_days.saturating_mul(86_400));
         let portal = Portal::new(
             PortalConfig {
                 uploaded_dir: dirs.uploaded.clone(),
@@ -362,7 +363,8 @@ impl App {
             }
         }));
         self.tasks.push(portal.spawn_poller(self.shutdown.clone()));
-        self.tasks.push(portal.spawn_housekeeping(self.shutdown.clone()));
+        self.tasks
+            .push(portal.spawn_housekeeping(self.shutdown.clone()));
         tracing::info!("portal listening on http://{http_addr}");
         self.http_addr = Some(http_addr);
         Ok(http_addr)

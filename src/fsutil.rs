@@ -140,7 +140,9 @@ pub fn move_to(file: &Path, to: &Path) -> io::Result<()> {
 /// Writes `bytes` to `path` so that a reader sees the old file or the whole
 /// new one, never part of it (temp file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_via_temp(path, bytes, EVERYONE, |temp, path| std::fs::rename(temp, path))
+    write_via_temp(path, bytes, EVERYONE, |temp, path| {
+        std::fs::rename(temp, path)
+    })
 }
 
 /// File modes for [`write_via_temp`]: what the umask allows, or this user

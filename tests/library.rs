@@ -165,34 +165,43 @@ async fn accounts_keep_a_queue_across_browsers() {
     }
 
     // Registering keeps the queue this browser already had.
-    let (status, home) = laptop.form("/account/register",
-        &[("name", "Ann"), ("password", "correct horse")],
-    )
-    .await;
+    let (status, home) = laptop
+        .form(
+            "/account/register",
+            &[("name", "Ann"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(home.contains("Signed in as Ann"), "{home}");
     assert_eq!(laptop.queue().await, std::slice::from_ref(&guid));
-    let (status, html) = app.visitor().form("/account/register",
-        &[("name", "ann"), ("password", "another one")],
-    )
-    .await;
+    let (status, html) = app
+        .visitor()
+        .form(
+            "/account/register",
+            &[("name", "ann"), ("password", "another one")],
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(html.contains("is taken"));
 
     // Another browser signs in and sees the same queue; a wrong password
     // does not.
     let phone = app.visitor();
-    let (status, html) = phone.form("/account/login",
-        &[("name", "ann"), ("password", "wrong horse")],
-    )
-    .await;
+    let (status, html) = phone
+        .form(
+            "/account/login",
+            &[("name", "ann"), ("password", "wrong horse")],
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(html.contains("Wrong user name or password"));
     assert!(phone.queue().await.is_empty());
-    let (status, _) = phone.form("/account/login",
-        &[("name", "ANN"), ("password", "correct horse")],
-    )
-    .await;
+    let (status, _) = phone
+        .form(
+            "/account/login",
+            &[("name", "ANN"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(phone.queue().await, std::slice::from_ref(&guid));
     let (status, job) = phone.control(&guid, "retry").await;
@@ -209,10 +218,12 @@ async fn accounts_keep_a_queue_across_browsers() {
     let me = plain.me();
     let (status, _) = page(&me, "/account").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = me.form("/account/login",
-        &[("name", "ann"), ("password", "correct horse")],
-    )
-    .await;
+    let (status, _) = me
+        .form(
+            "/account/login",
+            &[("name", "ann"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     plain.stop().await;
 }

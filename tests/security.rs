@@ -49,7 +49,11 @@ async fn a_foreign_page_can_neither_act_for_a_visitor_nor_replace_their_session(
         ("sec-fetch-site", "same-site"),
         ("origin", "http://evil.example"),
     ];
-    for path in ["/no/such/page", "/account/logout", &format!("/api/jobs/{guid}/stop")] {
+    for path in [
+        "/no/such/page",
+        "/account/logout",
+        &format!("/api/jobs/{guid}/stop"),
+    ] {
         for (name, value) in foreign {
             for with_cookie in [true, false] {
                 let mut request = http.post(format!("{}{path}", app.base)).header(name, value);
@@ -152,9 +156,17 @@ async fn signing_out_a_password_change_and_sign_out_everywhere_end_sessions_for_
     let (status, _) = laptop.form("/account/password", &change).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(laptop.signed_in_as().await.as_deref(), Some("ann"));
-    assert_eq!(phone.signed_in_as().await, None, "the phone stayed signed in");
+    assert_eq!(
+        phone.signed_in_as().await,
+        None,
+        "the phone stayed signed in"
+    );
     let (status, _) = phone.form("/account/login", &password).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old password still works");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old password still works"
+    );
     let new_password = [("name", "ann"), ("password", "battery staple")];
     phone.form("/account/login", &new_password).await;
     assert_eq!(phone.signed_in_as().await.as_deref(), Some("ann"));
@@ -291,7 +303,10 @@ async fn one_address_cannot_hold_every_connection() {
     drop(idle.pop());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let answered = bare_client().get(format!("{}/healthz", app.base)).send().await;
+        let answered = bare_client()
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await;
         if answered.is_ok_and(|r| r.status().is_success()) {
             break;
         }
@@ -385,7 +400,11 @@ async fn one_user_has_a_cap_on_unfinished_jobs_and_resumable_uploads() {
     app.visitor().upload_ok(&clip).await;
 
     let other = app.visitor();
-    for expected in [StatusCode::CREATED, StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS] {
+    for expected in [
+        StatusCode::CREATED,
+        StatusCode::CREATED,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
         let response = other
             .http
             .post(format!("{}/files", other.base))

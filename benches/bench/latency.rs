@@ -13,9 +13,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::support::{Row, Server, percentile, session, unix_micros, upload_file};
 
 /// One job message as a socket saw it: status, percent, arrival time.
-type Seen = Vec<(String, u64, u128)>;
+pub type Seen = Vec<(String, u64, u128)>;
 
-async fn watch(addr: std::net::SocketAddr, cookie: String) -> tokio::task::JoinHandle<Seen> {
+pub async fn watch(addr: std::net::SocketAddr, cookie: String) -> tokio::task::JoinHandle<Seen> {
     let mut request = format!("ws://{addr}/ws")
         .into_client_request()
         .expect("request");
@@ -52,6 +52,28 @@ async fn watch(addr: std::net::SocketAddr, cookie: String) -> tokio::task::JoinH
         }
         seen
     })
+}
+
+/// For each percent a socket saw: the time from ffmpeg reporting it (the
+/// encoder's log) to its first arrival at the socket (later messages
+/// repeat it with new fps or ETA), in milliseconds.
+pub fn percent_latencies(
+    seen: &Seen,
+    reported: &std::collections::HashMap<(String, u64), u128>,
+    guid: &str,
+) -> Vec<f64> {
+    let mut latencies_ms = Vec::new();
+    let mut last_percent = None;
+    for (status, percent, at) in seen {
+        if status != "STARTED" || last_percent == Some(*percent) {
+            continue;
+        }
+        last_percent = Some(*percent);
+        if let Some(reported_at) = reported.get(&(guid.to_owned(), *percent)) {
+            latencies_ms.push((*at as f64 - *reported_at as f64) / 1000.0);
+        }
+    }
+    latencies_ms
 }
 
 pub struct Measured {
@@ -112,21 +134,10 @@ pub async fn measure(watchers: usize, clip_secs: u32, width: u32, height: u32) -
                 && seen.last().is_some_and(|(s, _, _)| s == "COMPLETED")
         })
         .count();
-    let mut latencies_ms = Vec::new();
-    for seen in &all {
-        let mut last_percent = None;
-        for (status, percent, at) in seen {
-            // A percent's first arrival (later messages repeat it with new
-            // fps or ETA) against when ffmpeg reported it.
-            if status != "STARTED" || last_percent == Some(*percent) {
-                continue;
-            }
-            last_percent = Some(*percent);
-            if let Some(reported_at) = reported.get(&(guid.clone(), *percent)) {
-                latencies_ms.push((*at as f64 - *reported_at as f64) / 1000.0);
-            }
-        }
-    }
+    let latencies_ms = all
+        .iter()
+        .flat_map(|seen| percent_latencies(seen, &reported, &guid))
+        .collect();
     Measured {
         latencies_ms,
         watchers,

@@ -135,7 +135,10 @@ pub async fn login(
 
 /// `POST /account/logout`: this session ends; the browser becomes a new
 /// anonymous user.
-pub async fn logout(State(portal): State<Portal>, Extension(session): Extension<Session>) -> Response {
+pub async fn logout(
+    State(portal): State<Portal>,
+    Extension(session): Extension<Session>,
+) -> Response {
     if !portal.config().accounts {
         return disabled().into_response();
     }
@@ -305,7 +308,12 @@ async fn sign_in(portal: &Portal, session: &Session, name: &str) -> Response {
         let from = owner.as_str();
         let to = account.as_str();
         let moved = match portal.inner.uploads.transfer(from, to).await {
-            Ok(moved) => portal.inner.tus.transfer(from, to).await.map(|tus| moved + tus),
+            Ok(moved) => portal
+                .inner
+                .tus
+                .transfer(from, to)
+                .await
+                .map(|tus| moved + tus),
             Err(e) => Err(e),
         };
         match moved {

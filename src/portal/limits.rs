@@ -159,10 +159,7 @@ impl SignInLimits {
     /// either has used up its attempts.
     pub fn attempt(&self, ip: IpAddr, name: &str) -> Result<(), ApiError> {
         let clock = DefaultClock::default();
-        let keys = [
-            Attempter::Address(ip),
-            Attempter::Name(name.to_lowercase()),
-        ];
+        let keys = [Attempter::Address(ip), Attempter::Name(name.to_lowercase())];
         for key in keys {
             if let Err(not_until) = self.attempts.check_key(&key) {
                 let wait = not_until.wait_time_from(clock.now());
@@ -243,7 +240,9 @@ impl<S> MinRate<S> {
                 ));
             }
             self.seen = 0;
-            deadline.as_mut().reset(tokio::time::Instant::now() + window);
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + window);
         }
         None
     }
@@ -320,7 +319,9 @@ mod tests {
         for _ in 0..3 {
             limits.attempt(attacker, "ann").expect("within the quota");
         }
-        let refused = limits.attempt(attacker, "bob").expect_err("address used up");
+        let refused = limits
+            .attempt(attacker, "bob")
+            .expect_err("address used up");
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         // Another address on the same name (in another case) is slowed too.
         let other: IpAddr = [10, 0, 0, 2].into();

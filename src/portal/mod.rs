@@ -276,7 +276,10 @@ impl Portal {
             .route("/account/register", post(accounts::register))
             .route("/account/login", post(accounts::login))
             .route("/account/logout", post(accounts::logout))
-            .route("/account/logout-everywhere", post(accounts::logout_everywhere))
+            .route(
+                "/account/logout-everywhere",
+                post(accounts::logout_everywhere),
+            )
             .route("/account/password", post(accounts::change_password))
             .route("/healthz", get(health::healthz))
             .route("/metrics", get(metrics))

@@ -119,6 +119,9 @@ mod tests {
         assert!(is_cross_site(&with_site("cross-site")));
         assert!(is_cross_site(&with_site("same-site")));
         assert!(!is_cross_site(&headers(None, "127.0.0.1:8080")));
-        assert!(is_cross_site(&headers(Some("http://evil.example"), "127.0.0.1:8080")));
+        assert!(is_cross_site(&headers(
+            Some("http://evil.example"),
+            "127.0.0.1:8080"
+        )));
     }
 }

@@ -49,9 +49,13 @@ pub enum UploadError {
     EncoderRefused(String),
     #[error("{0}")]
     BadField(String),
-    #[error("You have {0} videos waiting or encoding, the most one user may have: upload more when some have finished (or stop some).")]
+    #[error(
+        "You have {0} videos waiting or encoding, the most one user may have: upload more when some have finished (or stop some)."
+    )]
     TooManyJobs(u32),
-    #[error("You have {0} unfinished resumable uploads, the most one user may have: finish or cancel some first.")]
+    #[error(
+        "You have {0} unfinished resumable uploads, the most one user may have: finish or cancel some first."
+    )]
     TooManyUploads(u32),
     #[error("internal: {0}")]
     Internal(String),
@@ -264,7 +268,10 @@ pub async fn accept(
     // A sign-in between `current` and the insert moved everything but this.
     let now_owner = portal.inner.moves.current(&owner);
     if now_owner != owner {
-        let moving = portal.inner.uploads.transfer(owner.as_str(), now_owner.as_str());
+        let moving = portal
+            .inner
+            .uploads
+            .transfer(owner.as_str(), now_owner.as_str());
         moving.await.map_err(internal)?;
     }
     let job = JobView::from(&record);

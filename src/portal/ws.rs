@@ -104,12 +104,12 @@ pub async fn handler(
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
-        let clients = portal.config().metrics.websocket_clients.clone();
-        clients.inc();
-        session(socket, portal, owner).await;
-        clients.dec();
-        drop(held);
-    })
+            let clients = portal.config().metrics.websocket_clients.clone();
+            clients.inc();
+            session(socket, portal, owner).await;
+            clients.dec();
+            drop(held);
+        })
 }
 
 /// Sends `message`; `false` if the socket is gone, or stuck: a browser

@@ -197,7 +197,10 @@ pub struct Sessions {
 
 /// What a request's cookie turned out to be.
 enum Checked {
-    Valid { session: Session, renew: Option<Ticket> },
+    Valid {
+        session: Session,
+        renew: Option<Ticket>,
+    },
     /// None, forged, expired or ended.
     Invalid,
     /// The store could not say: serve the request without touching the
@@ -206,7 +209,12 @@ enum Checked {
 }
 
 impl Sessions {
-    pub fn new(keys: SessionKeys, store: SessionStore, lifetime: Duration, always_secure: bool) -> Self {
+    pub fn new(
+        keys: SessionKeys,
+        store: SessionStore,
+        lifetime: Duration,
+        always_secure: bool,
+    ) -> Self {
         Sessions {
             keys,
             store,
@@ -328,7 +336,11 @@ impl Sessions {
 
     /// Forgets sessions unused for a whole lifetime (a timer calls this).
     pub async fn sweep(&self) {
-        match self.store.sweep(self.lifetime_secs().saturating_mul(1000)).await {
+        match self
+            .store
+            .sweep(self.lifetime_secs().saturating_mul(1000))
+            .await
+        {
             Ok(0) => {}
             Ok(ended) => tracing::info!(ended, "expired sessions removed"),
             Err(e) => tracing::warn!(error = %e, "cannot remove expired sessions"),
