@@ -42,11 +42,22 @@ pub fn is_same_origin(headers: &HeaderMap) -> bool {
         o.strip_prefix("http://")
             .or_else(|| o.strip_prefix("https://"))
     });
+    let Some(origin) = origin_host else {
+        return false;
+    };
+    // Behind a reverse proxy that rewrites `Host`, the browser's host is in
+    // `X-Forwarded-Host` (a header no page on another site can add without
+    // a CORS preflight, which is never granted).
+    let forwarded = headers
+        .get("x-forwarded-host")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split(',').next())
+        .map(str::trim);
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    match (origin_host, host) {
-        (Some(origin), Some(host)) => origin.eq_ignore_ascii_case(host),
-        _ => false,
-    }
+    [host, forwarded]
+        .into_iter()
+        .flatten()
+        .any(|host| origin.eq_ignore_ascii_case(host))
 }
 
 /// [`is_same_origin`] as a request guard.
@@ -123,5 +134,13 @@ mod tests {
             Some("http://evil.example"),
             "127.0.0.1:8080"
         )));
+    }
+
+    #[test]
+    fn behind_a_proxy_the_forwarded_host_counts() {
+        let mut h = headers(Some("https://video.example"), "127.0.0.1:8080");
+        assert!(!is_same_origin(&h));
+        h.insert("x-forwarded-host", "video.example".parse().expect("host"));
+        assert!(is_same_origin(&h));
     }
 }
