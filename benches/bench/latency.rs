@@ -97,7 +97,8 @@ pub async fn measure(watchers: usize, clip_secs: u32, width: u32, height: u32) -
     let server = Server::start(
         "serve",
         &work.path().join("data"),
-        &["--ws-per-client", &cap],
+        // Every watcher comes from this one address.
+        &["--ws-per-client", &cap, "--http-per-client", &cap],
     )
     .await;
     let base = server.base();
