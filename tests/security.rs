@@ -24,12 +24,26 @@ fn sets_cookie(response: &reqwest::Response) -> bool {
     response.headers().contains_key("set-cookie")
 }
 
-/// A multipart body holding `bytes` as the field `file`.
-fn video_form(bytes: Vec<u8>) -> reqwest::multipart::Form {
-    reqwest::multipart::Form::new().part(
+/// Posts `clip` to `/upload` with `cookie` and the `headers` a page sends.
+async fn post_video(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    clip: &std::path::Path,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new().part(
         "file",
-        reqwest::multipart::Part::bytes(bytes).file_name("clip.mp4"),
-    )
+        reqwest::multipart::Part::bytes(std::fs::read(clip).expect("clip")).file_name("clip.mp4"),
+    );
+    let mut request = http
+        .post(format!("{base}/upload"))
+        .header("cookie", cookie)
+        .header("accept", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.multipart(form).send().await.expect("upload")
 }
 
 #[tokio::test]
@@ -69,15 +83,8 @@ async fn a_foreign_page_can_neither_act_for_a_visitor_nor_replace_their_session(
         }
     }
     // The same for a real video posted to /upload: refused, nothing queued.
-    let response = http
-        .post(format!("{}/upload", app.base))
-        .header("cookie", &cookie)
-        .header("origin", "http://evil.example")
-        .header("accept", "application/json")
-        .multipart(video_form(std::fs::read(&clip).expect("clip")))
-        .send()
-        .await
-        .expect("upload");
+    let foreign_upload = [("origin", "http://evil.example")];
+    let response = post_video(&http, &app.base, &cookie, &clip, &foreign_upload).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(!sets_cookie(&response));
     assert_eq!(me.queue().await, vec![guid.clone()]);
@@ -92,16 +99,11 @@ async fn a_foreign_page_can_neither_act_for_a_visitor_nor_replace_their_session(
     assert!(!sets_cookie(&response));
 
     // The page's own requests pass: same origin, by both headers.
-    let response = http
-        .post(format!("{}/upload", app.base))
-        .header("cookie", &cookie)
-        .header("origin", &app.base)
-        .header("sec-fetch-site", "same-origin")
-        .header("accept", "application/json")
-        .multipart(video_form(std::fs::read(&clip).expect("clip")))
-        .send()
-        .await
-        .expect("upload");
+    let own_page = [
+        ("origin", app.base.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    let response = post_video(&http, &app.base, &cookie, &clip, &own_page).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     assert_eq!(me.queue().await.len(), 2);
 }

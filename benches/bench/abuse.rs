@@ -105,21 +105,16 @@ fn p95(values: &[f64]) -> f64 {
 
 pub async fn run(clip_secs: u32, width: u32, height: u32, size: AttackSize) -> Row {
     let work = tempfile::tempdir_in(crate::support::bench_dir()).expect("tempdir");
-    let clip = work.path().join("clip.mp4");
-    videoshare::media::synthetic::write_clip(
-        &clip,
-        videoshare::media::synthetic::ClipSpec::new(clip_secs, width, height),
-    )
-    .expect("clip");
+    let clip = crate::support::make_clip(work.path(), clip_secs, width, height);
     let idle = one_run(&clip, None).await;
     let attacked = one_run(&clip, Some(size)).await;
     let page = (p95(&idle.page_ms), p95(&attacked.page_ms));
     let progress = (p95(&idle.progress_ms), p95(&attacked.progress_ms));
     let ratio = |(a, b): (f64, f64)| if a > 0.0 { b / a } else { f64::NAN };
     let mib = |kib: u64| kib as f64 / 1024.0;
-    println!(
-        "under attack: page p95 {:.1} → {:.1} ms ({:.2}×), progress p95 {:.0} → {:.0} ms ({:.2}×), \
-         server peak RSS {:.0} → {:.0} MiB, CPU {:.0} → {:.0} %; {}",
+    let summary = format!(
+        "page p95 {:.1} vs {:.1} ms ({:.2}×), progress p95 {:.0} vs {:.0} ms ({:.2}×) idle vs \
+         attacked; server peak RSS {:.0} vs {:.0} MiB, CPU {:.0} vs {:.0} %",
         page.0,
         page.1,
         ratio(page),
@@ -130,24 +125,16 @@ pub async fn run(clip_secs: u32, width: u32, height: u32, size: AttackSize) -> R
         mib(attacked.peak_rss_kib),
         idle.cpu_percent,
         attacked.cpu_percent,
+    );
+    println!(
+        "under attack: {summary}; attacker: {}",
         attacked.attack.as_deref().unwrap_or("")
     );
     // A ratio of tiny figures is noise: within 2× or within 50 ms counts.
     let holds = |(a, b): (f64, f64)| b <= 2.0 * a || b - a <= 50.0;
     Row {
         measurement: "legitimate browser under attack",
-        result: format!(
-            "page p95 {:.1} vs {:.1} ms ({:.2}×), progress p95 {:.0} vs {:.0} ms ({:.2}×) idle vs attacked; \
-             server peak RSS {:.0} MiB, CPU {:.0} % under attack",
-            page.0,
-            page.1,
-            ratio(page),
-            progress.0,
-            progress.1,
-            ratio(progress),
-            mib(attacked.peak_rss_kib),
-            attacked.cpu_percent
-        ),
+        result: summary,
         target: "flow completes; page and progress p95 within 2× of idle",
         met: Some(idle.played && attacked.played && holds(page) && holds(progress)),
         details: serde_json::json!({

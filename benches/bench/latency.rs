@@ -87,12 +87,7 @@ pub struct Measured {
 
 pub async fn measure(watchers: usize, clip_secs: u32, width: u32, height: u32) -> Measured {
     let work = tempfile::tempdir_in(crate::support::bench_dir()).expect("tempdir");
-    let clip = work.path().join("clip.mp4");
-    videoshare::media::synthetic::write_clip(
-        &clip,
-        videoshare::media::synthetic::ClipSpec::new(clip_secs, width, height),
-    )
-    .expect("clip");
+    let clip = crate::support::make_clip(work.path(), clip_secs, width, height);
     let cap = (watchers + 16).to_string();
     let server = Server::start(
         "serve",

@@ -142,8 +142,13 @@ pub async fn logout(
     if !portal.config().accounts {
         return disabled().into_response();
     }
-    match portal.sessions().sign_out(&session).await {
-        Ok(cookie) => (cookie, Redirect::to("/")).into_response(),
+    end_this_session(&portal, &session, "/").await
+}
+
+/// Ends `session` and sends the browser, now anonymous, to `then`.
+async fn end_this_session(portal: &Portal, session: &Session, then: &str) -> Response {
+    match portal.sessions().sign_out(session).await {
+        Ok(cookie) => (cookie, Redirect::to(then)).into_response(),
         Err(e) => ApiError::internal(e).into_response(),
     }
 }
@@ -165,10 +170,7 @@ pub async fn logout_everywhere(
         Err(e) => return ApiError::internal(e).into_response(),
     };
     tracing::info!(name, ended, "signed out everywhere");
-    match portal.sessions().sign_out(&session).await {
-        Ok(cookie) => (cookie, Redirect::to("/account")).into_response(),
-        Err(e) => ApiError::internal(e).into_response(),
-    }
+    end_this_session(&portal, &session, "/account").await
 }
 
 #[derive(Debug, Deserialize)]
