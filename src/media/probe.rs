@@ -102,15 +102,21 @@ fn is_playlist_format(format_name: &str) -> bool {
     format_name.split(',').any(|f| PLAYLISTS.contains(&f))
 }
 
-/// Probes `path` with ffprobe. Playlists are refused from their first bytes,
-/// before ffprobe would open the files (or wait for the live stream) they name.
+/// Probes `path` with ffprobe. Playlists are refused from their first bytes; ffprobe itself
+/// reads only local media (see [`super::inputs`]), so one that slips past
+/// the sniff is refused too, before anything it names is opened.
 pub async fn probe(path: &Path) -> Result<MediaInfo, ProbeError> {
     if let Some(kind) = sniff_playlist(path).await {
         return Err(ProbeError::Playlist(kind));
     }
+    let [protocols, protocol_list, formats, format_list] = super::inputs::media_input_args();
     let args = [
         "-v".as_ref(),
         "error".as_ref(),
+        protocols.as_ref(),
+        protocol_list.as_ref(),
+        formats.as_ref(),
+        format_list.as_ref(),
         "-print_format".as_ref(),
         "json".as_ref(),
         "-show_format".as_ref(),
