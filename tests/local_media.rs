@@ -1,7 +1,7 @@
 //! ffmpeg and ffprobe read only local media: files that name other files or
 //! network addresses (HLS, DASH, ffconcat) are refused by the tools
 //! themselves, whether or not the upload sniff saw through them, and no
-//! address they name is ever contacted.
+//! address they name is ever contacted. Probes are bounded process-wide.
 
 mod common;
 
@@ -14,6 +14,7 @@ use videoshare::carbon::message::JobQueue;
 use videoshare::carbon::{Client, JobStatus};
 use videoshare::encoder::ffmpeg::{Audio, Inputs, encode_args};
 use videoshare::encoder::preset::{Presets, SEED_PRESET};
+use videoshare::media::probe::{peak_running, probe_limit, running};
 
 /// A listener that counts the connections it is offered.
 async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
@@ -162,4 +163,26 @@ async fn ffmpeg_itself_refuses_a_manifest_of_files_outside_the_roots() {
     let made = videoshare::media::thumbnail::thumbnail(&manifest, &thumb, 0.0).await;
     assert!(made.is_err(), "a thumbnail of the manifest");
     assert!(!thumb.exists());
+}
+
+#[tokio::test]
+async fn probes_run_at_most_the_limit_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(dir.path(), "clip.mp4", 1, 160, 120);
+    let limit = probe_limit();
+    let probes = (0..limit * 4).map(|_| videoshare::media::probe(&clip));
+    let results = futures_util::future::join_all(probes).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let peak = peak_running();
+    assert!(peak <= limit, "{peak} ffprobe runs at once, limit {limit}");
+    assert!(peak >= 2, "the probes ran concurrently at all ({peak})");
+    assert_eq!(running(), 0);
+    // Other tests here probe too: the gauge is at least what was seen.
+    let metrics = videoshare::metrics::Metrics::default().render();
+    let shown: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("videoshare_ffprobe_running_max "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ffprobe gauge in {metrics}"));
+    assert!((peak..=limit).contains(&shown), "{shown}");
 }
