@@ -272,6 +272,7 @@ impl App {
             max_frame: usize::try_from(options.carbon_max_frame).unwrap_or(usize::MAX),
             idle_timeout: Duration::from_secs(options.carbon_idle_secs),
             frame_timeout: Duration::from_secs(options.carbon_frame_secs),
+            write_timeout: Duration::from_secs(options.carbon_write_secs),
             max_connections: usize::try_from(options.carbon_max_connections).unwrap_or(usize::MAX),
             allow: options.carbon_allow.clone(),
         };

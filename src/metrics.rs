@@ -40,6 +40,10 @@ pub struct Metrics {
     pub websocket_clients: Gauge,
     /// Carbon requests answered, by task type and result.
     pub carbon_requests: Family<CarbonLabels, Counter>,
+    /// ffprobe processes running now, and the most at once so far (both
+    /// read from the process-wide bound in `media::probe` when rendered).
+    ffprobe_running: Gauge,
+    ffprobe_running_max: Gauge,
 }
 
 impl Default for Metrics {
@@ -52,6 +56,8 @@ impl Default for Metrics {
         let upload_bytes = Counter::default();
         let websocket_clients = Gauge::default();
         let carbon_requests = Family::<CarbonLabels, Counter>::default();
+        let ffprobe_running = Gauge::default();
+        let ffprobe_running_max = Gauge::default();
         registry.register("jobs", "Jobs in each status", jobs.clone());
         registry.register(
             "encode_seconds",
@@ -78,6 +84,16 @@ impl Default for Metrics {
             "Carbon requests answered, by task type and result",
             carbon_requests.clone(),
         );
+        registry.register(
+            "ffprobe_running",
+            "ffprobe processes running now (bounded process-wide)",
+            ffprobe_running.clone(),
+        );
+        registry.register(
+            "ffprobe_running_max",
+            "The most ffprobe processes that ran at once since the start",
+            ffprobe_running_max.clone(),
+        );
         Metrics {
             registry,
             jobs,
@@ -86,6 +102,8 @@ impl Default for Metrics {
             upload_bytes,
             websocket_clients,
             carbon_requests,
+            ffprobe_running,
+            ffprobe_running_max,
         }
     }
 }
@@ -104,6 +122,11 @@ impl Metrics {
 
     /// The Prometheus text exposition of everything.
     pub fn render(&self) -> String {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.ffprobe_running
+            .set(gauge(crate::media::probe::running()));
+        self.ffprobe_running_max
+            .set(gauge(crate::media::probe::peak_running()));
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -119,6 +119,11 @@ pub struct EncoderOptions {
     #[arg(long, env = "VIDEOSHARE_CARBON_FRAME_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub carbon_frame_secs: u64,
 
+    /// Seconds a Carbon client may take to read a reply; one that sends
+    /// requests but does not read the replies is disconnected.
+    #[arg(long, env = "VIDEOSHARE_CARBON_WRITE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub carbon_write_secs: u64,
+
     /// Carbon connections served at once; more are refused with an error frame.
     #[arg(long, env = "VIDEOSHARE_CARBON_MAX_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub carbon_max_connections: u32,
@@ -369,6 +374,7 @@ impl ServeArgs {
                 carbon_allow: Vec::new(),
                 carbon_idle_secs: 300,
                 carbon_frame_secs: 10,
+                carbon_write_secs: 10,
                 carbon_max_connections: 256,
                 carbon_max_frame: 1 << 20,
             },

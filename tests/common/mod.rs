@@ -52,6 +52,7 @@ pub fn make_clip(dir: &Path, name: &str, secs: u32, width: u32, height: u32) -> 
 /// The container's duration in seconds, as ffprobe reports it.
 pub fn duration_secs(path: &Path) -> f64 {
     let out = Command::new("ffprobe")
+        .args(videoshare::media::inputs::media_input_args())
         .args([
             "-v",
             "error",
@@ -74,6 +75,7 @@ pub fn duration_secs(path: &Path) -> f64 {
 /// What ffprobe says about a file's streams: `(codec_type, codec_name, width, height)`.
 pub fn probe_streams(path: &Path) -> Vec<(String, String, u64, u64)> {
     let out = Command::new("ffprobe")
+        .args(videoshare::media::inputs::media_input_args())
         .args(["-v", "error", "-print_format", "json", "-show_streams"])
         .arg(path)
         .output()
