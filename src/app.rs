@@ -19,7 +19,7 @@ use crate::encoder::preset::{Presets, SEED_PRESET};
 use crate::encoder::server::{self, Habit, Limits};
 use crate::encoder::{Encoder, EncoderConfig};
 use crate::metrics::Metrics;
-use crate::portal::session::SessionKey;
+use crate::portal::session::SessionKeys;
 use crate::portal::{Portal, PortalConfig};
 
 /// The folders under the data folder.
@@ -279,6 +279,7 @@ impl App {
             max_frame: usize::try_from(options.carbon_max_frame).unwrap_or(usize::MAX),
             idle_timeout: Duration::from_secs(options.carbon_idle_secs),
             frame_timeout: Duration::from_secs(options.carbon_frame_secs),
+            write_timeout: Duration::from_secs(options.carbon_write_secs),
             max_connections: usize::try_from(options.carbon_max_connections).unwrap_or(usize::MAX),
             allow: options.carbon_allow.clone(),
         };
@@ -327,6 +328,8 @@ impl App {
         let lock = self.dirs.claim("portal", &self.dirs.uploaded)?;
         self._locks.push(lock);
         let dirs = &self.dirs;
+        let session_lifetime =
+            Duration::from_secs(options.security.session_days.saturating_mul(86_400));
         let portal = Portal::new(
             PortalConfig {
                 uploaded_dir: dirs.uploaded.clone(),
@@ -343,7 +346,10 @@ impl App {
                 encoder_streams: link.streams,
                 metrics: self.metrics.clone(),
                 preset: SEED_PRESET,
-                session_key: SessionKey::load_or_create(&dirs.root.join("session.key"))?,
+                session_keys: SessionKeys::load(&dirs.root, session_lifetime)?,
+                session_lifetime,
+                secure_cookies: options.security.secure_cookies,
+                limits: options.security.limits(),
                 accounts: options.accounts,
                 private_library: options.private_library,
                 thumbs_dir: dirs.root.join("thumbs"),
@@ -366,6 +372,8 @@ impl App {
             }
         }));
         self.tasks.push(portal.spawn_poller(self.shutdown.clone()));
+        self.tasks
+            .push(portal.spawn_housekeeping(self.shutdown.clone()));
         tracing::info!("portal listening on http://{http_addr}");
         self.http_addr = Some(http_addr);
         Ok(http_addr)

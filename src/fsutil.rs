@@ -153,13 +153,29 @@ pub fn move_to(file: &Path, to: &Path) -> io::Result<()> {
 /// Writes `bytes` to `path` so that a reader sees the old file or the whole
 /// new one, never part of it (temp file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_via_temp(path, bytes, |temp, path| std::fs::rename(temp, path))
+    write_via_temp(path, bytes, EVERYONE, |temp, path| {
+        std::fs::rename(temp, path)
+    })
 }
+
+/// File modes for [`write_via_temp`]: what the umask allows, or this user
+/// only (secrets: no other user can read them, not even for an instant).
+const EVERYONE: u32 = 0o666;
+const OWNER_ONLY: u32 = 0o600;
 
 /// Writes a new file at `path` whole or not at all; an existing file there
 /// is an error and is left alone.
 pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_via_temp(path, bytes, |temp, path| {
+    write_new_with_mode(path, bytes, EVERYONE)
+}
+
+/// [`write_new`] for a secret: mode 0600 from its first byte.
+pub fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_new_with_mode(path, bytes, OWNER_ONLY)
+}
+
+fn write_new_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_via_temp(path, bytes, mode, |temp, path| {
         std::fs::hard_link(temp, path)?;
         std::fs::remove_file(temp)
     })
@@ -168,12 +184,22 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
 fn write_via_temp(
     path: &Path,
     bytes: &[u8],
+    mode: u32,
     place: impl FnOnce(&Path, &Path) -> io::Result<()>,
 ) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
-    let written = std::fs::write(&temp, bytes)
-        .and_then(|()| std::fs::File::open(&temp)?.sync_all())
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
         .and_then(|()| place(&temp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&temp);

@@ -43,6 +43,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Job(args) => return cli::job(args).await,
         Command::Presets(args) => return cli::presets(args).await,
         Command::Probe(args) => return cli::probe(args).await,
+        Command::RotateSessionKey(args) => {
+            let dir = &args.data;
+            let path = videoshare::portal::session::keys::rotate(dir)?;
+            println!(
+                "New session key in {}; the previous one still verifies cookies for \
+                 --session-days. Restart the portal to sign with the new key.",
+                path.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     app.run_until_stopped().await;
     Ok(ExitCode::SUCCESS)

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub library_listings: Counter,
     /// File versions the library probed (ffprobe, then a thumbnail).
     pub library_probes: Counter,
+    /// ffprobe processes running now, and the most at once so far (both
+    /// read from the process-wide bound in `media::probe` when rendered).
+    ffprobe_running: Gauge,
+    ffprobe_running_max: Gauge,
 }
 
 impl Default for Metrics {
@@ -58,6 +62,8 @@ impl Default for Metrics {
         let carbon_requests = Family::<CarbonLabels, Counter>::default();
         let library_listings = Counter::default();
         let library_probes = Counter::default();
+        let ffprobe_running = Gauge::default();
+        let ffprobe_running_max = Gauge::default();
         registry.register("jobs", "Jobs in each status", jobs.clone());
         registry.register(
             "encode_seconds",
@@ -94,6 +100,16 @@ impl Default for Metrics {
             "File versions the library probed (ffprobe and a thumbnail)",
             library_probes.clone(),
         );
+        registry.register(
+            "ffprobe_running",
+            "ffprobe processes running now (bounded process-wide)",
+            ffprobe_running.clone(),
+        );
+        registry.register(
+            "ffprobe_running_max",
+            "The most ffprobe processes that ran at once since the start",
+            ffprobe_running_max.clone(),
+        );
         Metrics {
             registry,
             jobs,
@@ -104,6 +120,8 @@ impl Default for Metrics {
             carbon_requests,
             library_listings,
             library_probes,
+            ffprobe_running,
+            ffprobe_running_max,
         }
     }
 }
@@ -122,6 +140,11 @@ impl Metrics {
 
     /// The Prometheus text exposition of everything.
     pub fn render(&self) -> String {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.ffprobe_running
+            .set(gauge(crate::media::probe::running()));
+        self.ffprobe_running_max
+            .set(gauge(crate::media::probe::peak_running()));
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

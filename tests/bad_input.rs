@@ -242,10 +242,10 @@ async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> Socket
             encoder_streams: dirs.streams.to_string_lossy().into_owned(),
             metrics: Default::default(),
             preset: SEED_PRESET,
-            session_key: videoshare::portal::session::SessionKey::load_or_create(
-                &dirs.root.join(format!("{tmp}.key")),
-            )
-            .expect("session key"),
+            session_keys: videoshare::portal::session::SessionKeys::ephemeral(),
+            session_lifetime: Duration::from_secs(3600),
+            secure_cookies: false,
+            limits: Default::default(),
             accounts: false,
             private_library: false,
             thumbs_dir: dirs.root.join(format!("{tmp}-thumbs")),

@@ -475,3 +475,45 @@ async fn a_frame_that_stops_short_is_cut_off_with_a_reason() {
     assert_eq!(attr(&root, "Success"), Some("TRUE"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_replies_loses_its_slot() {
+    let app = common::spawn_app_with(|a| {
+        a.encoder.carbon_max_connections = 1;
+        a.encoder.carbon_write_secs = 1;
+    })
+    .await;
+    // A small receive window, so the replies back up soon.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let hog = socket.connect(app.carbon).await.expect("connect");
+    let (_unread, mut requests) = hog.into_split();
+    let flood = tokio::spawn(async move {
+        let request = frame("<cnpsXML TaskType=\"ProfileList\"/>");
+        // Pipelined requests, no reads, until the server hangs up.
+        while requests.write_all(&request).await.is_ok() {}
+    });
+    tokio::time::timeout(Duration::from_secs(30), flood)
+        .await
+        .expect("the server gave up on the client that does not read")
+        .expect("flood task");
+    // Its one slot serves the next client.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut next = TcpStream::connect(app.carbon).await.expect("connect");
+        next.write_all(&frame("<cnpsXML TaskType=\"JobList\"/>"))
+            .await
+            .expect("send");
+        let reply = read_once(&mut next).await;
+        if String::from_utf8_lossy(&reply).contains("Success=\"TRUE\"") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was never freed: {}",
+            String::from_utf8_lossy(&reply)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}

@@ -138,17 +138,6 @@ async fn a_private_library_shows_each_user_only_their_videos() {
     app.stop().await;
 }
 
-async fn form(who: &Visitor, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-    let response = who
-        .http
-        .post(format!("{}{path}", who.base))
-        .form(fields)
-        .send()
-        .await
-        .expect("post");
-    (response.status(), response.text().await.expect("body"))
-}
-
 #[tokio::test]
 async fn accounts_keep_a_queue_across_browsers() {
     let app = spawn_app_with(|a| a.portal.accounts = true).await;
@@ -170,55 +159,56 @@ async fn accounts_keep_a_queue_across_browsers() {
             "8 to 256 characters",
         ),
     ] {
-        let (got, html) = form(&laptop, "/account/register", &fields).await;
+        let (got, html) = laptop.form("/account/register", &fields).await;
         assert_eq!(got, status);
         assert!(html.contains(says), "{html}");
     }
 
     // Registering keeps the queue this browser already had.
-    let (status, home) = form(
-        &laptop,
-        "/account/register",
-        &[("name", "Ann"), ("password", "correct horse")],
-    )
-    .await;
+    let (status, home) = laptop
+        .form(
+            "/account/register",
+            &[("name", "Ann"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(home.contains("Signed in as Ann"), "{home}");
     assert_eq!(laptop.queue().await, std::slice::from_ref(&guid));
-    let (status, html) = form(
-        &app.visitor(),
-        "/account/register",
-        &[("name", "ann"), ("password", "another one")],
-    )
-    .await;
+    let (status, html) = app
+        .visitor()
+        .form(
+            "/account/register",
+            &[("name", "ann"), ("password", "another one")],
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(html.contains("is taken"));
 
     // Another browser signs in and sees the same queue; a wrong password
     // does not.
     let phone = app.visitor();
-    let (status, html) = form(
-        &phone,
-        "/account/login",
-        &[("name", "ann"), ("password", "wrong horse")],
-    )
-    .await;
+    let (status, html) = phone
+        .form(
+            "/account/login",
+            &[("name", "ann"), ("password", "wrong horse")],
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(html.contains("Wrong user name or password"));
     assert!(phone.queue().await.is_empty());
-    let (status, _) = form(
-        &phone,
-        "/account/login",
-        &[("name", "ANN"), ("password", "correct horse")],
-    )
-    .await;
+    let (status, _) = phone
+        .form(
+            "/account/login",
+            &[("name", "ANN"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(phone.queue().await, std::slice::from_ref(&guid));
     let (status, job) = phone.control(&guid, "retry").await;
     assert!(status == 200 || status == 409, "{status} {job}");
 
     // Signing out: a new anonymous browser with an empty queue.
-    let (status, _) = form(&phone, "/account/logout", &[]).await;
+    let (status, _) = phone.form("/account/logout", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(phone.queue().await.is_empty());
     app.stop().await;
@@ -228,12 +218,12 @@ async fn accounts_keep_a_queue_across_browsers() {
     let me = plain.me();
     let (status, _) = page(&me, "/account").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = form(
-        &me,
-        "/account/login",
-        &[("name", "ann"), ("password", "correct horse")],
-    )
-    .await;
+    let (status, _) = me
+        .form(
+            "/account/login",
+            &[("name", "ann"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     plain.stop().await;
 }

@@ -50,6 +50,7 @@ async fn healthz_checks_the_encoder_the_database_and_the_disk() {
             accounts: false,
             private_library: false,
             ws_per_client: 16,
+            security: Default::default(),
         },
         connect: videoshare::config::ConnectArgs {
             encoder: nobody.clone(),

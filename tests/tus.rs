@@ -281,3 +281,31 @@ async fn a_cancelled_upload_leaves_nothing() {
     assert!(common::names_in(&app.data.join("tus")).is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_in_flight_when_the_browser_signs_in_lands_in_the_account() {
+    let app = spawn_app_with(|a| a.portal.accounts = true).await;
+    let files = tempfile::tempdir().expect("tempdir");
+    let clip = std::fs::read(make_clip(files.path(), "clip.mp4", 1, 160, 120)).expect("clip");
+    let browser = app.me();
+    let path = create(&browser, clip.len(), "clip.mp4").await;
+    let half = clip.len() / 2;
+    let response = patch(&browser, &path, 0, &clip[..half]).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    // Signing in half way: the rest goes on under the account.
+    let account = [("name", "ann"), ("password", "correct horse")];
+    let (status, _) = browser.form("/account/register", &account).await;
+    assert_eq!(status, StatusCode::OK);
+    let response = patch(&browser, &path, half, &clip[half..]).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let guid = response.headers()["upload-job"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(browser.queue().await, vec![guid.clone()]);
+    // The same account in another browser sees it too.
+    let phone = app.visitor();
+    phone.form("/account/login", &account).await;
+    assert_eq!(phone.queue().await, vec![guid]);
+}

@@ -13,9 +13,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::support::{Row, Server, percentile, session, unix_micros, upload_file};
 
 /// One job message as a socket saw it: status, percent, arrival time.
-type Seen = Vec<(String, u64, u128)>;
+pub type Seen = Vec<(String, u64, u128)>;
 
-async fn watch(addr: std::net::SocketAddr, cookie: String) -> tokio::task::JoinHandle<Seen> {
+pub async fn watch(addr: std::net::SocketAddr, cookie: String) -> tokio::task::JoinHandle<Seen> {
     let mut request = format!("ws://{addr}/ws")
         .into_client_request()
         .expect("request");
@@ -54,6 +54,28 @@ async fn watch(addr: std::net::SocketAddr, cookie: String) -> tokio::task::JoinH
     })
 }
 
+/// For each percent a socket saw: the time from ffmpeg reporting it (the
+/// encoder's log) to its first arrival at the socket (later messages
+/// repeat it with new fps or ETA), in milliseconds.
+pub fn percent_latencies(
+    seen: &Seen,
+    reported: &std::collections::HashMap<(String, u64), u128>,
+    guid: &str,
+) -> Vec<f64> {
+    let mut latencies_ms = Vec::new();
+    let mut last_percent = None;
+    for (status, percent, at) in seen {
+        if status != "STARTED" || last_percent == Some(*percent) {
+            continue;
+        }
+        last_percent = Some(*percent);
+        if let Some(reported_at) = reported.get(&(guid.to_owned(), *percent)) {
+            latencies_ms.push((*at as f64 - *reported_at as f64) / 1000.0);
+        }
+    }
+    latencies_ms
+}
+
 pub struct Measured {
     pub latencies_ms: Vec<f64>,
     pub watchers: usize,
@@ -65,17 +87,13 @@ pub struct Measured {
 
 pub async fn measure(watchers: usize, clip_secs: u32, width: u32, height: u32) -> Measured {
     let work = tempfile::tempdir_in(crate::support::bench_dir()).expect("tempdir");
-    let clip = work.path().join("clip.mp4");
-    videoshare::media::synthetic::write_clip(
-        &clip,
-        videoshare::media::synthetic::ClipSpec::new(clip_secs, width, height),
-    )
-    .expect("clip");
+    let clip = crate::support::make_clip(work.path(), clip_secs, width, height);
     let cap = (watchers + 16).to_string();
     let server = Server::start(
         "serve",
         &work.path().join("data"),
-        &["--ws-per-client", &cap],
+        // Every watcher comes from this one address.
+        &["--ws-per-client", &cap, "--http-per-client", &cap],
     )
     .await;
     let base = server.base();
@@ -112,21 +130,10 @@ pub async fn measure(watchers: usize, clip_secs: u32, width: u32, height: u32) -
                 && seen.last().is_some_and(|(s, _, _)| s == "COMPLETED")
         })
         .count();
-    let mut latencies_ms = Vec::new();
-    for seen in &all {
-        let mut last_percent = None;
-        for (status, percent, at) in seen {
-            // A percent's first arrival (later messages repeat it with new
-            // fps or ETA) against when ffmpeg reported it.
-            if status != "STARTED" || last_percent == Some(*percent) {
-                continue;
-            }
-            last_percent = Some(*percent);
-            if let Some(reported_at) = reported.get(&(guid.clone(), *percent)) {
-                latencies_ms.push((*at as f64 - *reported_at as f64) / 1000.0);
-            }
-        }
-    }
+    let latencies_ms = all
+        .iter()
+        .flat_map(|seen| percent_latencies(seen, &reported, &guid))
+        .collect();
     Measured {
         latencies_ms,
         watchers,

@@ -5,9 +5,12 @@
 //! sizes of docs/benchmarks.md; `cargo test --bench bench` (part of
 //! `make test`) runs a tiny smoke version that only proves the harness
 //! works. `BENCH_ONLY=carbon,upload` picks measurements (`pipeline`,
-//! `progress`, `upload`, `carbon`, `fanout`, `cold`). The table is printed
+//! `progress`, `upload`, `carbon`, `fanout`, `cold`, `abuse`). The table is printed
 //! and written, with every figure, to `target/bench/results.json`.
 
+mod abuse;
+#[path = "../../tests/common/attacker.rs"]
+mod attacker;
 mod carbon_api;
 mod cold_start;
 mod latency;
@@ -25,6 +28,7 @@ struct Plan {
     carbon: (usize, usize, f64, f64),
     fanout: usize,
     cold_runs: usize,
+    abuse: ((u32, u32, u32), attacker::AttackSize),
 }
 
 const FULL: Plan = Plan {
@@ -34,6 +38,7 @@ const FULL: Plan = Plan {
     carbon: (100_000, 32, 10.0, 10_000.0),
     fanout: 1000,
     cold_runs: 5,
+    abuse: ((20, 640, 480), attacker::AttackSize::FULL),
 };
 
 const SMOKE: Plan = Plan {
@@ -43,6 +48,16 @@ const SMOKE: Plan = Plan {
     carbon: (500, 4, 0.5, 200.0),
     fanout: 5,
     cold_runs: 1,
+    abuse: (
+        (2, 160, 120),
+        attacker::AttackSize {
+            slow_headers: 5,
+            slow_bodies: 5,
+            websocket_attempts: 20,
+            sign_ins: 20,
+            junk_uploads: 3,
+        },
+    ),
 };
 
 fn wanted(name: &str) -> bool {
@@ -80,6 +95,10 @@ async fn main() {
     if wanted("upload") {
         let (bytes, runs) = plan.upload;
         rows.push(upload::run(bytes, runs).await);
+    }
+    if wanted("abuse") {
+        let ((secs, w, h), size) = plan.abuse;
+        rows.push(abuse::run(secs, w, h, size).await);
     }
     if wanted("pipeline") {
         let (runs, secs, w, h) = plan.pipeline;

@@ -209,6 +209,17 @@ pub fn bench_dir() -> PathBuf {
     dir
 }
 
+/// Writes a synthetic `secs`-second clip of `width`×`height` into `dir`.
+pub fn make_clip(dir: &Path, secs: u32, width: u32, height: u32) -> PathBuf {
+    let clip = dir.join("clip.mp4");
+    videoshare::media::synthetic::write_clip(
+        &clip,
+        videoshare::media::synthetic::ClipSpec::new(secs, width, height),
+    )
+    .expect("clip");
+    clip
+}
+
 /// Makes a session (cookie) and returns a client that keeps it.
 pub async fn session(base: &str) -> (reqwest::Client, String) {
     let jar = Arc::new(reqwest::cookie::Jar::default());

@@ -153,6 +153,17 @@ fn skip_whitespace(src: &mut BytesMut) {
     src.advance(blank);
 }
 
+/// The smallest step a read buffer grows by while a frame arrives.
+const GROWTH_STEP: usize = 8 * 1024;
+
+/// How much more room to make for a frame of which `have` bytes are here
+/// and `missing` are still to come: at most as much again as has arrived
+/// (at least [`GROWTH_STEP`]), never the whole declared size at once, so a
+/// header alone cannot make a connection hold the maximal frame's memory.
+fn next_step(have: usize, missing: usize) -> usize {
+    missing.min(have.max(GROWTH_STEP))
+}
+
 /// Frames up to this size get the character-count allowance below.
 const CHAR_COUNT_ALLOWANCE: usize = 64 * 1024;
 
@@ -236,7 +247,7 @@ impl CarbonCodec {
             } => {
                 let total = header_len + payload_len;
                 if src.len() < total {
-                    src.reserve(total - src.len());
+                    src.reserve(next_step(src.len(), total - src.len()));
                     return Ok(None);
                 }
                 let Some(len) =
@@ -429,6 +440,33 @@ mod tests {
         }
         // Exactly at the limit is fine (and simply incomplete here).
         assert!(decode_all(b"CarbonAPIXML1 64 ").1.is_ok());
+    }
+
+    #[test]
+    fn a_declared_length_reserves_only_what_has_arrived() {
+        let max = 1 << 20;
+        let mut codec = CarbonCodec::new(max);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(format!("CarbonAPIXML1 {max} <cnpsXML").as_bytes());
+        assert_eq!(codec.decode(&mut buf).expect("a frame begins"), None);
+        assert!(
+            buf.capacity() <= 2 * GROWTH_STEP,
+            "{} bytes reserved for 22 received",
+            buf.capacity()
+        );
+        // It grows with what comes, and the whole frame is still taken.
+        let mut sent = buf.len();
+        let header = format!("CarbonAPIXML1 {max} ").len();
+        let mut taken = None;
+        while sent < header + max {
+            let chunk = (header + max - sent).min(100_000);
+            buf.extend_from_slice(&vec![b' '; chunk]);
+            sent += chunk;
+            if let Some(frame) = codec.decode(&mut buf).expect("still a frame") {
+                taken = Some((frame.len(), sent));
+            }
+        }
+        assert_eq!(taken, Some((max, header + max)));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and the TOML config file ([`file`]).
 
 pub mod file;
+pub mod security;
 
 use std::path::PathBuf;
 
@@ -37,6 +38,10 @@ pub enum Command {
     Presets(ConnectArgs),
     /// Describe a media file as the encoder sees it (a Carbon JobEvaluate).
     Probe(ProbeArgs),
+    /// Make a new session signing key; cookies signed with the old one
+    /// stay valid for one session lifetime. Takes effect when the portal
+    /// next starts.
+    RotateSessionKey(DataArgs),
 }
 
 /// Where the data lives.
@@ -114,6 +119,11 @@ pub struct EncoderOptions {
     #[arg(long, env = "VIDEOSHARE_CARBON_FRAME_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub carbon_frame_secs: u64,
 
+    /// Seconds a Carbon client may take to read a reply; one that sends
+    /// requests but does not read the replies is disconnected.
+    #[arg(long, env = "VIDEOSHARE_CARBON_WRITE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub carbon_write_secs: u64,
+
     /// Carbon connections served at once; more are refused with an error frame.
     #[arg(long, env = "VIDEOSHARE_CARBON_MAX_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub carbon_max_connections: u32,
@@ -167,6 +177,9 @@ pub struct PortalOptions {
     /// reverse proxy, where every browser shares the proxy's address).
     #[arg(long, env = "VIDEOSHARE_WS_PER_CLIENT", default_value_t = crate::portal::ws::MAX_SOCKETS_PER_CLIENT as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub ws_per_client: u64,
+
+    #[command(flatten)]
+    pub security: security::SecurityOptions,
 }
 
 /// Settings of `videoshare serve`.
@@ -361,6 +374,7 @@ impl ServeArgs {
                 carbon_allow: Vec::new(),
                 carbon_idle_secs: 300,
                 carbon_frame_secs: 10,
+                carbon_write_secs: 10,
                 carbon_max_connections: 256,
                 carbon_max_frame: 1 << 20,
             },
@@ -373,6 +387,7 @@ impl ServeArgs {
                 accounts: false,
                 private_library: false,
                 ws_per_client: crate::portal::ws::MAX_SOCKETS_PER_CLIENT as u64,
+                security: Default::default(),
             },
         }
     }

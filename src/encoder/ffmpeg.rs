@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::preset::Preset;
 use crate::carbon::message::{TICKS_PER_SECOND, Trim};
+use crate::media::inputs::media_input_args;
 use crate::media::process::{ProcessError, command, spawn_error, stderr_tail};
 
 /// How much of ffmpeg's stderr is kept to explain a failure.
@@ -80,6 +81,16 @@ impl Inputs<'_> {
         }
         args
     }
+
+    /// One input: the trim, what it may be read as (local media only),
+    /// then `-i file`.
+    fn input_args(&self, file: &Path) -> Vec<OsString> {
+        let mut args = self.trim_args();
+        args.extend(media_input_args().map(OsString::from));
+        args.push("-i".into());
+        args.push(file.as_os_str().to_owned());
+        args
+    }
 }
 
 /// The full ffmpeg argument list for encoding `inputs` into each of
@@ -101,15 +112,11 @@ pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> Vec<OsS
     .into_iter()
     .map(OsString::from)
     .collect();
-    args.extend(inputs.trim_args());
-    args.push("-i".into());
-    args.push(inputs.source.as_os_str().to_owned());
+    args.extend(inputs.input_args(inputs.source));
     let audio_input = match inputs.audio {
         Audio::Source => Some(0),
         Audio::File(file) => {
-            args.extend(inputs.trim_args());
-            args.push("-i".into());
-            args.push(file.as_os_str().to_owned());
+            args.extend(inputs.input_args(file));
             Some(1)
         }
         Audio::Absent => None,
@@ -415,7 +422,11 @@ mod tests {
             .collect();
         let joined = text.join(" ");
         assert!(joined.contains("-progress pipe:1"));
-        assert!(joined.contains("-i /in.mov"));
+        assert!(joined.contains("-protocol_whitelist file -format_whitelist mov,"));
+        assert!(
+            joined.contains(&format!("{} -i /in.mov", media_input_args().join(" "))),
+            "every input is read as local media only: {joined}"
+        );
         assert_eq!(
             joined.matches("-c:v").count(),
             2,
@@ -444,9 +455,12 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ");
+        let local = media_input_args().join(" ");
+        let trim = "-ss 1.000000 -t 2.000000";
         assert!(
-            joined
-                .contains("-ss 1.000000 -t 2.000000 -i /v.mov -ss 1.000000 -t 2.000000 -i /a.wav"),
+            joined.contains(&format!(
+                "{trim} {local} -i /v.mov {trim} {local} -i /a.wav"
+            )),
             "{joined}"
         );
         assert!(joined.contains("-map 0:v:0 -map 1:a:0?"), "{joined}");

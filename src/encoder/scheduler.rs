@@ -1,5 +1,6 @@
-//! Runs queued jobs: N slots, highest priority first, first-in-first-out
-//! within a priority (the order is the store's `claim_next`). A job caught by
+//! Runs queued jobs: N slots, highest priority first; within a priority the
+//! owners (`User`) take turns, each owner's jobs oldest first (the order is
+//! the store's `claim_next`). A job caught by
 //! shutdown goes back to QUEUED; a stopped one becomes STOPPED; a failure
 //! becomes ERROR with the reason; the next job starts either way.
 

@@ -1,6 +1,7 @@
 //! The Carbon socket server: accept loop with a connection cap, one task per
-//! connection, one reply frame per request frame, deadlines for idle clients
-//! and for frames that stop arriving halfway.
+//! connection, one reply frame per request frame, deadlines for idle clients,
+//! for frames that stop arriving halfway and for replies the client does not
+//! read.
 //!
 //! Two connection habits, one listener each: [`Habit::KeepOpen`] serves
 //! many requests on a connection, as the seed's Flash Media Encoding Server
@@ -52,6 +53,10 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// A frame must arrive completely within this long of its first byte.
     pub frame_timeout: Duration,
+    /// A reply must be taken by the client within this long: one that
+    /// sends requests but never reads its replies is disconnected, which
+    /// frees its slot.
+    pub write_timeout: Duration,
     /// Connections served at once; more are told so and closed.
     pub max_connections: usize,
     /// Networks clients may connect from, besides loopback.
@@ -77,6 +82,7 @@ impl Default for Limits {
             max_frame: DEFAULT_MAX_FRAME,
             idle_timeout: Duration::from_secs(300),
             frame_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             max_connections: 256,
             allow: Vec::new(),
         }
@@ -111,11 +117,15 @@ pub async fn serve(
         if !limits.allows(peer.ip()) {
             tracing::warn!(%peer, "refused a Carbon connection from outside --carbon-allow");
             let why = format!("connections from {} are not allowed", peer.ip());
-            tokio::spawn(refuse(stream, why));
+            tokio::spawn(refuse(stream, why, limits.write_timeout));
             continue;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(refuse_busy(stream, limits.max_connections));
+            tokio::spawn(refuse_busy(
+                stream,
+                limits.max_connections,
+                limits.write_timeout,
+            ));
             continue;
         };
         let (encoder, limits, shutdown) = (encoder.clone(), limits.clone(), shutdown.clone());
@@ -131,18 +141,22 @@ pub async fn serve(
     }
 }
 
-async fn refuse_busy(stream: TcpStream, max: usize) {
+async fn refuse_busy(stream: TcpStream, max: usize, write_timeout: Duration) {
     let why = format!("server busy: it already serves {max} connections; try again later");
-    refuse(stream, why).await;
+    refuse(stream, why, write_timeout).await;
 }
 
-/// Tells a client why it is not served, then hangs up.
-async fn refuse(mut stream: TcpStream, error: String) {
+/// Tells a client why it is not served (if it takes the reply within
+/// `write_timeout`), then hangs up.
+async fn refuse(mut stream: TcpStream, error: String, write_timeout: Duration) {
     let reply = Reply::Failed { error };
-    let _ = stream
-        .write_all(&crate::carbon::frame::frame_bytes(&reply.to_payload()))
-        .await;
-    linger(stream).await;
+    let frame = crate::carbon::frame::frame_bytes(&reply.to_payload());
+    if tokio::time::timeout(write_timeout, stream.write_all(&frame))
+        .await
+        .is_ok()
+    {
+        linger(stream).await;
+    }
 }
 
 /// Ends a connection whose reply is written: FIN after the reply, then
@@ -201,10 +215,11 @@ impl<'a> Connection<'a> {
                 Next::Hangup => break,
                 Next::Refuse(reason) => {
                     tracing::info!(%reason, "closing a Carbon connection");
-                    let _ = self
-                        .write(Reply::Failed { error: reason }.to_payload())
-                        .await;
-                    return linger(self.stream).await;
+                    let refusal = Reply::Failed { error: reason }.to_payload();
+                    if self.write(refusal).await.is_ok() {
+                        linger(self.stream).await;
+                    }
+                    return;
                 }
             };
             if self.write(reply).await.is_err() {
@@ -283,13 +298,24 @@ impl<'a> Connection<'a> {
     }
 
     /// Writes one whole frame with a single write call, so clients that parse
-    /// whatever one read returns (the seed's) see it complete.
+    /// whatever one read returns (the seed's) see it complete. A client that
+    /// does not take it within the write deadline is given up on.
     async fn write(&mut self, payload: Vec<u8>) -> std::io::Result<()> {
         let mut frame = BytesMut::with_capacity(payload.len() + 24);
         self.codec
             .encode(Bytes::from(payload), &mut frame)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        self.stream.write_all(&frame).await
+        let deadline = self.limits.write_timeout;
+        match tokio::time::timeout(deadline, self.stream.write_all(&frame)).await {
+            Ok(written) => written,
+            Err(_) => {
+                tracing::info!(
+                    secs = deadline.as_secs_f64(),
+                    "closing a Carbon connection that does not read its replies"
+                );
+                Err(std::io::ErrorKind::TimedOut.into())
+            }
+        }
     }
 }
 

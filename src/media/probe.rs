@@ -1,13 +1,58 @@
 //! ffprobe, asked for JSON and read with serde.
 
 use std::path::Path;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use super::process::{ProcessError, run_for_stdout};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// ffprobe runs allowed at once in this process (two per core, 2 to 16):
+/// a burst of uploads, library listings and jobs waits its turn instead of
+/// starting a process each.
+pub fn probe_limit() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (2 * cores).clamp(2, 16)
+}
+
+/// The permits every probe in the process shares.
+static PROBES: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(probe_limit()));
+/// ffprobe processes running now, and the most there ever were at once.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// ffprobe processes running now.
+pub fn running() -> usize {
+    RUNNING.load(Ordering::Relaxed)
+}
+
+/// The most ffprobe processes that ran at once since the process started.
+pub fn peak_running() -> usize {
+    PEAK.load(Ordering::Relaxed)
+}
+
+/// Counts one ffprobe run for as long as it lives (also when the probe is
+/// dropped midway).
+struct Running;
+
+impl Running {
+    fn start() -> Self {
+        let now = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// What a media file holds, as far as videoshare cares.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,37 +147,48 @@ fn is_playlist_format(format_name: &str) -> bool {
     format_name.split(',').any(|f| PLAYLISTS.contains(&f))
 }
 
-/// Probes `path` with ffprobe. Playlists are refused from their first bytes,
-/// before ffprobe would open the files (or wait for the live stream) they name.
+/// Probes `path` with ffprobe, at most [`probe_limit`] at once in the
+/// process. Playlists are refused from their first bytes; ffprobe itself
+/// reads only local media (see [`super::inputs`]), so one that slips past
+/// the sniff is refused too, before anything it names is opened.
 pub async fn probe(path: &Path) -> Result<MediaInfo, ProbeError> {
     if let Some(kind) = sniff_playlist(path).await {
         return Err(ProbeError::Playlist(kind));
     }
+    let [protocols, protocol_list, formats, format_list] = super::inputs::media_input_args();
     let args = [
         "-v".as_ref(),
         "error".as_ref(),
+        protocols.as_ref(),
+        protocol_list.as_ref(),
+        formats.as_ref(),
+        format_list.as_ref(),
         "-print_format".as_ref(),
         "json".as_ref(),
         "-show_format".as_ref(),
         "-show_streams".as_ref(),
         path.as_os_str(),
     ];
-    let stdout = run_for_stdout("ffprobe", args, PROBE_TIMEOUT)
-        .await
-        .map_err(|e| match e {
-            // Say what is wrong with the file, not where the server keeps it.
-            ProcessError::Failed { stderr, .. } => {
-                let shown = path.to_string_lossy();
-                // ffprobe starts its message with the path: drop it, and
-                // name the file plainly anywhere else.
-                let text = stderr.replace(&format!("{shown}: "), "");
-                ProbeError::Unreadable(text.replace(&*shown, "the file"))
-            }
-            ProcessError::TimedOut { secs, .. } => {
-                ProbeError::Unreadable(format!("no sense could be made of it within {secs} s"))
-            }
-            other => ProbeError::Tool(other),
-        })?;
+    // The semaphore is never closed; without a permit, run unbounded
+    // rather than not at all.
+    let _permit = PROBES.acquire().await.ok();
+    let running = Running::start();
+    let ran = run_for_stdout("ffprobe", args, PROBE_TIMEOUT).await;
+    drop(running);
+    let stdout = ran.map_err(|e| match e {
+        // Say what is wrong with the file, not where the server keeps it.
+        ProcessError::Failed { stderr, .. } => {
+            let shown = path.to_string_lossy();
+            // ffprobe starts its message with the path: drop it, and
+            // name the file plainly anywhere else.
+            let text = stderr.replace(&format!("{shown}: "), "");
+            ProbeError::Unreadable(text.replace(&*shown, "the file"))
+        }
+        ProcessError::TimedOut { secs, .. } => {
+            ProbeError::Unreadable(format!("no sense could be made of it within {secs} s"))
+        }
+        other => ProbeError::Tool(other),
+    })?;
     parse(&stdout)
 }
 

@@ -64,22 +64,37 @@ pub fn spawn_error(program: &str, source: std::io::Error) -> ProcessError {
     }
 }
 
-/// Drops the `[mov,mp4 @ 0x55d1c0a4b180] ` context ffmpeg puts before its
-/// messages: a memory address tells a user nothing.
-fn without_context(line: &str) -> &str {
+/// Splits the `[mov,mp4 @ 0x55d1c0a4b180] ` context ffmpeg puts before its
+/// messages from the message: a memory address tells a user nothing.
+fn split_context(line: &str) -> (Option<&str>, &str) {
     let line = line.trim();
     match line
         .strip_prefix('[')
         .and_then(|rest| rest.split_once("] "))
     {
-        Some((context, message)) if context.contains(" @ 0x") => message.trim(),
-        _ => line,
+        Some((context, message)) if context.contains(" @ 0x") => {
+            (context.split(" @ 0x").next(), message.trim())
+        }
+        _ => (None, line),
     }
 }
 
-/// The last few lines of a tool's stderr, enough to say why it failed.
+fn without_context(line: &str) -> &str {
+    split_context(line).1
+}
+
+/// The last few lines of a tool's stderr, enough to say why it failed; when
+/// ffmpeg refused an input the allowed lists do not cover, that refusal
+/// alone, said plainly.
 pub fn stderr_tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
+    let refusal = text.lines().find_map(|line| match split_context(line) {
+        (Some(context), message) => super::inputs::explain_refusal(context, message),
+        (None, _) => None,
+    });
+    if let Some(refusal) = refusal {
+        return refusal;
+    }
     let lines: Vec<&str> = text
         .lines()
         .map(without_context)
@@ -143,6 +158,13 @@ mod tests {
         assert_eq!(
             stderr_tail(b"[plain brackets] stay\n"),
             "[plain brackets] stay"
+        );
+        let refused = stderr_tail(
+            b"[dash @ 0x55f228783500] Format not on whitelist 'mov,mp4'\nx.mp4: Invalid argument\n",
+        );
+        assert!(
+            refused.starts_with("it is a playlist or manifest (dash)"),
+            "{refused}"
         );
     }
 }

@@ -35,11 +35,15 @@ pub fn write_clip(path: &Path, spec: ClipSpec) -> Result<(), ProcessError> {
         height,
         frame_rate,
     } = spec;
+    let lavfi = super::inputs::synthetic_input_args();
     let output = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+        .args(["-v", "error", "-nostdin", "-y"])
+        .args(lavfi)
+        .args(["-f", "lavfi", "-i"])
         .arg(format!(
             "testsrc2=size={width}x{height}:rate={frame_rate}:duration={seconds}"
         ))
+        .args(lavfi)
         .args(["-f", "lavfi", "-i"])
         .arg(format!(
             "sine=frequency=440:sample_rate=48000:duration={seconds}"

@@ -16,13 +16,18 @@ pub async fn thumbnail(video: &Path, output: &Path, at_secs: f64) -> Result<(), 
     let temp = output.with_extension("partial.jpg");
     let at = format!("{:.3}", at_secs.max(0.0));
     let scale = format!("scale={WIDTH}:-2");
-    let args: Vec<&std::ffi::OsStr> = vec![
+    let [protocols, protocol_list, formats, format_list] = super::inputs::media_input_args();
+    let args: [&std::ffi::OsStr; 22] = [
         "-hide_banner".as_ref(),
         "-nostdin".as_ref(),
         "-loglevel".as_ref(),
         "error".as_ref(),
         "-ss".as_ref(),
         at.as_ref(),
+        protocols.as_ref(),
+        protocol_list.as_ref(),
+        formats.as_ref(),
+        format_list.as_ref(),
         "-i".as_ref(),
         video.as_os_str(),
         "-frames:v".as_ref(),

@@ -15,6 +15,8 @@ pub mod error;
 pub mod health;
 pub mod jobs;
 pub mod library;
+pub mod limits;
+pub mod moves;
 pub mod origin;
 pub mod pages;
 pub mod poller;
@@ -43,14 +45,17 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::carbon::{Client, Guid};
-use crate::store::{AccountStore, TusStore, UploadStore};
+use crate::store::{AccountStore, SessionStore, TusStore, UploadStore};
 use library::{Library, Video};
-use session::{Owner, SessionKey};
+use session::{Owner, SessionKeys, Sessions};
 use ws::HubEvent;
 
 /// How long a request body may go without a byte before the request ends,
 /// unless configured (`--http-body-secs`).
 pub const BODY_IDLE_SECS: u64 = 30;
+
+/// How often [`Portal::spawn_housekeeping`] runs.
+const HOUSEKEEPING: Duration = Duration::from_secs(60);
 
 /// What the page may load: only its own scripts, styles, images, media and
 /// WebSocket; no inline script, no framing.
@@ -108,8 +113,14 @@ pub struct PortalConfig {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The preset new uploads are encoded with.
     pub preset: Guid,
-    /// Signs session cookies.
-    pub session_key: SessionKey,
+    /// Sign session cookies.
+    pub session_keys: SessionKeys,
+    /// An unused session ends after this long.
+    pub session_lifetime: Duration,
+    /// `Secure` on every cookie (it is set anyway behind https).
+    pub secure_cookies: bool,
+    /// What one client may hold and send.
+    pub limits: limits::PortalLimits,
     /// Whether people may register and sign in (otherwise every browser
     /// is its own anonymous user).
     pub accounts: bool,
@@ -137,6 +148,7 @@ struct Inner {
     poll_client: Client,
     uploads: UploadStore,
     accounts: AccountStore,
+    sessions: Sessions,
     tus: TusStore,
     tus_busy: tus::Busy,
     library: Library,
@@ -147,7 +159,13 @@ struct Inner {
     poke: Notify,
     publishing: tokio::sync::Mutex<()>,
     presets: presets::PresetCache,
-    sockets: ws::SocketCounts,
+    /// WebSockets per client address.
+    sockets: limits::ConnectionCounts,
+    /// HTTP connections per client address and in all.
+    connections: limits::ConnectionCounts,
+    sign_in: limits::SignInLimits,
+    /// Anonymous identities that signed in, for uploads still arriving.
+    moves: moves::OwnerMoves,
     shutdown: CancellationToken,
 }
 
@@ -178,6 +196,12 @@ impl Portal {
                 ),
                 uploads: UploadStore::new(pool.clone()),
                 accounts: AccountStore::new(pool.clone()),
+                sessions: Sessions::new(
+                    config.session_keys.clone(),
+                    SessionStore::new(pool.clone()),
+                    config.session_lifetime,
+                    config.secure_cookies,
+                ),
                 tus: TusStore::new(pool),
                 tus_busy: tus::Busy::default(),
                 following: poller::Following::default(),
@@ -185,7 +209,10 @@ impl Portal {
                 poke: Notify::new(),
                 publishing: tokio::sync::Mutex::new(()),
                 presets: presets::PresetCache::default(),
-                sockets: ws::SocketCounts::default(),
+                sockets: limits::ConnectionCounts::default(),
+                connections: limits::ConnectionCounts::default(),
+                sign_in: limits::SignInLimits::new(config.limits.sign_in_per_minute),
+                moves: moves::OwnerMoves::default(),
                 shutdown,
                 config,
             }),
@@ -198,6 +225,31 @@ impl Portal {
 
     pub fn config(&self) -> &PortalConfig {
         &self.inner.config
+    }
+
+    /// Every minute: expired resumable uploads, ended sessions and stale
+    /// rate-limit entries go.
+    pub fn spawn_housekeeping(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let portal = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HOUSEKEEPING);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                portal.sweep_tus().await;
+                portal.inner.sessions.sweep().await;
+                portal.inner.sign_in.forget_quiet();
+                portal.inner.moves.forget_old();
+            }
+        })
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     /// The whole HTTP surface.
@@ -238,6 +290,11 @@ impl Portal {
             .route("/account/register", post(accounts::register))
             .route("/account/login", post(accounts::login))
             .route("/account/logout", post(accounts::logout))
+            .route(
+                "/account/logout-everywhere",
+                post(accounts::logout_everywhere),
+            )
+            .route("/account/password", post(accounts::change_password))
             .route("/healthz", get(health::healthz))
             .route("/metrics", get(metrics))
             // Pages and JSON are compressed; videos (added below) are not:
@@ -249,9 +306,17 @@ impl Portal {
                 self.clone(),
                 session::identify,
             ))
+            // Before the session is read: a foreign page's POST gets 403
+            // and never a cookie.
+            .layer(axum::middleware::from_fn(origin::guard))
             // A body that stops arriving (a stalled or hostile client) ends
             // the request instead of holding it open forever.
             .layer(RequestBodyTimeoutLayer::new(self.inner.config.body_timeout))
+            // ... and so does one that trickles in.
+            .layer(axum::middleware::from_fn_with_state(
+                self.inner.config.limits,
+                limits::enforce_min_rate,
+            ))
             .layer(always(
                 header::CONTENT_SECURITY_POLICY,
                 CONTENT_SECURITY_POLICY,
@@ -295,6 +360,18 @@ impl Portal {
                 },
                 _ = shutdown.cancelled() => break,
             };
+            let limits = &self.inner.config.limits;
+            let held = match self.inner.connections.take(
+                peer.ip(),
+                limits.http_per_client,
+                limits.http_connections,
+            ) {
+                Ok(held) => held,
+                Err(full) => {
+                    tokio::spawn(refuse_connection(stream, full));
+                    continue;
+                }
+            };
             let service = router
                 .clone()
                 .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
@@ -310,6 +387,7 @@ impl Portal {
                 if let Err(e) = connection.await {
                     tracing::debug!(%peer, error = %e, "HTTP connection ended");
                 }
+                drop(held);
             });
         }
         drop(listener);
@@ -369,6 +447,36 @@ impl Portal {
             .cloned()
             .collect()
     }
+}
+
+/// Answers a connection over the limits with a short 429 (this address
+/// holds too many) or 503 (the server does) and closes it.
+async fn refuse_connection(mut stream: tokio::net::TcpStream, full: limits::Full) {
+    use tokio::io::AsyncWriteExt;
+    let (status, code, message) = match full {
+        limits::Full::Address => (
+            "429 Too Many Requests",
+            "too_many_connections",
+            "This address holds too many connections to the server; close some and retry.",
+        ),
+        limits::Full::Server => (
+            "503 Service Unavailable",
+            "server_busy",
+            "The server holds as many connections as it may; retry in a few seconds.",
+        ),
+    };
+    tracing::warn!(code, "refused an HTTP connection");
+    let body = format!(r#"{{"code":"{code}","message":"{message}"}}"#);
+    let reply = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: 5\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// In a private library, a file under `/streams/` is served only to the

@@ -31,7 +31,6 @@ use tokio::io::AsyncWriteExt;
 use super::Portal;
 use super::error::ApiError;
 use super::session::Owner;
-use super::tus_recovery::Bytes;
 use super::upload::{UploadError, accept, chosen_preset};
 use crate::carbon::Guid;
 use crate::fsutil::TempFile;
@@ -83,7 +82,7 @@ struct Writing<'a> {
 }
 
 impl Busy {
-    fn is_taken(&self, id: &str) -> bool {
+    pub(super) fn is_taken(&self, id: &str) -> bool {
         let ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
         ids.contains(id)
     }
@@ -248,26 +247,9 @@ impl Portal {
         }
     }
 
-    /// Bytes received so far, or 410 Gone (and the upload forgotten) when
-    /// its file was lost. `finishing` says the caller holds no write and a
-    /// missing file may be a `finish` under way (which has every byte).
-    async fn received(&self, upload: &TusUpload, finishing: bool) -> Result<u64, TusError> {
-        let length = u64::try_from(upload.length).unwrap_or(0);
-        if upload.guid.is_some() {
-            return Ok(length);
-        }
-        match self.tus_bytes(upload).await {
-            Bytes::Received(n) => Ok(n),
-            Bytes::Lost if finishing && self.inner.tus_busy.is_taken(&upload.id) => Ok(length),
-            Bytes::Lost => {
-                let (status, code, message) = self.lost_tus(upload).await;
-                Err(refuse(status, code, message))
-            }
-        }
-    }
-
-    /// Removes expired uploads and files no record names. Run at start
-    /// and with each new upload.
+    /// Removes expired uploads and files no record names (once they are a
+    /// minute old: a file is created just before its record). Run at start
+    /// and by the portal's housekeeping timer, never per request.
     pub async fn sweep_tus(&self) {
         let cutoff = now_ms() - EXPIRY.as_millis() as i64;
         match self.inner.tus.expire(cutoff).await {
@@ -287,12 +269,22 @@ impl Portal {
         };
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name) {
+            let settled = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= ORPHAN_AGE);
+            if settled && !known.contains(&name) {
                 let _ = tokio::fs::remove_file(entry.path()).await;
             }
         }
     }
 }
+
+/// How old a file with no record must be before a sweep removes it.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `POST /files` (creation): a new upload of `Upload-Length` bytes.
 async fn create(
@@ -319,7 +311,12 @@ async fn create(
         return Err(UploadError::too_large(limit).into());
     }
     let preset = chosen_preset(&portal, &field("preset").unwrap_or_default()).await?;
-    portal.sweep_tus().await;
+    portal.check_job_cap(&owner).await?;
+    let cap = portal.config().limits.resumable_per_owner;
+    let open = portal.inner.tus.open_count_of(owner.as_str()).await;
+    if open.map_err(internal)? >= cap {
+        return Err(UploadError::TooManyUploads(cap).into());
+    }
 
     let id = uuid::Uuid::new_v4().simple().to_string();
     tokio::fs::File::create_new(portal.tus_path(&id))

@@ -12,11 +12,12 @@
 use axum::http::StatusCode;
 
 use super::Portal;
+use super::error::ApiError;
 use crate::store::TusUpload;
 
 /// What became of an unfinished upload's file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Bytes {
+enum Bytes {
     /// This many bytes have arrived.
     Received(u64),
     /// The file is gone (a crash, or removed by hand): the upload is lost.
@@ -55,7 +56,7 @@ impl Portal {
     }
 
     /// Bytes of `upload` received so far (by its file's size).
-    pub(super) async fn tus_bytes(&self, upload: &TusUpload) -> Bytes {
+    async fn tus_bytes(&self, upload: &TusUpload) -> Bytes {
         match tokio::fs::metadata(self.config().tus_dir.join(&upload.id)).await {
             Ok(meta) => Bytes::Received(meta.len()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Bytes::Lost,
@@ -73,17 +74,34 @@ impl Portal {
         }
     }
 
-    /// Forgets an upload whose bytes are gone; the refusal its client gets.
-    pub(super) async fn lost_tus(&self, upload: &TusUpload) -> (StatusCode, &'static str, String) {
-        tracing::warn!(id = %upload.id, "resumable upload lost its file");
-        self.forget_tus(upload).await;
-        (
-            StatusCode::GONE,
-            "upload_lost",
-            format!(
-                "The bytes of upload {} are gone (the server lost them): start it again.",
-                upload.id
-            ),
-        )
+    /// Bytes of `upload` received so far, or 410 Gone (and the upload
+    /// forgotten) when its file was lost. `finishing` says the caller holds
+    /// no write, so a missing file may be a `finish` under way (which has
+    /// every byte).
+    pub(super) async fn received(
+        &self,
+        upload: &TusUpload,
+        finishing: bool,
+    ) -> Result<u64, ApiError> {
+        let length = u64::try_from(upload.length).unwrap_or(0);
+        if upload.guid.is_some() {
+            return Ok(length);
+        }
+        match self.tus_bytes(upload).await {
+            Bytes::Received(n) => Ok(n),
+            Bytes::Lost if finishing && self.inner.tus_busy.is_taken(&upload.id) => Ok(length),
+            Bytes::Lost => {
+                tracing::warn!(id = %upload.id, "resumable upload lost its file");
+                self.forget_tus(upload).await;
+                Err(ApiError::new(
+                    StatusCode::GONE,
+                    "upload_lost",
+                    format!(
+                        "The bytes of upload {} are gone (the server lost them): start it again.",
+                        upload.id
+                    ),
+                ))
+            }
+        }
     }
 }

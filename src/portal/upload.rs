@@ -49,6 +49,14 @@ pub enum UploadError {
     EncoderRefused(String),
     #[error("{0}")]
     BadField(String),
+    #[error(
+        "You have {0} videos waiting or encoding, the most one user may have: upload more when some have finished (or stop some)."
+    )]
+    TooManyJobs(u32),
+    #[error(
+        "You have {0} unfinished resumable uploads, the most one user may have: finish or cancel some first."
+    )]
+    TooManyUploads(u32),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -75,6 +83,8 @@ impl From<UploadError> for ApiError {
             }
             UploadError::EncoderRefused(_) => (StatusCode::BAD_GATEWAY, "encoder_refused"),
             UploadError::BadField(_) => (StatusCode::BAD_REQUEST, "bad_field"),
+            UploadError::TooManyJobs(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"),
+            UploadError::TooManyUploads(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
             UploadError::Internal(what) => return ApiError::internal(what),
         };
         let message = e.to_string();
@@ -91,6 +101,19 @@ impl IntoResponse for UploadError {
 
 fn internal(e: impl std::fmt::Display) -> UploadError {
     UploadError::Internal(e.to_string())
+}
+
+impl Portal {
+    /// Refuses a new upload from `owner` when they have as many unfinished
+    /// jobs as one user may.
+    pub(super) async fn check_job_cap(&self, owner: &Owner) -> Result<(), UploadError> {
+        let cap = self.config().limits.queued_per_owner;
+        let open = self.inner.uploads.unfinished_count_of(owner.as_str()).await;
+        if open.map_err(internal)? >= cap {
+            return Err(UploadError::TooManyJobs(cap));
+        }
+        Ok(())
+    }
 }
 
 /// The reply to a successful upload.
@@ -118,6 +141,8 @@ pub async fn upload(
         return Err(UploadError::too_large(limit));
     }
     let mut multipart = multipart.map_err(|e| UploadError::NotMultipart(e.body_text()))?;
+    // Before reading a byte: a user at their cap of unfinished jobs waits.
+    portal.check_job_cap(&owner).await?;
 
     // Fields in any order: `file` (the video) and `preset` (optional), one
     // of each; anything else is read (briefly) and ignored.
@@ -206,6 +231,9 @@ pub async fn accept(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
 
+    // Whose it is now: the browser may have signed in while it arrived.
+    let owner = portal.inner.moves.current(&owner);
+    portal.check_job_cap(&owner).await?;
     let guid = match submit(&portal, &stored_as, &original_name, preset, &owner).await {
         Ok(guid) => guid,
         Err(e) => {
@@ -237,6 +265,15 @@ pub async fn accept(
         .insert(&record)
         .await
         .map_err(internal)?;
+    // A sign-in between `current` and the insert moved everything but this.
+    let now_owner = portal.inner.moves.current(&owner);
+    if now_owner != owner {
+        let moving = portal
+            .inner
+            .uploads
+            .transfer(owner.as_str(), now_owner.as_str());
+        moving.await.map_err(internal)?;
+    }
     let job = JobView::from(&record);
     let _ = portal.inner.hub.send(HubEvent::Job(Box::new(job.clone())));
     portal.inner.poke.notify_one();

@@ -7,9 +7,8 @@
 //! another origin cannot open one, and asking about another session's job
 //! is refused.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::ConnectInfo;
@@ -71,6 +70,13 @@ pub enum ClientMessage {
 /// exhaust the server.
 pub const MAX_SOCKETS_PER_CLIENT: usize = 16;
 
+/// Largest message (and frame) a browser may send: its requests are a few
+/// dozen bytes of JSON.
+const MAX_MESSAGE: usize = 4 * 1024;
+
+/// How long one message may take to go out before the socket is dropped.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn handler(
     ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -82,7 +88,7 @@ pub async fn handler(
         return refused.into_response();
     }
     let limit = portal.config().ws_per_client;
-    let Some(held) = portal.inner.sockets.take(peer.ip(), limit) else {
+    let Ok(held) = portal.inner.sockets.take(peer.ip(), limit, usize::MAX) else {
         tracing::warn!(%peer, "refused a WebSocket: too many from this client");
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -94,60 +100,27 @@ pub async fn handler(
         )
         .into_response();
     };
-    ws.on_upgrade(move |socket| async move {
-        let clients = portal.config().metrics.websocket_clients.clone();
-        clients.inc();
-        session(socket, portal, owner).await;
-        clients.dec();
-        drop(held);
-    })
-}
-
-/// Live WebSockets per client address.
-#[derive(Debug, Default)]
-pub struct SocketCounts {
-    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-/// One socket counted against its client; uncounted on drop.
-pub struct Held {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl SocketCounts {
-    /// Counts a new socket for `ip`, unless it already has the most allowed.
-    fn take(&self, ip: IpAddr, limit: usize) -> Option<Held> {
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = held.entry(ip).or_default();
-        if *count >= limit {
-            return None;
-        }
-        *count += 1;
-        Some(Held {
-            counts: self.held.clone(),
-            ip,
+    // The browser sends only small JSON requests.
+    ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let clients = portal.config().metrics.websocket_clients.clone();
+            clients.inc();
+            session(socket, portal, owner).await;
+            clients.dec();
+            drop(held);
         })
-    }
 }
 
-impl Drop for Held {
-    fn drop(&mut self) {
-        let mut held = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = held.get_mut(&self.ip) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                held.remove(&self.ip);
-            }
-        }
-    }
-}
-
+/// Sends `message`; `false` if the socket is gone, or stuck: a browser
+/// that takes no message for [`SEND_TIMEOUT`] is dropped rather than
+/// holding its task and buffers for ever.
 async fn send(socket: &mut WebSocket, message: &ServerMessage<'_>) -> bool {
-    match serde_json::to_string(message) {
-        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
-        Err(_) => true,
-    }
+    let Ok(text) = serde_json::to_string(message) else {
+        return true;
+    };
+    let sent = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await;
+    matches!(sent, Ok(Ok(())))
 }
 
 /// Sends an error message; `false` if the socket is gone.

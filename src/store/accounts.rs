@@ -39,4 +39,14 @@ impl AccountStore {
                 .await?,
         )
     }
+
+    /// Replaces the password hash of account `name`.
+    pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET password_hash = ? WHERE name = ?")
+            .bind(password_hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

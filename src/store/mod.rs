@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod jobs;
+pub mod sessions;
 pub mod uploads;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ use crate::carbon::{Guid, JobStatus};
 pub use jobs::{Job, JobStore, NewJob};
 // `jobs::Destination` stays qualified: the Carbon message has one too.
 pub use accounts::AccountStore;
+pub use sessions::SessionStore;
 pub use uploads::{TusStore, TusUpload, Upload, UploadStore};
 
 /// Why the store failed.

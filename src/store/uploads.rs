@@ -176,13 +176,9 @@ impl UploadStore {
 
     /// Uploads whose job may still change, oldest first.
     pub async fn unfinished(&self) -> Result<Vec<Upload>, StoreError> {
-        let terminal: Vec<JobStatus> = JobStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_terminal())
-            .collect();
         let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM uploads WHERE status NOT IN ({}) ORDER BY created_at",
-            status_literals(&terminal)
+            status_literals(&terminal_statuses())
         )));
         let rows: Vec<UploadRow> = query.fetch_all(&self.pool).await?;
         rows.into_iter().map(Upload::try_from).collect()
@@ -211,6 +207,18 @@ impl UploadStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(Upload::try_from).collect()
+    }
+
+    /// How many of `owner`'s uploads have a job that may still change.
+    pub async fn unfinished_count_of(&self, owner: &str) -> Result<u32, StoreError> {
+        let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM uploads WHERE owner = ? AND status NOT IN ({})",
+            status_literals(&terminal_statuses())
+        )))
+        .bind(owner)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     /// Gives every upload of `from` to `to` (a browser signing in to its
@@ -477,6 +485,27 @@ impl TusStore {
         Ok(row.map(|(guid,)| guid))
     }
 
+    /// Gives `from`'s resumable uploads to `to` (with the browser that
+    /// signs in). Returns how many moved.
+    pub async fn transfer(&self, from: &str, to: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE tus_uploads SET owner = ? WHERE owner = ?")
+            .bind(to)
+            .bind(from)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// How many of `owner`'s resumable uploads are not complete yet.
+    pub async fn open_count_of(&self, owner: &str) -> Result<u32, StoreError> {
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM tus_uploads WHERE owner = ? AND guid IS NULL")
+                .bind(owner)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
     /// Every id still known.
     pub async fn ids(&self) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM tus_uploads")
@@ -484,4 +513,12 @@ impl TusStore {
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
+}
+
+/// The statuses after which a job never changes.
+fn terminal_statuses() -> Vec<JobStatus> {
+    JobStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .collect()
 }

@@ -52,6 +52,7 @@ pub fn make_clip(dir: &Path, name: &str, secs: u32, width: u32, height: u32) -> 
 /// The container's duration in seconds, as ffprobe reports it.
 pub fn duration_secs(path: &Path) -> f64 {
     let out = Command::new("ffprobe")
+        .args(videoshare::media::inputs::media_input_args())
         .args([
             "-v",
             "error",
@@ -74,6 +75,7 @@ pub fn duration_secs(path: &Path) -> f64 {
 /// What ffprobe says about a file's streams: `(codec_type, codec_name, width, height)`.
 pub fn probe_streams(path: &Path) -> Vec<(String, String, u64, u64)> {
     let out = Command::new("ffprobe")
+        .args(videoshare::media::inputs::media_input_args())
         .args(["-v", "error", "-print_format", "json", "-show_streams"])
         .arg(path)
         .output()
@@ -390,6 +392,34 @@ impl Visitor {
             .expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Posts an HTML form as this session (following the redirect, as a
+    /// browser does): the final status and page.
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> (reqwest::StatusCode, String) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .form(fields)
+            .send()
+            .await
+            .expect("post");
+        (response.status(), response.text().await.expect("body"))
+    }
+
+    /// The account this session is signed in to, as its account page says.
+    pub async fn signed_in_as(&self) -> Option<String> {
+        let page = self
+            .http
+            .get(format!("{}/account", self.base))
+            .send()
+            .await
+            .expect("account page")
+            .text()
+            .await
+            .expect("page");
+        let after = page.split_once("Signed in as <strong>")?.1;
+        Some(after.split_once("</strong>")?.0.to_owned())
     }
 
     /// `POST /api/jobs/{guid}/{action}`: status and JSON body.

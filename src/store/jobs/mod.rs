@@ -11,12 +11,14 @@ use sqlx::SqlitePool;
 use serde::{Deserialize, Serialize};
 
 mod cache;
+mod order;
 mod rows;
 
 use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::message::Trim;
 use crate::carbon::{Guid, JobStatus};
 use cache::ReadCache;
+use order::QUEUE;
 use rows::{COLUMNS, DestinationRow, JobRow};
 
 /// A job as stored.
@@ -352,47 +354,44 @@ impl JobStore {
     /// Where a QUEUED job stands in the queue: 1 starts next. `None` when
     /// the job is not QUEUED.
     pub async fn queue_position(&self, guid: Guid) -> Result<Option<u32>, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM jobs o WHERE o.status = j.status AND \
-               (o.priority > j.priority OR (o.priority = j.priority AND \
-                 (o.queued_at < j.queued_at OR (o.queued_at = j.queued_at AND o.seq < j.seq))))) \
-             FROM jobs j WHERE j.guid = ? AND j.status = ?",
-        )
+        let row: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "WITH {} SELECT place FROM queue WHERE guid = ?",
+            &*QUEUE
+        )))
         .bind(guid.to_string())
-        .bind(JobStatus::Queued.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(ahead,)| u32::try_from(ahead).unwrap_or(u32::MAX).saturating_add(1)))
+        Ok(row.map(|(place,)| u32::try_from(place).unwrap_or(u32::MAX)))
     }
 
     /// Every QUEUED job's place in the queue (1 starts next).
     pub async fn queue_positions(&self) -> Result<HashMap<Guid, u32>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT guid FROM jobs WHERE status = ? ORDER BY priority DESC, queued_at, seq",
-        )
-        .bind(JobStatus::Queued.as_str())
+        let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "WITH {} SELECT guid, place FROM queue",
+            &*QUEUE
+        )))
         .fetch_all(&self.pool)
         .await?;
         let read = RowReader { table: "jobs" };
         let mut positions = HashMap::with_capacity(rows.len());
-        for (place, (guid,)) in (1u32..).zip(&rows) {
-            positions.insert(read.guid(guid)?, place);
+        for (guid, place) in &rows {
+            positions.insert(read.guid(guid)?, u32::try_from(*place).unwrap_or(u32::MAX));
         }
         Ok(positions)
     }
 
-    /// Atomically takes the next QUEUED job (highest priority, then longest
-    /// in the queue) and marks it STARTING.
+    /// Atomically takes the job at the head of the queue (see [`QUEUE`]:
+    /// highest priority, then the owner served least, then the longest in
+    /// the queue) and marks it STARTING.
     pub async fn claim_next(&self) -> Result<Option<Job>, StoreError> {
         let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET status = ?, progress = 0, failure = '', start_time = ? \
-             WHERE seq = (SELECT seq FROM jobs WHERE status = ? \
-                          ORDER BY priority DESC, queued_at, seq LIMIT 1) \
-             RETURNING {COLUMNS}"
+             WHERE seq = (WITH {} SELECT seq FROM queue WHERE place = 1) \
+             RETURNING {COLUMNS}",
+            &*QUEUE
         )))
         .bind(JobStatus::Starting.as_str())
         .bind(now_ms())
-        .bind(JobStatus::Queued.as_str())
         .fetch_optional(&self.pool)
         .await?;
         let job = row.map(Job::try_from).transpose()?;
