@@ -1,4 +1,4 @@
-//! The abuse test: one attacker (127.0.0.2) holds 200 slow-header and
+//! The abuse test: one attacker (127.0.0.2 to .9) holds 200 slow-header and
 //! slow-body connections, tries 1,000 WebSockets, floods sign-in and uploads
 //! non-videos, while one legitimate browser (127.0.0.1) uploads a clip,
 //! follows it to COMPLETED and plays it. The legitimate flow must complete;

@@ -1,7 +1,7 @@
 //! The legitimate browser under attack: the same flow (upload a clip,
 //! follow it to COMPLETED over the WebSocket, load pages all along, play
 //! the result) against a `videoshare serve --accounts` process, once alone
-//! and once while one attacker on 127.0.0.2 does everything
+//! and once while one attacker on 127.0.0.2–9 does everything
 //! `tests/common/attacker.rs` does. Reported side by side: the browser's
 //! p95 page load and progress latency, their ratio attacked / idle, and the
 //! server's peak RSS and CPU.

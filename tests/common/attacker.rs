@@ -1,7 +1,9 @@
-//! One hostile client throwing everything at once at a portal, from its own
-//! loopback address (127.0.0.2), so the per-address limits see it as one
-//! client apart from the legitimate browser on 127.0.0.1. Shared by the
-//! abuse test and the abuse benchmark (`#[path]`-included there).
+//! One hostile client throwing everything at once at a portal, from eight
+//! loopback addresses of its own (127.0.0.2 to 127.0.0.9, as an attacker
+//! with a few machines would), apart from the legitimate browser on
+//! 127.0.0.1: the per-address limits take a share of the attack, the rest
+//! reaches the handlers. Shared by the abuse test and the abuse benchmark
+//! (`#[path]`-included there).
 //!
 //! It holds slow-header and slow-body connections (a byte a second),
 //! opens WebSockets and keeps them, floods sign-in with wrong passwords
@@ -17,8 +19,17 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// The attacker's own address.
-pub const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+/// How many addresses the attacker uses.
+pub const ADDRESSES: usize = 8;
+
+/// The attacker's `n`th address (round robin over [`ADDRESSES`]).
+pub fn attacker_address(n: usize) -> IpAddr {
+    // At most 2 + 7: always a valid octet.
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (n % ADDRESSES) as u8))
+}
+
+/// Spreads new connections over the addresses.
+static NEXT_ADDRESS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How much of each kind of abuse.
 #[derive(Debug, Clone, Copy)]
@@ -88,17 +99,23 @@ pub struct Attack {
 }
 
 async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let n = NEXT_ADDRESS.fetch_add(1, Ordering::Relaxed);
     let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(ATTACKER, 0))?;
+    socket.bind(SocketAddr::new(attacker_address(n), 0))?;
     socket.connect(addr).await
 }
 
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ATTACKER)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("attacker client")
+/// One HTTP client per attacker address.
+fn http_clients() -> Vec<reqwest::Client> {
+    (0..ADDRESSES)
+        .map(|n| {
+            reqwest::Client::builder()
+                .local_address(attacker_address(n))
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("attacker client")
+        })
+        .collect()
 }
 
 /// Sends `head`, then one byte of `drip` a second until the server closes
@@ -178,8 +195,9 @@ async fn websockets(addr: SocketAddr, attempts: usize, stop: CancellationToken, 
 }
 
 async fn sign_ins(addr: SocketAddr, count: usize, stop: CancellationToken, tally: Arc<Tally>) {
-    let http = http_client();
+    let clients = http_clients();
     for n in 0..count {
+        let http = &clients[n % ADDRESSES];
         if stop.is_cancelled() {
             return;
         }
@@ -203,9 +221,10 @@ async fn sign_ins(addr: SocketAddr, count: usize, stop: CancellationToken, tally
 }
 
 async fn junk_uploads(addr: SocketAddr, count: usize, stop: CancellationToken, tally: Arc<Tally>) {
-    let http = http_client();
+    let clients = http_clients();
     let junk: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
-    for _ in 0..count {
+    for n in 0..count {
+        let http = &clients[n % ADDRESSES];
         if stop.is_cancelled() {
             return;
         }
