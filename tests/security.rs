@@ -439,3 +439,52 @@ async fn a_websocket_message_larger_than_a_request_ends_the_socket() {
     .await;
     assert_eq!(ended, Ok(true));
 }
+
+#[tokio::test]
+async fn a_form_upload_still_arriving_when_the_browser_signs_in_lands_in_the_account() {
+    let app = spawn_app_with(|a| a.portal.accounts = true).await;
+    let files = tempfile::tempdir().expect("tempdir");
+    let clip = std::fs::read(make_clip(files.path(), "clip.mp4", 1, 160, 120)).expect("clip");
+    let browser = app.me();
+    browser.get_json("/api/jobs").await;
+    let cookie = browser.cookie_header().expect("anonymous cookie");
+
+    // The upload starts under the anonymous identity ...
+    let mut body = b"--b\r\ncontent-disposition: form-data; name=\"file\"; \
+        filename=\"clip.mp4\"\r\ncontent-type: video/mp4\r\n\r\n"
+        .to_vec();
+    body.extend_from_slice(&clip);
+    body.extend_from_slice(b"\r\n--b--\r\n");
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nhost: {}\r\ncookie: {cookie}\r\naccept: application/json\r\n\
+         content-type: multipart/form-data; boundary=b\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        app.http_addr,
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.http_addr)
+        .await
+        .expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let half = body.len() / 2;
+    stream.write_all(&body[..half]).await.expect("first half");
+
+    // ... the browser signs in (another tab) ...
+    let account = [("name", "ann"), ("password", "correct horse")];
+    let (status, _) = browser.form("/account/register", &account).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // ... and the rest arrives: the job is the account's.
+    stream.write_all(&body[half..]).await.expect("second half");
+    let reply = read_until_closed(&mut stream, Duration::from_secs(60))
+        .await
+        .expect("a reply");
+    assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
+    let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let accepted: Value = serde_json::from_str(json.trim()).expect("json reply");
+    let guid = accepted["guid"].as_str().expect("guid").to_owned();
+    assert_eq!(browser.queue().await, vec![guid.clone()]);
+    let phone = app.visitor();
+    phone.form("/account/login", &account).await;
+    assert_eq!(phone.queue().await, vec![guid]);
+}
