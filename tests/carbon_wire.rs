@@ -142,6 +142,27 @@ fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Waits until a new client on `addr` is served (a place was freed).
+async fn wait_for_a_place(addr: std::net::SocketAddr) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let mut next = TcpStream::connect(addr).await.expect("connect");
+        next.write_all(&frame("<cnpsXML TaskType=\"JobList\"/>"))
+            .await
+            .expect("send");
+        let reply = read_once(&mut next).await;
+        if String::from_utf8_lossy(&reply).contains("Success=\"TRUE\"") {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no place was freed: {}",
+            String::from_utf8_lossy(&reply)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn exchange(stream: &mut TcpStream, xml: &str) -> Vec<(String, String)> {
     stream.write_all(&frame(xml)).await.expect("send");
     let reply = read_once(stream).await;
@@ -434,22 +455,7 @@ async fn connections_over_the_cap_are_told_and_closed() {
     );
     // A freed place is given to the next client.
     drop(held.pop());
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let mut next = TcpStream::connect(app.carbon).await.expect("connect");
-        next.write_all(&frame("<cnpsXML TaskType=\"JobList\"/>"))
-            .await
-            .expect("send");
-        let reply = read_once(&mut next).await;
-        if String::from_utf8_lossy(&reply).contains("Success=\"TRUE\"") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the place was never freed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_a_place(app.carbon).await;
     app.stop().await;
 }
 
@@ -498,22 +504,6 @@ async fn a_client_that_never_reads_its_replies_loses_its_slot() {
         .expect("the server gave up on the client that does not read")
         .expect("flood task");
     // Its one slot serves the next client.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut next = TcpStream::connect(app.carbon).await.expect("connect");
-        next.write_all(&frame("<cnpsXML TaskType=\"JobList\"/>"))
-            .await
-            .expect("send");
-        let reply = read_once(&mut next).await;
-        if String::from_utf8_lossy(&reply).contains("Success=\"TRUE\"") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the slot was never freed: {}",
-            String::from_utf8_lossy(&reply)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_a_place(app.carbon).await;
     app.stop().await;
 }

@@ -37,18 +37,6 @@ async fn create(who: &Visitor, length: usize, name: &str) -> String {
         .to_owned()
 }
 
-async fn patch(who: &Visitor, path: &str, offset: usize, bytes: &[u8]) -> reqwest::Response {
-    who.http
-        .patch(format!("{}{path}", who.base))
-        .header(TUS.0, TUS.1)
-        .header("Upload-Offset", offset.to_string())
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .expect("patch")
-}
-
 /// `HEAD`: the server's offset, or the status when it has none.
 async fn offset(who: &Visitor, path: &str) -> Result<usize, StatusCode> {
     let response = who
@@ -97,7 +85,7 @@ async fn an_upload_in_pieces_survives_a_restart_and_becomes_a_job() {
 
     let path = create(&me, clip.len(), "Trip (day 1).mp4").await;
     assert_eq!(offset(&me, &path).await, Ok(0));
-    let response = patch(&me, &path, 0, &clip[..third]).await;
+    let response = me.tus_patch(&path, 0, &clip[..third]).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         response.headers()["upload-offset"],
@@ -109,7 +97,7 @@ async fn an_upload_in_pieces_survives_a_restart_and_becomes_a_job() {
     // Another browser cannot see, feed or cancel it.
     let other = first.visitor();
     assert_eq!(offset(&other, &path).await, Err(StatusCode::NOT_FOUND));
-    let stolen = patch(&other, &path, third, &clip[third..]).await;
+    let stolen = other.tus_patch(&path, third, &clip[third..]).await;
     assert_eq!(stolen.status(), StatusCode::NOT_FOUND);
 
     // A restart keeps what was received.
@@ -121,15 +109,15 @@ async fn an_upload_in_pieces_survives_a_restart_and_becomes_a_job() {
     assert_eq!(offset(&me, &path).await, Ok(third));
 
     // A PATCH at the wrong offset is refused and changes nothing.
-    let wrong = patch(&me, &path, 0, &clip[..10]).await;
+    let wrong = me.tus_patch(&path, 0, &clip[..10]).await;
     assert_eq!(wrong.status(), StatusCode::CONFLICT);
     assert_eq!(offset(&me, &path).await, Ok(third));
 
-    let response = patch(&me, &path, third, &clip[third..]).await;
+    let response = me.tus_patch(&path, third, &clip[third..]).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let guid = job_of(&response);
     // Asking again after the end says the same (a retried last PATCH).
-    let again = patch(&me, &path, clip.len(), &[]).await;
+    let again = me.tus_patch(&path, clip.len(), &[]).await;
     assert_eq!(again.status(), StatusCode::NO_CONTENT);
     assert_eq!(job_of(&again), guid);
 
@@ -233,16 +221,20 @@ async fn protocol_mistakes_get_clear_refusals() {
         .await
         .expect("patch");
     assert_eq!(wrong_type.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let too_many = patch(&me, &path, 0, &[1u8; 11]).await;
+    let too_many = me.tus_patch(&path, 0, &[1u8; 11]).await;
     assert_eq!(too_many.status(), StatusCode::BAD_REQUEST);
-    let nowhere = patch(&me, "/files/0123456789abcdef0123456789abcdef", 0, b"x").await;
+    let nowhere = me
+        .tus_patch("/files/0123456789abcdef0123456789abcdef", 0, b"x")
+        .await;
     assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
-    let traversal = patch(&me, "/files/..%2F..%2Fvideoshare.db", 0, b"x").await;
+    let traversal = me
+        .tus_patch("/files/..%2F..%2Fvideoshare.db", 0, b"x")
+        .await;
     assert_eq!(traversal.status(), StatusCode::NOT_FOUND);
 
     // Ten bytes that are not a video: complete, then refused with the reason.
     let path = create(&me, 10, "notes.mp4").await;
-    let refused = patch(&me, &path, 0, b"plain text").await;
+    let refused = me.tus_patch(&path, 0, b"plain text").await;
     assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let body: Value = refused.json().await.expect("json");
     assert_eq!(body["code"], "not_a_video", "{body}");
@@ -257,7 +249,7 @@ async fn a_cancelled_upload_leaves_nothing() {
     let me = app.me();
     let path = create(&me, 1000, "gone.mp4").await;
     assert_eq!(
-        patch(&me, &path, 0, &[7u8; 400]).await.status(),
+        me.tus_patch(&path, 0, &[7u8; 400]).await.status(),
         StatusCode::NO_CONTENT
     );
     let other = app.visitor();
@@ -290,14 +282,14 @@ async fn an_upload_in_flight_when_the_browser_signs_in_lands_in_the_account() {
     let browser = app.me();
     let path = create(&browser, clip.len(), "clip.mp4").await;
     let half = clip.len() / 2;
-    let response = patch(&browser, &path, 0, &clip[..half]).await;
+    let response = browser.tus_patch(&path, 0, &clip[..half]).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
     // Signing in half way: the rest goes on under the account.
     let account = [("name", "ann"), ("password", "correct horse")];
     let (status, _) = browser.form("/account/register", &account).await;
     assert_eq!(status, StatusCode::OK);
-    let response = patch(&browser, &path, half, &clip[half..]).await;
+    let response = browser.tus_patch(&path, half, &clip[half..]).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let guid = response.headers()["upload-job"]
         .to_str()

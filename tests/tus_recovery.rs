@@ -33,18 +33,6 @@ async fn create(who: &Visitor, length: usize, name: &str) -> String {
         .to_owned()
 }
 
-async fn patch(who: &Visitor, path: &str, offset: usize, bytes: &[u8]) -> reqwest::Response {
-    who.http
-        .patch(format!("{}{path}", who.base))
-        .header(TUS.0, TUS.1)
-        .header("Upload-Offset", offset.to_string())
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .expect("patch")
-}
-
 async fn head(who: &Visitor, path: &str) -> reqwest::Response {
     who.http
         .head(format!("{}{path}", who.base))
@@ -84,10 +72,10 @@ async fn an_upload_whose_file_vanished_while_running_is_gone_not_an_error() {
     let app = spawn_app_in(data.path().to_path_buf(), |_| {}).await;
     let me = app.me();
     let path = create(&me, 1000, "lost.mp4").await;
-    assert_eq!(patch(&me, &path, 0, &[0; 100]).await.status(), 204);
+    assert_eq!(me.tus_patch(&path, 0, &[0; 100]).await.status(), 204);
     std::fs::remove_file(bytes_of(&app, &path)).expect("remove");
 
-    let response = patch(&me, &path, 100, &[0; 100]).await;
+    let response = me.tus_patch(&path, 100, &[0; 100]).await;
     assert_eq!(response.status(), StatusCode::GONE);
     assert_eq!(response.headers()["tus-resumable"], "1.0.0");
     let body: serde_json::Value = response.json().await.expect("JSON");
@@ -99,7 +87,7 @@ async fn an_upload_whose_file_vanished_while_running_is_gone_not_an_error() {
     std::fs::remove_file(bytes_of(&app, &other)).expect("remove");
     assert_eq!(head(&me, &other).await.status(), StatusCode::GONE);
     assert_eq!(
-        patch(&me, &other, 0, &[0; 10]).await.status(),
+        me.tus_patch(&other, 0, &[0; 10]).await.status(),
         StatusCode::NOT_FOUND
     );
     app.stop().await;
@@ -114,7 +102,7 @@ async fn a_restart_settles_uploads_a_crash_left_without_their_file() {
     // A crash between the record and its file, or after `finish` renamed
     // the file away and before a job was submitted.
     let orphan = create(&me, 1000, "orphan.mp4").await;
-    assert_eq!(patch(&me, &orphan, 0, &[0; 100]).await.status(), 204);
+    assert_eq!(me.tus_patch(&orphan, 0, &[0; 100]).await.status(), 204);
     std::fs::remove_file(bytes_of(&app, &orphan)).expect("remove");
 
     // A crash after `finish` submitted the job, before it was recorded on
@@ -147,14 +135,14 @@ async fn a_restart_settles_uploads_a_crash_left_without_their_file() {
     let answer = head(&me, &orphan).await;
     assert_eq!(answer.status(), StatusCode::NOT_FOUND, "removed at start");
     assert_eq!(
-        patch(&me, &orphan, 0, &[0; 10]).await.status(),
+        me.tus_patch(&orphan, 0, &[0; 10]).await.status(),
         StatusCode::NOT_FOUND
     );
     let answer = head(&me, &submitted).await;
     assert_eq!(answer.status(), StatusCode::OK, "completed at start");
     assert_eq!(answer.headers()["upload-offset"], "2000");
     assert_eq!(answer.headers()["upload-job"], guid);
-    let again = patch(&me, &submitted, 2000, &[]).await;
+    let again = me.tus_patch(&submitted, 2000, &[]).await;
     assert_eq!(again.status(), StatusCode::NO_CONTENT);
     assert_eq!(again.headers()["upload-job"], guid);
     app.stop().await;

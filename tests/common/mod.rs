@@ -422,6 +422,19 @@ impl Visitor {
         Some(after.split_once("</strong>")?.0.to_owned())
     }
 
+    /// A tus `PATCH` of `bytes` at `offset` to the upload at `path`.
+    pub async fn tus_patch(&self, path: &str, offset: usize, bytes: &[u8]) -> reqwest::Response {
+        self.http
+            .patch(format!("{}{path}", self.base))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("patch")
+    }
+
     /// `POST /api/jobs/{guid}/{action}`: status and JSON body.
     pub async fn control(&self, guid: &str, action: &str) -> (u16, Value) {
         let response = self
