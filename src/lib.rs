@@ -11,6 +11,7 @@
 //! - [`ingest`]: watch folders and XML job folders, feeding the encoder.
 //! - [`cli`]: the command-line Carbon client (`submit`, `jobs`, `job`, …).
 //! - [`metrics`]: Prometheus counters of one running app.
+//! - [`owner`]: whose uploads and jobs these are ([`owner::Owner`]), and the random id format.
 //! - [`config`] and [`app`]: command line, the TOML config file, startup wiring.
 
 pub mod app;
@@ -22,5 +23,6 @@ pub mod fsutil;
 pub mod ingest;
 pub mod media;
 pub mod metrics;
+pub mod owner;
 pub mod portal;
 pub mod store;

@@ -3,6 +3,7 @@
 //! together with its outputs, and the owner index follows every change.
 
 use videoshare::carbon::JobStatus;
+use videoshare::owner::Owner;
 use videoshare::store::uploads::new_upload;
 use videoshare::store::{Upload, UploadStore};
 
@@ -20,7 +21,7 @@ fn sample(guid: &str) -> Upload {
         "clip.mp4".into(),
         "clip.mp4".into(),
         10,
-        "owner-a".into(),
+        Owner::account("owner-a"),
         "480p".into(),
     )
 }
@@ -85,8 +86,8 @@ async fn completion_is_recorded_with_its_outputs_and_indexed_by_name() {
     );
     let index = uploads.owner_index().await.expect("index");
     assert_eq!(
-        index.get("clip.mp4").map(|o| o.owner.as_str()),
-        Some("owner-a"),
+        index.get("clip.mp4").and_then(|o| o.owner.clone()),
+        Some(Owner::account("owner-a")),
         "the cached index was refreshed by the write"
     );
     // Completion against a state that is gone: nothing written.
@@ -97,11 +98,14 @@ async fn completion_is_recorded_with_its_outputs_and_indexed_by_name() {
             .expect("write")
     );
     assert_eq!(uploads.outputs().await.expect("outputs").len(), 1);
-    uploads.transfer("owner-a", "owner-b").await.expect("move");
+    uploads
+        .transfer(&Owner::account("owner-a"), &Owner::account("owner-b"))
+        .await
+        .expect("move");
     let index = uploads.owner_index().await.expect("index");
     assert_eq!(
-        index.get("clip.mp4").map(|o| o.owner.as_str()),
-        Some("owner-b"),
+        index.get("clip.mp4").and_then(|o| o.owner.clone()),
+        Some(Owner::account("owner-b")),
         "a transfer refreshes the index"
     );
 }

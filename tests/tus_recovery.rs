@@ -9,6 +9,7 @@ use std::path::Path;
 
 use common::{TestApp, Visitor, spawn_app_in};
 use reqwest::StatusCode;
+use videoshare::owner::Owner;
 use videoshare::store::{UploadStore, uploads::new_upload};
 
 const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
@@ -121,7 +122,7 @@ async fn a_restart_settles_uploads_a_crash_left_without_their_file() {
             "submitted.mp4".into(),
             "submitted.mp4".into(),
             2000,
-            owner,
+            Owner::parse(&owner).expect("a stored owner"),
             String::new(),
         );
         UploadStore::new(pool.clone())

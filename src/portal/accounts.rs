@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 use super::Portal;
 use super::error::ApiError;
-use super::session::{Owner, Session, check_account_name};
+use super::session::Session;
+use crate::owner::{Owner, check_account_name};
 
 /// Shortest and longest accepted password, in characters.
 const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=256;
@@ -92,10 +93,10 @@ pub async fn register(
     let owner = &session.owner;
     let refuse = |status, why: String| render(&portal, owner, status, Some(why), form.name.clone());
     if let Err(why) = check_account_name(&form.name) {
-        return refuse(StatusCode::BAD_REQUEST, why);
+        return refuse(StatusCode::BAD_REQUEST, why.to_string());
     }
     if let Err(why) = check_password(&form.password) {
-        return refuse(StatusCode::BAD_REQUEST, why);
+        return refuse(StatusCode::BAD_REQUEST, why.to_string());
     }
     let hash = match hash_password(&portal, form.password.clone()).await {
         Ok(hash) => hash,
@@ -208,7 +209,7 @@ pub async fn change_password(
         Err(e) => return e.into_response(),
     }
     if let Err(why) = check_password(&form.new) {
-        return refuse(StatusCode::BAD_REQUEST, why);
+        return refuse(StatusCode::BAD_REQUEST, why.to_string());
     }
     let hash = match hash_password(&portal, form.new.clone()).await {
         Ok(hash) => hash,
@@ -235,15 +236,18 @@ fn guard(portal: &Portal, peer: SocketAddr, name: &str) -> Result<(), ApiError> 
     portal.inner.sign_in.attempt(peer.ip(), name)
 }
 
-fn check_password(password: &str) -> Result<(), String> {
+/// A password too short or too long; the message is for the person who
+/// typed it.
+#[derive(Debug, thiserror::Error)]
+#[error("A password has {} to {} characters.", PASSWORD_CHARS.start(), PASSWORD_CHARS.end())]
+struct BadPasswordLength;
+
+fn check_password(password: &str) -> Result<(), BadPasswordLength> {
     if PASSWORD_CHARS.contains(&password.chars().count()) {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(BadPasswordLength)
     }
-    Err(format!(
-        "A password has {} to {} characters.",
-        PASSWORD_CHARS.start(),
-        PASSWORD_CHARS.end()
-    ))
 }
 
 /// The argon2id hash of `password`, computed a few at a time.
@@ -307,8 +311,7 @@ async fn sign_in(portal: &Portal, session: &Session, name: &str) -> Response {
         // First, so an upload that lands from now on is recorded as the
         // account's; then what is recorded already moves.
         portal.inner.moves.record(owner, &account);
-        let from = owner.as_str();
-        let to = account.as_str();
+        let (from, to) = (owner, &account);
         let moved = match portal.inner.uploads.transfer(from, to).await {
             Ok(moved) => portal
                 .inner

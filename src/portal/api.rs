@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::Portal;
 use super::error::ApiError;
 use super::jobs::{Action, JobView};
-use super::session::Owner;
 use crate::carbon::{ClientError, Guid};
+use crate::owner::Owner;
 use crate::store::Upload;
 
 /// How many jobs a queue shows (the newest).
@@ -102,7 +102,7 @@ impl Portal {
         let uploads = self
             .inner
             .uploads
-            .of_owner(owner.as_str(), QUEUE_LENGTH)
+            .of_owner(owner, QUEUE_LENGTH)
             .await
             .map_err(ApiError::internal)?;
         Ok(self.views(&uploads).await)
@@ -123,7 +123,7 @@ impl Portal {
             .await
             .map_err(ApiError::internal)?
         {
-            Some(upload) if upload.owner == owner.as_str() => Ok(upload),
+            Some(upload) if upload.is_owned_by(owner) => Ok(upload),
             _ => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_job",

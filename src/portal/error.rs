@@ -1,10 +1,34 @@
 //! The portal's one error shape: an HTTP status, a stable machine-readable
-//! `code` and a sentence for people, sent as JSON.
+//! `code` and a sentence for people, sent as JSON; and [`Fault`], what can
+//! fail inside the server, turned into that shape in one place
+//! ([`ApiError::internal`]): logged in full, shown as "something went wrong".
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+/// A failure inside the server, not the user's doing. Its text goes to the
+/// log only: it may name server folders.
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("file system: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the hashing queue is closed: {0}")]
+    HashingClosed(#[from] tokio::sync::AcquireError),
+    #[error("password hash: {0}")]
+    PasswordHash(#[from] argon2::password_hash::Error),
+    #[error("page template: {0}")]
+    Template(#[from] askama::Error),
+    #[error("probing the file: {0}")]
+    Probe(#[from] crate::media::ProbeError),
+    #[error("a stored size is out of range: {0}")]
+    Size(#[from] std::num::TryFromIntError),
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiError {
@@ -33,13 +57,22 @@ impl ApiError {
         self
     }
 
-    pub fn internal(what: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %what, "internal error");
+    /// The one conversion of a [`Fault`] into a reply: logged with its
+    /// cause, answered with a 500 that names nothing of the server.
+    pub fn internal(fault: impl Into<Fault>) -> Self {
+        let fault = fault.into();
+        tracing::error!(error = %fault, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "Something went wrong on the server; it has been logged. Please try again.",
         )
+    }
+}
+
+impl From<Fault> for ApiError {
+    fn from(fault: Fault) -> Self {
+        ApiError::internal(fault)
     }
 }
 

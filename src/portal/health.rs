@@ -40,10 +40,14 @@ pub struct DiskCheck {
     pub free_bytes: u64,
 }
 
-fn check(result: Result<String, String>) -> Check {
+/// A check's outcome: what answered, or what failed.
+fn check<E: std::fmt::Display>(result: Result<String, E>) -> Check {
     match result {
         Ok(detail) => Check { ok: true, detail },
-        Err(detail) => Check { ok: false, detail },
+        Err(failure) => Check {
+            ok: false,
+            detail: failure.to_string(),
+        },
     }
 }
 
@@ -58,7 +62,6 @@ pub async fn healthz(State(portal): State<Portal>) -> (StatusCode, Json<Health>)
                 .version()
                 .await
                 .map(|v| format!("{} {}", v.product, v.version))
-                .map_err(|e| e.to_string())
         },
         async {
             portal
@@ -67,7 +70,6 @@ pub async fn healthz(State(portal): State<Portal>) -> (StatusCode, Json<Health>)
                 .touch_health()
                 .await
                 .map(|()| "writable".to_owned())
-                .map_err(|e| e.to_string())
         },
     );
     // statvfs blocks (a hung network file system): off the runtime.

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::carbon::message::Command;
 use crate::carbon::{Guid, JobEntry, JobStatus};
+use crate::owner::Owner;
 use crate::store::Upload;
 
 /// One job as the page shows it.
@@ -33,7 +34,7 @@ pub struct JobView {
     pub outputs: Vec<String>,
     /// Whose job this is; never sent to a browser.
     #[serde(skip)]
-    pub owner: String,
+    pub owner: Option<Owner>,
 }
 
 /// What is known only while a job is active, from the encoder's reports.

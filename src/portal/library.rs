@@ -11,8 +11,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
 
 use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -57,7 +60,7 @@ pub struct Video {
     pub preset: String,
     /// Whose upload made it, if one did; never sent to browsers.
     #[serde(skip)]
-    pub owner: Option<String>,
+    pub owner: Option<crate::owner::Owner>,
 }
 
 /// How the library is ordered.
@@ -258,7 +261,7 @@ impl Library {
     /// exactly one caller while any others wait for its answer.
     async fn facts(&self, name: &str, stamp: Stamp) -> Facts {
         let cell = {
-            let mut known = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut known = self.facts.lock();
             match known.get(name) {
                 Some((seen, cell)) if *seen == stamp => cell.clone(),
                 _ => {

@@ -9,9 +9,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
@@ -90,7 +93,7 @@ impl ConnectionCounts {
     /// Counts a new connection from `ip`, unless the address already holds
     /// `per_address` or the server `total`.
     pub fn take(&self, ip: IpAddr, per_address: usize, total: usize) -> Result<Held, Full> {
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = self.counts.lock();
         if counts.total >= total {
             return Err(Full::Server);
         }
@@ -108,16 +111,13 @@ impl ConnectionCounts {
 
     /// Connections held now, in all.
     pub fn total(&self) -> usize {
-        self.counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .total
+        self.counts.lock().total
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = self.counts.lock();
         counts.total = counts.total.saturating_sub(1);
         if let Some(count) = counts.per_address.get_mut(&self.ip) {
             *count = count.saturating_sub(1);

@@ -45,9 +45,10 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::carbon::{Client, Guid};
+use crate::owner::Owner;
 use crate::store::{AccountStore, SessionStore, TusStore, UploadStore};
 use library::{Library, Video};
-use session::{Owner, SessionKeys, Sessions};
+use session::{SessionKeys, Sessions};
 use ws::HubEvent;
 
 /// How long a request body may go without a byte before the request ends,
@@ -411,7 +412,7 @@ impl Portal {
         for video in &mut videos {
             if let Some(output) = by_name.get(&video.name) {
                 video.preset = output.preset_name.clone();
-                video.owner = Some(output.owner.clone());
+                video.owner = output.owner.clone();
             }
         }
         videos
@@ -429,7 +430,7 @@ impl Portal {
     /// Whether `owner` may see `video`: always in a public library; in a
     /// private one only the videos of their own uploads.
     fn may_see(&self, video: &Video, owner: &Owner) -> bool {
-        !self.config().private_library || video.owner.as_deref() == Some(owner.as_str())
+        !self.config().private_library || video.owner.as_ref() == Some(owner)
     }
 
     /// The videos `owner` may see, newest first.
@@ -500,7 +501,7 @@ async fn library_guard(
         .owner_index()
         .await
         .get(&name)
-        .is_some_and(|output| output.owner == owner.as_str());
+        .is_some_and(|output| output.is_owned_by(&owner));
     if allowed {
         next.run(request).await
     } else {

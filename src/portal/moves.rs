@@ -7,10 +7,11 @@
 //! in the account, not in an identity nobody holds any more.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::session::Owner;
+use parking_lot::Mutex;
+
+use crate::owner::Owner;
 
 /// How long a move is remembered: longer than any upload takes to arrive.
 const REMEMBER: Duration = Duration::from_secs(24 * 3600);
@@ -24,13 +25,13 @@ pub struct OwnerMoves {
 impl OwnerMoves {
     /// Records that `from` signed in as `to`.
     pub fn record(&self, from: &Owner, to: &Owner) {
-        let mut moved = self.moved.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut moved = self.moved.lock();
         moved.insert(from.clone(), (to.clone(), Instant::now()));
     }
 
     /// Whose an upload started by `owner` is now.
     pub fn current(&self, owner: &Owner) -> Owner {
-        let moved = self.moved.lock().unwrap_or_else(PoisonError::into_inner);
+        let moved = self.moved.lock();
         moved
             .get(owner)
             .map(|(to, _)| to.clone())
@@ -39,7 +40,7 @@ impl OwnerMoves {
 
     /// Forgets moves older than a day.
     pub fn forget_old(&self) {
-        let mut moved = self.moved.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut moved = self.moved.lock();
         moved.retain(|_, (_, at)| at.elapsed() < REMEMBER);
     }
 }

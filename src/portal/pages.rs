@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::Portal;
 use super::error::ApiError;
 use super::library::{Page, Sort, Video, paginate};
-use super::session::Owner;
+use crate::owner::Owner;
 
 /// The header's links: which page is open and who is signed in.
 #[derive(Debug, Clone)]

@@ -6,8 +6,9 @@
 //! the files the job wrote.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use tokio_util::sync::CancellationToken;
 
@@ -299,14 +300,9 @@ pub struct Following {
 }
 
 impl Following {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Guid, (EtaClock, Option<JobView>)>> {
-        // Plain data: a panicking holder leaves nothing half-updated.
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn observe(&self, upload: &Upload, entry: &JobEntry, progress: u32) -> Live {
         let now = Instant::now();
-        let mut jobs = self.lock();
+        let mut jobs = self.jobs.lock();
         let (clock, _) = jobs
             .entry(upload.guid)
             .or_insert_with(|| (EtaClock::start(entry.status, progress, now), None));
@@ -316,7 +312,7 @@ impl Following {
     /// Records `view` as shown; `true` if it differs from what was shown.
     /// A finished job is forgotten.
     fn shown(&self, view: &JobView) -> bool {
-        let mut jobs = self.lock();
+        let mut jobs = self.jobs.lock();
         let changed = match jobs.get(&view.guid) {
             Some((_, Some(last))) => last != view,
             _ => true,
@@ -331,7 +327,8 @@ impl Following {
 
     /// The live facts last shown for a job.
     fn live(&self, guid: Guid) -> Live {
-        self.lock()
+        self.jobs
+            .lock()
             .get(&guid)
             .and_then(|(_, last)| last.as_ref().map(|v| v.live))
             .unwrap_or_default()

@@ -15,8 +15,9 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -29,11 +30,11 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::Portal;
-use super::error::ApiError;
-use super::session::Owner;
+use super::error::{ApiError, Fault};
 use super::upload::{UploadError, accept, chosen_preset};
 use crate::carbon::Guid;
 use crate::fsutil::TempFile;
+use crate::owner::Owner;
 use crate::store::{TusUpload, now_ms};
 
 /// The protocol version spoken.
@@ -83,12 +84,12 @@ struct Writing<'a> {
 
 impl Busy {
     pub(super) fn is_taken(&self, id: &str) -> bool {
-        let ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        let ids = self.ids.lock();
         ids.contains(id)
     }
 
     fn take(&self, id: &str) -> Option<Writing<'_>> {
-        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ids = self.ids.lock();
         ids.insert(id.to_owned()).then(|| Writing {
             busy: self,
             id: id.to_owned(),
@@ -98,7 +99,7 @@ impl Busy {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        let mut ids = self.busy.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ids = self.busy.ids.lock();
         ids.remove(&self.id);
     }
 }
@@ -133,8 +134,10 @@ fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) ->
     TusError(ApiError::new(status, code, message))
 }
 
-fn internal(e: impl std::fmt::Display) -> TusError {
-    TusError(ApiError::internal(e))
+impl From<Fault> for TusError {
+    fn from(fault: Fault) -> Self {
+        TusError(ApiError::internal(fault))
+    }
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
@@ -231,14 +234,14 @@ impl Portal {
 
     /// The upload `id`, if `owner` created it; 404 otherwise.
     async fn owned_tus(&self, owner: &Owner, id: &str) -> Result<TusUpload, TusError> {
-        let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        let valid = crate::owner::is_random_id(id);
         let found = if valid {
-            self.inner.tus.get(id).await.map_err(internal)?
+            self.inner.tus.get(id).await.map_err(Fault::from)?
         } else {
             None
         };
         match found {
-            Some(upload) if upload.owner == owner.as_str() => Ok(upload),
+            Some(upload) if upload.owner == *owner => Ok(upload),
             _ => Err(refuse(
                 StatusCode::NOT_FOUND,
                 "unknown_upload",
@@ -313,19 +316,19 @@ async fn create(
     let preset = chosen_preset(&portal, &field("preset").unwrap_or_default()).await?;
     portal.check_job_cap(&owner).await?;
     let cap = portal.config().limits.resumable_per_owner;
-    let open = portal.inner.tus.open_count_of(owner.as_str()).await;
-    if open.map_err(internal)? >= cap {
+    let open = portal.inner.tus.open_count_of(&owner).await;
+    if open.map_err(Fault::from)? >= cap {
         return Err(UploadError::TooManyUploads(cap).into());
     }
 
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = crate::owner::new_random_id();
     tokio::fs::File::create_new(portal.tus_path(&id))
         .await
-        .map_err(internal)?;
+        .map_err(Fault::from)?;
     let upload = TusUpload {
         id: id.clone(),
-        owner: owner.to_string(),
-        length: i64::try_from(length).map_err(internal)?,
+        owner: owner.clone(),
+        length: i64::try_from(length).map_err(Fault::from)?,
         file_name,
         preset: Some(preset.to_string()),
         created_at: now_ms(),
@@ -333,7 +336,7 @@ async fn create(
     };
     if let Err(e) = portal.inner.tus.insert(&upload).await {
         let _ = tokio::fs::remove_file(portal.tus_path(&id)).await;
-        return Err(internal(e));
+        return Err(Fault::from(e).into());
     }
     tracing::info!(%id, length, file = %upload.file_name, "resumable upload created");
     Ok(with_tus(
@@ -390,7 +393,7 @@ async fn append(
             "Another request is writing this upload; try again in a moment.",
         ));
     };
-    let length = u64::try_from(upload.length).map_err(internal)?;
+    let length = u64::try_from(upload.length).map_err(Fault::from)?;
     let have = portal.received(&upload, false).await?;
     let claimed = number(&headers, &UPLOAD_OFFSET)?.ok_or_else(|| {
         refuse(
@@ -424,7 +427,7 @@ async fn append(
         .append(true)
         .open(&path)
         .await
-        .map_err(internal)?;
+        .map_err(Fault::from)?;
     let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let mut now = have;
     let mut stream = body.into_data_stream();
@@ -441,12 +444,12 @@ async fn append(
             cut = Some(format!("more bytes than the declared {length}"));
             break;
         }
-        writer.write_all(&chunk).await.map_err(internal)?;
+        writer.write_all(&chunk).await.map_err(Fault::from)?;
         now += chunk.len() as u64;
     }
     // Whatever arrived is kept: it is where the client resumes.
-    writer.flush().await.map_err(internal)?;
-    writer.get_ref().sync_data().await.map_err(internal)?;
+    writer.flush().await.map_err(Fault::from)?;
+    writer.get_ref().sync_data().await.map_err(Fault::from)?;
     portal.config().metrics.upload_bytes.inc_by(now - have);
     if let Some(why) = cut {
         tracing::info!(%id, received = now, length, %why, "resumable upload interrupted");
@@ -485,7 +488,7 @@ async fn finish(portal: &Portal, upload: TusUpload, owner: Owner) -> Result<Guid
         .tus
         .get(&upload.id)
         .await
-        .map_err(internal)?
+        .map_err(Fault::from)?
         .is_none()
     {
         let _ = tokio::fs::remove_file(portal.tus_path(&upload.id)).await;
@@ -498,13 +501,13 @@ async fn finish(portal: &Portal, upload: TusUpload, owner: Owner) -> Result<Guid
     let temp = TempFile::new_in(&portal.config().tmp_dir, "upload");
     tokio::fs::rename(portal.tus_path(&upload.id), temp.path())
         .await
-        .map_err(internal)?;
+        .map_err(Fault::from)?;
     let preset = upload
         .preset
         .as_deref()
         .and_then(|p| p.parse().ok())
         .unwrap_or(portal.config().preset);
-    let size = u64::try_from(upload.length).map_err(internal)?;
+    let size = u64::try_from(upload.length).map_err(Fault::from)?;
     // Runs to the end even if the client goes away, like a multipart upload.
     let accepting = tokio::spawn(accept(
         portal.clone(),
@@ -514,14 +517,14 @@ async fn finish(portal: &Portal, upload: TusUpload, owner: Owner) -> Result<Guid
         preset,
         owner,
     ));
-    match accepting.await.map_err(internal)? {
+    match accepting.await.map_err(Fault::from)? {
         Ok(accepted) => {
             portal
                 .inner
                 .tus
                 .finish(&upload.id, accepted.guid)
                 .await
-                .map_err(internal)?;
+                .map_err(Fault::from)?;
             Ok(accepted.guid)
         }
         Err(refused) => {
@@ -547,11 +550,11 @@ async fn terminate(
         .tus
         .remove(&upload.id)
         .await
-        .map_err(internal)?;
+        .map_err(Fault::from)?;
     match tokio::fs::remove_file(portal.tus_path(&upload.id)).await {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(internal(e)),
+        Err(e) => return Err(Fault::from(e).into()),
     }
     tracing::info!(%id, "resumable upload cancelled");
     Ok(with_tus(StatusCode::NO_CONTENT, Vec::new()))

@@ -13,13 +13,13 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use super::Portal;
-use super::error::ApiError;
+use super::error::{ApiError, Fault};
 use super::jobs::JobView;
-use super::session::Owner;
 use super::ws::HubEvent;
 use crate::carbon::message::{Criterion, JobQueue, JobStatusList, Operator};
 use crate::carbon::{ClientError, Guid};
 use crate::fsutil::TempFile;
+use crate::owner::Owner;
 use crate::store::uploads::new_upload;
 
 /// Room for multipart headers and boundaries around the file itself.
@@ -58,7 +58,7 @@ pub enum UploadError {
     )]
     TooManyUploads(u32),
     #[error("internal: {0}")]
-    Internal(String),
+    Server(#[from] Fault),
 }
 
 impl UploadError {
@@ -71,6 +71,10 @@ impl UploadError {
 
 impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> ApiError {
+        let e = match e {
+            UploadError::Server(fault) => return ApiError::internal(fault),
+            e => e,
+        };
         let (status, code) = match &e {
             UploadError::MissingFile => (StatusCode::BAD_REQUEST, "missing_file"),
             UploadError::Empty(_) => (StatusCode::BAD_REQUEST, "empty_file"),
@@ -85,7 +89,7 @@ impl From<UploadError> for ApiError {
             UploadError::BadField(_) => (StatusCode::BAD_REQUEST, "bad_field"),
             UploadError::TooManyJobs(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"),
             UploadError::TooManyUploads(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
-            UploadError::Internal(what) => return ApiError::internal(what),
+            UploadError::Server(_) => unreachable!("answered above"),
         };
         let message = e.to_string();
         tracing::info!(code, %message, "upload refused");
@@ -99,17 +103,13 @@ impl IntoResponse for UploadError {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> UploadError {
-    UploadError::Internal(e.to_string())
-}
-
 impl Portal {
     /// Refuses a new upload from `owner` when they have as many unfinished
     /// jobs as one user may.
     pub(super) async fn check_job_cap(&self, owner: &Owner) -> Result<(), UploadError> {
         let cap = self.config().limits.queued_per_owner;
-        let open = self.inner.uploads.unfinished_count_of(owner.as_str()).await;
-        if open.map_err(internal)? >= cap {
+        let open = self.inner.uploads.unfinished_count_of(owner).await;
+        if open.map_err(Fault::from)? >= cap {
             return Err(UploadError::TooManyJobs(cap));
         }
         Ok(())
@@ -177,7 +177,7 @@ pub async fn upload(
     // placed in uploaded/ must end up as a tracked job or be removed again.
     let accepted = tokio::spawn(accept(portal, temp, original_name, size, preset, owner))
         .await
-        .map_err(internal)??;
+        .map_err(Fault::from)??;
 
     if wants_json(&headers) {
         Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
@@ -211,7 +211,7 @@ pub async fn accept(
                 name: original_name.clone(),
                 reason: playlist.to_string(),
             },
-            other => internal(other),
+            other => Fault::from(other).into(),
         })?;
     info.check_is_video()
         .map_err(|reason| UploadError::NotVideo {
@@ -224,8 +224,8 @@ pub async fn accept(
     let stored =
         tokio::task::spawn_blocking(move || temp.persist_unique(&uploaded_dir, &stem, &extension))
             .await
-            .map_err(internal)?
-            .map_err(internal)?;
+            .map_err(Fault::from)?
+            .map_err(Fault::from)?;
     let stored_as = stored
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -256,7 +256,7 @@ pub async fn accept(
         original_name,
         stored_as.clone(),
         size,
-        owner.to_string(),
+        owner.clone(),
         preset_name,
     );
     portal
@@ -264,15 +264,12 @@ pub async fn accept(
         .uploads
         .insert(&record)
         .await
-        .map_err(internal)?;
+        .map_err(Fault::from)?;
     // A sign-in between `current` and the insert moved everything but this.
     let now_owner = portal.inner.moves.current(&owner);
     if now_owner != owner {
-        let moving = portal
-            .inner
-            .uploads
-            .transfer(owner.as_str(), now_owner.as_str());
-        moving.await.map_err(internal)?;
+        let moving = portal.inner.uploads.transfer(&owner, &now_owner);
+        moving.await.map_err(Fault::from)?;
     }
     let job = JobView::from(&record);
     let _ = portal.inner.hub.send(HubEvent::Job(Box::new(job.clone())));
@@ -410,7 +407,7 @@ async fn receive(
     let temp = TempFile::new_in(&portal.config().tmp_dir, "upload");
     let file = tokio::fs::File::create(temp.path())
         .await
-        .map_err(internal)?;
+        .map_err(Fault::from)?;
     let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let mut size: u64 = 0;
     while let Some(chunk) = field.chunk().await.map_err(malformed)? {
@@ -418,9 +415,9 @@ async fn receive(
         if size > limit {
             return Err(UploadError::too_large(limit));
         }
-        writer.write_all(&chunk).await.map_err(internal)?;
+        writer.write_all(&chunk).await.map_err(Fault::from)?;
     }
-    writer.flush().await.map_err(internal)?;
+    writer.flush().await.map_err(Fault::from)?;
     if original_name.is_empty() && size == 0 {
         return Ok(None);
     }

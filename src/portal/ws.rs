@@ -23,7 +23,7 @@ use super::Portal;
 use super::error::ApiError;
 use super::jobs::JobView;
 use super::pages::VideoCard;
-use super::session::Owner;
+use crate::owner::Owner;
 
 /// What the poller and the upload path publish.
 #[derive(Debug, Clone)]
@@ -174,7 +174,7 @@ async fn session(mut socket: WebSocket, portal: Portal, owner: Owner) {
             }
             event = events.recv() => {
                 let alive = match event {
-                    Ok(HubEvent::Job(job)) if job.owner == owner.as_str() => {
+                    Ok(HubEvent::Job(job)) if job.owner.as_ref() == Some(&owner) => {
                         send(&mut socket, &ServerMessage::Job { job: &job }).await
                     }
                     Ok(HubEvent::Job(_)) => true,

@@ -20,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use crate::carbon::guid::InvalidGuid;
 use crate::carbon::status::UnknownStatus;
 use crate::carbon::{Guid, JobStatus};
+use crate::owner::Owner;
 
 pub use jobs::{Job, JobStore, NewJob};
 // `jobs::Destination` stays qualified: the Carbon message has one too.
@@ -112,6 +113,17 @@ impl RowReader {
 
     fn status(&self, text: &str) -> Result<JobStatus, StoreError> {
         text.parse().map_err(|e: UnknownStatus| self.corrupt(e))
+    }
+
+    /// The owner column: `''` for an upload from before owners were
+    /// recorded (nobody's), otherwise an identity [`Owner::parse`] reads.
+    fn owner(&self, text: &str) -> Result<Option<Owner>, StoreError> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        Owner::try_from(text.to_owned())
+            .map(Some)
+            .map_err(|e| self.corrupt(e))
     }
 
     fn unsigned<T: TryFrom<i64>>(&self, value: i64) -> Result<T, StoreError> {

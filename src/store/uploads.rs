@@ -1,12 +1,15 @@
 //! The portal's uploads table: each upload and the encoder job it became.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use sqlx::SqlitePool;
 
 use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::{Guid, JobStatus};
+use crate::owner::Owner;
 
 /// An upload and the last known state of its job.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,8 +22,9 @@ pub struct Upload {
     pub progress: u32,
     pub description: String,
     pub created_at: i64,
-    /// The session or account identity that uploaded it.
-    pub owner: String,
+    /// The session or account identity that uploaded it; `None` for an
+    /// upload recorded before uploads had owners (nobody's).
+    pub owner: Option<Owner>,
     /// The preset chosen, by name ('' when unknown).
     pub preset_name: String,
 }
@@ -31,7 +35,22 @@ pub struct Output {
     pub guid: Guid,
     pub file_name: String,
     pub preset_name: String,
-    pub owner: String,
+    /// The owner of the upload whose job wrote it (see [`Upload::owner`]).
+    pub owner: Option<Owner>,
+}
+
+impl Upload {
+    /// Whether `owner` made this upload.
+    pub fn is_owned_by(&self, owner: &Owner) -> bool {
+        self.owner.as_ref() == Some(owner)
+    }
+}
+
+impl Output {
+    /// Whether this file came from an upload of `owner`'s.
+    pub fn is_owned_by(&self, owner: &Owner) -> bool {
+        self.owner.as_ref() == Some(owner)
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -62,7 +81,7 @@ impl TryFrom<UploadRow> for Upload {
             progress: read.unsigned(row.progress)?,
             description: row.description,
             created_at: row.created_at,
-            owner: row.owner,
+            owner: read.owner(&row.owner)?,
             preset_name: row.preset_name,
         })
     }
@@ -83,13 +102,8 @@ struct OwnerCache {
 }
 
 impl OwnerCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<OwnerIndex>)> {
-        // Plain data: a panicking holder leaves nothing half-updated.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn invalidate(&self) {
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         state.0 += 1;
         state.1 = None;
     }
@@ -114,7 +128,7 @@ impl UploadStore {
     /// cached until outputs are recorded or uploads change hands.
     pub async fn owner_index(&self) -> Result<OwnerIndex, StoreError> {
         let generation = {
-            let state = self.owners.lock();
+            let state = self.owners.state.lock();
             if let Some(index) = &state.1 {
                 return Ok(index.clone());
             }
@@ -127,7 +141,7 @@ impl UploadStore {
                 .map(|o| (o.file_name.clone(), o))
                 .collect(),
         );
-        let mut state = self.owners.lock();
+        let mut state = self.owners.state.lock();
         if state.0 == generation {
             state.1 = Some(index.clone());
         }
@@ -162,7 +176,7 @@ impl UploadStore {
         .bind(&upload.description)
         .bind(upload.created_at)
         .bind(now)
-        .bind(&upload.owner)
+        .bind(upload.owner.as_ref().map_or("", Owner::as_str))
         .bind(&upload.preset_name)
         .execute(&self.pool)
         .await?;
@@ -198,11 +212,11 @@ impl UploadStore {
     }
 
     /// `owner`'s uploads, newest first, at most `limit`.
-    pub async fn of_owner(&self, owner: &str, limit: u32) -> Result<Vec<Upload>, StoreError> {
+    pub async fn of_owner(&self, owner: &Owner, limit: u32) -> Result<Vec<Upload>, StoreError> {
         let rows: Vec<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM uploads WHERE owner = ? ORDER BY created_at DESC, guid LIMIT ?"
         )))
-        .bind(owner)
+        .bind(owner.as_str())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -210,12 +224,12 @@ impl UploadStore {
     }
 
     /// How many of `owner`'s uploads have a job that may still change.
-    pub async fn unfinished_count_of(&self, owner: &str) -> Result<u32, StoreError> {
+    pub async fn unfinished_count_of(&self, owner: &Owner) -> Result<u32, StoreError> {
         let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM uploads WHERE owner = ? AND status NOT IN ({})",
             status_literals(&terminal_statuses())
         )))
-        .bind(owner)
+        .bind(owner.as_str())
         .fetch_one(&self.pool)
         .await?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
@@ -223,10 +237,10 @@ impl UploadStore {
 
     /// Gives every upload of `from` to `to` (a browser signing in to its
     /// account keeps the queue it had). Returns how many moved.
-    pub async fn transfer(&self, from: &str, to: &str) -> Result<u64, StoreError> {
+    pub async fn transfer(&self, from: &Owner, to: &Owner) -> Result<u64, StoreError> {
         let done = sqlx::query("UPDATE uploads SET owner = ? WHERE owner = ?")
-            .bind(to)
-            .bind(from)
+            .bind(to.as_str())
+            .bind(from.as_str())
             .execute(&self.pool)
             .await?;
         self.owners.invalidate();
@@ -263,7 +277,7 @@ impl UploadStore {
                     guid: read.guid(&guid)?,
                     file_name,
                     preset_name,
-                    owner,
+                    owner: read.owner(&owner)?,
                 })
             })
             .collect()
@@ -361,11 +375,11 @@ pub fn new_upload(
     original_name: String,
     stored_name: String,
     size: u64,
-    owner: String,
+    owner: Owner,
     preset_name: String,
 ) -> Upload {
     Upload {
-        owner,
+        owner: Some(owner),
         preset_name,
         guid,
         original_name,
@@ -382,7 +396,8 @@ pub fn new_upload(
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TusUpload {
     pub id: String,
-    pub owner: String,
+    #[sqlx(try_from = "String")]
+    pub owner: Owner,
     pub length: i64,
     pub file_name: String,
     pub preset: Option<String>,
@@ -407,7 +422,7 @@ impl TusStore {
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&upload.id)
-        .bind(&upload.owner)
+        .bind(upload.owner.as_str())
         .bind(upload.length)
         .bind(&upload.file_name)
         .bind(&upload.preset)
@@ -476,7 +491,7 @@ impl TusStore {
              (SELECT guid FROM tus_uploads WHERE guid IS NOT NULL) \
              ORDER BY created_at LIMIT 1",
         )
-        .bind(&upload.owner)
+        .bind(upload.owner.as_str())
         .bind(&upload.file_name)
         .bind(upload.length)
         .bind(upload.created_at)
@@ -487,20 +502,20 @@ impl TusStore {
 
     /// Gives `from`'s resumable uploads to `to` (with the browser that
     /// signs in). Returns how many moved.
-    pub async fn transfer(&self, from: &str, to: &str) -> Result<u64, StoreError> {
+    pub async fn transfer(&self, from: &Owner, to: &Owner) -> Result<u64, StoreError> {
         let done = sqlx::query("UPDATE tus_uploads SET owner = ? WHERE owner = ?")
-            .bind(to)
-            .bind(from)
+            .bind(to.as_str())
+            .bind(from.as_str())
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
     }
 
     /// How many of `owner`'s resumable uploads are not complete yet.
-    pub async fn open_count_of(&self, owner: &str) -> Result<u32, StoreError> {
+    pub async fn open_count_of(&self, owner: &Owner) -> Result<u32, StoreError> {
         let (count,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM tus_uploads WHERE owner = ? AND guid IS NULL")
-                .bind(owner)
+                .bind(owner.as_str())
                 .fetch_one(&self.pool)
                 .await?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))

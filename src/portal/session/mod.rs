@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 
 use super::Portal;
+use crate::owner::Owner;
 use crate::store::SessionStore;
 pub use keys::SessionKeys;
 
@@ -34,77 +35,17 @@ pub const COOKIE: &str = "videoshare_session";
 /// How long an unused session lasts unless configured (`--session-days`).
 pub const DEFAULT_SESSION_DAYS: u64 = 14;
 
-/// Longest account name, in characters.
-pub const MAX_NAME: usize = 32;
-
-/// Whose jobs these are: a browser session or an account.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Owner(String);
-
-impl Owner {
-    /// A new browser identity nobody else can guess.
-    pub fn anonymous() -> Owner {
-        Owner(format!("anon:{}", uuid::Uuid::new_v4().simple()))
-    }
-
-    /// The identity of an account (`name` already checked).
-    pub fn account(name: &str) -> Owner {
-        Owner(format!("user:{name}"))
-    }
-
-    /// Reads an identity as stored in a cookie or a record.
-    pub fn parse(text: &str) -> Option<Owner> {
-        let valid = match text.split_once(':') {
-            Some(("anon", id)) => id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
-            Some(("user", name)) => check_account_name(name).is_ok(),
-            _ => false,
-        };
-        valid.then(|| Owner(text.to_owned()))
-    }
-
-    /// The account's name, if this identity is an account.
-    pub fn account_name(&self) -> Option<&str> {
-        self.0.strip_prefix("user:")
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Owner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An account name: 1–32 letters, digits, `-`, `_` or `.`, so it is safe in
-/// a cookie, a URL, a log line and a Carbon attribute.
-pub fn check_account_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(format!("A user name has 1 to {MAX_NAME} characters."));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err("A user name may use only letters, digits, '-', '_' and '.'.".to_owned());
-    }
-    Ok(())
-}
-
 /// A signed-in session's id: 32 random hex digits, the key of its row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionId(String);
 
 impl SessionId {
     fn new() -> SessionId {
-        SessionId(uuid::Uuid::new_v4().simple().to_string())
+        SessionId(crate::owner::new_random_id())
     }
 
     fn parse(text: &str) -> Option<SessionId> {
-        (text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| SessionId(text.to_owned()))
+        crate::owner::is_random_id(text).then(|| SessionId(text.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -385,40 +326,5 @@ fn session_of(owner: Owner, secure: bool) -> Session {
         owner,
         id: None,
         secure,
-    }
-}
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identities_parse_only_when_well_formed() {
-        let anon = Owner::anonymous();
-        assert_eq!(Owner::parse(anon.as_str()), Some(anon.clone()));
-        assert_eq!(anon.account_name(), None);
-        let ann = Owner::account("ann");
-        assert_eq!(Owner::parse("user:ann"), Some(ann.clone()));
-        assert_eq!(ann.account_name(), Some("ann"));
-        for bad in [
-            "",
-            "anon:",
-            "anon:xyz",
-            "user:",
-            "user:a b",
-            "user:<script>",
-            "admin:x",
-            "ann",
-        ] {
-            assert_eq!(Owner::parse(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn account_names_are_checked() {
-        assert!(check_account_name("ann.lee-2_x").is_ok());
-        assert!(check_account_name("").is_err());
-        assert!(check_account_name(&"a".repeat(33)).is_err());
-        assert!(check_account_name("Zoë").is_err());
-        assert!(check_account_name("a/b").is_err());
     }
 }
