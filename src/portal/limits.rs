@@ -10,7 +10,6 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
-
 use std::task::{Context, Poll};
 use std::time::Duration;
 

@@ -7,12 +7,14 @@
 //! thumbnail, taken by ffmpeg the first time the file is listed, which is
 //! when its encode has just ended; both are cached, single-flight: listings
 //! that overlap wait for the one probe of a new file instead of running
-//! their own. Sorting and paging are plain functions on the list.
+//! their own. Sorting and paging are plain functions on the list. Who may
+//! see which video: [`visibility`].
+
+pub mod visibility;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
