@@ -80,7 +80,7 @@ pub async fn control(
     // is now.
     let mut upload = upload;
     for _ in 0..3 {
-        if portal.apply(&upload, Some(&entry)).await {
+        if portal.record_encoder_state(&upload, Some(&entry)).await {
             break;
         }
         upload = portal.owned_upload(&owner, &guid).await?;

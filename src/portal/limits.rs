@@ -81,9 +81,10 @@ pub enum Full {
     Server,
 }
 
-/// One connection counted against its address; uncounted on drop.
+/// One connection counted against its address (a place in
+/// [`ConnectionCounts`]); given back on drop.
 #[derive(Debug)]
-pub struct Held {
+pub struct CountedConnection {
     counts: Arc<Mutex<Counts>>,
     ip: IpAddr,
 }
@@ -91,7 +92,12 @@ pub struct Held {
 impl ConnectionCounts {
     /// Counts a new connection from `ip`, unless the address already holds
     /// `per_address` or the server `total`.
-    pub fn take(&self, ip: IpAddr, per_address: usize, total: usize) -> Result<Held, Full> {
+    pub fn take(
+        &self,
+        ip: IpAddr,
+        per_address: usize,
+        total: usize,
+    ) -> Result<CountedConnection, Full> {
         let mut counts = self.counts.lock();
         if counts.total >= total {
             return Err(Full::Server);
@@ -102,7 +108,7 @@ impl ConnectionCounts {
         }
         *count += 1;
         counts.total += 1;
-        Ok(Held {
+        Ok(CountedConnection {
             counts: self.counts.clone(),
             ip,
         })
@@ -114,7 +120,7 @@ impl ConnectionCounts {
     }
 }
 
-impl Drop for Held {
+impl Drop for CountedConnection {
     fn drop(&mut self) {
         let mut counts = self.counts.lock();
         counts.total = counts.total.saturating_sub(1);

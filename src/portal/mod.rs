@@ -76,8 +76,12 @@ async fn metrics(
     )
 }
 
-/// A header every response carries (unless the handler set it).
-fn always(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+/// A layer that sets header `name` to `value` on every response whose
+/// handler did not set it already.
+fn set_if_missing(
+    name: header::HeaderName,
+    value: &'static str,
+) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
@@ -150,7 +154,7 @@ struct Inner {
     accounts: AccountStore,
     sessions: Sessions,
     tus: TusStore,
-    tus_busy: tus::Busy,
+    tus_writers: tus::PatchWriters,
     library: Library,
     /// The jobs the poller follows and what it last showed of each.
     following: poller::Following,
@@ -206,7 +210,7 @@ impl Portal {
                     config.secure_cookies,
                 ),
                 tus: TusStore::new(pool),
-                tus_busy: tus::Busy::default(),
+                tus_writers: tus::PatchWriters::default(),
                 following: poller::Following::default(),
                 hub,
                 poke: Notify::new(),
@@ -320,13 +324,13 @@ impl Portal {
                 self.inner.config.limits,
                 limits::enforce_min_rate,
             ))
-            .layer(always(
+            .layer(set_if_missing(
                 header::CONTENT_SECURITY_POLICY,
                 CONTENT_SECURITY_POLICY,
             ))
-            .layer(always(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-            .layer(always(header::REFERRER_POLICY, "no-referrer"))
-            .layer(always(header::X_FRAME_OPTIONS, "DENY"))
+            .layer(set_if_missing(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .layer(set_if_missing(header::REFERRER_POLICY, "no-referrer"))
+            .layer(set_if_missing(header::X_FRAME_OPTIONS, "DENY"))
             .layer(TraceLayer::new_for_http())
             .with_state(self.clone())
     }

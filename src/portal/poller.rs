@@ -58,7 +58,7 @@ impl Portal {
                         for (upload, (_, entry)) in unfinished.iter().zip(statuses) {
                             // Refused when a control wrote meanwhile: the
                             // next poll starts from that.
-                            self.apply(upload, entry.as_ref()).await;
+                            self.record_encoder_state(upload, entry.as_ref()).await;
                         }
                     }
                     Err(e) if !encoder_was_down => {
@@ -84,10 +84,16 @@ impl Portal {
         }
     }
 
-    /// Records a job's new state, if it changed, and publishes its view if
-    /// anything the page shows changed (live facts included). `false` when
-    /// the row had moved on since `upload` was read, so nothing was written.
-    pub(super) async fn apply(&self, upload: &Upload, entry: Option<&JobEntry>) -> bool {
+    /// Records the encoder's state of a job (`entry`; `None` when the
+    /// encoder no longer knows it) on its upload, if it changed, and
+    /// publishes its view if anything the page shows changed (live facts
+    /// included). `false` when the row had moved on since `upload` was
+    /// read, so nothing was written.
+    pub(super) async fn record_encoder_state(
+        &self,
+        upload: &Upload,
+        entry: Option<&JobEntry>,
+    ) -> bool {
         // What the page shows under a failed job: the encoder's reason.
         let failure = entry.map(JobEntry::failure);
         let (status, progress, description) = match (entry, &failure) {
@@ -156,7 +162,7 @@ impl Portal {
             }
         }
         let view = JobView::new(&updated, live, outputs);
-        if self.inner.following.shown(&view) {
+        if self.inner.following.changed_since_shown(&view) {
             let _ = self.inner.hub.send(HubEvent::Job(Box::new(view)));
         }
         if finished_now {
@@ -309,9 +315,10 @@ impl Following {
         clock.observe(entry, progress, now)
     }
 
-    /// Records `view` as shown; `true` if it differs from what was shown.
-    /// A finished job is forgotten.
-    fn shown(&self, view: &JobView) -> bool {
+    /// Whether `view` differs from the view last shown of its job (`true`
+    /// for a job not shown yet); records `view` as the one shown now. A
+    /// finished job is forgotten.
+    fn changed_since_shown(&self, view: &JobView) -> bool {
         let mut jobs = self.jobs.lock();
         let changed = match jobs.get(&view.guid) {
             Some((_, Some(last))) => last != view,

@@ -73,34 +73,36 @@ pub fn routes() -> Router<Portal> {
 
 /// The uploads a PATCH is writing to right now (one writer per upload).
 #[derive(Debug, Default)]
-pub struct Busy {
+pub struct PatchWriters {
     ids: Mutex<HashSet<String>>,
 }
 
-struct Writing<'a> {
-    busy: &'a Busy,
+/// The right to write upload `id`'s bytes, held by one PATCH; given back on
+/// drop.
+struct WriterClaim<'a> {
+    writers: &'a PatchWriters,
     id: String,
 }
 
-impl Busy {
-    pub(super) fn is_taken(&self, id: &str) -> bool {
-        let ids = self.ids.lock();
-        ids.contains(id)
+impl PatchWriters {
+    /// Whether a PATCH is writing upload `id` now.
+    pub(super) fn is_writing(&self, id: &str) -> bool {
+        self.ids.lock().contains(id)
     }
 
-    fn take(&self, id: &str) -> Option<Writing<'_>> {
+    /// Claims upload `id` for one PATCH; `None` if another one holds it.
+    fn claim(&self, id: &str) -> Option<WriterClaim<'_>> {
         let mut ids = self.ids.lock();
-        ids.insert(id.to_owned()).then(|| Writing {
-            busy: self,
+        ids.insert(id.to_owned()).then(|| WriterClaim {
+            writers: self,
             id: id.to_owned(),
         })
     }
 }
 
-impl Drop for Writing<'_> {
+impl Drop for WriterClaim<'_> {
     fn drop(&mut self) {
-        let mut ids = self.busy.ids.lock();
-        ids.remove(&self.id);
+        self.writers.ids.lock().remove(&self.id);
     }
 }
 
@@ -386,7 +388,7 @@ async fn append(
         ));
     }
     let upload = portal.owned_tus(&owner, &id).await?;
-    let Some(_writing) = portal.inner.tus_busy.take(&id) else {
+    let Some(_writing) = portal.inner.tus_writers.claim(&id) else {
         return Err(refuse(
             StatusCode::LOCKED,
             "upload_busy",

@@ -89,7 +89,7 @@ impl Portal {
         }
         match self.tus_bytes(upload).await {
             Bytes::Received(n) => Ok(n),
-            Bytes::Lost if finishing && self.inner.tus_busy.is_taken(&upload.id) => Ok(length),
+            Bytes::Lost if finishing && self.inner.tus_writers.is_writing(&upload.id) => Ok(length),
             Bytes::Lost => {
                 tracing::warn!(id = %upload.id, "resumable upload lost its file");
                 self.forget_tus(upload).await;
