@@ -141,8 +141,10 @@
       send({ type: 'watch', guid });
     } catch (error) {
       if (error.message === 'aborted') return;
+      // A failed upload's bar empties and turns red (style.css): it does
+      // not stay full and blue as if it had worked.
       row.classList.add('failed');
-      label.textContent = `Upload failed: ${error.message}`;
+      setBar(bar, label, 0, `Upload failed: ${error.message}`);
       cancel.textContent = 'Dismiss';
       cancel.addEventListener('click', () => row.remove(), { once: true });
     }

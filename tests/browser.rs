@@ -278,6 +278,14 @@ async fn a_user_uploads_watches_and_plays_in_chromium() {
         error.contains("notes.mp4") && error.contains("not a video"),
         "{error}"
     );
+    // Its bar is empty and red, not full and blue as if it had worked.
+    let failed_bar = js(
+        c,
+        "const bar = document.querySelector('#uploads .upload.failed progress'); \
+         return [bar.value, getComputedStyle(bar).borderTopColor];",
+    )
+    .await;
+    assert_eq!(failed_bar, json!([0, "rgb(180, 35, 24)"]), "the failed bar");
 
     // A real clip: upload bar, then the encode bar to "Encoding complete".
     choose_file_and_upload(c, &clip).await;

@@ -101,8 +101,26 @@ async fn the_library_sorts_pages_and_shows_thumbnails() {
     assert!(watch.contains("<video id=\"player\" controls"), "{watch}");
     assert!(watch.contains("src=\"/streams/video-00.mp4\""));
     assert!(watch.contains("download=\"video-00.mp4\""));
-    let (status, _) = page(&me, "/watch/nothing.mp4").await;
+    let (status, missing) = page(&me, "/watch/nothing.mp4").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // A browser gets a page it can read, with a way back...
+    assert!(missing.starts_with("<!doctype html>"), "{missing}");
+    assert!(
+        missing.contains("There is no video &#34;nothing.mp4&#34; in the library.")
+            && missing.contains("href=\"/library\""),
+        "{missing}"
+    );
+    // ...a client that asks for JSON gets the JSON error.
+    let asked = me
+        .http
+        .get(format!("{}/watch/nothing.mp4", me.base))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(asked.status(), StatusCode::NOT_FOUND);
+    let error: serde_json::Value = asked.json().await.expect("a JSON error");
+    assert_eq!(error["code"], "unknown_video");
     let (status, _) = page(&me, "/watch/..%2Fvideoshare.db").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     app.stop().await;

@@ -3,8 +3,8 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
@@ -164,28 +164,41 @@ pub async fn library(
     })
 }
 
-/// `GET /watch/{name}`: one video with a player and a download link.
+#[derive(Template)]
+#[template(path = "not_found.html")]
+struct NotFoundPage {
+    nav: Nav,
+    message: String,
+}
+
+/// `GET /watch/{name}`: one video with a player and a download link. An
+/// unknown (or, in a private library, foreign) name is a 404: an HTML page
+/// for a browser, the JSON error when the request asks for JSON.
 pub async fn watch(
     State(portal): State<Portal>,
     Extension(owner): Extension<Owner>,
     Path(name): Path<String>,
-) -> Result<Html<String>, ApiError> {
-    let video = portal
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let found = portal
         .videos_for(&owner)
         .await
         .into_iter()
-        .find(|v| v.name == name)
-        .ok_or_else(|| {
-            ApiError::new(
+        .find(|v| v.name == name);
+    let nav = Nav::new(&portal, &owner, "library");
+    let Some(video) = found else {
+        let message = format!("There is no video {name:?} in the library.");
+        if super::upload::wants_json(&headers) {
+            return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_video",
-                format!("There is no video {name:?} in the library."),
-            )
-        })?;
-    html(WatchPage {
-        nav: Nav::new(&portal, &owner, "library"),
-        video,
-    })
+                message,
+            ));
+        }
+        let page = html(NotFoundPage { nav, message })?;
+        return Ok((StatusCode::NOT_FOUND, page).into_response());
+    };
+    Ok(html(WatchPage { nav, video })?.into_response())
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

@@ -387,7 +387,7 @@ fn malformed(e: MultipartError) -> UploadError {
     UploadError::Malformed(e.body_text())
 }
 
-fn wants_json(headers: &HeaderMap) -> bool {
+pub(super) fn wants_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
