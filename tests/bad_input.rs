@@ -202,7 +202,7 @@ async fn hostile_file_names_are_made_safe_and_still_encode() {
     let clip = make_clip(dir.path(), "clip.mp4", 1, 160, 120);
     let bytes = std::fs::read(&clip).expect("read");
     let hostile = format!("../../{}evil \"<&>\".mp4", "é".repeat(3));
-    let response = app.upload_bytes(bytes, &hostile).await;
+    let response = app.upload_bytes(bytes.clone(), &hostile).await;
     let status = response.status();
     let body: Value = response.json().await.expect("json");
     assert_eq!(status, 202, "{body}");
@@ -219,6 +219,21 @@ async fn hostile_file_names_are_made_safe_and_still_encode() {
         Some("COMPLETED".into())
     );
     assert_eq!(names_in(&app.streams_dir()), ["evil.mp4"]);
+
+    // A percent-escaped path reads as the name it spells, stored and encoded.
+    let escaped = "..%2f..%2fetc%2fpasswd";
+    let response = app.upload_bytes(bytes, escaped).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["stored_as"], "passwd", "{body}");
+    assert_eq!(body["job"]["file"], escaped);
+    let updates = app.follow_job(body["guid"].as_str().expect("guid")).await;
+    assert_eq!(
+        job_updates(&updates).last().map(|j| j["status"].clone()),
+        Some("COMPLETED".into())
+    );
+    assert_eq!(names_in(&app.streams_dir()), ["evil.mp4", "passwd.mp4"]);
     app.stop().await;
 }
 

@@ -434,11 +434,18 @@ fn decode_form_file_name(raw: &str) -> String {
         .replace(['\r', '\n'], " ")
 }
 
-/// A file name safe on any file system, in a URL and in a Carbon job:
-/// the last path component only, ASCII letters, digits, `-`, `_` and inner
-/// dots, at most 100 characters; the extension lower-cased.
+/// A file name safe on any file system, in a URL and in a Carbon job, that
+/// still reads like the name the user chose: percent-escapes decoded (a
+/// name such as `..%2f..%2fetc%2fpasswd` is the path it spells), then the
+/// last path component only, its ASCII letters and digits kept and every
+/// run of anything else made one separator (`-` or `.` when that is all the
+/// run is, `_` otherwise), at most 100 characters; the extension
+/// lower-cased. Without an extension the stem keeps no dot, so the encoder's
+/// output name (the stored name up to its last dot, through the `%s`
+/// template) is the whole stem.
 pub fn safe_name(original: &str) -> (String, String) {
-    let base = original.rsplit(['/', '\\']).next().unwrap_or("");
+    let decoded = percent_decoded(original);
+    let base = decoded.rsplit(['/', '\\']).next().unwrap_or("");
     let (stem, extension) = match base.rsplit_once('.') {
         Some((stem, ext))
             if !stem.is_empty()
@@ -449,29 +456,54 @@ pub fn safe_name(original: &str) -> (String, String) {
         }
         _ => (base, String::new()),
     };
+    let is_separator = |c: char| matches!(c, '_' | '.' | '-');
+    // A run of other characters becomes one separator.
+    let separator = |run: &str| match run {
+        "-" => '-',
+        "." if !extension.is_empty() => '.',
+        _ => '_',
+    };
     let mut clean = String::new();
+    let mut run = String::new();
     for c in stem.chars() {
-        let keep = if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-            c
+        if c.is_ascii_alphanumeric() {
+            if !run.is_empty() {
+                clean.push(separator(&run));
+                run.clear();
+            }
+            clean.push(c);
         } else {
-            '_'
-        };
-        if keep == '_' && clean.ends_with('_') {
-            continue;
+            run.push(c);
         }
-        clean.push(keep);
     }
     let clean: String = clean
-        .trim_matches(|c| c == '_' || c == '.' || c == '-')
+        .trim_matches(is_separator)
         .chars()
         .take(MAX_STEM)
         .collect();
+    let clean = clean.trim_end_matches(is_separator);
     let stem = if clean.is_empty() {
         "video".to_owned()
     } else {
-        clean
+        clean.to_owned()
     };
     (stem, extension)
+}
+
+/// `name` with its percent-escapes decoded, again while that changes it (a
+/// doubly escaped `%252f` is a `/` too), at most a few times.
+fn percent_decoded(name: &str) -> String {
+    let mut name = name.to_owned();
+    for _ in 0..3 {
+        let decoded = percent_encoding::percent_decode_str(&name)
+            .decode_utf8_lossy()
+            .into_owned();
+        if decoded == name {
+            break;
+        }
+        name = decoded;
+    }
+    name
 }
 
 #[cfg(test)]
@@ -508,7 +540,13 @@ mod tests {
             ("", ("video", "")),
             ("日本.mp4", ("video", "mp4")),
             ("archive.tar.gz", ("archive.tar", "gz")),
-            ("weird.ext-with-dash", ("weird.ext-with-dash", "")),
+            ("weird.ext-with-dash", ("weird_ext-with-dash", "")),
+            ("..%2f..%2fetc%2fpasswd", ("passwd", "")),
+            ("..%252f..%252fetc%252fpasswd.mp4", ("passwd", "mp4")),
+            ("..%5C..%5Cwin.ini.mp4", ("win.ini", "mp4")),
+            ("my  --  clip...final!!.mp4", ("my_clip_final", "mp4")),
+            ("holiday-2024.v2.mp4", ("holiday-2024.v2", "mp4")),
+            ("100%.mp4", ("100", "mp4")),
         ];
         for (input, (stem, ext)) in cases {
             assert_eq!(
