@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Contents;
 use super::guid::{forget_stale_guids, recorded_guid};
 use super::moves::FolderTree;
 use super::settle::Settling;
+use super::{Contents, events};
 use crate::carbon::{Guid, JobStatus};
 use crate::encoder::{Encoder, EncoderError};
 use crate::fsutil::off_runtime;
@@ -65,19 +65,16 @@ impl WatchedFolder {
             tracing::error!(error = %e, "cannot create {sub}/; this folder is not watched");
             return;
         }
-        let (tx, mut events) = mpsc::channel::<()>(1);
-        // Events only wake the loop early; the timer below is what is relied on.
-        let watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-            let _ = tx.try_send(());
-        })
-        .and_then(|mut w| {
-            use notify::Watcher;
-            w.watch(folder.path(), notify::RecursiveMode::NonRecursive)
-                .map(|()| w)
-        });
-        if let Err(e) = &watcher {
-            tracing::warn!(error = %e, "no file-system events; relying on rescans");
+        let (wake, mut woken) = mpsc::channel::<()>(1);
+        // Events wake the loop early and, on a local file system, say when
+        // a file is complete; the timer below and the settle test are what
+        // is relied on without them.
+        let this = folder.clone();
+        let events = off_runtime(move || events::watch(this.path(), wake)).await;
+        if let Err(e) = &events {
+            tracing::warn!(error = %e, "no file-system events; relying on rescans and the settle time");
         }
+        let writes = events.as_ref().ok().and_then(|e| e.writes.clone());
         tracing::info!("watching for {}", folder.contents.describe());
         let mut running = RunningJobs::new();
         let this = folder.clone();
@@ -98,10 +95,10 @@ impl WatchedFolder {
         loop {
             let busy = !settling.is_empty() || !running.is_empty() || !try_again.is_empty();
             tokio::select! {
-                _ = events.recv() => {
+                _ = woken.recv() => {
                     // A burst of events (a fast copy) makes one pass per tick.
                     tokio::time::sleep(TICK.saturating_sub(last_pass.elapsed())).await;
-                    while events.try_recv().is_ok() {}
+                    while woken.try_recv().is_ok() {}
                 }
                 _ = tokio::time::sleep(if busy { TICK } else { rescan }) => {}
                 _ = shutdown.cancelled() => break,
@@ -112,10 +109,11 @@ impl WatchedFolder {
                     try_again.push(file);
                 }
             }
-            let this = folder.clone();
+            let (this, writes) = (folder.clone(), writes.clone());
             let complete;
             (complete, settling) = off_runtime(move || {
-                let complete = settling.complete_files(this.path(), &this.contents);
+                let complete =
+                    settling.complete_files(this.path(), &this.contents, writes.as_deref());
                 (complete, settling)
             })
             .await;
@@ -129,7 +127,7 @@ impl WatchedFolder {
             }
             folder.move_ended_jobs(&encoder, &mut running).await;
         }
-        drop(watcher);
+        drop(events);
     }
 
     /// Submits a file in `processing/` under its recorded GUID (recording

@@ -11,8 +11,11 @@
 //!
 //! - `folder`: the loop of one folder: wakes, takes complete files,
 //!   submits them, follows media jobs to their end.
-//! - `settle`: whether a file is complete (size and time unchanged, not
-//!   open for writing).
+//! - `events`: the folder's `notify` events; on a local file system they
+//!   say when a file was closed after being written.
+//! - `settle`: whether a file is complete: closed after its last write, or
+//!   (network file systems, no events) size and time unchanged for the
+//!   settle time and not open for writing.
 //! - `moves`: the `processing/` → `processed/` / `failed/` moves.
 //! - `guid`: the GUID sidecars recorded before a submit.
 //! - `xml`: reading an XML job file as the socket would.
@@ -24,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod events;
 mod folder;
 mod guid;
 mod moves;
