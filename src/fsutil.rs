@@ -206,6 +206,10 @@ fn write_via_temp(
 /// Makes `to` a name for the complete file at `from`, failing with
 /// `AlreadyExists` rather than replacing anything. Across file systems the
 /// data is copied to a hidden name beside `to` first.
+///
+/// Not `tempfile`'s `persist_noclobber`: `from` is a [`TempFile`] path (a
+/// name only; ffmpeg or the upload writer makes the file) that its own
+/// drop removes, and the copy across file systems is needed either way.
 fn link_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
     match std::fs::hard_link(from, to) {
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => copy_whole(from, to, false),
