@@ -154,7 +154,7 @@ pub fn move_to(file: &Path, to: &Path) -> io::Result<()> {
 /// new one, never part of it (temp file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_via_temp(path, bytes, EVERYONE, |temp, path| {
-        std::fs::rename(temp, path)
+        temp.persist(path).map(drop).map_err(|e| e.error)
     })
 }
 
@@ -176,41 +176,40 @@ pub fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 fn write_new_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     write_via_temp(path, bytes, mode, |temp, path| {
-        std::fs::hard_link(temp, path)?;
-        std::fs::remove_file(temp)
+        temp.persist_noclobber(path).map(drop).map_err(|e| e.error)
     })
 }
 
+/// Writes `bytes` to a hidden temp file beside `path` (created with `mode`,
+/// less the umask), flushes it, and lets `place` give it its name; the temp
+/// file is removed if anything fails.
 fn write_via_temp(
     path: &Path,
     bytes: &[u8],
     mode: u32,
-    place: impl FnOnce(&Path, &Path) -> io::Result<()>,
+    place: impl FnOnce(tempfile::NamedTempFile, &Path) -> io::Result<()>,
 ) -> io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&temp)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| place(&temp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".")
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    place(temp, path)?;
     sync_dir(dir)
 }
 
 /// Makes `to` a name for the complete file at `from`, failing with
 /// `AlreadyExists` rather than replacing anything. Across file systems the
 /// data is copied to a hidden name beside `to` first.
+///
+/// Not `tempfile`'s `persist_noclobber`: `from` is a [`TempFile`] path (a
+/// name only; ffmpeg or the upload writer makes the file) that its own
+/// drop removes, and the copy across file systems is needed either way.
 fn link_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
     match std::fs::hard_link(from, to) {
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => copy_whole(from, to, false),

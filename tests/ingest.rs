@@ -120,6 +120,38 @@ async fn a_slowly_copied_file_is_encoded_once_when_complete() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_file_closed_after_writing_is_taken_before_its_settle_time() {
+    let tree = Tree::new();
+    // Ten minutes of settle time: only the close-write event can take the
+    // file within the test.
+    let config = "[[watch]]\nfolder = \"in\"\noutput = \"out\"\nsettle_secs = 600\n";
+    std::fs::write(tree.path("videoshare.toml"), config).expect("config");
+    let app = tree.start().await;
+    let clip = make_clip(&tree.path("media"), "closed.mp4", 1, 160, 120);
+    let bytes = std::fs::read(&clip).expect("read clip");
+    let target = tree.path("in/closed.mp4");
+    let mut file = std::fs::File::create(&target).expect("create");
+    for piece in bytes.chunks(bytes.len().div_ceil(4)) {
+        file.write_all(piece).expect("write");
+        file.flush().expect("flush");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(target.exists(), "taken while still being written");
+    }
+    drop(file);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while target.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not taken within 10 s of being closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    appears(&tree.path("in/processed/closed.mp4")).await;
+    assert_eq!(names_in(&tree.path("out")), ["closed.mp4"]);
+    app.stop().await;
+}
+
 fn job_xml(source: &str, dest: &Path) -> String {
     format!(
         "<cnpsXML TaskType=\"JobQueue\" JobName=\"from a file\"><Sources><Module_0 Filename=\"{source}\"/></Sources>\
