@@ -14,4 +14,4 @@ pub mod process;
 pub mod synthetic;
 pub mod thumbnail;
 
-pub use probe::{AudioStream, MediaInfo, ProbeError, VideoStream, probe};
+pub use probe::{AudioStream, MediaInfo, ProbeError, Unusable, VideoStream, probe};

@@ -213,11 +213,10 @@ pub async fn accept(
             },
             other => internal(other),
         })?;
-    info.check_is_video()
-        .map_err(|reason| UploadError::NotVideo {
-            name: original_name.clone(),
-            reason,
-        })?;
+    info.check_is_video().map_err(|why| UploadError::NotVideo {
+        name: original_name.clone(),
+        reason: why.to_string(),
+    })?;
 
     let (stem, extension) = safe_name(&original_name);
     let uploaded_dir = portal.config().uploaded_dir.clone();
