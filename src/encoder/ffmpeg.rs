@@ -114,18 +114,6 @@ pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> FfmpegA
     args
 }
 
-/// A failed run as a job's `Description`: a full disk is said plainly
-/// (ffmpeg's own words follow), since it is the one failure the operator
-/// and not the source must fix.
-pub fn describe_failure(e: &ProcessError) -> String {
-    let text = e.to_string();
-    if text.contains("No space left on device") {
-        format!("the disk is full: there was no room to write the output ({text})")
-    } else {
-        text
-    }
-}
-
 /// The output time of an `out_time_us=` progress line, in microseconds.
 fn out_time_us(line: &str) -> Option<f64> {
     line.trim().strip_prefix("out_time_us=")?.parse().ok()

@@ -2,7 +2,8 @@
 //! them in a durable queue and runs ffmpeg on them.
 //!
 //! Owns the job state machine ([`job`]), the scheduler ([`scheduler`]), job
-//! control ([`control`]), the ffmpeg runner ([`ffmpeg`]), presets
+//! control ([`control`], which owns the registry of running jobs the
+//! scheduler asks), why jobs fail ([`failure`]), the ffmpeg runner ([`ffmpeg`]), presets
 //! ([`preset`]), path mapping and allowed roots ([`paths`]), one handler
 //! per Carbon task type ([`tasks`]) and the socket server ([`server`]).
 //! Every ingest path ends in [`Encoder::submit`].
@@ -10,6 +11,7 @@
 //! the Carbon protocol.
 
 pub mod control;
+pub mod failure;
 pub mod ffmpeg;
 pub mod job;
 pub mod paths;
@@ -173,7 +175,7 @@ impl Encoder {
         let paths = PathPolicy::new(&config.roots, &config.mappings)?;
         let jobs = JobStore::new(pool);
         let recovered = jobs
-            .recover_interrupted(scheduler::STOPPED_BY_COMMAND)
+            .recover_interrupted(control::STOPPED_BY_COMMAND)
             .await?;
         if recovered > 0 || stale > 0 {
             tracing::info!(
