@@ -64,7 +64,8 @@ pub struct EncoderConfig {
     pub metrics: Arc<Metrics>,
 }
 
-/// Why a request could not be carried out; the text becomes the reply's `Error`.
+/// Why a request could not be carried out; its text becomes the reply's
+/// `Error` in one place, [`Encoder::handle`].
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
     #[error("the job has no source: add <Sources><Module_0 Filename=\"...\"/></Sources>")]
@@ -79,8 +80,10 @@ pub enum EncoderError {
     MultiSourceWithoutVideo,
     #[error("source Module_0: {0}")]
     InSource(Box<EncoderError>),
-    #[error("FileCopy_{index}: {reason}")]
-    FileCopy { index: usize, reason: String },
+    #[error("FileCopy_{index}: {error}")]
+    FileCopyFolder { index: usize, error: PathError },
+    #[error("FileCopy_{index}: TargetFile {name:?} must be a plain file name (no folders)")]
+    FileCopyName { index: usize, name: String },
     #[error("no node with IP {0}: this server is one node (see NodeList)")]
     NoSuchNode(String),
     #[error(
@@ -126,8 +129,13 @@ pub enum EncoderError {
     Busy(Guid),
     #[error("JobEvaluate has no source: add <Sources><Module_0 Filename=\"...\"/></Sources>")]
     NothingToEvaluate,
-    #[error("cannot evaluate {file}: {reason}")]
-    Evaluate { file: String, reason: String },
+    #[error("cannot evaluate {file}: {error}")]
+    EvaluatePath { file: String, error: PathError },
+    #[error("cannot evaluate {file}: {error}")]
+    EvaluateProbe {
+        file: String,
+        error: crate::media::ProbeError,
+    },
     #[error("filter: {0}")]
     Filter(#[from] job::FilterError),
     #[error("internal error: {0}")]

@@ -176,19 +176,14 @@ impl Encoder {
                     .inner
                     .paths
                     .resolve_dir(&copy.target_folder)
-                    .map_err(|e| EncoderError::FileCopy {
-                        index,
-                        reason: e.to_string(),
-                    })?
+                    .map_err(|error| EncoderError::FileCopyFolder { index, error })?
                     .into_path_buf();
                 if let Some(name) = &copy.target_file
                     && !is_plain_file_name(name)
                 {
-                    return Err(EncoderError::FileCopy {
+                    return Err(EncoderError::FileCopyName {
                         index,
-                        reason: format!(
-                            "TargetFile {name:?} must be a plain file name (no folders)"
-                        ),
+                        name: name.clone(),
                     });
                 }
                 Ok(CopySpec {
