@@ -50,22 +50,32 @@ macro_rules! keyword_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = String;
+            type Err = $crate::carbon::UnknownWord;
 
-            fn from_str(text: &str) -> Result<Self, String> {
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
                 Self::ALL
                     .iter()
                     .copied()
                     .find(|k| k.as_str().eq_ignore_ascii_case(text.trim()))
-                    .ok_or_else(|| {
-                        let choices: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                        format!("unknown {} {:?}; expected one of {}", $what, text, choices.join(", "))
+                    .ok_or_else(|| $crate::carbon::UnknownWord {
+                        what: $what,
+                        word: text.to_owned(),
+                        choices: Self::ALL.iter().map(|k| k.as_str()).collect(),
                     })
             }
         }
 
         serde_as_text!($name);
     };
+}
+
+/// A word outside a keyword enum's vocabulary; the text lists the choices.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {word:?}; expected one of {}", .choices.join(", "))]
+pub struct UnknownWord {
+    pub what: &'static str,
+    pub word: String,
+    pub choices: Vec<&'static str>,
 }
 
 pub mod client;
