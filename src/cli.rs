@@ -96,12 +96,7 @@ fn encoder_path(path: &str, what: &str) -> anyhow::Result<String> {
     if let Ok(found) = Path::new(path).canonicalize() {
         return Ok(found.to_string_lossy().into_owned());
     }
-    let bytes = path.as_bytes();
-    let drive = bytes.len() >= 3
-        && bytes[0].is_ascii_alphabetic()
-        && bytes[1] == b':'
-        && matches!(bytes[2], b'\\' | b'/');
-    if Path::new(path).is_absolute() || drive || path.starts_with("\\\\") {
+    if Path::new(path).is_absolute() || crate::carbon::client_path::is_absolute_windows(path) {
         Ok(path.to_owned())
     } else {
         bail!(

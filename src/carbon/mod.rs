@@ -79,6 +79,7 @@ pub struct UnknownWord {
 }
 
 pub mod client;
+pub mod client_path;
 mod doc_end;
 pub mod frame;
 pub mod guid;
