@@ -183,7 +183,7 @@ impl Encoder {
         let paths = PathPolicy::new(&config.roots, &config.mappings)?;
         let jobs = JobStore::new(pool);
         let recovered = jobs
-            .recover_interrupted(control::STOPPED_BY_COMMAND)
+            .recover_interrupted(control::STOPPED_BY_COMMAND, job::allowed_from)
             .await?;
         if recovered > 0 || stale > 0 {
             tracing::info!(

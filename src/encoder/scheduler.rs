@@ -77,7 +77,7 @@ impl Encoder {
         match self
             .inner
             .jobs
-            .recover_interrupted(STOPPED_BY_COMMAND)
+            .recover_interrupted(STOPPED_BY_COMMAND, allowed_from)
             .await
         {
             Ok(n) if n > 0 => tracing::info!(jobs = n, "interrupted jobs put back"),
@@ -92,7 +92,7 @@ impl Encoder {
     async fn next_job(&self, shutdown: &CancellationToken) -> Option<Job> {
         loop {
             if self.inner.node.is_enabled() {
-                match self.inner.jobs.claim_next().await {
+                match self.inner.jobs.claim_next(allowed_from).await {
                     Ok(Some(job)) => return Some(job),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot read the job queue; retrying"),
