@@ -90,6 +90,6 @@ pub mod xml;
 
 pub use client::{Client, ClientError};
 pub use frame::{CarbonCodec, FrameError};
-pub use guid::Guid;
+pub use guid::{Guid, PresetId};
 pub use message::{JobCommand, JobEntry, JobQueue, JobStatusList, Reply, ReplyKind, Request};
 pub use status::JobStatus;

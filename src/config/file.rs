@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::carbon::Guid;
+use crate::carbon::PresetId;
 use crate::carbon::guid::InvalidGuid;
 use crate::encoder::paths::PathMapping;
 use crate::encoder::preset::{Presets, SEED_PRESET};
@@ -99,7 +99,7 @@ pub struct WatchFolder {
 /// One output of a watch folder's jobs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchPreset {
-    pub guid: Guid,
+    pub guid: PresetId,
     /// `CML_P_BaseFileName` of this output (`%s`: the source's name).
     pub base_name: String,
 }
@@ -172,7 +172,7 @@ pub enum SettingsError {
     #[error("{field}: no preset has GUID {guid}; known: {known}")]
     UnknownPreset {
         field: String,
-        guid: Guid,
+        guid: PresetId,
         known: String,
     },
 }
@@ -248,13 +248,13 @@ impl Settings {
                             RawPresetRef::Guid(guid) => (guid, None),
                             RawPresetRef::Named { guid, base_name } => (guid, Some(base_name)),
                         };
-                        let guid =
-                            guid.parse::<Guid>()
-                                .map_err(|error| SettingsError::PresetGuid {
-                                    field: field("presets"),
-                                    index: j,
-                                    error,
-                                })?;
+                        let guid = guid.parse::<PresetId>().map_err(|error| {
+                            SettingsError::PresetGuid {
+                                field: field("presets"),
+                                index: j,
+                                error,
+                            }
+                        })?;
                         let base_name = own_name.unwrap_or(&base_name).clone();
                         Ok(WatchPreset { guid, base_name })
                     })

@@ -11,7 +11,7 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use crate::carbon::Guid;
+use crate::carbon::PresetId;
 use crate::media::process::ProcessError;
 use crate::media::{ProbeError, Unusable};
 use crate::store::StoreError;
@@ -43,7 +43,7 @@ pub enum JobFailure {
     #[error("the job has no destination")]
     NoDestination,
     #[error("preset {0} no longer exists")]
-    PresetGone(Guid),
+    PresetGone(PresetId),
     #[error("the source {0} no longer exists")]
     SourceGone(FileName),
     #[error("cannot read the source: {0}")]

@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::carbon::guid::InvalidGuid;
-use crate::carbon::{Guid, JobStatus};
+use crate::carbon::{Guid, JobStatus, PresetId};
 use crate::metrics::Metrics;
 use crate::store::{JobStore, StoreError};
 use paths::{PathError, PathMapping, PathPolicy};
@@ -102,7 +102,7 @@ pub enum EncoderError {
     #[error("PresetGUID: {0}")]
     BadPresetGuid(InvalidGuid),
     #[error("unknown preset {0}; this encoder has: {1}")]
-    UnknownPreset(Guid, String),
+    UnknownPreset(PresetId, String),
     #[error("the destination has no folder: set ModuleData CML_P_Path")]
     NoDestinationPath,
     #[error("source: {0}")]

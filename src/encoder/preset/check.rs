@@ -2,7 +2,7 @@
 //! has the encoders it names. Each error names the field.
 
 use super::{AudioSpec, Preset, VideoSpec};
-use crate::carbon::Guid;
+use crate::carbon::PresetId;
 use crate::carbon::guid::InvalidGuid;
 use serde::Deserialize;
 
@@ -103,7 +103,7 @@ fn is_plain_name(text: &str) -> bool {
 impl PresetFile {
     /// Checks every field; the error names the field.
     pub(super) fn validate(self) -> Result<Preset, InvalidPreset> {
-        let guid: Guid = self.guid.parse().map_err(InvalidPreset::Guid)?;
+        let guid: PresetId = self.guid.parse().map_err(InvalidPreset::Guid)?;
         let name = self.name.trim().to_owned();
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
             return Err(InvalidPreset::Name);

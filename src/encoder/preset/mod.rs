@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::carbon::Guid;
+use crate::carbon::PresetId;
 use crate::media::ffmpeg_args::FfmpegArgs;
 
 mod args;
@@ -22,7 +22,7 @@ pub use check::{InvalidPreset, SpeedKind};
 
 /// The seed's preset: H.264 800 kbit/s, 720×480, AAC, MP4 with the index
 /// first ("480p" in the Flash Media Encoding Server preset editor).
-pub const SEED_PRESET: Guid = Guid::from_u128(0x85DCCE70_0B4F_4328_86D1_5FC7756D9777);
+pub const SEED_PRESET: PresetId = PresetId::from_u128(0x85DCCE70_0B4F_4328_86D1_5FC7756D9777);
 
 /// The Carbon `ProfileType` of every preset: they describe destinations.
 pub const PROFILE_TYPE: &str = "Destination";
@@ -58,7 +58,7 @@ const BUILTIN: [(&str, &str); 6] = [
 /// One preset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preset {
-    pub guid: Guid,
+    pub guid: PresetId,
     pub name: String,
     pub description: String,
     /// File extension of the output.
@@ -109,7 +109,7 @@ pub enum PresetError {
     },
     #[error("preset {guid} is defined twice: in {first} and in {second}")]
     Duplicate {
-        guid: Guid,
+        guid: PresetId,
         first: String,
         second: String,
     },
@@ -165,7 +165,7 @@ impl Presets {
             }
         }
         let mut list = Vec::with_capacity(sources.len());
-        let mut defined: HashMap<Guid, String> = HashMap::new();
+        let mut defined: HashMap<PresetId, String> = HashMap::new();
         let encoders = ffmpeg_encoders();
         for (file, text) in sources {
             let preset = Preset {
@@ -192,7 +192,7 @@ impl Presets {
         Ok(Presets { list })
     }
 
-    pub fn get(&self, guid: Guid) -> Option<&Preset> {
+    pub fn get(&self, guid: PresetId) -> Option<&Preset> {
         self.list.iter().find(|p| p.guid == guid)
     }
 

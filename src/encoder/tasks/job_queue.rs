@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::super::{DEFAULT_PRIORITY, Encoder, EncoderError, check_priority};
 use crate::carbon::message::{Destination, FileCopy, JobQueue, Reply, Source, SourceFile, Track};
-use crate::carbon::{Guid, Request};
+use crate::carbon::{Guid, PresetId, Request};
 use crate::encoder::paths::SafePath;
 use crate::store::NewJob;
 use crate::store::jobs::{AudioSource, CopySpec, Destination as StoredDestination};
@@ -222,7 +222,7 @@ impl Encoder {
         destination: &Destination,
         source_path: &SafePath,
     ) -> Result<StoredDestination, EncoderError> {
-        let preset_guid: Guid = destination
+        let preset_guid: PresetId = destination
             .preset()
             .ok_or(EncoderError::NoPreset)?
             .parse()

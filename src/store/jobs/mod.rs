@@ -16,7 +16,7 @@ mod rows;
 
 use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::message::Trim;
-use crate::carbon::{Guid, JobStatus};
+use crate::carbon::{Guid, JobStatus, PresetId};
 use cache::ReadCache;
 use order::QUEUE;
 use rows::{COLUMNS, DestinationRow, JobRow};
@@ -111,7 +111,7 @@ impl Job {
 /// One output of a job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Destination {
-    pub preset_guid: Guid,
+    pub preset_guid: PresetId,
     pub dest_dir: PathBuf,
     /// Output file name without extension.
     pub base_name: String,
