@@ -17,7 +17,7 @@ use crate::carbon::message::{
     Command, Criterion, Destination, JobInfo, JobQueue, JobStatusList, ModuleData, Operator,
     Source, TICKS_PER_SECOND,
 };
-use crate::carbon::{Client, ClientError, Guid, JobEntry, JobStatus};
+use crate::carbon::{Client, ClientError, Guid, JobEntry, JobStatus, PresetId};
 use crate::config::{ConnectArgs, JobAction, JobArgs, JobsArgs, ProbeArgs, SubmitArgs};
 use crate::encoder::paths::SEED_STREAMS;
 use crate::encoder::preset::SEED_PRESET;
@@ -96,12 +96,7 @@ fn encoder_path(path: &str, what: &str) -> anyhow::Result<String> {
     if let Ok(found) = Path::new(path).canonicalize() {
         return Ok(found.to_string_lossy().into_owned());
     }
-    let bytes = path.as_bytes();
-    let drive = bytes.len() >= 3
-        && bytes[0].is_ascii_alphabetic()
-        && bytes[1] == b':'
-        && matches!(bytes[2], b'\\' | b'/');
-    if Path::new(path).is_absolute() || drive || path.starts_with("\\\\") {
+    if Path::new(path).is_absolute() || crate::carbon::client_path::is_absolute_windows(path) {
         Ok(path.to_owned())
     } else {
         bail!(
@@ -114,11 +109,11 @@ fn encoder_path(path: &str, what: &str) -> anyhow::Result<String> {
 /// `videoshare submit`.
 pub async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let mut presets = vec![match &args.preset {
-        Some(text) => parse_guid(text, "--preset")?,
+        Some(text) => parse_guid(text, "--preset")?.into(),
         None => SEED_PRESET,
     }];
     for text in &args.also {
-        let also = parse_guid(text, "--also")?;
+        let also: PresetId = parse_guid(text, "--also")?.into();
         if presets.contains(&also) {
             bail!(
                 "--also {also}: that preset is already asked for (it would encode the same output twice)"

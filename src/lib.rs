@@ -6,7 +6,7 @@
 //! - [`encoder`]: the Carbon server, durable job queue, scheduler and ffmpeg runner.
 //! - [`portal`]: the axum web app: uploads, live progress, library, playback.
 //! - [`store`]: SQLite through sqlx; migrations in `migrations/`.
-//! - [`media`]: running ffmpeg tools; ffprobe.
+//! - [`media`]: running ffmpeg tools (one command-line builder for every run); ffprobe.
 //! - [`fsutil`]: temp-then-rename file placement that never shows partial files.
 //! - [`ingest`]: watch folders and XML job folders, feeding the encoder.
 //! - [`cli`]: the command-line Carbon client (`submit`, `jobs`, `job`, …).

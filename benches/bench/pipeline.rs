@@ -26,15 +26,16 @@ fn plain_ffmpeg(source: &Path, output: &Path) -> Duration {
     let presets = Presets::builtin();
     let preset = presets.get(SEED_PRESET).expect("seed preset");
     let started = Instant::now();
+    let args = encode_args(
+        &Inputs {
+            source,
+            audio: Audio::Source,
+            trim: None,
+        },
+        &[(output, preset)],
+    );
     let status = Command::new("ffmpeg")
-        .args(encode_args(
-            &Inputs {
-                source,
-                audio: Audio::Source,
-                trim: None,
-            },
-            &[(output, preset)],
-        ))
+        .args(args.as_slice())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()

@@ -1,4 +1,5 @@
-//! `Guid`: a job or preset identifier as Carbon writes it,
+//! `Guid`: a job identifier as Carbon writes it (and `PresetId`, a
+//! preset's, written the same way):
 //! `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` in uppercase hex with braces.
 
 use std::fmt;
@@ -58,6 +59,45 @@ impl fmt::Debug for Guid {
 }
 
 serde_as_text!(Guid);
+
+/// A preset's identifier (a Carbon profile's GUID, `PresetGUID`): written
+/// like a [`Guid`], but never mistaken for a job's.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PresetId(Guid);
+
+impl PresetId {
+    pub const fn from_u128(value: u128) -> Self {
+        PresetId(Guid::from_u128(value))
+    }
+}
+
+impl From<Guid> for PresetId {
+    fn from(guid: Guid) -> Self {
+        PresetId(guid)
+    }
+}
+
+impl FromStr for PresetId {
+    type Err = InvalidGuid;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(PresetId)
+    }
+}
+
+impl fmt::Display for PresetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for PresetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+serde_as_text!(PresetId);
 
 #[cfg(test)]
 mod tests {

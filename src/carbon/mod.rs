@@ -50,16 +50,17 @@ macro_rules! keyword_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = String;
+            type Err = $crate::carbon::UnknownWord;
 
-            fn from_str(text: &str) -> Result<Self, String> {
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
                 Self::ALL
                     .iter()
                     .copied()
                     .find(|k| k.as_str().eq_ignore_ascii_case(text.trim()))
-                    .ok_or_else(|| {
-                        let choices: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                        format!("unknown {} {:?}; expected one of {}", $what, text, choices.join(", "))
+                    .ok_or_else(|| $crate::carbon::UnknownWord {
+                        what: $what,
+                        word: text.to_owned(),
+                        choices: Self::ALL.iter().map(|k| k.as_str()).collect(),
                     })
             }
         }
@@ -68,7 +69,17 @@ macro_rules! keyword_enum {
     };
 }
 
+/// A word outside a keyword enum's vocabulary; the text lists the choices.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {word:?}; expected one of {}", .choices.join(", "))]
+pub struct UnknownWord {
+    pub what: &'static str,
+    pub word: String,
+    pub choices: Vec<&'static str>,
+}
+
 pub mod client;
+pub mod client_path;
 mod doc_end;
 pub mod frame;
 pub mod guid;
@@ -79,6 +90,6 @@ pub mod xml;
 
 pub use client::{Client, ClientError};
 pub use frame::{CarbonCodec, FrameError};
-pub use guid::Guid;
+pub use guid::{Guid, PresetId};
 pub use message::{JobCommand, JobEntry, JobQueue, JobStatusList, Reply, ReplyKind, Request};
 pub use status::JobStatus;

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::carbon::Guid;
+use crate::carbon::PresetId;
+use crate::carbon::guid::InvalidGuid;
 use crate::encoder::paths::PathMapping;
 use crate::encoder::preset::{Presets, SEED_PRESET};
 
@@ -98,7 +99,7 @@ pub struct WatchFolder {
 /// One output of a watch folder's jobs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchPreset {
-    pub guid: Guid,
+    pub guid: PresetId,
     /// `CML_P_BaseFileName` of this output (`%s`: the source's name).
     pub base_name: String,
 }
@@ -115,7 +116,65 @@ pub struct XmlFolder {
 #[error("config file {file}: {reason}")]
 pub struct ConfigError {
     pub file: String,
-    pub reason: String,
+    pub reason: SettingsError,
+}
+
+/// What is wrong in the config file; each names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read it: {0}")]
+    Unreadable(std::io::Error),
+    #[error("{}", .0.to_string().trim())]
+    Toml(#[from] toml::de::Error),
+    #[error("{field}: {} is not a folder", .path.display())]
+    NotAFolder { field: String, path: PathBuf },
+    #[error("{field}: {}: {error}", .path.display())]
+    NoFolder {
+        field: String,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{field}: must be between 0.1 and 3600 seconds")]
+    Seconds { field: String },
+    #[error("{field}: must not be empty")]
+    Empty { field: String },
+    #[error("{field}: list at least one preset GUID")]
+    NoPresets { field: String },
+    #[error("{field}[{index}]: {error}")]
+    PresetGuid {
+        field: String,
+        index: usize,
+        error: InvalidGuid,
+    },
+    #[error("{field}: {} is also where its outputs go; name another output folder", .folder.display())]
+    OutputIsInput { field: String, folder: PathBuf },
+    #[error("{field}: {} is already {first}", .folder.display())]
+    SameFolder {
+        field: String,
+        folder: PathBuf,
+        first: String,
+    },
+    #[error(
+        "{field}: {} is inside {ingest}; its outputs would be taken as new files",
+        .output.display()
+    )]
+    OutputInsideIngest {
+        field: String,
+        output: PathBuf,
+        ingest: String,
+    },
+    #[error("{field}: {} is the data folder's {what}; watch another folder", .folder.display())]
+    Reserved {
+        field: String,
+        folder: PathBuf,
+        what: String,
+    },
+    #[error("{field}: no preset has GUID {guid}; known: {known}")]
+    UnknownPreset {
+        field: String,
+        guid: PresetId,
+        known: String,
+    },
 }
 
 impl Settings {
@@ -131,19 +190,19 @@ impl Settings {
     /// Reads and checks `path`; a watch folder without an `output` writes
     /// to `streams` (the portal's library).
     pub fn load(path: &Path, streams: &Path) -> Result<Self, ConfigError> {
-        let error = |reason: String| ConfigError {
+        let error = |reason: SettingsError| ConfigError {
             file: path.display().to_string(),
             reason,
         };
         let text =
-            std::fs::read_to_string(path).map_err(|e| error(format!("cannot read it: {e}")))?;
+            std::fs::read_to_string(path).map_err(|e| error(SettingsError::Unreadable(e)))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Settings::parse(&text, base, streams).map_err(error)
     }
 
     /// Parses `text`, resolving relative paths against `base`.
-    pub fn parse(text: &str, base: &Path, streams: &Path) -> Result<Self, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())?;
+    pub fn parse(text: &str, base: &Path, streams: &Path) -> Result<Self, SettingsError> {
+        let raw: RawConfig = toml::from_str(text)?;
         let folder = |field: &str, path: &Path| existing_folder(field, base, path);
         let rescan = seconds("rescan_secs", raw.rescan_secs, DEFAULT_RESCAN_SECS)?;
         let presets_dir = raw
@@ -160,7 +219,9 @@ impl Settings {
         let mut mappings = Vec::new();
         for (i, m) in raw.path_mapping.iter().enumerate() {
             if m.from.trim().is_empty() {
-                return Err(format!("path_mapping[{i}].from: must not be empty"));
+                return Err(SettingsError::Empty {
+                    field: format!("path_mapping[{i}].from"),
+                });
             }
             let to = folder(&format!("path_mapping[{i}].to"), &m.to)?;
             mappings.push(PathMapping::new(m.from.trim(), to));
@@ -175,10 +236,9 @@ impl Settings {
                     base_name: base_name.clone(),
                 }],
                 Some(list) if list.is_empty() => {
-                    return Err(format!(
-                        "{}: list at least one preset GUID",
-                        field("presets")
-                    ));
+                    return Err(SettingsError::NoPresets {
+                        field: field("presets"),
+                    });
                 }
                 Some(list) => list
                     .iter()
@@ -188,13 +248,17 @@ impl Settings {
                             RawPresetRef::Guid(guid) => (guid, None),
                             RawPresetRef::Named { guid, base_name } => (guid, Some(base_name)),
                         };
-                        let guid = guid
-                            .parse::<Guid>()
-                            .map_err(|e| format!("{}[{j}]: {e}", field("presets")))?;
+                        let guid = guid.parse::<PresetId>().map_err(|error| {
+                            SettingsError::PresetGuid {
+                                field: field("presets"),
+                                index: j,
+                                error,
+                            }
+                        })?;
                         let base_name = own_name.unwrap_or(&base_name).clone();
                         Ok(WatchPreset { guid, base_name })
                     })
-                    .collect::<Result<Vec<_>, String>>()?,
+                    .collect::<Result<Vec<_>, SettingsError>>()?,
             };
             let watched = folder(&field("folder"), &w.folder)?;
             let output = match &w.output {
@@ -203,11 +267,10 @@ impl Settings {
             };
             // Its own outputs would come back in as new media, forever.
             if watched == output {
-                return Err(format!(
-                    "{}: {} is also where its outputs go; name another output folder",
-                    field("folder"),
-                    watched.display()
-                ));
+                return Err(SettingsError::OutputIsInput {
+                    field: field("folder"),
+                    folder: watched,
+                });
             }
             watch.push(WatchFolder {
                 folder: watched,
@@ -256,11 +319,15 @@ impl Settings {
     }
 
     /// Two ingest paths on one folder would race for the same files.
-    fn check_folders_are_distinct(&self) -> Result<(), String> {
+    fn check_folders_are_distinct(&self) -> Result<(), SettingsError> {
         let mut seen: Vec<(&Path, String)> = Vec::new();
         for (folder, field) in self.ingest_folders() {
             if let Some((_, first)) = seen.iter().find(|(f, _)| *f == folder) {
-                return Err(format!("{field}: {} is already {first}", folder.display()));
+                return Err(SettingsError::SameFolder {
+                    field,
+                    folder: folder.to_owned(),
+                    first: first.clone(),
+                });
             }
             seen.push((folder, field));
         }
@@ -273,11 +340,11 @@ impl Settings {
                         .iter()
                         .any(|sub| w.output.starts_with(folder.join(sub)));
                 if inside {
-                    return Err(format!(
-                        "watch[{i}].output: {} is inside {field}; its outputs would be taken \
-                         as new files",
-                        w.output.display()
-                    ));
+                    return Err(SettingsError::OutputInsideIngest {
+                        field: format!("watch[{i}].output"),
+                        output: w.output.clone(),
+                        ingest: field.clone(),
+                    });
                 }
             }
         }
@@ -287,20 +354,21 @@ impl Settings {
     /// Checks no ingest folder is one the server itself writes media to
     /// (`reserved`: path and what it is): files placed there would be
     /// taken as new jobs.
-    pub fn check_reserved(&self, reserved: &[(&Path, &str)]) -> Result<(), String> {
+    pub fn check_reserved(&self, reserved: &[(&Path, &str)]) -> Result<(), SettingsError> {
         for (folder, field) in self.ingest_folders() {
             if let Some((_, what)) = reserved.iter().find(|(r, _)| *r == folder) {
-                return Err(format!(
-                    "{field}: {} is the data folder's {what}; watch another folder",
-                    folder.display()
-                ));
+                return Err(SettingsError::Reserved {
+                    field,
+                    folder: folder.to_owned(),
+                    what: (*what).to_owned(),
+                });
             }
         }
         Ok(())
     }
 
     /// Checks every preset a watch folder names exists.
-    pub fn check_presets(&self, presets: &Presets) -> Result<(), String> {
+    pub fn check_presets(&self, presets: &Presets) -> Result<(), SettingsError> {
         for (i, w) in self.watch.iter().enumerate() {
             for (j, wanted) in w.presets.iter().enumerate() {
                 if presets.get(wanted.guid).is_none() {
@@ -308,11 +376,11 @@ impl Settings {
                         .iter()
                         .map(|p| format!("{} ({})", p.guid, p.name))
                         .collect();
-                    return Err(format!(
-                        "watch[{i}].presets[{j}]: no preset has GUID {}; known: {}",
-                        wanted.guid,
-                        known.join(", ")
-                    ));
+                    return Err(SettingsError::UnknownPreset {
+                        field: format!("watch[{i}].presets[{j}]"),
+                        guid: wanted.guid,
+                        known: known.join(", "),
+                    });
                 }
             }
         }
@@ -331,21 +399,30 @@ impl Settings {
 }
 
 /// `path` (relative to `base`) as an existing folder's canonical path.
-fn existing_folder(field: &str, base: &Path, path: &Path) -> Result<PathBuf, String> {
+fn existing_folder(field: &str, base: &Path, path: &Path) -> Result<PathBuf, SettingsError> {
     let full = base.join(path);
     match full.canonicalize() {
         Ok(found) if found.is_dir() => Ok(found),
-        Ok(_) => Err(format!("{field}: {} is not a folder", full.display())),
-        Err(e) => Err(format!("{field}: {}: {e}", full.display())),
+        Ok(_) => Err(SettingsError::NotAFolder {
+            field: field.to_owned(),
+            path: full,
+        }),
+        Err(error) => Err(SettingsError::NoFolder {
+            field: field.to_owned(),
+            path: full,
+            error,
+        }),
     }
 }
 
-fn seconds(field: &str, value: Option<f64>, default: f64) -> Result<Duration, String> {
+fn seconds(field: &str, value: Option<f64>, default: f64) -> Result<Duration, SettingsError> {
     let secs = value.unwrap_or(default);
     if secs.is_finite() && (0.1..=3600.0).contains(&secs) {
         Ok(Duration::from_secs_f64(secs))
     } else {
-        Err(format!("{field}: must be between 0.1 and 3600 seconds"))
+        Err(SettingsError::Seconds {
+            field: field.to_owned(),
+        })
     }
 }
 
@@ -467,13 +544,13 @@ mod tests {
         ];
         for (text, field) in cases {
             let err = Settings::parse(text, dir.path(), Path::new("/s")).expect_err(text);
-            assert!(err.contains(field), "{text}: {err}");
+            assert!(err.to_string().contains(field), "{text}: {err}");
         }
         let unknown = "[[watch]]\nfolder = \"in\"\noutput = \"out\"\npresets = [\"{00000000-0000-0000-0000-000000000001}\"]";
         let s = Settings::parse(unknown, dir.path(), Path::new("/s")).expect("parses");
         let err = s
             .check_presets(&Presets::builtin())
             .expect_err("unknown preset");
-        assert!(err.contains("watch[0].presets[0]"), "{err}");
+        assert!(err.to_string().contains("watch[0].presets[0]"), "{err}");
     }
 }

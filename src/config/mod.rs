@@ -393,22 +393,33 @@ impl ServeArgs {
     }
 }
 
+/// Why a command-line value (`--carbon-allow`, a size) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("{0:?} is not a network like 10.0.0.0/8 or an address")]
+    Network(String),
+    #[error("{text:?} is not a size ({reason}); examples: 4GiB, 500MB, 1048576")]
+    Size { text: String, reason: String },
+    #[error("the size must be greater than zero")]
+    ZeroSize,
+}
+
 /// A network such as `10.0.0.0/8`, or one address (`192.168.1.20`).
-pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, ValueError> {
     let text = text.trim();
     text.parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| format!("{text:?} is not a network like 10.0.0.0/8 or an address"))
+        .map_err(|_| ValueError::Network(text.to_owned()))
 }
 
 /// A byte size such as `4GiB`, `500MB` or `1048576`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let size: bytesize::ByteSize = text
-        .trim()
-        .parse()
-        .map_err(|e| format!("{text:?} is not a size ({e}); examples: 4GiB, 500MB, 1048576"))?;
+pub fn parse_size(text: &str) -> Result<u64, ValueError> {
+    let size: bytesize::ByteSize = text.trim().parse().map_err(|reason| ValueError::Size {
+        text: text.to_owned(),
+        reason,
+    })?;
     if size.as_u64() == 0 {
-        return Err("the size must be greater than zero".into());
+        return Err(ValueError::ZeroSize);
     }
     Ok(size.as_u64())
 }

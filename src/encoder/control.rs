@@ -21,6 +21,9 @@ use crate::carbon::{Guid, JobStatus};
 use crate::store::Job;
 use crate::store::jobs::Change;
 
+/// The `Description` of a job stopped by a client.
+pub(super) const STOPPED_BY_COMMAND: &str = "stopped by JobCommand Stop";
+
 /// How long `Stop` and `Remove` wait for a running encode to end before
 /// replying (ffmpeg is killed, so this is a bound, not the usual case).
 const STOP_WAIT: Duration = Duration::from_secs(10);
@@ -197,8 +200,7 @@ impl Encoder {
                         "{from} -> {to} is not in the state machine"
                     );
                     let change = Change {
-                        failure: (to == JobStatus::Stopped)
-                            .then(|| super::scheduler::STOPPED_BY_COMMAND.to_owned()),
+                        failure: (to == JobStatus::Stopped).then(|| STOPPED_BY_COMMAND.to_owned()),
                         ..Change::default()
                     };
                     if !self

@@ -1,4 +1,6 @@
-//! The only place that builds ffmpeg command lines and reads its progress.
+//! Encodes with ffmpeg: the encode's command line (built with the one
+//! builder, [`crate::media::ffmpeg_args`]), running it, pausing it and
+//! reading its progress.
 //!
 //! Progress comes from `-progress pipe:1` (`out_time_us` against the probed
 //! duration), never from scraping stderr; stderr is kept only to explain a
@@ -15,7 +17,7 @@ use tokio::time::Instant;
 
 use super::preset::Preset;
 use crate::carbon::message::{TICKS_PER_SECOND, Trim};
-use crate::media::inputs::media_input_args;
+use crate::media::ffmpeg_args::FfmpegArgs;
 use crate::media::process::{ProcessError, command, spawn_error, stderr_tail};
 
 /// How much of ffmpeg's stderr is kept to explain a failure.
@@ -81,68 +83,35 @@ impl Inputs<'_> {
         }
         args
     }
-
-    /// One input: the trim, what it may be read as (local media only),
-    /// then `-i file`.
-    fn input_args(&self, file: &Path) -> Vec<OsString> {
-        let mut args = self.trim_args();
-        args.extend(media_input_args().map(OsString::from));
-        args.push("-i".into());
-        args.push(file.as_os_str().to_owned());
-        args
-    }
 }
 
 /// The full ffmpeg argument list for encoding `inputs` into each of
 /// `outputs` in one run: the source is decoded once however many
-/// destinations a job has.
-pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> Vec<OsString> {
-    let mut args: Vec<OsString> = [
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-nostats",
-        "-progress",
-        "pipe:1",
-        "-stats_period",
-        PROGRESS_PERIOD,
-        "-y",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
-    args.extend(inputs.input_args(inputs.source));
+/// destinations a job has. Each input gets the trim, then what it may be
+/// read as (local media only), then `-i file`.
+pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> FfmpegArgs {
+    let mut args = FfmpegArgs::new()
+        .with([
+            "-nostats",
+            "-progress",
+            "pipe:1",
+            "-stats_period",
+            PROGRESS_PERIOD,
+            "-y",
+        ])
+        .media_input(inputs.trim_args(), inputs.source);
     let audio_input = match inputs.audio {
         Audio::Source => Some(0),
         Audio::File(file) => {
-            args.extend(inputs.input_args(file));
+            args = args.media_input(inputs.trim_args(), file);
             Some(1)
         }
         Audio::Absent => None,
     };
     for (output, preset) in outputs {
-        args.extend(
-            preset
-                .output_args(audio_input)
-                .into_iter()
-                .map(OsString::from),
-        );
-        args.push(output.as_os_str().to_owned());
+        args = args.with(preset.output_args(audio_input)).output(output);
     }
     args
-}
-
-/// A failed run as a job's `Description`: a full disk is said plainly
-/// (ffmpeg's own words follow), since it is the one failure the operator
-/// and not the source must fix.
-pub fn describe_failure(e: &ProcessError) -> String {
-    let text = e.to_string();
-    if text.contains("No space left on device") {
-        format!("the disk is full: there was no room to write the output ({text})")
-    } else {
-        text
-    }
 }
 
 /// The output time of an `out_time_us=` progress line, in microseconds.
@@ -187,9 +156,9 @@ impl ProgressParser {
         }
     }
 
-    /// Feeds one line; returns what it reports: the new percent when it went
+    /// Reads one `-progress` line; returns what it reports: the new percent when it went
     /// up, or at the end of each block (`progress=`) the encode's rate.
-    pub fn feed_any(&mut self, line: &str) -> Option<Progress> {
+    pub fn read_line(&mut self, line: &str) -> Option<Progress> {
         let line = line.trim();
         if let Some(fps) = line.strip_prefix("fps=") {
             self.fps = fps.parse().ok().filter(|f: &f64| f.is_finite());
@@ -209,11 +178,12 @@ impl ProgressParser {
                 })),
             };
         }
-        self.feed(line).map(Progress::Percent)
+        self.read_out_time(line).map(Progress::Percent)
     }
 
-    /// Feeds one line; returns the new percent when it went up.
-    pub fn feed(&mut self, line: &str) -> Option<u32> {
+    /// Reads an `out_time_us=` line; returns the new percent when it went
+    /// up (any other line: `None`).
+    pub fn read_out_time(&mut self, line: &str) -> Option<u32> {
         let out_us = out_time_us(line)?;
         let duration = self.duration_us?;
         // Cap at 99: 100 means the output is complete and in place.
@@ -257,13 +227,14 @@ fn suspend(child: &tokio::process::Child, paused: bool) {
 /// resumes exactly where it was; each signal sent is reported in
 /// `suspension.applied`. Dropping the future kills ffmpeg (also a suspended
 /// one: `SIGKILL` needs no `SIGCONT`). Returns when ffmpeg exits; non-zero
-/// exit is an error carrying its stderr.
+/// exit is an error carrying its stderr, the files it names without
+/// their folders.
 ///
 /// The source's duration (to turn output times into percents) may arrive
 /// after ffmpeg has started: the caller probes the source meanwhile, so the
 /// probe costs no wall time. Percents are reported once it is known.
 pub async fn run<F, Fut>(
-    args: Vec<OsString>,
+    args: FfmpegArgs,
     mut duration_secs: tokio::sync::watch::Receiver<Option<f64>>,
     suspension: Suspension,
     stall: Duration,
@@ -274,7 +245,7 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let mut child = command("ffmpeg")
-        .args(args)
+        .args(args.as_slice())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -327,7 +298,7 @@ where
                         last_out_us = out_us;
                         stalled_at = Instant::now() + stall;
                     }
-                                        if let Some(progress) = parser.feed_any(&line) {
+                                        if let Some(progress) = parser.read_line(&line) {
                         on_progress(progress).await;
                     }
                 }
@@ -367,7 +338,8 @@ where
         Err(ProcessError::Failed {
             program: "ffmpeg".into(),
             status: status.to_string(),
-            stderr: stderr_tail(&stderr),
+            // Named without their folders: the text reaches web users.
+            stderr: args.name_files_only(&stderr_tail(&stderr)),
         })
     }
 }
@@ -375,18 +347,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::inputs::media_input_args;
 
     #[test]
     fn progress_rises_monotonically_and_stops_at_99() {
         let mut p = ProgressParser::new(Some(2.0));
-        assert_eq!(p.feed("frame=1"), None);
-        assert_eq!(p.feed("out_time_us=N/A"), None);
-        assert_eq!(p.feed("out_time_us=500000"), Some(25));
-        assert_eq!(p.feed("out_time_us=400000"), None, "never goes down");
-        assert_eq!(p.feed("out_time_us=500000"), None, "no repeat");
-        assert_eq!(p.feed("out_time_us=1990000"), Some(99));
+        assert_eq!(p.read_out_time("frame=1"), None);
+        assert_eq!(p.read_out_time("out_time_us=N/A"), None);
+        assert_eq!(p.read_out_time("out_time_us=500000"), Some(25));
         assert_eq!(
-            p.feed("out_time_us=2100000"),
+            p.read_out_time("out_time_us=400000"),
+            None,
+            "never goes down"
+        );
+        assert_eq!(p.read_out_time("out_time_us=500000"), None, "no repeat");
+        assert_eq!(p.read_out_time("out_time_us=1990000"), Some(99));
+        assert_eq!(
+            p.read_out_time("out_time_us=2100000"),
             None,
             "capped at 99 until done"
         );
@@ -395,7 +372,7 @@ mod tests {
     #[test]
     fn unknown_duration_reports_nothing() {
         let mut p = ProgressParser::new(None);
-        assert_eq!(p.feed("out_time_us=500000"), None);
+        assert_eq!(p.read_out_time("out_time_us=500000"), None);
     }
 
     #[test]
@@ -417,6 +394,7 @@ mod tests {
             ],
         );
         let text: Vec<String> = args
+            .as_slice()
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
@@ -451,6 +429,7 @@ mod tests {
             }),
         };
         let joined = encode_args(&inputs, &[(Path::new("/o.mp4"), preset)])
+            .as_slice()
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()

@@ -2,7 +2,8 @@
 //! them in a durable queue and runs ffmpeg on them.
 //!
 //! Owns the job state machine ([`job`]), the scheduler ([`scheduler`]), job
-//! control ([`control`]), the ffmpeg runner ([`ffmpeg`]), presets
+//! control ([`control`], which owns the registry of running jobs the
+//! scheduler asks), why jobs fail ([`failure`]), the ffmpeg runner ([`ffmpeg`]), presets
 //! ([`preset`]), path mapping and allowed roots ([`paths`]), one handler
 //! per Carbon task type ([`tasks`]) and the socket server ([`server`]).
 //! Every ingest path ends in [`Encoder::submit`].
@@ -10,6 +11,7 @@
 //! the Carbon protocol.
 
 pub mod control;
+pub mod failure;
 pub mod ffmpeg;
 pub mod job;
 pub mod paths;
@@ -26,7 +28,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::carbon::guid::InvalidGuid;
-use crate::carbon::{Guid, JobStatus};
+use crate::carbon::{Guid, JobStatus, PresetId};
 use crate::metrics::Metrics;
 use crate::store::{JobStore, StoreError};
 use paths::{PathError, PathMapping, PathPolicy};
@@ -62,7 +64,8 @@ pub struct EncoderConfig {
     pub metrics: Arc<Metrics>,
 }
 
-/// Why a request could not be carried out; the text becomes the reply's `Error`.
+/// Why a request could not be carried out; its text becomes the reply's
+/// `Error` in one place, [`Encoder::handle`].
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
     #[error("the job has no source: add <Sources><Module_0 Filename=\"...\"/></Sources>")]
@@ -77,8 +80,10 @@ pub enum EncoderError {
     MultiSourceWithoutVideo,
     #[error("source Module_0: {0}")]
     InSource(Box<EncoderError>),
-    #[error("FileCopy_{index}: {reason}")]
-    FileCopy { index: usize, reason: String },
+    #[error("FileCopy_{index}: {error}")]
+    FileCopyFolder { index: usize, error: PathError },
+    #[error("FileCopy_{index}: TargetFile {name:?} must be a plain file name (no folders)")]
+    FileCopyName { index: usize, name: String },
     #[error("no node with IP {0}: this server is one node (see NodeList)")]
     NoSuchNode(String),
     #[error(
@@ -97,7 +102,7 @@ pub enum EncoderError {
     #[error("PresetGUID: {0}")]
     BadPresetGuid(InvalidGuid),
     #[error("unknown preset {0}; this encoder has: {1}")]
-    UnknownPreset(Guid, String),
+    UnknownPreset(PresetId, String),
     #[error("the destination has no folder: set ModuleData CML_P_Path")]
     NoDestinationPath,
     #[error("source: {0}")]
@@ -124,8 +129,13 @@ pub enum EncoderError {
     Busy(Guid),
     #[error("JobEvaluate has no source: add <Sources><Module_0 Filename=\"...\"/></Sources>")]
     NothingToEvaluate,
-    #[error("cannot evaluate {file}: {reason}")]
-    Evaluate { file: String, reason: String },
+    #[error("cannot evaluate {file}: {error}")]
+    EvaluatePath { file: String, error: PathError },
+    #[error("cannot evaluate {file}: {error}")]
+    EvaluateProbe {
+        file: String,
+        error: crate::media::ProbeError,
+    },
     #[error("filter: {0}")]
     Filter(#[from] job::FilterError),
     #[error("internal error: {0}")]
@@ -173,7 +183,7 @@ impl Encoder {
         let paths = PathPolicy::new(&config.roots, &config.mappings)?;
         let jobs = JobStore::new(pool);
         let recovered = jobs
-            .recover_interrupted(scheduler::STOPPED_BY_COMMAND)
+            .recover_interrupted(control::STOPPED_BY_COMMAND, job::allowed_from)
             .await?;
         if recovered > 0 || stale > 0 {
             tracing::info!(

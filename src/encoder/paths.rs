@@ -8,6 +8,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::carbon::client_path::PathKind;
+
 /// A client-side prefix and the local folder it stands for.
 #[derive(Debug, Clone)]
 pub struct PathMapping {
@@ -102,35 +104,6 @@ struct Rule {
     /// rewrites a POSIX path that happens to share its names.
     kind: PathKind,
     to: PathBuf,
-}
-
-/// How a client path is rooted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PathKind {
-    /// `c:\…` or `C:/…`
-    Drive,
-    /// `\\server\share\…` or `//server/share/…`
-    Unc,
-    /// Anything else (`/srv/…`, or relative).
-    Posix,
-}
-
-impl PathKind {
-    fn of(path: &str) -> PathKind {
-        let bytes = path.as_bytes();
-        if path.starts_with("\\\\") || path.starts_with("//") {
-            PathKind::Unc
-        } else if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
-            PathKind::Drive
-        } else {
-            PathKind::Posix
-        }
-    }
-
-    /// Windows paths match case-insensitively, as Windows does.
-    fn ignores_case(self) -> bool {
-        self != PathKind::Posix
-    }
 }
 
 /// The mapping table and the allowed roots.

@@ -2,17 +2,24 @@
 //! owners (`User`) take turns, each owner's jobs oldest first (the order is
 //! the store's `claim_next`). A job caught by
 //! shutdown goes back to QUEUED; a stopped one becomes STOPPED; a failure
-//! becomes ERROR with the reason; the next job starts either way.
+//! becomes ERROR with the reason (a [`JobFailure`], recorded as its
+//! [`PublicMessage`]); the next job starts either way.
+//!
+//! It asks [`super::control`], which owns the registry of running jobs, for
+//! each job's live handles; control never calls back into the scheduler.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::control::{Control, STOPPED_BY_COMMAND};
+use super::failure::{FileName, JobFailure, PublicMessage};
 use super::job::allowed_from;
 use super::{Encoder, ffmpeg};
 use crate::carbon::{Guid, JobStatus};
@@ -21,12 +28,11 @@ use crate::store::Job;
 use crate::store::StoreError;
 use crate::store::jobs::{AudioSource, Change, CopySpec, Destination, Placed};
 
-/// Tries at writing a job's outcome before giving up (the job is then
-/// repaired at the next start).
-const OUTCOME_ATTEMPTS: u64 = 3;
-
-/// The `Description` of a job stopped by a client.
-pub(super) const STOPPED_BY_COMMAND: &str = "stopped by JobCommand Stop";
+/// Retries of writing a job's outcome before giving up (the job is then
+/// repaired at the next start), the first after this wait, each next one
+/// after twice the last.
+const OUTCOME_RETRIES: usize = 2;
+const OUTCOME_FIRST_WAIT: Duration = Duration::from_millis(200);
 
 impl Encoder {
     /// Starts the scheduler with the configured number of slots; it runs
@@ -71,7 +77,7 @@ impl Encoder {
         match self
             .inner
             .jobs
-            .recover_interrupted(STOPPED_BY_COMMAND)
+            .recover_interrupted(STOPPED_BY_COMMAND, allowed_from)
             .await
         {
             Ok(n) if n > 0 => tracing::info!(jobs = n, "interrupted jobs put back"),
@@ -86,7 +92,7 @@ impl Encoder {
     async fn next_job(&self, shutdown: &CancellationToken) -> Option<Job> {
         loop {
             if self.inner.node.is_enabled() {
-                match self.inner.jobs.claim_next().await {
+                match self.inner.jobs.claim_next(allowed_from).await {
                     Ok(Some(job)) => return Some(job),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot read the job queue; retrying"),
@@ -120,10 +126,8 @@ impl Encoder {
         };
         let outcome = match transcoded {
             Some(Ok(temps)) => self.place_outputs(&job, temps).await,
-            Some(Err(reason)) => Err(Failed::before_output(
-                self.without_server_paths(&job, &reason),
-            )),
-            None if control.stop.is_cancelled() => Err(Failed::before_output("stopped".into())),
+            Some(Err(reason)) => Err(Failed::before_output(reason)),
+            None if control.stop.is_cancelled() => Err(Failed::before_output(JobFailure::Stopped)),
             None => {
                 tracing::info!("interrupted by shutdown");
                 return; // `schedule` puts it back once every worker is done
@@ -138,34 +142,22 @@ impl Encoder {
         // A momentary database error (busy, I/O) must not leave the job
         // STARTED with no worker until the next restart: retry, since every
         // step only moves a job that is still where it was.
-        let mut attempt = 0;
-        while let Err(e) = self.record_outcome(guid, &outcome, stopped).await {
-            attempt += 1;
-            if attempt == OUTCOME_ATTEMPTS {
-                tracing::error!(error = %e, "could not record the job's outcome");
-                break;
-            }
-            tracing::warn!(error = %e, attempt, "recording the job's outcome failed; retrying");
-            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+        let recorded = (|| self.record_outcome(guid, &outcome, stopped))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(OUTCOME_FIRST_WAIT)
+                    .with_factor(2.0)
+                    .with_max_times(OUTCOME_RETRIES),
+            )
+            .sleep(tokio::time::sleep)
+            .notify(|e, wait| {
+                tracing::warn!(error = %e, ?wait, "recording the job's outcome failed; retrying");
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "could not record the job's outcome");
         }
         drop(registration);
-    }
-
-    /// A failure's text with the server's folders taken out (ffmpeg names
-    /// its input and temp output in full): the description reaches web
-    /// users, who need the reason, not where the server keeps files.
-    fn without_server_paths(&self, job: &Job, reason: &str) -> String {
-        let mut text = reason.to_owned();
-        let audio = match &job.audio {
-            AudioSource::File(path) => Some(path.as_path()),
-            _ => None,
-        };
-        for file in std::iter::once(job.source_path.as_path()).chain(audio) {
-            if let Some(folder) = file.parent() {
-                text = text.replace(&format!("{}/", folder.display()), "");
-            }
-        }
-        text.replace(&format!("{}/", self.inner.tmp_dir.display()), "")
     }
 
     /// Writes how a job ended: COMPLETED with its outputs, or ERROR with the
@@ -191,7 +183,7 @@ impl Encoder {
                     jobs.record_outputs(guid, &failed.placed).await?;
                 }
                 let change = Change {
-                    failure: Some(failed.reason.clone()),
+                    failure: Some(PublicMessage::from(&failed.reason).into_string()),
                     ..Change::default()
                 };
                 jobs.transition(
@@ -215,7 +207,7 @@ impl Encoder {
     /// Moves a probed job from STARTING to STARTED. A job paused while it
     /// was probed (and maybe resumed since) encodes anyway, suspended if
     /// still paused; any other change means it must not run.
-    async fn mark_started(&self, guid: Guid) -> Result<(), String> {
+    async fn mark_started(&self, guid: Guid) -> Result<(), JobFailure> {
         let jobs = &self.inner.jobs;
         let started = jobs
             .transition(
@@ -224,16 +216,15 @@ impl Encoder {
                 JobStatus::Started,
                 Change::default(),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if started {
             return Ok(());
         }
-        let now = jobs.get(guid).await.map_err(|e| e.to_string())?;
+        let now = jobs.get(guid).await?;
         if now.is_some_and(|j| matches!(j.status, JobStatus::Paused | JobStatus::Started)) {
             Ok(())
         } else {
-            Err("the job changed status before it could start".to_owned())
+            Err(JobFailure::ChangedBeforeStart)
         }
     }
 
@@ -242,20 +233,16 @@ impl Encoder {
     async fn transcode(
         &self,
         job: &Job,
-        control: &std::sync::Arc<super::control::Control>,
-    ) -> Result<Vec<(TempFile, Destination, String)>, String> {
+        control: &Arc<Control>,
+    ) -> Result<Vec<(TempFile, Destination, String)>, JobFailure> {
         let inner = &self.inner;
-        let destinations = inner
-            .jobs
-            .destinations(job.guid)
-            .await
-            .map_err(|e| e.to_string())?;
+        let destinations = inner.jobs.destinations(job.guid).await?;
         let mut plans = Vec::with_capacity(destinations.len());
         for d in destinations {
             let preset = inner
                 .presets
                 .get(d.preset_guid)
-                .ok_or_else(|| format!("preset {} no longer exists", d.preset_guid))?;
+                .ok_or(JobFailure::PresetGone(d.preset_guid))?;
             plans.push((
                 TempFile::new_in(&inner.tmp_dir, &preset.extension),
                 d,
@@ -263,7 +250,7 @@ impl Encoder {
             ));
         }
         if plans.is_empty() {
-            return Err("the job has no destination".to_owned());
+            return Err(JobFailure::NoDestination);
         }
         let audio_file = match &job.audio {
             AudioSource::File(path) => Some(path.as_path()),
@@ -271,12 +258,7 @@ impl Encoder {
         };
         for file in std::iter::once(job.source_path.as_path()).chain(audio_file) {
             if !tokio::fs::metadata(file).await.is_ok_and(|m| m.is_file()) {
-                // Named without its folder: the reason reaches web users.
-                let name = file.file_name().unwrap_or_default();
-                return Err(format!(
-                    "the source {} no longer exists",
-                    name.to_string_lossy()
-                ));
+                return Err(JobFailure::SourceGone(FileName::of(file)));
             }
         }
         let inputs = ffmpeg::Inputs {
@@ -297,18 +279,15 @@ impl Encoder {
         let prepare = async {
             let info = crate::media::probe(&job.source_path)
                 .await
-                .map_err(|e| format!("cannot read the source: {e}"))?;
+                .map_err(JobFailure::Unreadable)?;
             if needs_video {
-                info.check_is_video()
-                    .map_err(|why| format!("the source is not a video: {why}"))?;
+                info.check_is_video().map_err(JobFailure::NotVideo)?;
             } else {
-                info.check_has_audio().map_err(|why| {
-                    format!("the source has no sound for an audio-only preset: {why}")
-                })?;
+                info.check_has_audio().map_err(JobFailure::NoSound)?;
             }
             self.mark_started(job.guid).await?;
             duration_known.send_replace(inputs.encoded_duration(info.duration));
-            Ok::<(), String>(())
+            Ok::<(), JobFailure>(())
         };
 
         let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
@@ -349,7 +328,7 @@ impl Encoder {
                     if !prepared {
                         (&mut prepare).await?;
                     }
-                    encoded.map_err(|e| ffmpeg::describe_failure(&e))?;
+                    encoded.map_err(JobFailure::Encode)?;
                     break;
                 }
             }
@@ -375,16 +354,13 @@ impl Encoder {
         let source_copies = job.source_copies.clone();
         tokio::task::spawn_blocking(move || {
             let mut placed = Vec::with_capacity(temps.len());
-            let fail = |reason: String, placed: Vec<Placed>| Err(Failed { reason, placed });
+            let fail = |reason: JobFailure, placed: Vec<Placed>| Err(Failed { reason, placed });
             for (temp, d, extension) in temps {
                 let output = match temp.persist_unique(&d.dest_dir, &d.base_name, &extension) {
                     Ok(output) => output,
-                    Err(e) => {
-                        let reason = format!(
-                            "could not place the output {}.{extension}: {e}",
-                            d.base_name
-                        );
-                        return fail(reason, placed);
+                    Err(error) => {
+                        let name = format!("{}.{extension}", d.base_name);
+                        return fail(JobFailure::Place { name, error }, placed);
                     }
                 };
                 placed.push(Placed {
@@ -403,19 +379,19 @@ impl Encoder {
             }
         })
         .await
-        .unwrap_or_else(|e| Err(Failed::before_output(e.to_string())))
+        .unwrap_or_else(|e| Err(Failed::before_output(e.into())))
     }
 }
 
 /// Why a job did not complete, and the outputs it had placed by then.
 #[derive(Debug)]
 struct Failed {
-    reason: String,
+    reason: JobFailure,
     placed: Vec<Placed>,
 }
 
 impl Failed {
-    fn before_output(reason: String) -> Failed {
+    fn before_output(reason: JobFailure) -> Failed {
         Failed {
             reason,
             placed: Vec::new(),
@@ -424,7 +400,7 @@ impl Failed {
 }
 
 /// Copies `file` as each `FileCopy_n` says; the error names the copy.
-fn make_copies(file: &Path, copies: &[CopySpec]) -> Result<Vec<PathBuf>, String> {
+fn make_copies(file: &Path, copies: &[CopySpec]) -> Result<Vec<PathBuf>, JobFailure> {
     copies
         .iter()
         .enumerate()
@@ -436,14 +412,11 @@ fn make_copies(file: &Path, copies: &[CopySpec]) -> Result<Vec<PathBuf>, String>
                 .into_owned();
             let name = copy.file.clone().unwrap_or(own);
             let target = copy.dir.join(&name);
-            crate::fsutil::copy_whole(file, &target, copy.overwrite).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    format!(
-                        "FileCopy_{index}: {name} already exists in the target folder \
-                         (OverWrite.DWD=\"1\" replaces it)"
-                    )
+            crate::fsutil::copy_whole(file, &target, copy.overwrite).map_err(|error| {
+                if error.kind() == std::io::ErrorKind::AlreadyExists {
+                    JobFailure::CopyExists { index, name }
                 } else {
-                    format!("FileCopy_{index}: could not copy to {name}: {e}")
+                    JobFailure::Copy { index, name, error }
                 }
             })?;
             Ok(target)

@@ -23,7 +23,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Encoder;
-use crate::carbon::Reply;
 use crate::carbon::frame::{CarbonCodec, DEFAULT_MAX_FRAME, FrameError};
 
 /// How a listener treats a connection after a reply.
@@ -116,16 +115,13 @@ pub async fn serve(
         stream.set_nodelay(true).ok();
         if !limits.allows(peer.ip()) {
             tracing::warn!(%peer, "refused a Carbon connection from outside --carbon-allow");
-            let why = format!("connections from {} are not allowed", peer.ip());
+            let why = Refusal::NotAllowed(peer.ip());
             tokio::spawn(refuse(stream, why, limits.write_timeout));
             continue;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(refuse_busy(
-                stream,
-                limits.max_connections,
-                limits.write_timeout,
-            ));
+            let why = Refusal::Busy(limits.max_connections);
+            tokio::spawn(refuse(stream, why, limits.write_timeout));
             continue;
         };
         let (encoder, limits, shutdown) = (encoder.clone(), limits.clone(), shutdown.clone());
@@ -141,15 +137,10 @@ pub async fn serve(
     }
 }
 
-async fn refuse_busy(stream: TcpStream, max: usize, write_timeout: Duration) {
-    let why = format!("server busy: it already serves {max} connections; try again later");
-    refuse(stream, why, write_timeout).await;
-}
-
 /// Tells a client why it is not served (if it takes the reply within
 /// `write_timeout`), then hangs up.
-async fn refuse(mut stream: TcpStream, error: String, write_timeout: Duration) {
-    let reply = Reply::Failed { error };
+async fn refuse(mut stream: TcpStream, why: Refusal, write_timeout: Duration) {
+    let reply = super::tasks::failed(&why);
     let frame = crate::carbon::frame::frame_bytes(&reply.to_payload());
     if tokio::time::timeout(write_timeout, stream.write_all(&frame))
         .await
@@ -188,7 +179,20 @@ enum Next {
     /// Clean close, idle timeout or shutdown: just hang up.
     Hangup,
     /// The client broke the protocol: tell it why, then hang up.
-    Refuse(String),
+    Refuse(Refusal),
+}
+
+/// Why a connection is closed with an error reply instead of being served.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("connections from {0} are not allowed")]
+    NotAllowed(std::net::IpAddr),
+    #[error("server busy: it already serves {0} connections; try again later")]
+    Busy(usize),
+    #[error(transparent)]
+    Frame(FrameError),
+    #[error("frame incomplete after {0} s; closing")]
+    FrameIncomplete(u64),
 }
 
 impl<'a> Connection<'a> {
@@ -215,7 +219,7 @@ impl<'a> Connection<'a> {
                 Next::Hangup => break,
                 Next::Refuse(reason) => {
                     tracing::info!(%reason, "closing a Carbon connection");
-                    let refusal = Reply::Failed { error: reason }.to_payload();
+                    let refusal = super::tasks::failed(&reason).to_payload();
                     if self.write(refusal).await.is_ok() {
                         linger(self.stream).await;
                     }
@@ -244,7 +248,7 @@ impl<'a> Connection<'a> {
                     tracing::debug!(error = %e, "read failed");
                     return Next::Hangup;
                 }
-                Err(e) => return Next::Refuse(e.to_string()),
+                Err(e) => return Next::Refuse(Refusal::Frame(e)),
             }
             if !self.buffer.is_empty() && frame_started.is_none() {
                 frame_started = Some(Instant::now());
@@ -270,13 +274,12 @@ impl<'a> Connection<'a> {
                     return match self.codec.take_as_declared(&mut self.buffer) {
                         Ok(Some(payload)) => Next::Frame(payload),
                         Ok(None) => Next::Hangup,
-                        Err(e) => Next::Refuse(e.to_string()),
+                        Err(e) => Next::Refuse(Refusal::Frame(e)),
                     };
                 }
                 Err(_) if frame_started.is_some() => {
-                    return Next::Refuse(format!(
-                        "frame incomplete after {} s; closing",
-                        self.limits.frame_timeout.as_secs()
+                    return Next::Refuse(Refusal::FrameIncomplete(
+                        self.limits.frame_timeout.as_secs(),
                     ));
                 }
                 Err(_) => return Next::Hangup,

@@ -1,17 +1,19 @@
 //! Running the ffmpeg tools as child processes and reading what ffprobe says
 //! about a file.
 //!
-//! Every run reads its inputs through [`inputs`]: local files only, plain
+//! Every ffmpeg command line is built by [`ffmpeg_args`]; every run reads
+//! its inputs through [`inputs`]: local files only, plain
 //! media containers only.
 //!
 //! Shared by the encoder (which probes sources before encoding) and the portal
 //! (which refuses uploads without a video stream and lists durations). Knows
 //! nothing about Carbon, HTTP or SQL.
 
+pub mod ffmpeg_args;
 pub mod inputs;
 pub mod probe;
 pub mod process;
 pub mod synthetic;
 pub mod thumbnail;
 
-pub use probe::{AudioStream, MediaInfo, ProbeError, VideoStream, probe};
+pub use probe::{AudioStream, MediaInfo, ProbeError, Unusable, VideoStream, probe};

@@ -103,37 +103,40 @@ pub enum ProbeError {
 impl MediaInfo {
     /// The file is a video we can encode: a real moving-picture stream, not
     /// only audio, cover art or a still image.
-    pub fn check_is_video(&self) -> Result<&VideoStream, String> {
+    pub fn check_is_video(&self) -> Result<&VideoStream, Unusable> {
         if is_playlist_format(&self.format_name) {
-            return Err(format!(
-                "it is a {} playlist, not a media file",
-                self.format_name
-            ));
+            return Err(Unusable::Playlist(self.format_name.clone()));
         }
         let Some(video) = &self.video else {
-            return Err("it has no video stream".to_owned());
+            return Err(Unusable::NoVideo);
         };
         if is_still_image_format(&self.format_name) {
-            return Err(format!(
-                "it is a still image ({}), not a video",
-                video.codec
-            ));
+            return Err(Unusable::StillImage(video.codec.clone()));
         }
         Ok(video)
     }
 
     /// The file has sound we can encode (for audio-only outputs).
-    pub fn check_has_audio(&self) -> Result<&AudioStream, String> {
+    pub fn check_has_audio(&self) -> Result<&AudioStream, Unusable> {
         if is_playlist_format(&self.format_name) {
-            return Err(format!(
-                "it is a {} playlist, not a media file",
-                self.format_name
-            ));
+            return Err(Unusable::Playlist(self.format_name.clone()));
         }
-        self.audio
-            .as_ref()
-            .ok_or_else(|| "it has no audio stream".to_owned())
+        self.audio.as_ref().ok_or(Unusable::NoAudio)
     }
+}
+
+/// Why a probed file cannot be encoded as asked. The text names only
+/// ffprobe's format and codec names, never a path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("it is a {0} playlist, not a media file")]
+    Playlist(String),
+    #[error("it has no video stream")]
+    NoVideo,
+    #[error("it is a still image ({0}), not a video")]
+    StillImage(String),
+    #[error("it has no audio stream")]
+    NoAudio,
 }
 
 fn is_still_image_format(format_name: &str) -> bool {
@@ -406,7 +409,8 @@ mod tests {
             .expect("parses")
             .check_is_video()
             .expect_err("still");
-        assert!(err.contains("still image"), "{err}");
+        assert_eq!(err, Unusable::StillImage("png".into()));
+        assert!(err.to_string().contains("still image"), "{err}");
         let hls =
             br#"{"streams":[{"codec_type":"video","codec_name":"h264","width":160,"height":120}],
             "format":{"format_name":"hls","duration":"1.0"}}"#;
@@ -414,6 +418,6 @@ mod tests {
             .expect("parses")
             .check_is_video()
             .expect_err("playlist");
-        assert!(err.contains("playlist"), "{err}");
+        assert!(matches!(err, Unusable::Playlist(_)), "{err}");
     }
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use super::ffmpeg_args::FfmpegArgs;
 use super::process::{ProcessError, stderr_tail};
 
 /// What to generate.
@@ -35,20 +36,15 @@ pub fn write_clip(path: &Path, spec: ClipSpec) -> Result<(), ProcessError> {
         height,
         frame_rate,
     } = spec;
-    let lavfi = super::inputs::synthetic_input_args();
-    let output = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y"])
-        .args(lavfi)
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
+    let args = FfmpegArgs::new()
+        .with(["-y"])
+        .synthetic_input(&format!(
             "testsrc2=size={width}x{height}:rate={frame_rate}:duration={seconds}"
         ))
-        .args(lavfi)
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
+        .synthetic_input(&format!(
             "sine=frequency=440:sample_rate=48000:duration={seconds}"
         ))
-        .args([
+        .with([
             "-c:v",
             "libx264",
             "-preset",
@@ -56,8 +52,10 @@ pub fn write_clip(path: &Path, spec: ClipSpec) -> Result<(), ProcessError> {
             "-pix_fmt",
             "yuv420p",
         ])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(path)
+        .with(["-c:a", "aac", "-shortest"])
+        .output(path);
+    let output = Command::new("ffmpeg")
+        .args(args.as_slice())
         .output()
         .map_err(|e| super::process::spawn_error("ffmpeg", e))?;
     if output.status.success() {

@@ -44,7 +44,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::carbon::{Client, Guid};
+use crate::carbon::{Client, PresetId};
 use crate::store::{AccountStore, SessionStore, TusStore, UploadStore};
 use library::Library;
 use session::{SessionKeys, Sessions};
@@ -116,7 +116,7 @@ pub struct PortalConfig {
     /// Where uploads and WebSocket clients are counted; `/metrics` shows it.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The preset new uploads are encoded with.
-    pub preset: Guid,
+    pub preset: PresetId,
     /// Sign session cookies.
     pub session_keys: SessionKeys,
     /// An unused session ends after this long.

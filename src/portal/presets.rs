@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::Portal;
-use crate::carbon::Guid;
+use crate::carbon::PresetId;
 
 /// How long a fetched list is used before asking the encoder again.
 const FRESH_FOR: Duration = Duration::from_secs(60);
@@ -30,7 +30,7 @@ pub const FIRST_WAIT: Duration = Duration::from_secs(2);
 /// One choice in the upload form.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PresetChoice {
-    pub guid: Guid,
+    pub guid: PresetId,
     pub name: String,
     pub description: String,
     pub default: bool,

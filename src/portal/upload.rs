@@ -17,7 +17,7 @@ use super::error::{ApiError, Fault};
 use super::jobs::JobView;
 use super::ws::HubEvent;
 use crate::carbon::message::{Criterion, JobQueue, JobStatusList, Operator};
-use crate::carbon::{ClientError, Guid};
+use crate::carbon::{ClientError, Guid, PresetId};
 use crate::fsutil::TempFile;
 use crate::owner::Owner;
 use crate::store::uploads::new_upload;
@@ -197,7 +197,7 @@ pub async fn accept(
     temp: TempFile,
     original_name: String,
     size: u64,
-    preset: Guid,
+    preset: PresetId,
     owner: Owner,
 ) -> Result<Accepted, UploadError> {
     let info = crate::media::probe(temp.path())
@@ -213,11 +213,10 @@ pub async fn accept(
             },
             other => Fault::from(other).into(),
         })?;
-    info.check_is_video()
-        .map_err(|reason| UploadError::NotVideo {
-            name: original_name.clone(),
-            reason,
-        })?;
+    info.check_is_video().map_err(|why| UploadError::NotVideo {
+        name: original_name.clone(),
+        reason: why.to_string(),
+    })?;
 
     let (stem, extension) = safe_name(&original_name);
     let uploaded_dir = portal.config().uploaded_dir.clone();
@@ -291,7 +290,7 @@ async fn submit(
     portal: &Portal,
     stored_as: &str,
     original_name: &str,
-    preset: Guid,
+    preset: PresetId,
     owner: &Owner,
 ) -> Result<Guid, UploadError> {
     let config = portal.config();
@@ -346,11 +345,11 @@ fn encoder_path(dir: &str, name: &str) -> String {
 
 /// Reads a chosen preset: a GUID among the encoder's presets (when the
 /// encoder can list them); empty means the default.
-pub async fn chosen_preset(portal: &Portal, text: &str) -> Result<Guid, UploadError> {
+pub async fn chosen_preset(portal: &Portal, text: &str) -> Result<PresetId, UploadError> {
     if text.trim().is_empty() {
         return Ok(portal.config().preset);
     }
-    let guid: Guid = text.trim().parse().map_err(|_| {
+    let guid: PresetId = text.trim().parse().map_err(|_| {
         UploadError::BadField(format!(
             "The preset {:?} is not a preset GUID.",
             text.trim()

@@ -3,7 +3,7 @@
 //! command, `<Job>` (the job as submitted) for `Query`.
 
 use super::{JobEntry, JobQueue, MessageError, TaskType};
-use crate::carbon::guid::{Guid, InvalidGuid};
+use crate::carbon::guid::{Guid, InvalidGuid, PresetId};
 use crate::carbon::xml::Element;
 
 keyword_enum! {
@@ -140,7 +140,7 @@ pub struct JobInfo {
 /// the files it made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DestinationInfo {
-    pub preset_guid: Guid,
+    pub preset_guid: PresetId,
     pub preset_name: String,
     /// `DestinationName`, as submitted.
     pub name: Option<String>,

@@ -65,10 +65,10 @@ pub enum MessageError {
 }
 
 impl MessageError {
-    pub(crate) fn invalid(task: TaskType, reason: impl Into<String>) -> MessageError {
+    pub(crate) fn invalid(task: TaskType, reason: impl std::fmt::Display) -> MessageError {
         MessageError::Invalid {
             task: task.as_str(),
-            reason: reason.into(),
+            reason: reason.to_string(),
         }
     }
 }
@@ -189,7 +189,7 @@ impl Request {
                     word.trim()
                 )));
             }
-            Err(e) => return Err(MessageError::UnknownTaskType(e)),
+            Err(e) => return Err(MessageError::UnknownTaskType(e.to_string())),
         };
         Ok(match task {
             TaskType::JobQueue => Request::JobQueue(JobQueue::parse(&root)?),

@@ -1,7 +1,7 @@
 //! `TaskType="ProfileList"`: the server's presets as Carbon profiles.
 
 use super::{MessageError, TaskType};
-use crate::carbon::guid::Guid;
+use crate::carbon::guid::PresetId;
 use crate::carbon::xml::Element;
 
 /// `ProfileFlags.DWD` bits (manual §3.6).
@@ -42,7 +42,7 @@ impl ProfileList {
 /// One preset as a profile: the manual's attributes, then its main settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
-    pub guid: Guid,
+    pub guid: PresetId,
     pub name: String,
     /// The profile type it lists under (`Destination` for every preset).
     pub category: String,

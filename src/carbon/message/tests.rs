@@ -330,7 +330,7 @@ fn golden_replies_in_the_manuals_shapes() {
         job: sample_job(),
         sources: vec!["/data/uploaded/holiday.flv".into()],
         destinations: vec![DestinationInfo {
-            preset_guid: guid(),
+            preset_guid: guid().into(),
             preset_name: "H.264".into(),
             name: Some("web".into()),
             path: "/data/streams".into(),
@@ -360,7 +360,7 @@ fn every_reply_reads_back() {
         ),
         (
             Reply::Job(Box::new({
-                let mut job = JobQueue::single("/a.mp4", guid(), "/out");
+                let mut job = JobQueue::single("/a.mp4", guid().into(), "/out");
                 job.destinations[0].target_files = vec!["/out/a.mp4".into()];
                 job
             })),
@@ -369,7 +369,7 @@ fn every_reply_reads_back() {
         (
             Reply::Profiles {
                 profiles: vec![Profile {
-                    guid: guid(),
+                    guid: guid().into(),
                     name: "Web".into(),
                     category: "Destination".into(),
                     description: "H.264".into(),

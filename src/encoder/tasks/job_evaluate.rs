@@ -17,18 +17,20 @@ impl Encoder {
         let mut sources = Vec::with_capacity(request.sources.len());
         for source in &request.sources {
             let file = source.main_file();
-            let failed = |reason: String| EncoderError::Evaluate {
-                file: file.to_owned(),
-                reason,
-            };
             // Resolving stats the file: off the async runtime.
             let (encoder, named) = (self.clone(), file.to_owned());
             let path = crate::fsutil::off_runtime(move || encoder.inner.paths.resolve_file(&named))
                 .await
-                .map_err(|e| failed(e.to_string()))?;
-            let info = crate::media::probe(path.as_path())
-                .await
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(|error| EncoderError::EvaluatePath {
+                    file: file.to_owned(),
+                    error,
+                })?;
+            let info = crate::media::probe(path.as_path()).await.map_err(|error| {
+                EncoderError::EvaluateProbe {
+                    file: file.to_owned(),
+                    error,
+                }
+            })?;
             sources.push(describe(file, &info));
         }
         Ok(Reply::Evaluated(Evaluation {

@@ -6,17 +6,40 @@ use std::path::Path;
 
 use super::super::{DEFAULT_PRIORITY, Encoder, EncoderError, check_priority};
 use crate::carbon::message::{Destination, FileCopy, JobQueue, Reply, Source, SourceFile, Track};
-use crate::carbon::{Guid, Request};
+use crate::carbon::{Guid, PresetId, Request};
+use crate::encoder::paths::SafePath;
 use crate::store::NewJob;
 use crate::store::jobs::{AudioSource, CopySpec, Destination as StoredDestination};
 
 /// What checking a `JobQueue` found: the local paths and settings to store.
+/// The paths stay [`SafePath`]s until they are stored.
 struct Checked {
     priority: u32,
-    source_path: std::path::PathBuf,
-    audio: AudioSource,
+    source_path: SafePath,
+    audio: SourceAudio,
     source_copies: Vec<CopySpec>,
     destinations: Vec<StoredDestination>,
+}
+
+/// Where a checked job's sound comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SourceAudio {
+    /// The source's own.
+    Same,
+    /// Another allowed file.
+    File(SafePath),
+    /// None.
+    Absent,
+}
+
+impl From<SourceAudio> for AudioSource {
+    fn from(audio: SourceAudio) -> AudioSource {
+        match audio {
+            SourceAudio::Same => AudioSource::Same,
+            SourceAudio::File(path) => AudioSource::File(path.into_path_buf()),
+            SourceAudio::Absent => AudioSource::Absent,
+        }
+    }
 }
 
 impl Encoder {
@@ -44,6 +67,7 @@ impl Encoder {
         } = checked?;
         let source = request.sources.first().ok_or(EncoderError::NoSource)?;
         let file_name = source_path
+            .as_path()
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -78,8 +102,8 @@ impl Encoder {
                 user: request.user.unwrap_or_default(),
                 description: request.description.unwrap_or_default(),
                 priority,
-                source_path,
-                audio,
+                source_path: source_path.into_path_buf(),
+                audio: audio.into(),
                 trim: source.trim,
                 source_copies,
                 notes,
@@ -131,33 +155,29 @@ impl Encoder {
 
     /// The local files a source names: the picture's, and where the sound
     /// comes from.
-    fn source_files(
-        &self,
-        source: &Source,
-    ) -> Result<(std::path::PathBuf, AudioSource), EncoderError> {
+    fn source_files(&self, source: &Source) -> Result<(SafePath, SourceAudio), EncoderError> {
         let resolve = |file: &str| {
             self.inner
                 .paths
                 .resolve_file(file)
-                .map(|p| p.into_path_buf())
                 .map_err(EncoderError::Source)
         };
         match &source.file {
-            SourceFile::One(file) => Ok((resolve(file)?, AudioSource::Same)),
+            SourceFile::One(file) => Ok((resolve(file)?, SourceAudio::Same)),
             SourceFile::Multi(multi) => {
                 let video = multi
                     .file_of(multi.video)
                     .ok_or(EncoderError::MultiSourceWithoutVideo)?;
                 let video_path = resolve(video)?;
                 let audio = match multi.audio {
-                    Track::Absent => AudioSource::Absent,
+                    Track::Absent => SourceAudio::Absent,
                     track => {
                         let file = multi.file_of(track).unwrap_or(video);
                         let path = resolve(file)?;
                         if path == video_path {
-                            AudioSource::Same
+                            SourceAudio::Same
                         } else {
-                            AudioSource::File(path)
+                            SourceAudio::File(path)
                         }
                     }
                 };
@@ -176,19 +196,14 @@ impl Encoder {
                     .inner
                     .paths
                     .resolve_dir(&copy.target_folder)
-                    .map_err(|e| EncoderError::FileCopy {
-                        index,
-                        reason: e.to_string(),
-                    })?
+                    .map_err(|error| EncoderError::FileCopyFolder { index, error })?
                     .into_path_buf();
                 if let Some(name) = &copy.target_file
                     && !is_plain_file_name(name)
                 {
-                    return Err(EncoderError::FileCopy {
+                    return Err(EncoderError::FileCopyName {
                         index,
-                        reason: format!(
-                            "TargetFile {name:?} must be a plain file name (no folders)"
-                        ),
+                        name: name.clone(),
                     });
                 }
                 Ok(CopySpec {
@@ -205,9 +220,9 @@ impl Encoder {
     fn destination(
         &self,
         destination: &Destination,
-        source_path: &Path,
+        source_path: &SafePath,
     ) -> Result<StoredDestination, EncoderError> {
-        let preset_guid: Guid = destination
+        let preset_guid: PresetId = destination
             .preset()
             .ok_or(EncoderError::NoPreset)?
             .parse()
@@ -231,7 +246,7 @@ impl Encoder {
         };
         let base_name = output_base_name(
             destination.module_data.base_file_name.as_deref(),
-            source_path,
+            source_path.as_path(),
         )?;
         Ok(StoredDestination {
             preset_guid,

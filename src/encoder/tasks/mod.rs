@@ -30,9 +30,7 @@ impl Encoder {
             Err(e) => {
                 tracing::info!(error = %e, "refused a Carbon request");
                 self.inner.metrics.carbon_request("invalid", false);
-                Reply::Failed {
-                    error: e.to_string(),
-                }
+                failed(&e)
             }
         };
         reply.to_payload()
@@ -60,9 +58,16 @@ impl Encoder {
             .carbon_request(task.as_str(), result.is_ok());
         result.unwrap_or_else(|e| {
             tracing::info!(error = %e, %task, "Carbon request failed");
-            Reply::Failed {
-                error: e.to_string(),
-            }
+            failed(&e)
         })
+    }
+}
+
+/// The one conversion of a refusal (an [`EncoderError`], a request that
+/// did not parse, or a connection the server will not serve) into the
+/// Carbon reply's `Error` text.
+pub(super) fn failed(error: &dyn std::error::Error) -> Reply {
+    Reply::Failed {
+        error: error.to_string(),
     }
 }

@@ -16,10 +16,15 @@ mod rows;
 
 use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::message::Trim;
-use crate::carbon::{Guid, JobStatus};
+use crate::carbon::{Guid, JobStatus, PresetId};
 use cache::ReadCache;
 use order::QUEUE;
 use rows::{COLUMNS, DestinationRow, JobRow};
+
+/// The state machine's rule (`encoder::job::allowed_from`): the statuses
+/// a job may move to a status from. The encoder owns it; the store applies
+/// it to the changes it makes in bulk.
+pub type AllowedFrom = fn(JobStatus) -> &'static [JobStatus];
 
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +111,7 @@ impl Job {
 /// One output of a job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Destination {
-    pub preset_guid: Guid,
+    pub preset_guid: PresetId,
     pub dest_dir: PathBuf,
     /// Output file name without extension.
     pub base_name: String,
@@ -382,13 +387,16 @@ impl JobStore {
 
     /// Atomically takes the job at the head of the queue (see [`QUEUE`]:
     /// highest priority, then the owner served least, then the longest in
-    /// the queue) and marks it STARTING.
-    pub async fn claim_next(&self) -> Result<Option<Job>, StoreError> {
+    /// the queue) and marks it STARTING, if the state machine allows the
+    /// move from its status.
+    pub async fn claim_next(&self, allowed_from: AllowedFrom) -> Result<Option<Job>, StoreError> {
         let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET status = ?, progress = 0, failure = '', start_time = ? \
              WHERE seq = (WITH {} SELECT seq FROM queue WHERE place = 1) \
+             AND status IN ({}) \
              RETURNING {COLUMNS}",
-            &*QUEUE
+            &*QUEUE,
+            status_literals(allowed_from(JobStatus::Starting))
         )))
         .bind(JobStatus::Starting.as_str())
         .bind(now_ms())
@@ -512,24 +520,36 @@ impl JobStore {
     /// Repairs what a crash or shutdown left mid-flight, in one transaction:
     /// jobs being encoded go back to QUEUED keeping their place; a paused
     /// encode stays PAUSED but will start over when resumed; a job being
-    /// stopped is STOPPED. Returns how many jobs changed.
-    pub async fn recover_interrupted(&self, stopped_reason: &str) -> Result<u64, StoreError> {
+    /// stopped is STOPPED. Every change of status is one the state machine
+    /// (`allowed_from`) allows. Returns how many jobs changed.
+    pub async fn recover_interrupted(
+        &self,
+        stopped_reason: &str,
+        allowed_from: AllowedFrom,
+    ) -> Result<u64, StoreError> {
         use JobStatus::*;
         let mut tx = self.pool.begin().await?;
         let mut changed = 0;
+        // Carbon's transient statuses are never entered here (see
+        // `allowed_from`): only the statuses a worker holds are repaired.
+        let allowed = |from: &[JobStatus], to: JobStatus| -> Vec<JobStatus> {
+            let allowed = allowed_from(to);
+            from.iter()
+                .copied()
+                .filter(|s| allowed.contains(s))
+                .collect()
+        };
         let fixes = [
             (
-                vec![Starting, Started, Resuming, Preparing],
+                allowed(&[Starting, Started], Queued),
                 Queued,
                 "progress = 0, start_time = NULL",
             ),
+            // Not a change of status: a suspended encode only loses its
+            // progress and start, so it starts over when resumed.
+            (vec![Paused], Paused, "progress = 0, start_time = NULL"),
             (
-                vec![Pausing, Paused],
-                Paused,
-                "progress = 0, start_time = NULL",
-            ),
-            (
-                vec![Stopping],
+                allowed(&[Stopping], Stopped),
                 Stopped,
                 "completed_time = CAST(unixepoch('subsec') * 1000 AS INTEGER), \
                  failure = CASE WHEN failure = '' THEN ?1 ELSE failure END",

@@ -102,7 +102,11 @@ mod tests {
         // Claiming follows the positions: after Cy's urgent job, Ann's
         // first; Bob's next, since Ann was just served.
         for guid in [c_high, a1, b1] {
-            let claimed = jobs.claim_next().await.expect("claim").map(|j| j.guid);
+            let claimed = jobs
+                .claim_next(crate::encoder::job::allowed_from)
+                .await
+                .expect("claim")
+                .map(|j| j.guid);
             assert_eq!(claimed, Some(guid));
         }
     }

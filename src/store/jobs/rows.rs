@@ -86,7 +86,7 @@ impl TryFrom<DestinationRow> for Destination {
             table: "destinations",
         };
         Ok(Destination {
-            preset_guid: read.guid(&row.preset_guid)?,
+            preset_guid: read.guid(&row.preset_guid)?.into(),
             dest_dir: PathBuf::from(row.dest_dir),
             base_name: row.base_name,
             output_path: row.output_path.map(PathBuf::from),

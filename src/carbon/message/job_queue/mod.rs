@@ -14,7 +14,7 @@ mod write;
 
 pub(crate) use write::target_files_element;
 
-use crate::carbon::guid::Guid;
+use crate::carbon::guid::PresetId;
 
 /// Most sources or destinations one job may have (a bound on the work one
 /// request can cause).
@@ -175,7 +175,7 @@ impl JobQueue {
     /// A job in the seed's shape: one source, encoded with `preset` into
     /// `dest_dir` under the source's base name (`CML_P_BaseFileName="%s"`).
     /// The preset is named as both `PresetGUID` and `ModuleGUID`, as the seed does.
-    pub fn single(source: &str, preset: Guid, dest_dir: &str) -> Self {
+    pub fn single(source: &str, preset: PresetId, dest_dir: &str) -> Self {
         let preset = preset.to_string();
         JobQueue {
             sources: vec![Source::file(source)],

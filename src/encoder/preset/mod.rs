@@ -1,5 +1,6 @@
-//! Encoding presets: one TOML file per preset, and what a preset means as
-//! ffmpeg output options.
+//! Encoding presets: one TOML file per preset, loaded and checked
+//! ([`check`]), and what a preset means as ffmpeg output options
+//! ([`args`]).
 //!
 //! The built-in presets are the files of the repository's `presets/` folder,
 //! compiled in; a configured presets folder adds more (a GUID may be defined
@@ -11,11 +12,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::carbon::Guid;
+use crate::carbon::PresetId;
+use crate::media::ffmpeg_args::FfmpegArgs;
+
+mod args;
+mod check;
+
+pub use check::{InvalidPreset, SpeedKind};
 
 /// The seed's preset: H.264 800 kbit/s, 720×480, AAC, MP4 with the index
 /// first ("480p" in the Flash Media Encoding Server preset editor).
-pub const SEED_PRESET: Guid = Guid::from_u128(0x85DCCE70_0B4F_4328_86D1_5FC7756D9777);
+pub const SEED_PRESET: PresetId = PresetId::from_u128(0x85DCCE70_0B4F_4328_86D1_5FC7756D9777);
 
 /// The Carbon `ProfileType` of every preset: they describe destinations.
 pub const PROFILE_TYPE: &str = "Destination";
@@ -24,34 +31,34 @@ pub const PROFILE_TYPE: &str = "Destination";
 const BUILTIN: [(&str, &str); 6] = [
     (
         "seed-480p.toml",
-        include_str!("../../presets/seed-480p.toml"),
+        include_str!("../../../presets/seed-480p.toml"),
     ),
     (
         "h264-360p.toml",
-        include_str!("../../presets/h264-360p.toml"),
+        include_str!("../../../presets/h264-360p.toml"),
     ),
     (
         "h264-720p.toml",
-        include_str!("../../presets/h264-720p.toml"),
+        include_str!("../../../presets/h264-720p.toml"),
     ),
     (
         "h264-1080p.toml",
-        include_str!("../../presets/h264-1080p.toml"),
+        include_str!("../../../presets/h264-1080p.toml"),
     ),
     (
         "aac-audio.toml",
-        include_str!("../../presets/aac-audio.toml"),
+        include_str!("../../../presets/aac-audio.toml"),
     ),
     (
         "vp9-webm-720p.toml",
-        include_str!("../../presets/vp9-webm-720p.toml"),
+        include_str!("../../../presets/vp9-webm-720p.toml"),
     ),
 ];
 
 /// One preset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preset {
-    pub guid: Guid,
+    pub guid: PresetId,
     pub name: String,
     pub description: String,
     /// File extension of the output.
@@ -88,25 +95,11 @@ pub struct AudioSpec {
     pub bitrate_kbps: u32,
 }
 
-/// A preset file as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PresetFile {
-    guid: String,
-    name: String,
-    #[serde(default)]
-    description: String,
-    container: String,
-    extension: String,
-    video: Option<VideoSpec>,
-    audio: Option<AudioSpec>,
-}
-
 /// Why the presets could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum PresetError {
     #[error("preset file {file}: {reason}")]
-    Invalid { file: String, reason: String },
+    Invalid { file: String, reason: InvalidPreset },
     #[error("preset file {file}: cannot read it: {error}")]
     Unreadable { file: String, error: std::io::Error },
     #[error("presets folder {folder}: cannot list it: {error}")]
@@ -116,239 +109,21 @@ pub enum PresetError {
     },
     #[error("preset {guid} is defined twice: in {first} and in {second}")]
     Duplicate {
-        guid: Guid,
+        guid: PresetId,
         first: String,
         second: String,
     },
 }
 
-/// The ffmpeg muxers a preset may use: each writes one self-contained file
-/// (no playlists or segments beside it).
-const CONTAINERS: [&str; 10] = [
-    "mp4", "mov", "ipod", "webm", "matroska", "ogg", "flv", "mpegts", "adts", "mp3",
-];
-
-/// x264/x265 `-preset` names, fastest first.
-const X26X_SPEEDS: [&str; 10] = [
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-];
-
-/// A name ffmpeg knows things by: letters, digits, `_` and `-`.
-fn is_plain_name(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 32
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-impl PresetFile {
-    /// Checks every field; the error names the field.
-    fn validate(self) -> Result<Preset, String> {
-        let guid: Guid = self.guid.parse().map_err(|e| format!("guid: {e}"))?;
-        let name = self.name.trim().to_owned();
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err("name: must be 1-100 printable characters".into());
-        }
-        if !CONTAINERS.contains(&self.container.as_str()) {
-            return Err(format!(
-                "container: {:?} is not one of {}",
-                self.container,
-                CONTAINERS.join(", ")
-            ));
-        }
-        let extension_ok = !self.extension.is_empty()
-            && self.extension.len() <= 8
-            && self.extension.chars().all(|c| c.is_ascii_alphanumeric());
-        if !extension_ok {
-            return Err(format!(
-                "extension: {:?} must be 1-8 letters or digits, without the dot",
-                self.extension
-            ));
-        }
-        if self.video.is_none() && self.audio.is_none() {
-            return Err("a preset needs a [video] or an [audio] table, or both".into());
-        }
-        if let Some(v) = &self.video {
-            check_video(v)?;
-        }
-        if let Some(a) = &self.audio {
-            if !is_plain_name(&a.codec) {
-                return Err(format!(
-                    "audio.codec: {:?} is not an ffmpeg encoder name",
-                    a.codec
-                ));
-            }
-            if !(8..=1024).contains(&a.bitrate_kbps) {
-                return Err("audio.bitrate_kbps: must be 8-1024".into());
-            }
-        }
-        Ok(Preset {
-            guid,
-            name,
-            description: self.description.trim().to_owned(),
-            extension: self.extension.to_ascii_lowercase(),
-            container: self.container,
-            video: self.video,
-            audio: self.audio,
-            builtin: false,
-        })
-    }
-}
-
-fn check_video(v: &VideoSpec) -> Result<(), String> {
-    if !is_plain_name(&v.codec) {
-        return Err(format!(
-            "video.codec: {:?} is not an ffmpeg encoder name",
-            v.codec
-        ));
-    }
-    if !(50..=100_000).contains(&v.bitrate_kbps) {
-        return Err("video.bitrate_kbps: must be 50-100000".into());
-    }
-    for (field, value, max) in [("width", v.width, 7680), ("height", v.height, 4320)] {
-        if !(16..=max).contains(&value) || value % 2 != 0 {
-            return Err(format!(
-                "video.{field}: must be an even number from 16 to {max}"
-            ));
-        }
-    }
-    if let Some(rate) = v.frame_rate
-        && !(rate.is_finite() && (1.0..=240.0).contains(&rate))
-    {
-        return Err("video.frame_rate: must be 1-240".into());
-    }
-    if let Some(speed) = &v.speed {
-        let x26x = ["libx264", "libx265"].contains(&v.codec.as_str());
-        let vpx = v.codec.starts_with("libvpx");
-        let ok = if x26x {
-            X26X_SPEEDS.contains(&speed.as_str())
-        } else if vpx {
-            speed.parse::<i8>().is_ok_and(|n| (-8..=8).contains(&n))
-        } else {
-            is_plain_name(speed)
-        };
-        if !ok {
-            let expected = if x26x {
-                format!("one of {}", X26X_SPEEDS.join(", "))
-            } else if vpx {
-                "a -cpu-used number from -8 to 8".to_owned()
-            } else {
-                "a plain name".to_owned()
-            };
-            return Err(format!("video.speed: {speed:?} is not {expected}"));
-        }
-    }
-    Ok(())
-}
-
 /// Parses one preset file's text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Preset, PresetError> {
-    let invalid = |reason: String| PresetError::Invalid {
+    let invalid = |reason: InvalidPreset| PresetError::Invalid {
         file: file.to_owned(),
         reason,
     };
     // toml's message names the line, column and field.
-    let raw: PresetFile =
-        toml::from_str(text).map_err(|e| invalid(e.to_string().trim().to_owned()))?;
+    let raw: check::PresetFile = toml::from_str(text).map_err(|e| invalid(e.into()))?;
     raw.validate().map_err(invalid)
-}
-
-impl Preset {
-    /// ffmpeg options between the inputs and the output path; the video
-    /// is input 0's, the sound input `audio_input`'s (`None`: no sound).
-    ///
-    /// The picture is scaled to fit the frame with its aspect ratio kept and
-    /// padded (letterboxed) to exactly `width×height`; yuv420p so every
-    /// browser plays it. Sound is optional in the source unless the preset
-    /// is audio only.
-    pub fn output_args(&self, audio_input: Option<usize>) -> Vec<String> {
-        let mut args: Vec<String> = Vec::new();
-        let sound = audio_input.filter(|_| self.audio.is_some());
-        match &self.video {
-            Some(v) => {
-                args.extend(["-map".into(), "0:v:0".into()]);
-                if let Some(input) = sound {
-                    args.extend(["-map".into(), format!("{input}:a:0?")]);
-                }
-                args.extend(video_args(v));
-            }
-            None => {
-                let input = audio_input.unwrap_or(0);
-                args.extend(["-map".into(), format!("{input}:a:0"), "-vn".into()]);
-            }
-        }
-        match (&self.audio, sound.or(self.video.is_none().then_some(0))) {
-            (Some(a), Some(_)) => args.extend([
-                "-c:a".into(),
-                a.codec.clone(),
-                "-b:a".into(),
-                format!("{}k", a.bitrate_kbps),
-                "-ac".into(),
-                "2".into(),
-            ]),
-            _ => args.push("-an".into()),
-        }
-        if self.container == "mp4" {
-            // The index goes first so playback starts before the download ends.
-            args.extend(["-movflags".into(), "+faststart".into()]);
-        }
-        // Named explicitly: the output is written under a temp name.
-        args.extend(["-f".into(), self.container.clone()]);
-        args
-    }
-
-    /// Whether the source must have a picture.
-    pub fn needs_video(&self) -> bool {
-        self.video.is_some()
-    }
-}
-
-fn video_args(v: &VideoSpec) -> Vec<String> {
-    let (w, h) = (v.width, v.height);
-    let kbps = v.bitrate_kbps;
-    let mut args: Vec<String> = vec!["-c:v".into(), v.codec.clone()];
-    if let Some(speed) = &v.speed {
-        if v.codec.starts_with("libvpx") {
-            args.extend([
-                "-deadline".into(),
-                "good".into(),
-                "-cpu-used".into(),
-                speed.clone(),
-            ]);
-            args.extend(["-row-mt".into(), "1".into()]);
-        } else {
-            args.extend(["-preset".into(), speed.clone()]);
-        }
-    }
-    args.extend([
-        "-b:v".into(),
-        format!("{kbps}k"),
-        "-maxrate".into(),
-        format!("{kbps}k"),
-        "-bufsize".into(),
-        format!("{}k", kbps * 2),
-        "-vf".into(),
-        format!(
-            "scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,\
-             pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1"
-        ),
-        "-pix_fmt".into(),
-        "yuv420p".into(),
-    ]);
-    if let Some(rate) = v.frame_rate {
-        args.extend(["-r".into(), rate.to_string()]);
-    }
-    args
 }
 
 /// The presets an encoder knows, in a stable order (built-ins first).
@@ -390,7 +165,7 @@ impl Presets {
             }
         }
         let mut list = Vec::with_capacity(sources.len());
-        let mut defined: HashMap<Guid, String> = HashMap::new();
+        let mut defined: HashMap<PresetId, String> = HashMap::new();
         let encoders = ffmpeg_encoders();
         for (file, text) in sources {
             let preset = Preset {
@@ -398,9 +173,11 @@ impl Presets {
                 ..parse(&file, &text)?
             };
             if let Some(encoders) = &encoders {
-                check_encoders(&preset, encoders).map_err(|reason| PresetError::Invalid {
-                    file: file.clone(),
-                    reason,
+                check::check_encoders(&preset, encoders).map_err(|reason| {
+                    PresetError::Invalid {
+                        file: file.clone(),
+                        reason,
+                    }
                 })?;
             }
             if let Some(first) = defined.insert(preset.guid, file.clone()) {
@@ -415,7 +192,7 @@ impl Presets {
         Ok(Presets { list })
     }
 
-    pub fn get(&self, guid: Guid) -> Option<&Preset> {
+    pub fn get(&self, guid: PresetId) -> Option<&Preset> {
         self.list.iter().find(|p| p.guid == guid)
     }
 
@@ -428,7 +205,7 @@ impl Presets {
 /// `None` when ffmpeg cannot be asked (encodes would fail and say so).
 fn ffmpeg_encoders() -> Option<std::collections::HashSet<String>> {
     let out = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-encoders"])
+        .args(FfmpegArgs::new().with(["-encoders"]))
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -440,28 +217,6 @@ fn ffmpeg_encoders() -> Option<std::collections::HashSet<String>> {
         .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
         .collect::<std::collections::HashSet<_>>();
     (!names.is_empty()).then_some(names)
-}
-
-/// Checks the preset's codecs are encoders ffmpeg has here, so a typo stops
-/// the start instead of failing every job.
-fn check_encoders(
-    preset: &Preset,
-    encoders: &std::collections::HashSet<String>,
-) -> Result<(), String> {
-    let wanted = [
-        ("video.codec", preset.video.as_ref().map(|v| &v.codec)),
-        ("audio.codec", preset.audio.as_ref().map(|a| &a.codec)),
-    ];
-    for (field, codec) in wanted {
-        if let Some(codec) = codec
-            && !encoders.contains(codec)
-        {
-            return Err(format!(
-                "{field}: this machine's ffmpeg has no encoder {codec:?} (see `ffmpeg -encoders`)"
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn preset_files(folder: &Path) -> Result<Vec<PathBuf>, PresetError> {
