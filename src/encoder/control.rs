@@ -8,7 +8,9 @@
 //! database through the state machine, then tells the worker.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -67,7 +69,7 @@ pub(super) struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        let mut jobs = self.running.lock();
+        let mut jobs = self.running.jobs.lock();
         // A requeued job may already run again under a new registration.
         if jobs
             .get(&self.guid)
@@ -90,7 +92,7 @@ impl Control {
     }
 
     pub fn set_rate(&self, rate: super::ffmpeg::Rate) {
-        *self.rate.lock().unwrap_or_else(PoisonError::into_inner) = Some(rate);
+        *self.rate.lock() = Some(rate);
     }
 
     /// The latest rate, unless ffmpeg is suspended.
@@ -98,7 +100,7 @@ impl Control {
         if *self.suspended.borrow() {
             return None;
         }
-        *self.rate.lock().unwrap_or_else(PoisonError::into_inner)
+        *self.rate.lock()
     }
 
     /// Asks for ffmpeg to start suspended once the source is probed.
@@ -123,11 +125,6 @@ impl Control {
 }
 
 impl Running {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Guid, Arc<Control>>> {
-        // The map holds no invariant a panicking holder could break.
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     pub fn register(&self, guid: Guid) -> Registration<'_> {
         let control = Arc::new(Control {
             paused: watch::Sender::new(false),
@@ -136,7 +133,7 @@ impl Running {
             finished: CancellationToken::new(),
             rate: Mutex::new(None),
         });
-        self.lock().insert(guid, control.clone());
+        self.jobs.lock().insert(guid, control.clone());
         Registration {
             running: self,
             guid,
@@ -145,7 +142,7 @@ impl Running {
     }
 
     pub(super) fn get(&self, guid: Guid) -> Option<Arc<Control>> {
-        self.lock().get(&guid).cloned()
+        self.jobs.lock().get(&guid).cloned()
     }
 
     /// How fast the job's encode goes, if it is running and not suspended.
@@ -154,7 +151,7 @@ impl Running {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.jobs.lock().len()
     }
 }
 

@@ -161,7 +161,7 @@ impl WatchedFolder {
                     EncoderError::Store(e) => Err(e),
                     refused => Ok(refused.to_string()),
                 }),
-                Err(reason) => Err(Ok(reason)),
+                Err(reason) => Err(Ok(reason.to_string())),
             };
             match submitted {
                 Ok(_) => tracing::info!(file = %file.display(), %guid, "job queued"),

@@ -93,7 +93,7 @@ impl Contents {
     }
 
     /// The `JobQueue` a file in `processing/` stands for.
-    fn request(&self, file: &Path) -> Result<JobQueue, String> {
+    fn request(&self, file: &Path) -> Result<JobQueue, xml::XmlJobError> {
         match self {
             Contents::Media(watch) => Ok(media_job(watch, file)),
             Contents::XmlJobs => xml::xml_request(file),

@@ -4,15 +4,28 @@
 
 use std::path::Path;
 
-use crate::carbon::message::JobQueue;
+use crate::carbon::message::{JobQueue, MessageError, TaskType};
 use crate::carbon::{Request, text};
 
 /// Largest XML job file read.
 const MAX_XML: u64 = 1 << 20;
 
+/// Why an XML job file is not a job (said in its `.error.txt`).
+#[derive(Debug, thiserror::Error)]
+pub enum XmlJobError {
+    #[error("cannot read it: {0}")]
+    Unreadable(#[from] std::io::Error),
+    #[error("the file is {0} bytes; a job file may have {MAX_XML} at most")]
+    TooLarge(u64),
+    #[error("{0}")]
+    Malformed(#[from] MessageError),
+    #[error("a job file must hold a JobQueue document; this is {0}")]
+    NotAJob(TaskType),
+}
+
 /// The job an XML job file in `processing/` stands for: its document, with
 /// `User` set to `xml:<folder>` when the document names no user.
-pub(super) fn xml_request(file: &Path) -> Result<JobQueue, String> {
+pub(super) fn xml_request(file: &Path) -> Result<JobQueue, XmlJobError> {
     let mut job = read_job_queue(file)?;
     // Say where it came from when the document does not.
     if job.user.as_deref().is_none_or(|u| u.trim().is_empty()) {
@@ -24,21 +37,16 @@ pub(super) fn xml_request(file: &Path) -> Result<JobQueue, String> {
 
 /// Reads a `JobQueue` document, as the socket would (in its declared
 /// encoding; undeclared, UTF-8 or else Latin-1).
-fn read_job_queue(file: &Path) -> Result<JobQueue, String> {
-    let len = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
+fn read_job_queue(file: &Path) -> Result<JobQueue, XmlJobError> {
+    let len = std::fs::metadata(file)?.len();
     if len > MAX_XML {
-        return Err(format!(
-            "the file is {len} bytes; a job file may have {MAX_XML} at most"
-        ));
+        return Err(XmlJobError::TooLarge(len));
     }
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
+    let bytes = std::fs::read(file)?;
     let text = text::decode(&bytes);
-    match Request::parse(text.trim_start_matches('\u{feff}')).map_err(|e| e.to_string())? {
+    match Request::parse(text.trim_start_matches('\u{feff}'))? {
         Request::JobQueue(job) => Ok(job),
-        other => Err(format!(
-            "a job file must hold a JobQueue document; this is {}",
-            other.task_type()
-        )),
+        other => Err(XmlJobError::NotAJob(other.task_type())),
     }
 }
 
@@ -54,6 +62,7 @@ mod tests {
         assert!(
             read_job_queue(&file)
                 .expect_err("not a job")
+                .to_string()
                 .contains("JobList")
         );
         std::fs::write(&file, "<cnpsXML TaskType=\"JobQueue\"><Sources>").expect("write");

@@ -9,7 +9,7 @@
 //! costs a page nothing. Only when nothing is known yet does a page wait
 //! for the fetch, at most [`FIRST_WAIT`].
 
-use std::sync::{Mutex, PoisonError};
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -52,20 +52,13 @@ pub struct PresetCache {
     fetched: Notify,
 }
 
-impl PresetCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Plain data: a panicking holder leaves nothing half-updated.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 impl Portal {
     /// The presets to offer, the default first-selected; `known` is false
     /// when the encoder could not be asked (only the default is offered).
     pub async fn preset_choices(&self) -> (Vec<PresetChoice>, bool) {
         let cache = &self.inner.presets;
         let waiting = {
-            let mut state = cache.lock();
+            let mut state = cache.state.lock();
             let fresh = state.last.as_ref().is_some_and(|(at, list)| {
                 at.elapsed()
                     < if list.is_some() {
@@ -89,12 +82,12 @@ impl Portal {
         };
         if tokio::time::timeout(FIRST_WAIT, waiting).await.is_err() {
             // Too slow to wait for: it counts as a failure until it ends.
-            let mut state = cache.lock();
+            let mut state = cache.state.lock();
             if state.last.is_none() {
                 state.last = Some((Instant::now(), None));
             }
         }
-        let last = cache.lock().last.clone();
+        let last = cache.state.lock().last.clone();
         self.offer(last.and_then(|(_, list)| list))
     }
 
@@ -136,7 +129,7 @@ impl Portal {
             }
         };
         {
-            let mut state = self.inner.presets.lock();
+            let mut state = self.inner.presets.state.lock();
             state.last = Some((Instant::now(), list));
             state.fetching = false;
         }

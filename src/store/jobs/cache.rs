@@ -22,7 +22,7 @@ pub(super) const CACHE_CAPACITY: usize = 131_072;
 /// a row older than the database.
 #[derive(Debug, Default)]
 pub(super) struct ReadCache {
-    state: std::sync::Mutex<CacheState>,
+    state: parking_lot::Mutex<CacheState>,
 }
 
 #[derive(Debug, Default)]
@@ -32,25 +32,18 @@ struct CacheState {
 }
 
 impl ReadCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        // Plain data: a panic elsewhere cannot leave it half-changed.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     pub(super) fn get(&self, guid: Guid) -> Option<Job> {
-        self.lock().jobs.get(&guid).cloned()
+        self.state.lock().jobs.get(&guid).cloned()
     }
 
     pub(super) fn generation(&self) -> u64 {
-        self.lock().generation
+        self.state.lock().generation
     }
 
     /// Keeps `job`, read from the database when the generation was
     /// `seen`, unless a write has happened since.
     pub(super) fn keep(&self, job: &Job, seen: u64) {
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         if state.generation != seen {
             return;
         }
@@ -70,13 +63,13 @@ impl ReadCache {
     }
 
     pub(super) fn forget(&self, guid: Guid) {
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         state.generation += 1;
         state.jobs.remove(&guid);
     }
 
     pub(super) fn forget_all(&self) {
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         state.generation += 1;
         state.jobs.clear();
     }
@@ -128,6 +121,6 @@ mod tests {
                 .expect("guid");
             cache.keep(&job(guid, 0), cache.generation());
         }
-        assert!(cache.lock().jobs.len() <= CACHE_CAPACITY);
+        assert!(cache.state.lock().jobs.len() <= CACHE_CAPACITY);
     }
 }
