@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{
-    DEADLINE, ffmpeg_states, make_clip, names_in, probe_streams, spawn_app, spawn_app_with,
+    ffmpeg_states, make_clip, names_in, probe_streams, spawn_app, spawn_app_with, wait_until,
 };
 use videoshare::carbon::message::{
     Command, Destination, JobQueue, JobStatusList, ModuleData, NodeCommand, NodeCommandKind,
@@ -35,33 +35,6 @@ async fn submit(client: &Client, source: &Path, streams: &Path, priority: Option
         ..JobQueue::single(&text(source), SEED_PRESET, &text(streams))
     };
     client.queue(job).await.expect("queued")
-}
-
-/// Polls the job (every 20 ms, up to [`DEADLINE`]) until `done` holds.
-async fn wait_until(
-    client: &Client,
-    guid: Guid,
-    what: &str,
-    done: impl Fn(&JobEntry) -> bool,
-) -> JobEntry {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let job = client
-            .command(guid, Command::QueryInfo)
-            .await
-            .expect("query");
-        if done(&job) {
-            return job;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: job stuck at {} {}% {}",
-            job.status,
-            job.progress,
-            job.failure()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn wait_status(client: &Client, guid: Guid, status: JobStatus) -> JobEntry {

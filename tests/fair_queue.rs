@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{DEADLINE, make_clip, spawn_app};
+use common::{DEADLINE, make_clip, spawn_app, wait_until};
 use videoshare::carbon::message::{Command, JobQueue, JobStatusList};
 use videoshare::carbon::{Client, Guid, JobStatus};
 use videoshare::encoder::preset::SEED_PRESET;
@@ -25,25 +25,6 @@ async fn submit(client: &Client, source: &Path, streams: &Path, user: &str) -> G
     client.queue(job).await.expect("queued")
 }
 
-async fn wait_for(client: &Client, guid: Guid, what: &str, done: impl Fn(JobStatus, u32) -> bool) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let job = client
-            .command(guid, Command::QueryInfo)
-            .await
-            .expect("query");
-        if done(job.status, job.progress) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: {}",
-            job.status
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn one_owners_many_jobs_do_not_hold_up_anothers_one() {
     let app = spawn_app().await; // one slot
@@ -52,8 +33,8 @@ async fn one_owners_many_jobs_do_not_hold_up_anothers_one() {
     // Ann's first job holds the slot (paused) while the rest queue up.
     let long = make_clip(&uploaded, "long.mp4", 30, 320, 240);
     let first = submit(&client, &long, &streams, "ann").await;
-    wait_for(&client, first, "encoding", |s, p| {
-        s == JobStatus::Started && p > 0
+    wait_until(&client, first, "encoding", |j| {
+        j.status == JobStatus::Started && j.progress > 0
     })
     .await;
     client.command(first, Command::Pause).await.expect("pause");
@@ -106,7 +87,7 @@ async fn one_owners_many_jobs_do_not_hold_up_anothers_one() {
         "Bob's job ran second (ann: {ann:?}, bob: {bob})"
     );
     for guid in &order {
-        wait_for(&client, *guid, "done", |s, _| s.is_terminal()).await;
+        wait_until(&client, *guid, "done", |j| j.status.is_terminal()).await;
     }
     app.stop().await;
 }

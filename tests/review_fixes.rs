@@ -181,15 +181,7 @@ async fn an_unreachable_encoder_does_not_hold_up_every_page() {
     let me = visitor_of(&portal);
     let render = |who: Visitor| async move {
         let started = Instant::now();
-        let page = who
-            .http
-            .get(format!("{}/", who.base))
-            .send()
-            .await
-            .expect("GET /")
-            .text()
-            .await
-            .expect("HTML");
+        let page = who.get_text("/").await;
         (started.elapsed(), page)
     };
     let (first, page) = render(me.clone()).await;
@@ -211,17 +203,20 @@ async fn an_unreachable_encoder_does_not_hold_up_every_page() {
     portal.stop().await;
 }
 
+/// Uploads a 1 s clip named `name` as `who`; its job once COMPLETED.
+async fn encoded(who: &Visitor, name: &str) -> Value {
+    let files = tempfile::tempdir().expect("tempdir");
+    let guid = who
+        .upload_ok(&make_clip(files.path(), name, 1, 160, 120))
+        .await;
+    let job = wait_done(who, &guid).await;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    job
+}
+
 /// A counter from `/metrics`.
 async fn counter(who: &Visitor, name: &str) -> u64 {
-    let text = who
-        .http
-        .get(format!("{}/metrics", who.base))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = who.get_text("/metrics").await;
     text.lines()
         .find_map(|line| line.strip_prefix(&format!("{name} "))?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {text}"))
@@ -249,12 +244,7 @@ async fn overlapping_listings_probe_a_new_file_once() {
 async fn a_range_request_in_a_private_library_does_not_list_the_folder() {
     let app = spawn_app_with(|args| args.portal.private_library = true).await;
     let me = app.me();
-    let files = tempfile::tempdir().expect("tempdir");
-    let guid = app
-        .upload_ok(&make_clip(files.path(), "mine.mp4", 1, 160, 120))
-        .await;
-    let job = wait_done(&me, &guid).await;
-    assert_eq!(job["status"], "COMPLETED", "{job}");
+    let job = encoded(&me, "mine.mp4").await;
     let url = format!(
         "{}/streams/{}",
         me.base,
@@ -294,12 +284,7 @@ async fn completed_uploads_recorded_without_their_outputs_are_linked_again_at_st
     let private = |args: &mut ServeArgs| args.portal.private_library = true;
     let app = common::spawn_app_in(data.path().to_path_buf(), private).await;
     let me = app.me();
-    let files = tempfile::tempdir().expect("tempdir");
-    let guid = me
-        .upload_ok(&make_clip(files.path(), "relink.mp4", 1, 160, 120))
-        .await;
-    let job = wait_done(&me, &guid).await;
-    assert_eq!(job["status"], "COMPLETED", "{job}");
+    let job = encoded(&me, "relink.mp4").await;
     let database = app.data.join("videoshare.db");
     app.stop().await;
     // As a portal from before outputs were required with completion left it.

@@ -407,17 +407,21 @@ impl Visitor {
         (response.status(), response.text().await.expect("body"))
     }
 
-    /// The account this session is signed in to, as its account page says.
-    pub async fn signed_in_as(&self) -> Option<String> {
-        let page = self
-            .http
-            .get(format!("{}/account", self.base))
+    /// `GET path` as this session: the body as text, whatever the status.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
             .send()
             .await
-            .expect("account page")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
             .text()
             .await
-            .expect("page");
+            .unwrap_or_else(|e| panic!("GET {path} body: {e}"))
+    }
+
+    /// The account this session is signed in to, as its account page says.
+    pub async fn signed_in_as(&self) -> Option<String> {
+        let page = self.get_text("/account").await;
         let after = page.split_once("Signed in as <strong>")?.1;
         Some(after.split_once("</strong>")?.0.to_owned())
     }
@@ -486,20 +490,31 @@ pub fn job_updates(messages: &[Value]) -> Vec<&Value> {
 /// Polls job `guid` over Carbon (every 20 ms, up to [`DEADLINE`]) until it
 /// has finished, whatever the outcome.
 pub async fn wait_finished(client: &Client, guid: Guid) -> JobEntry {
+    wait_until(client, guid, "finished", |job| job.status.is_terminal()).await
+}
+
+/// Polls job `guid` (every 20 ms, up to [`DEADLINE`]) until `done` holds.
+pub async fn wait_until(
+    client: &Client,
+    guid: Guid,
+    what: &str,
+    done: impl Fn(&JobEntry) -> bool,
+) -> JobEntry {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let job = client
             .command(guid, videoshare::carbon::message::Command::QueryInfo)
             .await
             .expect("the job exists");
-        if job.status.is_terminal() {
+        if done(&job) {
             return job;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "job stuck at {} {}%",
+            "{what}: job stuck at {} {}% {}",
             job.status,
-            job.progress
+            job.progress,
+            job.failure()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
