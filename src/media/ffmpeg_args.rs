@@ -74,6 +74,13 @@ impl FfmpegArgs {
         self.file(file)
     }
 
+    /// Notes a file or folder named inside an option's value (such as an
+    /// HLS segment pattern), so errors name it without its folders too.
+    pub fn mention(mut self, file: &Path) -> Self {
+        self.files.push(file.to_owned());
+        self
+    }
+
     fn file(mut self, file: &Path) -> Self {
         self.args.push(file.as_os_str().to_owned());
         self.files.push(file.to_owned());
