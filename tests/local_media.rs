@@ -148,6 +148,7 @@ async fn ffmpeg_itself_refuses_a_manifest_of_files_outside_the_roots() {
         source: &manifest,
         audio: Audio::Source,
         trim: None,
+        picture: None,
     };
     let ran = std::process::Command::new("ffmpeg")
         .args(encode_args(&inputs, &[(&output, preset)]))

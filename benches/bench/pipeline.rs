@@ -31,6 +31,7 @@ fn plain_ffmpeg(source: &Path, output: &Path) -> Duration {
             source,
             audio: Audio::Source,
             trim: None,
+            picture: None,
         },
         &[(output, preset)],
     );

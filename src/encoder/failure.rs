@@ -58,6 +58,8 @@ pub enum JobFailure {
     /// the one failure the operator and not the source must fix.
     #[error("{}", encode_failure(.0))]
     Encode(ProcessError),
+    #[error("could not make a temp folder for the output: {0}")]
+    Staging(std::io::Error),
     #[error("could not place the output {name}: {error}")]
     Place { name: String, error: std::io::Error },
     #[error(

@@ -15,7 +15,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::time::Instant;
 
-use super::preset::Preset;
+use super::preset::ladder::playlist_pattern;
+use super::preset::{Preset, SourcePicture};
 use crate::carbon::message::{TICKS_PER_SECOND, Trim};
 use crate::media::ffmpeg_args::FfmpegArgs;
 use crate::media::process::{ProcessError, command, spawn_error, stderr_tail};
@@ -36,6 +37,9 @@ pub struct Inputs<'a> {
     pub source: &'a Path,
     pub audio: Audio<'a>,
     pub trim: Option<Trim>,
+    /// What the probe found, for outputs shaped by the source (an HLS
+    /// ladder's rungs); `None` when no output needs it.
+    pub picture: Option<SourcePicture>,
 }
 
 /// Where an encode's sound comes from.
@@ -88,7 +92,8 @@ impl Inputs<'_> {
 /// The full ffmpeg argument list for encoding `inputs` into each of
 /// `outputs` in one run: the source is decoded once however many
 /// destinations a job has. Each input gets the trim, then what it may be
-/// read as (local media only), then `-i file`.
+/// read as (local media only), then `-i file`. A ladder preset's output is
+/// a folder (its playlists and segments go inside).
 pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> FfmpegArgs {
     let mut args = FfmpegArgs::new()
         .with([
@@ -108,8 +113,21 @@ pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> FfmpegA
         }
         Audio::Absent => None,
     };
-    for (output, preset) in outputs {
-        args = args.with(preset.output_args(audio_input)).output(output);
+    // Only without a probe (never for a ladder's job): every rung, no
+    // sound unless a file gives it.
+    let picture = inputs.picture.unwrap_or(SourcePicture {
+        height: u32::MAX,
+        frame_rate: None,
+        has_audio: matches!(inputs.audio, Audio::File(_)),
+    });
+    for (index, (output, preset)) in outputs.iter().enumerate() {
+        args = match preset.ladder_args(index, output, &picture, audio_input) {
+            Some(ladder) => args
+                .with(ladder)
+                .mention(output)
+                .output(&playlist_pattern(output)),
+            None => args.with(preset.output_args(audio_input)).output(output),
+        };
     }
     args
 }
@@ -385,6 +403,7 @@ mod tests {
             source: Path::new("/in.mov"),
             audio: Audio::Source,
             trim: None,
+            picture: None,
         };
         let args = encode_args(
             &inputs,
@@ -427,6 +446,7 @@ mod tests {
                 in_ticks: 27_000_000,
                 out_ticks: Some(81_000_000),
             }),
+            picture: None,
         };
         let joined = encode_args(&inputs, &[(Path::new("/o.mp4"), preset)])
             .as_slice()

@@ -84,6 +84,8 @@ pub enum EncoderError {
     FileCopyFolder { index: usize, error: PathError },
     #[error("FileCopy_{index}: TargetFile {name:?} must be a plain file name (no folders)")]
     FileCopyName { index: usize, name: String },
+    #[error("FileCopy on an HLS ladder destination is not supported yet (its output is a folder)")]
+    LadderCopy,
     #[error("no node with IP {0}: this server is one node (see NodeList)")]
     NoSuchNode(String),
     #[error(

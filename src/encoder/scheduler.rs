@@ -21,9 +21,11 @@ use tracing::Instrument;
 use super::control::{Control, STOPPED_BY_COMMAND};
 use super::failure::{FileName, JobFailure, PublicMessage};
 use super::job::allowed_from;
+use super::preset::{SourcePicture, ladder::MASTER_PLAYLIST};
 use super::{Encoder, ffmpeg};
 use crate::carbon::{Guid, JobStatus};
-use crate::fsutil::TempFile;
+use crate::fsutil::{TempFile, TempFolder};
+use crate::media::MediaInfo;
 use crate::store::Job;
 use crate::store::StoreError;
 use crate::store::jobs::{AudioSource, Change, CopySpec, Destination, Placed};
@@ -234,7 +236,7 @@ impl Encoder {
         &self,
         job: &Job,
         control: &Arc<Control>,
-    ) -> Result<Vec<(TempFile, Destination, String)>, JobFailure> {
+    ) -> Result<Vec<(Staged, Destination, String)>, JobFailure> {
         let inner = &self.inner;
         let destinations = inner.jobs.destinations(job.guid).await?;
         let mut plans = Vec::with_capacity(destinations.len());
@@ -243,11 +245,14 @@ impl Encoder {
                 .presets
                 .get(d.preset_guid)
                 .ok_or(JobFailure::PresetGone(d.preset_guid))?;
-            plans.push((
-                TempFile::new_in(&inner.tmp_dir, &preset.extension),
-                d,
-                preset,
-            ));
+            let staged = if preset.ladder.is_some() {
+                let dir = inner.tmp_dir.clone();
+                let folder = crate::fsutil::off_runtime(move || TempFolder::create_in(&dir, "hls"));
+                Staged::Folder(folder.await.map_err(JobFailure::Staging)?)
+            } else {
+                Staged::File(TempFile::new_in(&inner.tmp_dir, &preset.extension))
+            };
+            plans.push((staged, d, preset));
         }
         if plans.is_empty() {
             return Err(JobFailure::NoDestination);
@@ -261,7 +266,7 @@ impl Encoder {
                 return Err(JobFailure::SourceGone(FileName::of(file)));
             }
         }
-        let inputs = ffmpeg::Inputs {
+        let mut inputs = ffmpeg::Inputs {
             source: &job.source_path,
             audio: match audio_file {
                 Some(file) => ffmpeg::Audio::File(file),
@@ -269,13 +274,17 @@ impl Encoder {
                 None => ffmpeg::Audio::Source,
             },
             trim: job.trim,
+            picture: None,
         };
         let needs_video = plans.iter().any(|(_, _, preset)| preset.needs_video());
         // ffmpeg starts at once while the source is probed and checked: the
         // probe then costs no wall time. If the source turns out unusable
         // (or the job is stopped meanwhile), the encode is dropped, which
-        // kills ffmpeg and removes its temp files.
+        // kills ffmpeg and removes its temp files. An HLS ladder's command
+        // line depends on the source's height: it waits for the probe.
+        let shaped = plans.iter().any(|(_, _, preset)| preset.ladder.is_some());
         let (duration_known, duration) = tokio::sync::watch::channel(None);
+        let inputs_now = inputs;
         let prepare = async {
             let info = crate::media::probe(&job.source_path)
                 .await
@@ -286,9 +295,20 @@ impl Encoder {
                 info.check_has_audio().map_err(JobFailure::NoSound)?;
             }
             self.mark_started(job.guid).await?;
-            duration_known.send_replace(inputs.encoded_duration(info.duration));
-            Ok::<(), JobFailure>(())
+            duration_known.send_replace(inputs_now.encoded_duration(info.duration));
+            Ok::<MediaInfo, JobFailure>(info)
         };
+        tokio::pin!(prepare);
+        let mut prepared = false;
+        if shaped {
+            let info = (&mut prepare).await?;
+            prepared = true;
+            inputs.picture = info.video.as_ref().map(|v| SourcePicture {
+                height: v.height,
+                frame_rate: v.frame_rate,
+                has_audio: info.audio.is_some(),
+            });
+        }
 
         let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
         let args = ffmpeg::encode_args(&inputs, &outputs);
@@ -314,19 +334,18 @@ impl Encoder {
                 }
             }
         });
-        tokio::pin!(prepare, encode);
-        let mut prepared = false;
+        tokio::pin!(encode);
         loop {
             tokio::select! {
                 checked = &mut prepare, if !prepared => {
-                    checked?;
+                    checked.map(drop)?;
                     prepared = true;
                 }
                 encoded = &mut encode => {
                     // A source ffmpeg could not read: the probe's verdict
                     // says why better than ffmpeg's last words.
                     if !prepared {
-                        (&mut prepare).await?;
+                        (&mut prepare).await.map(drop)?;
                     }
                     encoded.map_err(JobFailure::Encode)?;
                     break;
@@ -348,7 +367,7 @@ impl Encoder {
     async fn place_outputs(
         &self,
         job: &Job,
-        temps: Vec<(TempFile, Destination, String)>,
+        temps: Vec<(Staged, Destination, String)>,
     ) -> Result<Vec<Placed>, Failed> {
         let source = job.source_path.clone();
         let source_copies = job.source_copies.clone();
@@ -358,8 +377,7 @@ impl Encoder {
             for (temp, d, extension) in temps {
                 let output = match temp.persist_unique(&d.dest_dir, &d.base_name, &extension) {
                     Ok(output) => output,
-                    Err(error) => {
-                        let name = format!("{}.{extension}", d.base_name);
+                    Err((name, error)) => {
                         return fail(JobFailure::Place { name, error }, placed);
                     }
                 };
@@ -380,6 +398,43 @@ impl Encoder {
         })
         .await
         .unwrap_or_else(|e| Err(Failed::before_output(e.into())))
+    }
+}
+
+/// An output being encoded: one file, or a folder (an HLS ladder's
+/// playlists and segments, whose master playlist is the job's output).
+#[derive(Debug)]
+enum Staged {
+    File(TempFile),
+    Folder(TempFolder),
+}
+
+impl Staged {
+    /// What ffmpeg is told to write: the file, or the folder.
+    fn path(&self) -> &Path {
+        match self {
+            Staged::File(file) => file.path(),
+            Staged::Folder(folder) => folder.path(),
+        }
+    }
+
+    /// Moves it whole into `dir` under a free name; returns the output
+    /// (a ladder's master playlist), or the name it wanted and why not.
+    fn persist_unique(
+        self,
+        dir: &Path,
+        stem: &str,
+        extension: &str,
+    ) -> Result<PathBuf, (String, std::io::Error)> {
+        match self {
+            Staged::File(file) => file
+                .persist_unique(dir, stem, extension)
+                .map_err(|e| (format!("{stem}.{extension}"), e)),
+            Staged::Folder(folder) => folder
+                .persist_unique(dir, stem)
+                .map(|placed| placed.join(MASTER_PLAYLIST))
+                .map_err(|e| (format!("{stem}/{MASTER_PLAYLIST}"), e)),
+        }
     }
 }
 

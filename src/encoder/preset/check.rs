@@ -1,6 +1,7 @@
 //! Checking a preset file: every field, and that this machine's ffmpeg
 //! has the encoders it names. Each error names the field.
 
+use super::ladder::LadderFile;
 use super::{AudioSpec, Preset, VideoSpec};
 use crate::carbon::PresetId;
 use crate::carbon::guid::InvalidGuid;
@@ -32,6 +33,12 @@ pub enum InvalidPreset {
     Size { field: &'static str, max: u32 },
     #[error("video.speed: {speed:?} is not {expected}")]
     Speed { speed: String, expected: SpeedKind },
+    #[error("container \"hls\" goes with a [video] and an [hls] table, and [hls] only with it")]
+    Ladder,
+    #[error(
+        "hls.rungs: 1-7 rungs, each shorter than the one above ([video] is the top), even sizes"
+    )]
+    Rungs,
     #[error("{field}: this machine's ffmpeg has no encoder {codec:?} (see `ffmpeg -encoders`)")]
     NoEncoder { field: &'static str, codec: String },
 }
@@ -69,12 +76,14 @@ pub(super) struct PresetFile {
     extension: String,
     video: Option<VideoSpec>,
     audio: Option<AudioSpec>,
+    hls: Option<LadderFile>,
 }
 
 /// The ffmpeg muxers a preset may use: each writes one self-contained file
-/// (no playlists or segments beside it).
-const CONTAINERS: [&str; 10] = [
-    "mp4", "mov", "ipod", "webm", "matroska", "ogg", "flv", "mpegts", "adts", "mp3",
+/// (no playlists or segments beside it), except `hls` (a ladder preset:
+/// a folder of playlists and segments, see [`super::ladder`]).
+const CONTAINERS: [&str; 11] = [
+    "hls", "mp4", "mov", "ipod", "webm", "matroska", "ogg", "flv", "mpegts", "adts", "mp3",
 ];
 
 /// x264/x265 `-preset` names, fastest first.
@@ -123,6 +132,11 @@ impl PresetFile {
         if let Some(v) = &self.video {
             check_video(v)?;
         }
+        let ladder = match (self.container == "hls", self.hls, &self.video) {
+            (true, Some(hls), Some(top)) => Some(hls.validate(top)?),
+            (false, None, _) => None,
+            _ => return Err(InvalidPreset::Ladder),
+        };
         if let Some(a) = &self.audio {
             if !is_plain_name(&a.codec) {
                 return Err(InvalidPreset::CodecName {
@@ -145,6 +159,7 @@ impl PresetFile {
             container: self.container,
             video: self.video,
             audio: self.audio,
+            ladder,
             builtin: false,
         })
     }

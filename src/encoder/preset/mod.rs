@@ -1,6 +1,6 @@
 //! Encoding presets: one TOML file per preset, loaded and checked
 //! ([`check`]), and what a preset means as ffmpeg output options
-//! ([`args`]).
+//! ([`args`]; an HLS ladder's in [`ladder`]).
 //!
 //! The built-in presets are the files of the repository's `presets/` folder,
 //! compiled in; a configured presets folder adds more (a GUID may be defined
@@ -17,18 +17,23 @@ use crate::media::ffmpeg_args::FfmpegArgs;
 
 mod args;
 mod check;
+pub mod ladder;
 
 pub use check::{InvalidPreset, SpeedKind};
+pub use ladder::{Ladder, SourcePicture};
 
 /// The seed's preset: H.264 800 kbit/s, 720×480, AAC, MP4 with the index
 /// first ("480p" in the Flash Media Encoding Server preset editor).
 pub const SEED_PRESET: PresetId = PresetId::from_u128(0x85DCCE70_0B4F_4328_86D1_5FC7756D9777);
 
+/// The built-in HLS ladder (`presets/hls-ladder.toml`).
+pub const HLS_LADDER_PRESET: PresetId = PresetId::from_u128(0x5C1E7A3B_9D24_4F6E_8B0A_2E7D4C9F1A63);
+
 /// The Carbon `ProfileType` of every preset: they describe destinations.
 pub const PROFILE_TYPE: &str = "Destination";
 
 /// The built-in presets: `(file name, text)`.
-const BUILTIN: [(&str, &str); 6] = [
+const BUILTIN: [(&str, &str); 7] = [
     (
         "seed-480p.toml",
         include_str!("../../../presets/seed-480p.toml"),
@@ -53,6 +58,10 @@ const BUILTIN: [(&str, &str); 6] = [
         "vp9-webm-720p.toml",
         include_str!("../../../presets/vp9-webm-720p.toml"),
     ),
+    (
+        "hls-ladder.toml",
+        include_str!("../../../presets/hls-ladder.toml"),
+    ),
 ];
 
 /// One preset.
@@ -69,6 +78,9 @@ pub struct Preset {
     pub video: Option<VideoSpec>,
     /// `None`: no sound.
     pub audio: Option<AudioSpec>,
+    /// An HLS ladder (`container = "hls"`): `video` is its top rung, and
+    /// the output is a folder with a master playlist, not one file.
+    pub ladder: Option<Ladder>,
     /// Compiled in (a SYSTEM profile), not read from the presets folder.
     pub builtin: bool,
 }

@@ -228,12 +228,15 @@ impl Encoder {
             .parse()
             .map_err(EncoderError::BadPresetGuid)?;
         let presets = &self.inner.presets;
-        if presets.get(preset_guid).is_none() {
+        let Some(preset) = presets.get(preset_guid) else {
             let known: Vec<String> = presets
                 .iter()
                 .map(|p| format!("{} ({})", p.guid, p.name))
                 .collect();
             return Err(EncoderError::UnknownPreset(preset_guid, known.join(", ")));
+        };
+        if preset.ladder.is_some() && !destination.copies.is_empty() {
+            return Err(EncoderError::LadderCopy);
         }
         let dest_dir = match destination.module_data.path.as_deref() {
             Some(path) => self

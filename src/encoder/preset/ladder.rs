@@ -1,0 +1,367 @@
+//! An HLS ladder preset (`container = "hls"`): its `[hls]` table, and the
+//! ffmpeg options that make every rung from one decode (`split` + a scale
+//! per rung), with keyframes aligned across rungs, CMAF fMP4 segments, a
+//! master playlist and AAC sound in its own rendition group.
+//!
+//! It knows nothing of jobs or folders beyond the one it is told to write
+//! into; the command line is finished by [`crate::media::ffmpeg_args`].
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{InvalidPreset, Preset, VideoSpec};
+
+/// The master playlist's name inside a ladder's folder.
+pub const MASTER_PLAYLIST: &str = "master.m3u8";
+
+/// Each rendition's playlist, inside the rendition's own folder.
+const MEDIA_PLAYLIST: &str = "index.m3u8";
+
+/// The sound rendition's folder, and its group in the master playlist.
+pub const AUDIO_RENDITION: &str = "audio";
+
+/// The `[hls]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LadderFile {
+    segment_seconds: u32,
+    #[serde(default)]
+    rungs: Vec<RungFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RungFile {
+    width: u32,
+    height: u32,
+    bitrate_kbps: u32,
+}
+
+/// A checked ladder: rungs tallest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ladder {
+    pub segment_seconds: u32,
+    pub rungs: Vec<Rung>,
+}
+
+/// One rendition of the ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rung {
+    pub width: u32,
+    pub height: u32,
+    pub bitrate_kbps: u32,
+}
+
+impl Rung {
+    /// Its folder and name in the master playlist, e.g. `720p`.
+    pub fn name(&self) -> String {
+        format!("{}p", self.height)
+    }
+}
+
+impl LadderFile {
+    /// The ladder: `[video]`'s size and bitrate on top, then these rungs,
+    /// each shorter than the one above it.
+    pub(super) fn validate(self, top: &VideoSpec) -> Result<Ladder, InvalidPreset> {
+        if !(1..=20).contains(&self.segment_seconds) {
+            return Err(InvalidPreset::OutOfRange {
+                field: "hls.segment_seconds",
+                range: "1-20",
+            });
+        }
+        let mut rungs = vec![Rung {
+            width: top.width,
+            height: top.height,
+            bitrate_kbps: top.bitrate_kbps,
+        }];
+        for r in self.rungs {
+            let rung = Rung {
+                width: r.width,
+                height: r.height,
+                bitrate_kbps: r.bitrate_kbps,
+            };
+            let even =
+                |v: u32| (16..=top.width.max(top.height)).contains(&v) && v.is_multiple_of(2);
+            let shorter = rungs.last().is_some_and(|above| rung.height < above.height);
+            if !(even(rung.width) && even(rung.height) && shorter) {
+                return Err(InvalidPreset::Rungs);
+            }
+            if !(50..=100_000).contains(&rung.bitrate_kbps) {
+                return Err(InvalidPreset::OutOfRange {
+                    field: "hls.rungs.bitrate_kbps",
+                    range: "50-100000",
+                });
+            }
+            rungs.push(rung);
+        }
+        if rungs.len() > 8 {
+            return Err(InvalidPreset::Rungs);
+        }
+        Ok(Ladder {
+            segment_seconds: self.segment_seconds,
+            rungs,
+        })
+    }
+}
+
+/// What the ladder needs to know of the source (from its probe).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourcePicture {
+    pub height: u32,
+    /// Frames per second, when known.
+    pub frame_rate: Option<f64>,
+    /// Whether the source has sound (a separate sound file is assumed to).
+    pub has_audio: bool,
+}
+
+impl Ladder {
+    /// The rungs made for a source `height` pixels tall: those no taller
+    /// than it, or the lowest alone if every rung is taller.
+    pub fn rungs_for(&self, height: u32) -> Vec<Rung> {
+        let fitting: Vec<Rung> = self
+            .rungs
+            .iter()
+            .copied()
+            .filter(|r| r.height <= height)
+            .collect();
+        if fitting.is_empty() {
+            self.rungs.last().copied().into_iter().collect()
+        } else {
+            fitting
+        }
+    }
+}
+
+/// Where ffmpeg writes a ladder in `folder`: the media playlists' pattern
+/// (its output argument) — the master playlist goes beside the `%v` folders.
+pub fn playlist_pattern(folder: &Path) -> PathBuf {
+    folder.join("%v").join(MEDIA_PLAYLIST)
+}
+
+impl Preset {
+    /// ffmpeg options, before [`playlist_pattern`], that write this ladder
+    /// preset into `folder`. `index` tells this output's filter labels from
+    /// other outputs' of the same run; the picture is input 0's, the sound
+    /// input `audio_input`'s. `None` for a preset that is not a ladder.
+    pub fn ladder_args(
+        &self,
+        index: usize,
+        folder: &Path,
+        source: &SourcePicture,
+        audio_input: Option<usize>,
+    ) -> Option<Vec<OsString>> {
+        let (ladder, video) = (self.ladder.as_ref()?, self.video.as_ref()?);
+        let rungs = ladder.rungs_for(source.height);
+        let label = |n: usize| format!("l{index}v{n}");
+        let split: String = (0..rungs.len())
+            .map(|n| format!("[{}s]", label(n)))
+            .collect();
+        let mut graph = format!("[0:v:0]split={}{split}", rungs.len());
+        for (n, r) in rungs.iter().enumerate() {
+            // Fit in the rung's box, never larger than the source.
+            graph.push_str(&format!(
+                ";[{l}s]scale=w='min({w},iw)':h='min({h},ih)':\
+                 force_original_aspect_ratio=decrease:force_divisible_by=2,\
+                 setsar=1,format=yuv420p[{l}]",
+                l = label(n),
+                w = r.width,
+                h = r.height,
+            ));
+        }
+        let mut args: Vec<String> = vec!["-filter_complex".into(), graph];
+        for n in 0..rungs.len() {
+            args.extend(["-map".into(), format!("[{}]", label(n))]);
+        }
+        let sound = audio_input.filter(|_| source.has_audio);
+        let audio = self.audio.as_ref().zip(sound);
+        if let Some((_, input)) = audio {
+            args.extend(["-map".into(), format!("{input}:a:0")]);
+        }
+        args.extend(["-c:v".into(), video.codec.clone()]);
+        if let Some(speed) = &video.speed {
+            args.extend(["-preset".into(), speed.clone()]);
+        }
+        for (n, r) in rungs.iter().enumerate() {
+            let kbps = r.bitrate_kbps;
+            args.extend([
+                format!("-b:v:{n}"),
+                format!("{kbps}k"),
+                format!("-maxrate:v:{n}"),
+                format!("{kbps}k"),
+                format!("-bufsize:v:{n}"),
+                format!("{}k", kbps * 2),
+            ]);
+        }
+        args.extend(keyframe_args(ladder.segment_seconds, video, source));
+        match audio {
+            Some((a, _)) => args.extend([
+                "-c:a".into(),
+                a.codec.clone(),
+                "-b:a".into(),
+                format!("{}k", a.bitrate_kbps),
+                "-ac".into(),
+                "2".into(),
+            ]),
+            None => args.push("-an".into()),
+        }
+        let mut map: Vec<String> = rungs
+            .iter()
+            .enumerate()
+            .map(|(n, r)| match audio {
+                Some(_) => format!("v:{n},agroup:{AUDIO_RENDITION},name:{}", r.name()),
+                None => format!("v:{n},name:{}", r.name()),
+            })
+            .collect();
+        if audio.is_some() {
+            map.push(format!(
+                "a:0,agroup:{AUDIO_RENDITION},name:{AUDIO_RENDITION}"
+            ));
+        }
+        args.extend([
+            "-f".into(),
+            "hls".into(),
+            "-hls_time".into(),
+            ladder.segment_seconds.to_string(),
+            "-hls_playlist_type".into(),
+            "event".into(),
+            "-hls_segment_type".into(),
+            "fmp4".into(),
+            "-hls_flags".into(),
+            "independent_segments".into(),
+            "-hls_fmp4_init_filename".into(),
+            "init.mp4".into(),
+            "-master_pl_name".into(),
+            MASTER_PLAYLIST.into(),
+            "-var_stream_map".into(),
+            map.join(" "),
+        ]);
+        let mut args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
+        args.push("-hls_segment_filename".into());
+        args.push(folder.join("%v").join("seg%05d.m4s").into_os_string());
+        Some(args)
+    }
+}
+
+/// Keyframes every `seconds` exactly, in every rung alike: forced at each
+/// segment boundary, no scene-cut keyframes, and a fixed GOP of
+/// `seconds × fps` when the rate is known.
+fn keyframe_args(seconds: u32, video: &VideoSpec, source: &SourcePicture) -> Vec<String> {
+    let mut args = vec![
+        "-force_key_frames".into(),
+        format!("expr:gte(t,n_forced*{seconds})"),
+        "-sc_threshold".into(),
+        "0".into(),
+    ];
+    let rate = video.frame_rate.or(source.frame_rate);
+    if let Some(rate) = video.frame_rate {
+        args.extend(["-r".into(), rate.to_string()]);
+    }
+    if let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) {
+        let gop = (f64::from(seconds) * rate).ceil().max(1.0) as u64;
+        args.extend([
+            "-g".into(),
+            gop.to_string(),
+            "-keyint_min".into(),
+            gop.to_string(),
+        ]);
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Presets;
+    use super::*;
+
+    fn ladder_preset() -> Preset {
+        Presets::builtin()
+            .iter()
+            .find(|p| p.ladder.is_some())
+            .cloned()
+            .expect("a built-in ladder")
+    }
+
+    fn joined(args: &[OsString]) -> String {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn rungs_taller_than_the_source_are_skipped_never_upscaled() {
+        let preset = ladder_preset();
+        let ladder = preset.ladder.as_ref().expect("ladder");
+        let heights = |h| {
+            ladder
+                .rungs_for(h)
+                .iter()
+                .map(|r| r.height)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(heights(2160), vec![1080, 720, 480, 360]);
+        assert_eq!(heights(720), vec![720, 480, 360]);
+        assert_eq!(heights(360), vec![360]);
+        assert_eq!(heights(240), vec![360], "the lowest, scaled no larger");
+    }
+
+    #[test]
+    fn one_decode_aligned_keyframes_and_an_audio_group() {
+        let preset = ladder_preset();
+        let source = SourcePicture {
+            height: 480,
+            frame_rate: Some(25.0),
+            has_audio: true,
+        };
+        let args = preset
+            .ladder_args(0, Path::new("/t/x.part"), &source, Some(0))
+            .expect("a ladder");
+        let text = joined(&args);
+        for expected in [
+            "[0:v:0]split=2[l0v0s][l0v1s]",
+            "-map [l0v0] -map [l0v1] -map 0:a:0",
+            "-b:v:0 1400k",
+            "-b:v:1 800k",
+            "-force_key_frames expr:gte(t,n_forced*4) -sc_threshold 0 -g 100 -keyint_min 100",
+            "-f hls -hls_time 4 -hls_playlist_type event -hls_segment_type fmp4",
+            "-hls_flags independent_segments",
+            "-master_pl_name master.m3u8",
+            "v:0,agroup:audio,name:480p v:1,agroup:audio,name:360p a:0,agroup:audio,name:audio",
+            "-hls_segment_filename /t/x.part/%v/seg%05d.m4s",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from {text}");
+        }
+        assert!(!text.contains("1080p") && !text.contains("720p"), "{text}");
+
+        let silent = SourcePicture {
+            has_audio: false,
+            ..source
+        };
+        let text = joined(
+            &preset
+                .ladder_args(1, Path::new("/t/y"), &silent, Some(0))
+                .expect("a ladder"),
+        );
+        assert!(
+            text.contains("-an") && !text.contains("agroup") && text.contains("[l1v0]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rungs_must_shrink() {
+        let text = include_str!("../../../presets/hls-ladder.toml");
+        let bad = text.replace("width = 854, height = 480", "width = 854, height = 800");
+        let err = super::super::parse("x.toml", &bad)
+            .expect_err("taller")
+            .to_string();
+        assert!(err.contains("hls.rungs"), "{err}");
+        let bad = text.replace("segment_seconds = 4", "segment_seconds = 0");
+        let err = super::super::parse("x.toml", &bad)
+            .expect_err("zero")
+            .to_string();
+        assert!(err.contains("hls.segment_seconds"), "{err}");
+    }
+}

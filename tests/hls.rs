@@ -1,0 +1,314 @@
+//! The HLS ladder preset end to end: a job through Carbon, then the folder
+//! it leaves is checked as a player would meet it — playlists against the
+//! RFC 8216 rules that matter here, every rung read by ffprobe, segments no
+//! longer than the target duration, each starting on a keyframe, the same
+//! boundaries in every rung.
+//!
+//! The product reads local media only (no `hls` demuxer, see
+//! `videoshare::media::inputs`); these tests run ffprobe themselves, with
+//! their own whitelist, to read what was produced.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{make_clip, spawn_app, wait_completed};
+use serde_json::Value;
+use videoshare::carbon::message::{FileCopy, JobQueue};
+use videoshare::carbon::{Client, ClientError, JobStatus};
+use videoshare::encoder::preset::HLS_LADDER_PRESET;
+
+/// The ladder's segment length, as `presets/hls-ladder.toml` says.
+const SEGMENT_SECS: f64 = 4.0;
+
+/// One media playlist, as read by [`media_playlist`].
+#[derive(Debug)]
+struct MediaPlaylist {
+    target_duration: u64,
+    playlist_type: Option<String>,
+    independent: bool,
+    map_uri: Option<String>,
+    /// `(EXTINF duration, URI)` in order.
+    segments: Vec<(f64, String)>,
+    ended: bool,
+}
+
+/// Reads a media playlist and checks the RFC 8216 rules a player relies
+/// on: `#EXTM3U` first; one `EXT-X-TARGETDURATION`, at least every
+/// `EXTINF` rounded to the nearest integer (4.3.3.1); every `EXTINF`
+/// followed by its URI; `EXT-X-MAP` before the first segment for fMP4
+/// (4.3.2.5); `EXT-X-ENDLIST` last, once (4.3.3.4).
+fn media_playlist(path: &Path) -> MediaPlaylist {
+    let text = std::fs::read_to_string(path).expect("read the playlist");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.first().copied(), Some("#EXTM3U"), "{text}");
+    let mut playlist = MediaPlaylist {
+        target_duration: 0,
+        playlist_type: None,
+        independent: false,
+        map_uri: None,
+        segments: Vec::new(),
+        ended: false,
+    };
+    let mut targets = 0;
+    let mut pending: Option<f64> = None;
+    for (n, line) in lines.iter().enumerate().skip(1) {
+        assert!(!playlist.ended, "nothing may follow EXT-X-ENDLIST: {text}");
+        if let Some(value) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            targets += 1;
+            playlist.target_duration = value.parse().expect("an integer target duration");
+        } else if let Some(value) = line.strip_prefix("#EXT-X-PLAYLIST-TYPE:") {
+            playlist.playlist_type = Some(value.to_owned());
+        } else if *line == "#EXT-X-INDEPENDENT-SEGMENTS" {
+            playlist.independent = true;
+        } else if let Some(value) = line.strip_prefix("#EXT-X-MAP:") {
+            assert!(playlist.segments.is_empty(), "EXT-X-MAP after a segment");
+            playlist.map_uri = attribute(value, "URI");
+        } else if let Some(value) = line.strip_prefix("#EXTINF:") {
+            let duration = value.split(',').next().unwrap_or_default();
+            pending = Some(duration.parse().expect("an EXTINF duration"));
+        } else if *line == "#EXT-X-ENDLIST" {
+            assert_eq!(n + 1, lines.len(), "EXT-X-ENDLIST is last: {text}");
+            playlist.ended = true;
+        } else if !line.starts_with('#') {
+            let duration = pending.take().expect("a URI follows its EXTINF");
+            playlist.segments.push((duration, (*line).to_owned()));
+        }
+    }
+    assert_eq!(targets, 1, "one EXT-X-TARGETDURATION: {text}");
+    assert!(pending.is_none(), "an EXTINF without its URI: {text}");
+    for (duration, uri) in &playlist.segments {
+        assert!(
+            duration.round() as u64 <= playlist.target_duration,
+            "{uri} lasts {duration} s, over the target duration: {text}"
+        );
+    }
+    playlist
+}
+
+/// An attribute's value in an attribute list (`URI="a.mp4",BYTERANGE=…`),
+/// quotes removed. Quoted values here hold no commas except `CODECS`,
+/// which is read whole.
+fn attribute(list: &str, name: &str) -> Option<String> {
+    let start = list.find(&format!("{name}="))? + name.len() + 1;
+    let rest = &list[start..];
+    let value = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next()?,
+        None => rest.split(',').next()?,
+    };
+    Some(value.to_owned())
+}
+
+/// One `#EXT-X-STREAM-INF` of a master playlist: its attributes and URI.
+type Variant = (String, String);
+
+/// Reads a master playlist: `#EXTM3U` first, every `EXT-X-STREAM-INF`
+/// followed by its URI. Returns the variants and the `EXT-X-MEDIA` lines.
+fn master_playlist(path: &Path) -> (Vec<Variant>, Vec<String>) {
+    let text = std::fs::read_to_string(path).expect("read the master playlist");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.first().copied(), Some("#EXTM3U"), "{text}");
+    let (mut variants, mut media) = (Vec::new(), Vec::new());
+    let mut pending: Option<&str> = None;
+    for line in &lines[1..] {
+        if let Some(attributes) = line.strip_prefix("#EXT-X-STREAM-INF:") {
+            assert!(pending.is_none(), "a STREAM-INF without its URI: {text}");
+            pending = Some(attributes);
+        } else if let Some(attributes) = line.strip_prefix("#EXT-X-MEDIA:") {
+            media.push(attributes.to_owned());
+        } else if !line.starts_with('#') {
+            let attributes = pending.take().expect("a URI follows its STREAM-INF");
+            variants.push((attributes.to_owned(), (*line).to_owned()));
+        }
+    }
+    assert!(pending.is_none(), "a STREAM-INF without its URI: {text}");
+    (variants, media)
+}
+
+/// ffprobe's JSON about `input`, read through the `hls` demuxer when it
+/// is a playlist: this test's own whitelist (local files only), not the
+/// product's.
+fn ffprobe(input: &Path, what: &[&str]) -> Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-protocol_whitelist", "file"])
+        .args(["-print_format", "json"])
+        .args(what)
+        .arg(input)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        input.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe json")
+}
+
+/// Whether the first video packet of `init` + `segment` (one fragment, as
+/// a player appends it) is a keyframe.
+fn starts_on_keyframe(init: &Path, segment: &Path, scratch: &Path) -> bool {
+    let mut bytes = std::fs::read(init).expect("read the init segment");
+    bytes.extend(std::fs::read(segment).expect("read the segment"));
+    std::fs::write(scratch, bytes).expect("write the fragment");
+    let packets = ffprobe(
+        scratch,
+        &[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=flags",
+            "-read_intervals",
+            "%+#1",
+        ],
+    );
+    packets["packets"][0]["flags"]
+        .as_str()
+        .is_some_and(|f| f.contains('K'))
+}
+
+#[tokio::test]
+async fn a_ladder_job_writes_aligned_fmp4_rungs_and_a_master_playlist() {
+    let app = spawn_app().await;
+    let client = Client::new(app.carbon.to_string());
+    let profiles = client.profiles().await.expect("profiles");
+    let offered = profiles
+        .iter()
+        .find(|p| p.guid == HLS_LADDER_PRESET)
+        .expect("ProfileList offers the ladder");
+    assert_eq!(
+        (offered.container.as_str(), offered.extension.as_str()),
+        ("hls", "m3u8")
+    );
+
+    // 480 lines: the 480p and 360p rungs apply, 720p and 1080p do not.
+    let clip = make_clip(&app.uploaded_dir(), "ladder.mp4", 6, 854, 480);
+    let streams = app.streams_dir();
+    let job = JobQueue::single(
+        &clip.to_string_lossy(),
+        HLS_LADDER_PRESET,
+        &streams.to_string_lossy(),
+    );
+    let guid = client.queue(job).await.expect("queued");
+    let done = wait_completed(&client, guid).await;
+    assert_eq!(done.status, JobStatus::Completed);
+    let info = client.info(guid).await.expect("info");
+    let target = info.destinations[0]
+        .target_files
+        .first()
+        .map(PathBuf::from)
+        .expect("a target file");
+    let folder = streams.join("ladder");
+    assert_eq!(target, folder.join("master.m3u8"), "names the master");
+    assert_eq!(
+        common::names_in(&folder),
+        ["360p", "480p", "audio", "master.m3u8"]
+    );
+
+    let (variants, media) = master_playlist(&target);
+    let audio_group = media
+        .iter()
+        .find(|m| attribute(m, "TYPE").as_deref() == Some("AUDIO"))
+        .and_then(|m| attribute(m, "GROUP-ID"))
+        .expect("an audio rendition group");
+    let mut video_rungs = BTreeMap::new();
+    for (attributes, uri) in &variants {
+        let bandwidth: u64 = attribute(attributes, "BANDWIDTH")
+            .and_then(|b| b.parse().ok())
+            .expect("BANDWIDTH");
+        assert!(bandwidth > 0, "{attributes}");
+        let codecs = attribute(attributes, "CODECS").expect("CODECS");
+        assert!(codecs.contains("mp4a.40.2"), "{codecs}");
+        assert_eq!(attribute(attributes, "AUDIO"), Some(audio_group.clone()));
+        if let Some(resolution) = attribute(attributes, "RESOLUTION") {
+            assert!(codecs.contains("avc1."), "{codecs}");
+            video_rungs.insert(uri.clone(), resolution);
+        }
+    }
+    assert_eq!(
+        video_rungs.into_iter().collect::<Vec<_>>(),
+        [
+            ("360p/index.m3u8".to_owned(), "640x360".to_owned()),
+            ("480p/index.m3u8".to_owned(), "854x480".to_owned()),
+        ]
+    );
+
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mut boundaries = Vec::new();
+    for (rung, height) in [("480p", 480), ("360p", 360), ("audio", 0)] {
+        let playlist_path = folder.join(rung).join("index.m3u8");
+        let playlist = media_playlist(&playlist_path);
+        assert_eq!(playlist.playlist_type.as_deref(), Some("EVENT"), "{rung}");
+        assert!(playlist.ended, "{rung} ends with EXT-X-ENDLIST");
+        assert_eq!(playlist.target_duration, SEGMENT_SECS as u64, "{rung}");
+        let init = folder
+            .join(rung)
+            .join(playlist.map_uri.as_deref().expect("EXT-X-MAP for fMP4"));
+        assert!(init.is_file(), "{}", init.display());
+        let total: f64 = playlist.segments.iter().map(|s| s.0).sum();
+        assert!((total - 6.0).abs() < 0.2, "{rung} lasts {total} s");
+
+        let probed = ffprobe(&playlist_path, &["-show_streams"]);
+        let kind = if height > 0 { "video" } else { "audio" };
+        let stream = probed["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["codec_type"] == kind))
+            .unwrap_or_else(|| panic!("ffprobe finds the {rung} {kind}"));
+        if height == 0 {
+            assert_eq!(stream["codec_name"], "aac");
+            continue;
+        }
+        assert!(playlist.independent, "{rung}: EXT-X-INDEPENDENT-SEGMENTS");
+        assert_eq!(stream["codec_name"], "h264");
+        assert_eq!(stream["height"], height);
+        for (n, (duration, uri)) in playlist.segments.iter().enumerate() {
+            assert!(*duration <= SEGMENT_SECS + 0.01, "{rung}/{uri}: {duration}");
+            let segment = folder.join(rung).join(uri);
+            let fragment = scratch.path().join(format!("{rung}-{n}.mp4"));
+            assert!(
+                starts_on_keyframe(&init, &segment, &fragment),
+                "{rung}/{uri} starts on a keyframe"
+            );
+        }
+        boundaries.push(
+            playlist
+                .segments
+                .iter()
+                .map(|s| format!("{:.2}", s.0))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        boundaries[0], boundaries[1],
+        "segments aligned across rungs"
+    );
+    assert!(boundaries[0].len() >= 2, "6 s make two 4 s segments");
+
+    // A copy of a folder output is not made yet: refused at JobQueue,
+    // not half made (the master playlist alone) after the encode.
+    let mut job = JobQueue::single(
+        &clip.to_string_lossy(),
+        HLS_LADDER_PRESET,
+        &streams.to_string_lossy(),
+    );
+    job.destinations[0].copies.push(FileCopy {
+        target_folder: streams.to_string_lossy().into_owned(),
+        target_file: None,
+        overwrite: false,
+    });
+    match client.queue(job).await {
+        Err(ClientError::Refused(why)) => assert!(why.contains("FileCopy"), "{why}"),
+        other => panic!("a copy of a ladder should be refused: {other:?}"),
+    }
+    app.stop().await;
+}
