@@ -19,6 +19,7 @@ use serde_json::Value;
 use videoshare::carbon::message::{FileCopy, JobQueue};
 use videoshare::carbon::{Client, ClientError, JobStatus};
 use videoshare::encoder::preset::HLS_LADDER_PRESET;
+use videoshare::media::ffmpeg_args::FfmpegArgs;
 
 /// The ladder's segment length, as `presets/hls-ladder.toml` says.
 const SEGMENT_SECS: f64 = 4.0;
@@ -177,6 +178,80 @@ fn starts_on_keyframe(init: &Path, segment: &Path, scratch: &Path) -> bool {
         .is_some_and(|f| f.contains('K'))
 }
 
+/// Checks one rendition folder of a ladder whose source lasts `secs`: its
+/// playlist (see [`media_playlist`]) is EVENT, ended, with a 4 s target
+/// and an init segment; ffprobe reads it (a `height`-line H.264 picture, or
+/// AAC sound when `height` is `None`); every video segment lasts at most
+/// 4 s and starts on a keyframe. Returns the segment durations.
+fn check_rung(folder: &Path, rung: &str, height: Option<u64>, secs: f64) -> Vec<String> {
+    let playlist_path = folder.join(rung).join("index.m3u8");
+    let playlist = media_playlist(&playlist_path);
+    assert_eq!(playlist.playlist_type.as_deref(), Some("EVENT"), "{rung}");
+    assert!(playlist.ended, "{rung} ends with EXT-X-ENDLIST");
+    assert_eq!(playlist.target_duration, SEGMENT_SECS as u64, "{rung}");
+    let init = folder
+        .join(rung)
+        .join(playlist.map_uri.as_deref().expect("EXT-X-MAP for fMP4"));
+    assert!(init.is_file(), "{}", init.display());
+    let total: f64 = playlist.segments.iter().map(|s| s.0).sum();
+    assert!((total - secs).abs() < 0.2, "{rung} lasts {total} s");
+
+    let probed = ffprobe(&playlist_path, &["-show_streams"]);
+    let kind = if height.is_some() { "video" } else { "audio" };
+    let stream = probed["streams"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["codec_type"] == kind))
+        .unwrap_or_else(|| panic!("ffprobe finds the {rung} {kind}"))
+        .clone();
+    let durations = playlist
+        .segments
+        .iter()
+        .map(|s| format!("{:.2}", s.0))
+        .collect();
+    let Some(height) = height else {
+        assert_eq!(stream["codec_name"], "aac");
+        return durations;
+    };
+    assert!(playlist.independent, "{rung}: EXT-X-INDEPENDENT-SEGMENTS");
+    assert_eq!(stream["codec_name"], "h264");
+    assert_eq!(stream["height"], height);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    for (n, (duration, uri)) in playlist.segments.iter().enumerate() {
+        assert!(*duration <= SEGMENT_SECS + 0.01, "{rung}/{uri}: {duration}");
+        let segment = folder.join(rung).join(uri);
+        let fragment = scratch.path().join(format!("{n}.mp4"));
+        assert!(
+            starts_on_keyframe(&init, &segment, &fragment),
+            "{rung}/{uri} starts on a keyframe"
+        );
+    }
+    durations
+}
+
+/// Submits `clip` to the ladder preset, waits for it to complete and
+/// returns the folder its target file (the master playlist) is in.
+async fn encode_ladder(client: &Client, clip: &Path, streams: &Path) -> PathBuf {
+    let job = JobQueue::single(
+        &clip.to_string_lossy(),
+        HLS_LADDER_PRESET,
+        &streams.to_string_lossy(),
+    );
+    let guid = client.queue(job).await.expect("queued");
+    let done = wait_completed(client, guid).await;
+    assert_eq!(done.status, JobStatus::Completed);
+    let info = client.info(guid).await.expect("info");
+    let target = info.destinations[0]
+        .target_files
+        .first()
+        .map(PathBuf::from)
+        .expect("a target file");
+    assert!(target.ends_with("master.m3u8"), "names the master");
+    target
+        .parent()
+        .map(Path::to_path_buf)
+        .expect("in the ladder's folder")
+}
+
 #[tokio::test]
 async fn a_ladder_job_writes_aligned_fmp4_rungs_and_a_master_playlist() {
     let app = spawn_app().await;
@@ -194,22 +269,9 @@ async fn a_ladder_job_writes_aligned_fmp4_rungs_and_a_master_playlist() {
     // 480 lines: the 480p and 360p rungs apply, 720p and 1080p do not.
     let clip = make_clip(&app.uploaded_dir(), "ladder.mp4", 6, 854, 480);
     let streams = app.streams_dir();
-    let job = JobQueue::single(
-        &clip.to_string_lossy(),
-        HLS_LADDER_PRESET,
-        &streams.to_string_lossy(),
-    );
-    let guid = client.queue(job).await.expect("queued");
-    let done = wait_completed(&client, guid).await;
-    assert_eq!(done.status, JobStatus::Completed);
-    let info = client.info(guid).await.expect("info");
-    let target = info.destinations[0]
-        .target_files
-        .first()
-        .map(PathBuf::from)
-        .expect("a target file");
-    let folder = streams.join("ladder");
-    assert_eq!(target, folder.join("master.m3u8"), "names the master");
+    let folder = encode_ladder(&client, &clip, &streams).await;
+    assert_eq!(folder, streams.join("ladder"));
+    let target = folder.join("master.m3u8");
     assert_eq!(
         common::names_in(&folder),
         ["360p", "480p", "audio", "master.m3u8"]
@@ -243,51 +305,11 @@ async fn a_ladder_job_writes_aligned_fmp4_rungs_and_a_master_playlist() {
         ]
     );
 
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let mut boundaries = Vec::new();
-    for (rung, height) in [("480p", 480), ("360p", 360), ("audio", 0)] {
-        let playlist_path = folder.join(rung).join("index.m3u8");
-        let playlist = media_playlist(&playlist_path);
-        assert_eq!(playlist.playlist_type.as_deref(), Some("EVENT"), "{rung}");
-        assert!(playlist.ended, "{rung} ends with EXT-X-ENDLIST");
-        assert_eq!(playlist.target_duration, SEGMENT_SECS as u64, "{rung}");
-        let init = folder
-            .join(rung)
-            .join(playlist.map_uri.as_deref().expect("EXT-X-MAP for fMP4"));
-        assert!(init.is_file(), "{}", init.display());
-        let total: f64 = playlist.segments.iter().map(|s| s.0).sum();
-        assert!((total - 6.0).abs() < 0.2, "{rung} lasts {total} s");
-
-        let probed = ffprobe(&playlist_path, &["-show_streams"]);
-        let kind = if height > 0 { "video" } else { "audio" };
-        let stream = probed["streams"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["codec_type"] == kind))
-            .unwrap_or_else(|| panic!("ffprobe finds the {rung} {kind}"));
-        if height == 0 {
-            assert_eq!(stream["codec_name"], "aac");
-            continue;
-        }
-        assert!(playlist.independent, "{rung}: EXT-X-INDEPENDENT-SEGMENTS");
-        assert_eq!(stream["codec_name"], "h264");
-        assert_eq!(stream["height"], height);
-        for (n, (duration, uri)) in playlist.segments.iter().enumerate() {
-            assert!(*duration <= SEGMENT_SECS + 0.01, "{rung}/{uri}: {duration}");
-            let segment = folder.join(rung).join(uri);
-            let fragment = scratch.path().join(format!("{rung}-{n}.mp4"));
-            assert!(
-                starts_on_keyframe(&init, &segment, &fragment),
-                "{rung}/{uri} starts on a keyframe"
-            );
-        }
-        boundaries.push(
-            playlist
-                .segments
-                .iter()
-                .map(|s| format!("{:.2}", s.0))
-                .collect::<Vec<_>>(),
-        );
-    }
+    let boundaries: Vec<Vec<String>> = [("480p", 480), ("360p", 360)]
+        .into_iter()
+        .map(|(rung, height)| check_rung(&folder, rung, Some(height), 6.0))
+        .collect();
+    check_rung(&folder, "audio", None, 6.0);
     assert_eq!(
         boundaries[0], boundaries[1],
         "segments aligned across rungs"
@@ -310,5 +332,51 @@ async fn a_ladder_job_writes_aligned_fmp4_rungs_and_a_master_playlist() {
         Err(ClientError::Refused(why)) => assert!(why.contains("FileCopy"), "{why}"),
         other => panic!("a copy of a ladder should be refused: {other:?}"),
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_source_smaller_than_every_rung_gets_one_rung_no_audio_group() {
+    let app = spawn_app().await;
+    let client = Client::new(app.carbon.to_string());
+    // 320×240, no sound, 30 fps: the lowest rung alone, not upscaled.
+    let clip = app.uploaded_dir().join("silent.mp4");
+    let args = FfmpegArgs::new()
+        .synthetic_input("testsrc2=size=320x240:rate=30:duration=5")
+        .with([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .output(&clip);
+    let made = Command::new("ffmpeg")
+        .args(args)
+        .output()
+        .expect("run ffmpeg");
+    assert!(made.status.success(), "{made:?}");
+
+    let folder = encode_ladder(&client, &clip, &app.streams_dir()).await;
+    assert_eq!(common::names_in(&folder), ["360p", "master.m3u8"]);
+    let (variants, media) = master_playlist(&folder.join("master.m3u8"));
+    assert!(media.is_empty(), "no audio group: {media:?}");
+    let [(attributes, uri)] = variants.as_slice() else {
+        panic!("one variant: {variants:?}");
+    };
+    assert_eq!(uri, "360p/index.m3u8");
+    assert_eq!(
+        attribute(attributes, "RESOLUTION").as_deref(),
+        Some("320x240")
+    );
+    assert_eq!(attribute(attributes, "AUDIO"), None);
+    let codecs = attribute(attributes, "CODECS").expect("CODECS");
+    assert!(
+        codecs.starts_with("avc1.") && !codecs.contains("mp4a"),
+        "{codecs}"
+    );
+    let durations = check_rung(&folder, "360p", Some(240), 5.0);
+    assert_eq!(durations, ["4.00", "1.00"], "a fixed 4 s GOP at 30 fps");
     app.stop().await;
 }
