@@ -1,7 +1,7 @@
 //! What a preset means as ffmpeg output options (the rest of the command
 //! line is built by [`crate::media::ffmpeg_args`]).
 
-use super::{Preset, VideoSpec};
+use super::{AudioSpec, Preset, VideoSpec};
 
 impl Preset {
     /// ffmpeg options between the inputs and the output path; the video
@@ -28,14 +28,7 @@ impl Preset {
             }
         }
         match (&self.audio, sound.or(self.video.is_none().then_some(0))) {
-            (Some(a), Some(_)) => args.extend([
-                "-c:a".into(),
-                a.codec.clone(),
-                "-b:a".into(),
-                format!("{}k", a.bitrate_kbps),
-                "-ac".into(),
-                "2".into(),
-            ]),
+            (Some(a), Some(_)) => args.extend(audio_args(a)),
             _ => args.push("-an".into()),
         }
         if self.container == "mp4" {
@@ -51,6 +44,18 @@ impl Preset {
     pub fn needs_video(&self) -> bool {
         self.video.is_some()
     }
+}
+
+/// The encode options of an audio track (stereo), for files and ladders.
+pub(super) fn audio_args(a: &AudioSpec) -> [String; 6] {
+    [
+        "-c:a".into(),
+        a.codec.clone(),
+        "-b:a".into(),
+        format!("{}k", a.bitrate_kbps),
+        "-ac".into(),
+        "2".into(),
+    ]
 }
 
 fn video_args(v: &VideoSpec) -> Vec<String> {

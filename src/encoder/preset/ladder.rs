@@ -196,14 +196,7 @@ impl Preset {
         }
         args.extend(keyframe_args(ladder.segment_seconds, video, source));
         match audio {
-            Some((a, _)) => args.extend([
-                "-c:a".into(),
-                a.codec.clone(),
-                "-b:a".into(),
-                format!("{}k", a.bitrate_kbps),
-                "-ac".into(),
-                "2".into(),
-            ]),
+            Some((a, _)) => args.extend(super::args::audio_args(a)),
             None => args.push("-an".into()),
         }
         let mut map: Vec<String> = rungs
