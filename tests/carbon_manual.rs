@@ -949,20 +949,11 @@ async fn multisource_takes_video_and_audio_from_two_files() {
     let uploaded = app.uploaded_dir();
     let video = uploaded.join("picture.mp4");
     let audio = uploaded.join("tone.m4a");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25:duration=2",
-        "-an",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        video.to_str().expect("UTF-8 path"),
-    ]);
+    let picture_only = videoshare::media::synthetic::ClipSpec {
+        sound: false,
+        ..videoshare::media::synthetic::ClipSpec::new(2, 320, 240)
+    };
+    videoshare::media::synthetic::write_clip(&video, picture_only).expect("a silent clip");
     ffmpeg(&[
         "-f",
         "lavfi",

@@ -19,7 +19,7 @@ use serde_json::Value;
 use videoshare::carbon::message::{FileCopy, JobQueue};
 use videoshare::carbon::{Client, ClientError, JobStatus};
 use videoshare::encoder::preset::HLS_LADDER_PRESET;
-use videoshare::media::ffmpeg_args::FfmpegArgs;
+use videoshare::media::synthetic::{ClipSpec, write_clip};
 
 /// The ladder's segment length, as `presets/hls-ladder.toml` says.
 const SEGMENT_SECS: f64 = 4.0;
@@ -36,19 +36,28 @@ struct MediaPlaylist {
     ended: bool,
 }
 
+/// A playlist's text and its non-blank lines, trimmed; `#EXTM3U` must be
+/// the first (RFC 8216 4.3.1.1).
+fn playlist_lines(path: &Path) -> (String, Vec<String>) {
+    let text = std::fs::read_to_string(path).expect("read the playlist");
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.first().map(String::as_str), Some("#EXTM3U"), "{text}");
+    (text, lines)
+}
+
 /// Reads a media playlist and checks the RFC 8216 rules a player relies
 /// on: `#EXTM3U` first; one `EXT-X-TARGETDURATION`, at least every
 /// `EXTINF` rounded to the nearest integer (4.3.3.1); every `EXTINF`
 /// followed by its URI; `EXT-X-MAP` before the first segment for fMP4
 /// (4.3.2.5); `EXT-X-ENDLIST` last, once (4.3.3.4).
 fn media_playlist(path: &Path) -> MediaPlaylist {
-    let text = std::fs::read_to_string(path).expect("read the playlist");
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    assert_eq!(lines.first().copied(), Some("#EXTM3U"), "{text}");
+    let (text, lines) = playlist_lines(path);
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     let mut playlist = MediaPlaylist {
         target_duration: 0,
         playlist_type: None,
@@ -112,13 +121,8 @@ type Variant = (String, String);
 /// Reads a master playlist: `#EXTM3U` first, every `EXT-X-STREAM-INF`
 /// followed by its URI. Returns the variants and the `EXT-X-MEDIA` lines.
 fn master_playlist(path: &Path) -> (Vec<Variant>, Vec<String>) {
-    let text = std::fs::read_to_string(path).expect("read the master playlist");
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    assert_eq!(lines.first().copied(), Some("#EXTM3U"), "{text}");
+    let (text, lines) = playlist_lines(path);
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     let (mut variants, mut media) = (Vec::new(), Vec::new());
     let mut pending: Option<&str> = None;
     for line in &lines[1..] {
@@ -341,22 +345,12 @@ async fn a_silent_source_smaller_than_every_rung_gets_one_rung_no_audio_group() 
     let client = Client::new(app.carbon.to_string());
     // 320×240, no sound, 30 fps: the lowest rung alone, not upscaled.
     let clip = app.uploaded_dir().join("silent.mp4");
-    let args = FfmpegArgs::new()
-        .synthetic_input("testsrc2=size=320x240:rate=30:duration=5")
-        .with([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .output(&clip);
-    let made = Command::new("ffmpeg")
-        .args(args)
-        .output()
-        .expect("run ffmpeg");
-    assert!(made.status.success(), "{made:?}");
+    let silent = ClipSpec {
+        frame_rate: 30,
+        sound: false,
+        ..ClipSpec::new(5, 320, 240)
+    };
+    write_clip(&clip, silent).expect("a silent clip");
 
     let folder = encode_ladder(&client, &clip, &app.streams_dir()).await;
     assert_eq!(common::names_in(&folder), ["360p", "master.m3u8"]);

@@ -251,25 +251,18 @@ async fn a_range_request_in_a_private_library_does_not_list_the_folder() {
         job["outputs"][0].as_str().expect("a file")
     );
     let before = counter(&me, "videoshare_library_listings_total").await;
+    let first_bytes = |who: Visitor| {
+        let url = url.clone();
+        async move {
+            let part = who.http.get(&url).header("Range", "bytes=0-99").send();
+            part.await.expect("range").status()
+        }
+    };
     for _ in 0..3 {
-        let part = me
-            .http
-            .get(&url)
-            .header("Range", "bytes=0-99")
-            .send()
-            .await
-            .expect("range");
-        assert_eq!(part.status(), 206);
+        assert_eq!(first_bytes(me.clone()).await, 206);
     }
-    let stranger = app
-        .visitor()
-        .http
-        .get(&url)
-        .header("Range", "bytes=0-99")
-        .send()
-        .await
-        .expect("range");
-    assert_eq!(stranger.status(), 404, "another user's video is not found");
+    let stranger = first_bytes(app.visitor()).await;
+    assert_eq!(stranger, 404, "another user's video is not found");
     assert_eq!(
         counter(&me, "videoshare_library_listings_total").await,
         before,

@@ -14,6 +14,8 @@ pub struct ClipSpec {
     pub width: u32,
     pub height: u32,
     pub frame_rate: u32,
+    /// A sine tone beside the picture; `false` makes a silent clip.
+    pub sound: bool,
 }
 
 impl ClipSpec {
@@ -23,37 +25,41 @@ impl ClipSpec {
             width,
             height,
             frame_rate: 25,
+            sound: true,
         }
     }
 }
 
-/// Writes an H.264 + AAC MP4 clip to `path` (blocking; x264 `ultrafast`, so
-/// even a minute of 720p takes seconds).
+/// Writes an H.264 (+ AAC, unless silent) MP4 clip to `path` (blocking;
+/// x264 `ultrafast`, so even a minute of 720p takes seconds).
 pub fn write_clip(path: &Path, spec: ClipSpec) -> Result<(), ProcessError> {
     let ClipSpec {
         seconds,
         width,
         height,
         frame_rate,
+        sound,
     } = spec;
-    let args = FfmpegArgs::new()
-        .with(["-y"])
-        .synthetic_input(&format!(
-            "testsrc2=size={width}x{height}:rate={frame_rate}:duration={seconds}"
-        ))
-        .synthetic_input(&format!(
+    let mut args = FfmpegArgs::new().with(["-y"]).synthetic_input(&format!(
+        "testsrc2=size={width}x{height}:rate={frame_rate}:duration={seconds}"
+    ));
+    if sound {
+        args = args.synthetic_input(&format!(
             "sine=frequency=440:sample_rate=48000:duration={seconds}"
-        ))
-        .with([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .with(["-c:a", "aac", "-shortest"])
-        .output(path);
+        ));
+    }
+    args = args.with([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ]);
+    if sound {
+        args = args.with(["-c:a", "aac", "-shortest"]);
+    }
+    let args = args.output(path);
     let output = Command::new("ffmpeg")
         .args(args.as_slice())
         .output()
