@@ -254,6 +254,15 @@ async fn a_private_library_serves_a_ladders_segments_to_its_owner_only() {
     assert_eq!(item["preset"], "HLS ladder (adaptive)");
     let (_, videos) = bob.get_json("/api/videos").await;
     assert_eq!(videos, serde_json::json!([]));
+    // Her queue links the job to the library item (the folder).
+    let (_, jobs) = ann.get_json("/api/jobs").await;
+    assert_eq!(
+        jobs["jobs"][0]["outputs"],
+        serde_json::json!(["mine"]),
+        "{jobs}"
+    );
+    let (status, _, _) = fetch(&ann, "/watch/mine", None).await;
+    assert_eq!(status, StatusCode::OK);
 
     for path in first_files("mine") {
         let (status, _, _) = fetch(&ann, &path, Some("bytes=0-9")).await;

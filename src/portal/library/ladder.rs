@@ -234,6 +234,16 @@ pub fn output_of(path: &str) -> String {
     }
 }
 
+/// The library item a recorded output is: the file itself, or the
+/// folder of a ladder's `<base>/master.m3u8`.
+pub fn item_name(output: &str) -> &str {
+    output
+        .strip_suffix(MASTER)
+        .and_then(|base| base.strip_suffix('/'))
+        .filter(|base| !base.is_empty())
+        .unwrap_or(output)
+}
+
 /// The output name the portal records for a job's target file: its file
 /// name, or `<base>/master.m3u8` for a ladder (its folder kept, so
 /// ladders are told apart).
@@ -362,6 +372,9 @@ mod tests {
         );
         assert_eq!(recorded_name("master.m3u8").as_deref(), Some(MASTER));
         assert_eq!(recorded_name("/x/"), None);
+        assert_eq!(item_name("ladder/master.m3u8"), "ladder");
+        assert_eq!(item_name("clip.mp4"), "clip.mp4");
+        assert_eq!(item_name("master.m3u8"), "master.m3u8");
         assert_eq!(
             content_type("/l/480p/index.M3U8"),
             Some("application/vnd.apple.mpegurl")
