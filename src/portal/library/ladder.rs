@@ -48,6 +48,8 @@ pub struct LadderFacts {
     pub duration: f64,
     /// The top rung's init segment and first media segment.
     pub first_fragment: Option<(PathBuf, PathBuf)>,
+    /// The bytes of every file in the folder and the latest change.
+    pub totals: Option<(u64, SystemTime)>,
 }
 
 /// An attribute's value in an attribute list (`BANDWIDTH=1,CODECS="a,b"`),
@@ -151,41 +153,63 @@ pub fn join_uri(base: &Path, uri: &str) -> Option<PathBuf> {
     (plain && !uri.is_empty()).then(|| base.join(relative))
 }
 
-/// Whether `folder` holds a ladder (its master playlist).
-pub async fn is_ladder(folder: &Path) -> bool {
-    tokio::fs::metadata(folder.join(MASTER))
-        .await
-        .is_ok_and(|m| m.is_file())
+/// A ladder's version, cheaply (one stat per listing): its master
+/// playlist's length, and the later of its change and `folder_modified`
+/// (the folder's own). `None` when `folder` holds no master playlist. A
+/// ladder is placed whole and not changed after, so this tells versions
+/// apart without walking its segments on every listing.
+pub async fn version(folder: &Path, folder_modified: SystemTime) -> Option<(u64, SystemTime)> {
+    let master = tokio::fs::metadata(folder.join(MASTER)).await.ok()?;
+    let changed = master.modified().unwrap_or(UNIX_EPOCH);
+    master
+        .is_file()
+        .then(|| (master.len(), changed.max(folder_modified)))
 }
 
 /// The bytes of every file in `folder` (rung folders included, links not
-/// followed) and the latest change among them.
-pub async fn folder_stamp(folder: &Path) -> std::io::Result<(u64, SystemTime)> {
-    let (mut size, mut latest) = (0, UNIX_EPOCH);
-    let mut pending = vec![folder.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let mut entries = tokio::fs::read_dir(&dir).await?;
-        while let Some(entry) = entries.next_entry().await? {
-            let meta = entry.metadata().await?;
-            if meta.is_dir() {
-                pending.push(entry.path());
-            } else if meta.is_file() {
-                size += meta.len();
-                latest = latest.max(meta.modified().unwrap_or(UNIX_EPOCH));
+/// followed) and the latest change among them, in one blocking task.
+pub async fn totals(folder: PathBuf) -> std::io::Result<(u64, SystemTime)> {
+    tokio::task::spawn_blocking(move || {
+        let (mut size, mut latest) = (0, UNIX_EPOCH);
+        let mut pending = vec![folder];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                // Of the entry itself: a link is neither followed nor counted.
+                let meta = entry.metadata()?;
+                if meta.is_dir() {
+                    pending.push(entry.path());
+                } else if meta.is_file() {
+                    size += meta.len();
+                    latest = latest.max(meta.modified().unwrap_or(UNIX_EPOCH));
+                }
             }
         }
-    }
-    Ok((size, latest))
+        Ok((size, latest))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Reads a ladder's playlists. Unreadable parts leave their facts empty.
 pub async fn read(folder: &Path) -> LadderFacts {
+    let totals = match totals(folder.to_path_buf()).await {
+        Ok(totals) => Some(totals),
+        Err(e) => {
+            tracing::warn!(folder = %folder.display(), error = %e, "cannot size a ladder");
+            None
+        }
+    };
     let Ok(master) = tokio::fs::read_to_string(folder.join(MASTER)).await else {
-        return LadderFacts::default();
+        return LadderFacts {
+            totals,
+            ..LadderFacts::default()
+        };
     };
     let listed = master_rungs(&master);
     let mut facts = LadderFacts {
         rungs: listed.iter().map(|(rung, _)| rung.clone()).collect(),
+        totals,
         ..LadderFacts::default()
     };
     let Some(top) = listed.first().and_then(|(_, uri)| join_uri(folder, uri)) else {

@@ -196,11 +196,15 @@ struct Facts {
     thumb: Option<String>,
     /// A ladder's rungs.
     rungs: Vec<ladder::Rung>,
+    /// A ladder's bytes (all its files) and latest change.
+    totals: Option<(u64, SystemTime)>,
 }
 
 /// One item found in the streams folder.
 struct Found {
     name: String,
+    /// A file's size and change; for a ladder, its version
+    /// ([`ladder::version`]) until its facts give its totals.
     size: u64,
     modified: SystemTime,
     /// A ladder folder rather than a file.
@@ -236,16 +240,11 @@ impl Library {
     /// Every playable file and every ladder folder, newest first.
     pub async fn list(&self) -> Vec<Video> {
         self.metrics.library_listings.inc();
-        let mut found = self.scan().await;
-        found.sort_by(|a, b| {
-            b.modified
-                .cmp(&a.modified)
-                .then_with(|| a.name.cmp(&b.name))
-        });
-
+        let found = self.scan().await;
         // Probing is the slow part (a new file, or every file after a
-        // restart): a few at a time, keeping the order.
-        futures_util::stream::iter(found)
+        // restart): a few at a time. Sorted after, by the exact change
+        // time (a ladder's is known once its facts are).
+        let mut videos: Vec<(SystemTime, Video)> = futures_util::stream::iter(found)
             .map(|item| async move {
                 let facts = self.facts(&item).await;
                 let title = if item.hls {
@@ -261,14 +260,14 @@ impl Library {
                 } else {
                     format!("/streams/{}", url_segment(&item.name))
                 };
-                Video {
+                let (size, modified) = facts.totals.unwrap_or((item.size, item.modified));
+                let video = Video {
                     url,
                     watch_url: format!("/watch/{}", url_segment(&item.name)),
                     thumb: facts.thumb.map(|t| format!("/thumbs/{t}")),
                     duration: facts.duration,
-                    size: item.size,
-                    modified: item
-                        .modified
+                    size,
+                    modified: modified
                         .duration_since(UNIX_EPOCH)
                         .map(|d| d.as_secs() as i64)
                         .unwrap_or(0),
@@ -278,11 +277,14 @@ impl Library {
                     hls: item.hls,
                     rungs: facts.rungs,
                     name: item.name,
-                }
+                };
+                (modified, video)
             })
             .buffered(PROBES_AT_ONCE)
             .collect()
-            .await
+            .await;
+        videos.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+        videos.into_iter().map(|(_, video)| video).collect()
     }
 
     /// The playable files at the top of the streams folder and its ladder
@@ -304,11 +306,8 @@ impl Library {
                 continue;
             }
             if meta.is_dir() {
-                let folder = entry.path();
-                if !ladder::is_ladder(&folder).await {
-                    continue;
-                }
-                if let Ok((size, modified)) = ladder::folder_stamp(&folder).await {
+                let changed = meta.modified().unwrap_or(UNIX_EPOCH);
+                if let Some((size, modified)) = ladder::version(&entry.path(), changed).await {
                     found.push(Found {
                         name,
                         size,
@@ -384,6 +383,7 @@ impl Library {
             duration,
             thumb,
             rungs: Vec::new(),
+            totals: None,
         }
     }
 
@@ -406,6 +406,7 @@ impl Library {
             duration: facts.duration,
             thumb,
             rungs: facts.rungs,
+            totals: facts.totals,
         }
     }
 
