@@ -62,6 +62,14 @@ async fn fetch(who: &Visitor, path: &str, range: Option<&str>) -> (StatusCode, S
     (status, kind, body)
 }
 
+/// A counter from `/metrics`.
+async fn counter(who: &Visitor, name: &str) -> u64 {
+    let text = who.get_text("/metrics").await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} "))?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
 /// The files a player fetches first from ladder `name`: the master, the
 /// top rung's playlist, its init segment and first media segment.
 fn first_files(name: &str) -> [String; 4] {
@@ -93,7 +101,16 @@ async fn a_ladder_folder_is_one_library_item_served_as_hls() {
     )
     .expect("copy");
 
+    // Four listings at once, as four browsers opening the library: each
+    // item's facts and picture are learnt once.
+    let me = app.me();
+    let listings = futures_util::future::join_all((0..4).map(|_| me.get_json("/api/videos"))).await;
+    for (status, listed) in &listings {
+        assert_eq!(*status, 200);
+        assert_eq!(listed, &listings[0].1);
+    }
     let videos = app.videos().await;
+    assert_eq!(counter(&me, "videoshare_library_probes_total").await, 2);
     let names: Vec<&str> = videos.iter().filter_map(|v| v["name"].as_str()).collect();
     assert_eq!(names.len(), 2, "{videos:?}");
     assert!(
@@ -137,7 +154,6 @@ async fn a_ladder_folder_is_one_library_item_served_as_hls() {
     );
 
     // A picture from the top rung's first fragment.
-    let me = app.me();
     let thumb = item["thumb"].as_str().expect("a thumbnail");
     let (status, kind, jpeg) = fetch(&me, thumb, None).await;
     assert_eq!((status, kind.as_str()), (StatusCode::OK, "image/jpeg"));
