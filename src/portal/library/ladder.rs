@@ -19,6 +19,12 @@ use serde::Serialize;
 /// The master playlist's name in a ladder folder; the job's target file.
 pub const MASTER: &str = "master.m3u8";
 
+/// The largest playlist read (a 24 h rung of 4 s segments is ~1 MB).
+const MAX_PLAYLIST: u64 = 8 << 20;
+
+/// The largest init + first segment joined for a picture.
+const MAX_FRAGMENT: u64 = 64 << 20;
+
 /// One video rendition of a ladder, as its master playlist lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rung {
@@ -191,6 +197,18 @@ pub async fn totals(folder: PathBuf) -> std::io::Result<(u64, SystemTime)> {
     .map_err(std::io::Error::other)?
 }
 
+/// A playlist's text, unless it is larger than any playlist we write.
+async fn read_playlist(path: &Path) -> std::io::Result<String> {
+    let size = tokio::fs::metadata(path).await?.len();
+    if size > MAX_PLAYLIST {
+        return Err(std::io::Error::other(format!(
+            "{} is {size} bytes, too large for a playlist",
+            path.display()
+        )));
+    }
+    tokio::fs::read_to_string(path).await
+}
+
 /// Reads a ladder's playlists. Unreadable parts leave their facts empty.
 pub async fn read(folder: &Path) -> LadderFacts {
     let totals = match totals(folder.to_path_buf()).await {
@@ -200,7 +218,7 @@ pub async fn read(folder: &Path) -> LadderFacts {
             None
         }
     };
-    let Ok(master) = tokio::fs::read_to_string(folder.join(MASTER)).await else {
+    let Ok(master) = read_playlist(&folder.join(MASTER)).await else {
         return LadderFacts {
             totals,
             ..LadderFacts::default()
@@ -215,7 +233,7 @@ pub async fn read(folder: &Path) -> LadderFacts {
     let Some(top) = listed.first().and_then(|(_, uri)| join_uri(folder, uri)) else {
         return facts;
     };
-    let Ok(text) = tokio::fs::read_to_string(&top).await else {
+    let Ok(text) = read_playlist(&top).await else {
         return facts;
     };
     let playlist = media_playlist(&text);
@@ -237,6 +255,12 @@ pub async fn read(folder: &Path) -> LadderFacts {
 /// Writes `init` then `segment` into a new temp file: one fragmented MP4
 /// that ffmpeg reads as a local file (removed when dropped).
 pub async fn join_fragment(init: &Path, segment: &Path) -> std::io::Result<tempfile::TempPath> {
+    let size = tokio::fs::metadata(init).await?.len() + tokio::fs::metadata(segment).await?.len();
+    if size > MAX_FRAGMENT {
+        return Err(std::io::Error::other(format!(
+            "the first fragment is {size} bytes, too large to picture"
+        )));
+    }
     let mut bytes = tokio::fs::read(init).await?;
     bytes.extend(tokio::fs::read(segment).await?);
     let file = tempfile::Builder::new()
