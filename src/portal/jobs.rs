@@ -30,7 +30,8 @@ pub struct JobView {
     pub live: Live,
     /// The controls that apply in this status.
     pub actions: Vec<Action>,
-    /// The files the job wrote (names in the library), once COMPLETED.
+    /// The videos the job wrote (names in the library: a file, or a
+    /// ladder's folder), once COMPLETED.
     pub outputs: Vec<String>,
     /// Whose job this is; never sent to a browser.
     #[serde(skip)]
@@ -109,7 +110,10 @@ impl JobView {
             created_at: upload.created_at,
             live,
             actions: Action::available(upload.status),
-            outputs,
+            outputs: outputs
+                .iter()
+                .map(|o| super::library::ladder::item_name(o).to_owned())
+                .collect(),
             owner: upload.owner.clone(),
         }
     }

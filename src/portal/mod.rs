@@ -265,6 +265,9 @@ impl Portal {
         // library each file is checked against its owner first.
         let streams = Router::new()
             .fallback_service(ServeDir::new(&self.inner.config.streams_dir))
+            // Hidden names are never served; playlists and fMP4 segments
+            // get the types players expect.
+            .layer(axum::middleware::from_fn(library::ladder::streams_rules))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 library::visibility::library_guard,

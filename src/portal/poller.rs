@@ -256,7 +256,7 @@ impl Portal {
         Ok(written
             .into_iter()
             .filter_map(|(path, preset)| {
-                let name = path?.rsplit(['/', '\\']).next()?.to_owned();
+                let name = super::library::ladder::recorded_name(&path?)?;
                 Some((name, preset))
             })
             .collect())

@@ -8,8 +8,10 @@
 //! when its encode has just ended; both are cached, single-flight: listings
 //! that overlap wait for the one probe of a new file instead of running
 //! their own. Sorting and paging are plain functions on the list. Who may
-//! see which video: [`visibility`].
+//! see which video: [`visibility`]. An HLS ladder folder is one item, its
+//! facts read from its playlists: [`ladder`].
 
+pub mod ladder;
 pub mod visibility;
 
 use std::collections::HashMap;
@@ -63,6 +65,10 @@ pub struct Video {
     /// Whose upload made it, if one did; never sent to browsers.
     #[serde(skip)]
     pub owner: Option<crate::owner::Owner>,
+    /// Whether it is an HLS ladder (a folder; `url` is its master playlist).
+    pub hls: bool,
+    /// A ladder's video rungs, tallest first; empty for a file.
+    pub rungs: Vec<ladder::Rung>,
 }
 
 /// How the library is ordered.
@@ -162,6 +168,22 @@ impl Video {
     pub fn size_text(&self) -> String {
         bytesize::ByteSize(self.size).display().si().to_string()
     }
+
+    /// A ladder's rungs for people, e.g. `480p, 360p`.
+    pub fn rungs_text(&self) -> String {
+        let names: Vec<&str> = self.rungs.iter().map(|r| r.name.as_str()).collect();
+        names.join(", ")
+    }
+
+    /// The name its job's output is recorded under: the file's name, or
+    /// `<folder>/master.m3u8` for a ladder.
+    pub fn output_name(&self) -> String {
+        if self.hls {
+            format!("{}/{}", self.name, ladder::MASTER)
+        } else {
+            self.name.clone()
+        }
+    }
 }
 
 type Stamp = (u64, SystemTime);
@@ -172,6 +194,21 @@ struct Facts {
     duration: f64,
     /// File name under the thumbnails folder.
     thumb: Option<String>,
+    /// A ladder's rungs.
+    rungs: Vec<ladder::Rung>,
+    /// A ladder's bytes (all its files) and latest change.
+    totals: Option<(u64, SystemTime)>,
+}
+
+/// One item found in the streams folder.
+struct Found {
+    name: String,
+    /// A file's size and change; for a ladder, its version
+    /// ([`ladder::version`]) until its facts give its totals.
+    size: u64,
+    modified: SystemTime,
+    /// A ladder folder rather than a file.
+    hls: bool,
 }
 
 /// Each file's facts for one version, learnt once: the first listing to
@@ -200,47 +237,33 @@ impl Library {
         }
     }
 
-    /// Every playable file, newest first.
+    /// Every playable file and every ladder folder, newest first.
     pub async fn list(&self) -> Vec<Video> {
         self.metrics.library_listings.inc();
-        let mut found: Vec<(String, u64, SystemTime)> = Vec::new();
-        let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
-            return Vec::new();
-        };
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let playable = std::path::Path::new(&name)
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| PLAYABLE.contains(&e.to_ascii_lowercase().as_str()));
-            if name.starts_with('.') || !playable {
-                continue;
-            }
-            let Ok(meta) = entry.metadata().await else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
-            let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-            found.push((name, meta.len(), modified));
-        }
-        found.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-
+        let found = self.scan().await;
         // Probing is the slow part (a new file, or every file after a
-        // restart): a few at a time, keeping the order.
-        futures_util::stream::iter(found)
-            .map(|(name, size, modified)| async move {
-                let facts = self.facts(&name, (size, modified)).await;
-                let title = std::path::Path::new(&name)
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| name.clone());
-                Video {
-                    url: format!("/streams/{}", url_segment(&name)),
-                    watch_url: format!("/watch/{}", url_segment(&name)),
+        // restart): a few at a time. Sorted after, by the exact change
+        // time (a ladder's is known once its facts are).
+        let mut videos: Vec<(SystemTime, Video)> = futures_util::stream::iter(found)
+            .map(|item| async move {
+                let facts = self.facts(&item).await;
+                let title = if item.hls {
+                    item.name.clone()
+                } else {
+                    std::path::Path::new(&item.name)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| item.name.clone())
+                };
+                let url = if item.hls {
+                    format!("/streams/{}/{}", url_segment(&item.name), ladder::MASTER)
+                } else {
+                    format!("/streams/{}", url_segment(&item.name))
+                };
+                let (size, modified) = facts.totals.unwrap_or((item.size, item.modified));
+                let video = Video {
+                    url,
+                    watch_url: format!("/watch/{}", url_segment(&item.name)),
                     thumb: facts.thumb.map(|t| format!("/thumbs/{t}")),
                     duration: facts.duration,
                     size,
@@ -251,69 +274,168 @@ impl Library {
                     title,
                     preset: String::new(),
                     owner: None,
-                    name,
-                }
+                    hls: item.hls,
+                    rungs: facts.rungs,
+                    name: item.name,
+                };
+                (modified, video)
             })
             .buffered(PROBES_AT_ONCE)
             .collect()
-            .await
+            .await;
+        videos.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+        videos.into_iter().map(|(_, video)| video).collect()
     }
 
-    /// The facts of this version of file `name`: cached, or learnt now by
+    /// The playable files at the top of the streams folder and its ladder
+    /// folders (those holding a master playlist: placed whole by the
+    /// encoder). Hidden names are skipped.
+    async fn scan(&self) -> Vec<Found> {
+        let mut found = Vec::new();
+        let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
+            return found;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Ok(meta) = entry.metadata().await else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            if meta.is_dir() {
+                let changed = meta.modified().unwrap_or(UNIX_EPOCH);
+                if let Some((size, modified)) = ladder::version(&entry.path(), changed).await {
+                    found.push(Found {
+                        name,
+                        size,
+                        modified,
+                        hls: true,
+                    });
+                }
+                continue;
+            }
+            let playable = std::path::Path::new(&name)
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| PLAYABLE.contains(&e.to_ascii_lowercase().as_str()));
+            if !playable || !meta.is_file() {
+                continue;
+            }
+            found.push(Found {
+                name,
+                size: meta.len(),
+                modified: meta.modified().unwrap_or(UNIX_EPOCH),
+                hls: false,
+            });
+        }
+        found
+    }
+
+    /// The facts of this version of `item`: cached, or learnt now by
     /// exactly one caller while any others wait for its answer.
-    async fn facts(&self, name: &str, stamp: Stamp) -> Facts {
+    async fn facts(&self, item: &Found) -> Facts {
+        // A ladder's key ends in `/`: never the same as a file's.
+        let key = if item.hls {
+            format!("{}/", item.name)
+        } else {
+            item.name.clone()
+        };
+        let stamp = (item.size, item.modified);
         let cell = {
             let mut known = self.facts.lock();
-            match known.get(name) {
+            match known.get(&key) {
                 Some((seen, cell)) if *seen == stamp => cell.clone(),
                 _ => {
                     let cell = FactsCell::default();
-                    known.insert(name.to_owned(), (stamp, cell.clone()));
+                    known.insert(key.clone(), (stamp, cell.clone()));
                     cell
                 }
             }
         };
-        cell.get_or_init(|| self.learn(name, stamp)).await.clone()
+        cell.get_or_init(|| self.learn(item, &key, stamp))
+            .await
+            .clone()
     }
 
-    /// Probes one file version and makes its thumbnail.
-    async fn learn(&self, name: &str, stamp: Stamp) -> Facts {
+    /// Probes one file version (or reads a ladder's playlists) and makes
+    /// its thumbnail.
+    async fn learn(&self, item: &Found, key: &str, stamp: Stamp) -> Facts {
         self.metrics.library_probes.inc();
-        let path = self.dir.join(name);
+        let path = self.dir.join(&item.name);
+        if item.hls {
+            return self.learn_ladder(&path, key, stamp).await;
+        }
         let duration = match crate::media::probe(&path).await {
             Ok(info) => info.duration.unwrap_or(0.0),
             Err(e) => {
-                tracing::warn!(file = name, error = %e, "cannot probe a library file");
+                tracing::warn!(file = key, error = %e, "cannot probe a library file");
                 0.0
             }
         };
-        let thumb = self.thumbnail(name, stamp, &path, duration).await;
-        Facts { duration, thumb }
+        let thumb = match self.made_thumb(key, stamp).await {
+            Some(made) => Some(made),
+            None => self.thumbnail(key, stamp, &path, duration).await,
+        };
+        Facts {
+            duration,
+            thumb,
+            rungs: Vec::new(),
+            totals: None,
+        }
     }
 
-    /// The file version's thumbnail, made now if there is none yet; `None`
-    /// for a file without pictures (audio only) or that ffmpeg cannot read.
+    /// A ladder's facts from its playlists; its picture from the top
+    /// rung's first fragment (init + first segment, joined in a temp file).
+    async fn learn_ladder(&self, folder: &std::path::Path, key: &str, stamp: Stamp) -> Facts {
+        let facts = ladder::read(folder).await;
+        let thumb = match (self.made_thumb(key, stamp).await, &facts.first_fragment) {
+            (Some(made), _) => Some(made),
+            (None, Some((init, segment))) => match ladder::join_fragment(init, segment).await {
+                Ok(fragment) => self.thumbnail(key, stamp, &fragment, facts.duration).await,
+                Err(e) => {
+                    tracing::info!(folder = key, error = %e, "cannot read a ladder's first fragment");
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        Facts {
+            duration: facts.duration,
+            thumb,
+            rungs: facts.rungs,
+            totals: facts.totals,
+        }
+    }
+
+    /// The version's thumbnail if it was made already (before a restart).
+    async fn made_thumb(&self, key: &str, stamp: Stamp) -> Option<String> {
+        let file = thumb_name(key, stamp);
+        tokio::fs::metadata(self.thumbs.join(&file))
+            .await
+            .is_ok_and(|m| m.is_file())
+            .then_some(file)
+    }
+
+    /// Makes the version's thumbnail from `path`; `None` for a file
+    /// without pictures (audio only) or that ffmpeg cannot read.
     async fn thumbnail(
         &self,
-        name: &str,
+        key: &str,
         stamp: Stamp,
         path: &std::path::Path,
         duration: f64,
     ) -> Option<String> {
-        let file = thumb_name(name, stamp);
+        let file = thumb_name(key, stamp);
         let target = self.thumbs.join(&file);
-        if tokio::fs::metadata(&target)
-            .await
-            .is_ok_and(|m| m.is_file())
-        {
-            return Some(file);
-        }
         // A second in (past a fade from black), or a third of a short clip.
         let at = (duration / 3.0).min(1.0);
         match crate::media::thumbnail::thumbnail(path, &target, at).await {
             Ok(()) => Some(file),
             Err(e) => {
-                tracing::info!(file = name, error = %e, "no thumbnail");
+                tracing::info!(file = key, error = %e, "no thumbnail");
                 None
             }
         }
@@ -363,6 +485,8 @@ mod tests {
             modified: 0,
             preset: String::new(),
             owner: None,
+            hls: false,
+            rungs: Vec::new(),
         }
     }
 

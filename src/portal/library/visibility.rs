@@ -29,7 +29,7 @@ impl Portal {
         let mut videos = self.inner.library.list().await;
         let by_name = self.owner_index().await;
         for video in &mut videos {
-            if let Some(output) = by_name.get(&video.name) {
+            if let Some(output) = by_name.get(&video.output_name()) {
                 video.preset = output.preset_name.clone();
                 video.owner = output.owner.clone();
             }
@@ -74,8 +74,9 @@ impl Portal {
 }
 
 /// In a private library, a file under `/streams/` is served only to the
-/// owner of the upload that made it (others get the same 404 as for a
-/// file that does not exist). Asks the owner index, never the folder: a
+/// owner of the upload that made it; a ladder's playlists and segments to
+/// the owner of the upload whose output is its master playlist. Others get
+/// the same 404 as for a file that does not exist. Asks the owner index, never the folder: a
 /// player's many Range requests cost a map lookup each.
 pub(in crate::portal) async fn library_guard(
     axum::extract::State(portal): axum::extract::State<Portal>,
@@ -90,10 +91,11 @@ pub(in crate::portal) async fn library_guard(
     let name = percent_encoding::percent_decode_str(request.uri().path().trim_start_matches('/'))
         .decode_utf8_lossy()
         .into_owned();
+    // Files under a ladder folder belong to its master playlist's output.
     let allowed = portal
         .owner_index()
         .await
-        .get(&name)
+        .get(&super::ladder::output_of(&name))
         .is_some_and(|output| output.is_owned_by(&owner));
     if allowed {
         next.run(request).await

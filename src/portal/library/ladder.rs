@@ -1,0 +1,435 @@
+//! HLS ladder folders in the streams folder (a folder holding
+//! `master.m3u8`): one library item each, and how `/streams/` names and
+//! serves their files.
+//!
+//! Facts come from the playlists the encoder wrote, never from ffprobe
+//! (the product's whitelist refuses the `hls` demuxer): the rungs from the
+//! master playlist's `RESOLUTION` lines, the duration from the top rung's
+//! `EXTINF` sum, the size from every file in the folder. A picture comes
+//! from the top rung's init segment and first media segment joined into
+//! one fragmented MP4 in a temp file, which ffmpeg reads as a local file.
+//! Knows playlist text and the folder's layout; nothing of how a ladder is
+//! encoded.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// The master playlist's name in a ladder folder; the job's target file.
+pub const MASTER: &str = "master.m3u8";
+
+/// The largest playlist read (a 24 h rung of 4 s segments is ~1 MB).
+const MAX_PLAYLIST: u64 = 8 << 20;
+
+/// The largest init + first segment joined for a picture.
+const MAX_FRAGMENT: u64 = 64 << 20;
+
+/// One video rendition of a ladder, as its master playlist lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rung {
+    /// The rung's folder (`480p`), or its playlist's name.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// Peak bits per second (`BANDWIDTH`).
+    pub bandwidth: u64,
+}
+
+/// What a media playlist says about its segments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MediaPlaylist {
+    /// The sum of the `EXTINF` durations, in seconds.
+    pub duration: f64,
+    /// The `EXT-X-MAP` URI (the init segment).
+    pub init: Option<String>,
+    /// The first media segment's URI.
+    pub first_segment: Option<String>,
+}
+
+/// What is learnt from a ladder's playlists.
+#[derive(Debug, Clone, Default)]
+pub struct LadderFacts {
+    pub rungs: Vec<Rung>,
+    pub duration: f64,
+    /// The top rung's init segment and first media segment.
+    pub first_fragment: Option<(PathBuf, PathBuf)>,
+    /// The bytes of every file in the folder and the latest change.
+    pub totals: Option<(u64, SystemTime)>,
+}
+
+/// An attribute's value in an attribute list (`BANDWIDTH=1,CODECS="a,b"`),
+/// quotes removed.
+fn attribute<'a>(list: &'a str, name: &str) -> Option<&'a str> {
+    let mut rest = list;
+    loop {
+        let (key, after) = rest.split_once('=')?;
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let (value, tail) = quoted.split_once('"')?;
+                (value, tail.strip_prefix(',').unwrap_or(tail))
+            }
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        if key.trim() == name {
+            return Some(value);
+        }
+        if next.is_empty() {
+            return None;
+        }
+        rest = next;
+    }
+}
+
+/// The video rungs of a master playlist, tallest first, each with its
+/// media playlist's URI. Variants without `RESOLUTION` (audio only) are
+/// not rungs.
+pub fn master_rungs(text: &str) -> Vec<(Rung, String)> {
+    let mut rungs = Vec::new();
+    let mut pending: Option<&str> = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(attributes) = line.strip_prefix("#EXT-X-STREAM-INF:") {
+            pending = Some(attributes);
+        } else if !line.starts_with('#') {
+            let Some(attributes) = pending.take() else {
+                continue;
+            };
+            let Some((width, height)) = attribute(attributes, "RESOLUTION")
+                .and_then(|r| r.split_once('x'))
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+            else {
+                continue;
+            };
+            let name = match line.rsplit_once('/') {
+                Some((folder, _)) => folder.rsplit('/').next().unwrap_or(folder),
+                None => line,
+            };
+            let rung = Rung {
+                name: name.to_owned(),
+                width,
+                height,
+                bandwidth: attribute(attributes, "BANDWIDTH")
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(0),
+            };
+            rungs.push((rung, line.to_owned()));
+        }
+    }
+    rungs.sort_by(|a, b| b.0.height.cmp(&a.0.height).then(b.0.width.cmp(&a.0.width)));
+    rungs
+}
+
+/// Reads a media playlist: its duration and its first fragment's URIs.
+pub fn media_playlist(text: &str) -> MediaPlaylist {
+    let mut playlist = MediaPlaylist::default();
+    let mut pending = false;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(value) = line.strip_prefix("#EXTINF:") {
+            let seconds = value.split(',').next().unwrap_or_default().trim();
+            playlist.duration += seconds
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .unwrap_or(0.0);
+            pending = true;
+        } else if let Some(value) = line.strip_prefix("#EXT-X-MAP:") {
+            if playlist.init.is_none() {
+                playlist.init = attribute(value, "URI").map(str::to_owned);
+            }
+        } else if !line.starts_with('#') && pending {
+            pending = false;
+            if playlist.first_segment.is_none() {
+                playlist.first_segment = Some(line.to_owned());
+            }
+        }
+    }
+    playlist
+}
+
+/// `base` joined with a playlist's relative URI, only when it stays
+/// inside `base` (no scheme, no absolute path, no `..`).
+pub fn join_uri(base: &Path, uri: &str) -> Option<PathBuf> {
+    if uri.contains(':') || uri.contains('\\') || uri.contains('?') {
+        return None;
+    }
+    let relative = Path::new(uri);
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    (plain && !uri.is_empty()).then(|| base.join(relative))
+}
+
+/// A ladder's version, cheaply (one stat per listing): its master
+/// playlist's length, and the later of its change and `folder_modified`
+/// (the folder's own). `None` when `folder` holds no master playlist. A
+/// ladder is placed whole and not changed after, so this tells versions
+/// apart without walking its segments on every listing.
+pub async fn version(folder: &Path, folder_modified: SystemTime) -> Option<(u64, SystemTime)> {
+    let master = tokio::fs::metadata(folder.join(MASTER)).await.ok()?;
+    let changed = master.modified().unwrap_or(UNIX_EPOCH);
+    master
+        .is_file()
+        .then(|| (master.len(), changed.max(folder_modified)))
+}
+
+/// The bytes of every file in `folder` (rung folders included, links not
+/// followed) and the latest change among them, in one blocking task.
+pub async fn totals(folder: PathBuf) -> std::io::Result<(u64, SystemTime)> {
+    tokio::task::spawn_blocking(move || {
+        let (mut size, mut latest) = (0, UNIX_EPOCH);
+        let mut pending = vec![folder];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                // Of the entry itself: a link is neither followed nor counted.
+                let meta = entry.metadata()?;
+                if meta.is_dir() {
+                    pending.push(entry.path());
+                } else if meta.is_file() {
+                    size += meta.len();
+                    latest = latest.max(meta.modified().unwrap_or(UNIX_EPOCH));
+                }
+            }
+        }
+        Ok((size, latest))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// A playlist's text, unless it is larger than any playlist we write.
+async fn read_playlist(path: &Path) -> std::io::Result<String> {
+    let size = tokio::fs::metadata(path).await?.len();
+    if size > MAX_PLAYLIST {
+        return Err(std::io::Error::other(format!(
+            "{} is {size} bytes, too large for a playlist",
+            path.display()
+        )));
+    }
+    tokio::fs::read_to_string(path).await
+}
+
+/// Reads a ladder's playlists. Unreadable parts leave their facts empty.
+pub async fn read(folder: &Path) -> LadderFacts {
+    let totals = match totals(folder.to_path_buf()).await {
+        Ok(totals) => Some(totals),
+        Err(e) => {
+            tracing::warn!(folder = %folder.display(), error = %e, "cannot size a ladder");
+            None
+        }
+    };
+    let Ok(master) = read_playlist(&folder.join(MASTER)).await else {
+        return LadderFacts {
+            totals,
+            ..LadderFacts::default()
+        };
+    };
+    let listed = master_rungs(&master);
+    let mut facts = LadderFacts {
+        rungs: listed.iter().map(|(rung, _)| rung.clone()).collect(),
+        totals,
+        ..LadderFacts::default()
+    };
+    let Some(top) = listed.first().and_then(|(_, uri)| join_uri(folder, uri)) else {
+        return facts;
+    };
+    let Ok(text) = read_playlist(&top).await else {
+        return facts;
+    };
+    let playlist = media_playlist(&text);
+    facts.duration = playlist.duration;
+    let rung_dir = top.parent().unwrap_or(folder);
+    facts.first_fragment = playlist
+        .init
+        .as_deref()
+        .and_then(|uri| join_uri(rung_dir, uri))
+        .zip(
+            playlist
+                .first_segment
+                .as_deref()
+                .and_then(|uri| join_uri(rung_dir, uri)),
+        );
+    facts
+}
+
+/// Writes `init` then `segment` into a new temp file: one fragmented MP4
+/// that ffmpeg reads as a local file (removed when dropped).
+pub async fn join_fragment(init: &Path, segment: &Path) -> std::io::Result<tempfile::TempPath> {
+    let size = tokio::fs::metadata(init).await?.len() + tokio::fs::metadata(segment).await?.len();
+    if size > MAX_FRAGMENT {
+        return Err(std::io::Error::other(format!(
+            "the first fragment is {size} bytes, too large to picture"
+        )));
+    }
+    let mut bytes = tokio::fs::read(init).await?;
+    bytes.extend(tokio::fs::read(segment).await?);
+    let file = tempfile::Builder::new()
+        .prefix("videoshare-fragment-")
+        .suffix(".mp4")
+        .tempfile()?
+        .into_temp_path();
+    tokio::fs::write(&file, bytes).await?;
+    Ok(file)
+}
+
+/// The recorded output a path under `/streams/` belongs to: the file
+/// itself at the top, the ladder's master playlist (`<base>/master.m3u8`,
+/// as job outputs name it) for anything under a folder `<base>/`.
+pub fn output_of(path: &str) -> String {
+    match path.split_once('/') {
+        Some((base, _)) => format!("{base}/{MASTER}"),
+        None => path.to_owned(),
+    }
+}
+
+/// The library item a recorded output is: the file itself, or the
+/// folder of a ladder's `<base>/master.m3u8`.
+pub fn item_name(output: &str) -> &str {
+    output
+        .strip_suffix(MASTER)
+        .and_then(|base| base.strip_suffix('/'))
+        .filter(|base| !base.is_empty())
+        .unwrap_or(output)
+}
+
+/// The output name the portal records for a job's target file: its file
+/// name, or `<base>/master.m3u8` for a ladder (its folder kept, so
+/// ladders are told apart).
+pub fn recorded_name(target: &str) -> Option<String> {
+    let mut parts = target.rsplit(['/', '\\']);
+    let name = parts.next().filter(|n| !n.is_empty())?;
+    match parts.next().filter(|base| !base.is_empty()) {
+        Some(base) if name == MASTER => Some(format!("{base}/{MASTER}")),
+        _ => Some(name.to_owned()),
+    }
+}
+
+/// The content type `/streams/` sends for `path`, when it is one a
+/// player needs and a guess could get wrong: playlists and fMP4 segments.
+pub fn content_type(path: &str) -> Option<&'static str> {
+    let extension = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    match extension.as_str() {
+        "m3u8" => Some("application/vnd.apple.mpegurl"),
+        "m4s" => Some("video/mp4"),
+        _ => None,
+    }
+}
+
+/// Whether a path under `/streams/` names something hidden (a name
+/// starting with `.`, percent-encoded or not): work in progress, never
+/// served.
+pub fn is_hidden(path: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    decoded.split('/').any(|part| part.starts_with('.'))
+}
+
+/// `/streams/`'s own rules: a hidden path is a 404 (as a missing file
+/// is), and successful answers get [`content_type`].
+pub(in crate::portal) async fn streams_rules(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if is_hidden(request.uri().path()) {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    let wanted = content_type(request.uri().path());
+    let mut response = next.run(request).await;
+    if let Some(wanted) = wanted
+        && response.status().is_success()
+    {
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(wanted),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASTER_TEXT: &str = "#EXTM3U\n#EXT-X-VERSION:7\n\
+        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_audio\",NAME=\"audio\",DEFAULT=YES,URI=\"audio/index.m3u8\"\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=1500000,RESOLUTION=854x480,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_audio\"\n\
+        480p/index.m3u8\n\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=140800,CODECS=\"mp4a.40.2\",AUDIO=\"group_audio\"\naudio/index.m3u8\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_audio\"\n\
+        360p/index.m3u8\n";
+
+    #[test]
+    fn rungs_come_from_resolution_lines_tallest_first() {
+        let rungs = master_rungs(MASTER_TEXT);
+        let names: Vec<_> = rungs
+            .iter()
+            .map(|(r, uri)| {
+                (
+                    r.name.as_str(),
+                    r.width,
+                    r.height,
+                    r.bandwidth,
+                    uri.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("480p", 854, 480, 1_500_000, "480p/index.m3u8"),
+                ("360p", 640, 360, 900_000, "360p/index.m3u8"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_media_playlist_sums_its_extinf_and_names_its_first_fragment() {
+        let text = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI=\"init_0.mp4\"\n\
+            #EXTINF:4.000000,\nseg00000.m4s\n#EXTINF:2.500000,\nseg00001.m4s\n#EXT-X-ENDLIST\n";
+        let playlist = media_playlist(text);
+        assert!((playlist.duration - 6.5).abs() < 1e-9);
+        assert_eq!(playlist.init.as_deref(), Some("init_0.mp4"));
+        assert_eq!(playlist.first_segment.as_deref(), Some("seg00000.m4s"));
+        assert_eq!(media_playlist("#EXTINF:nan,\nx.m4s\n").duration, 0.0);
+    }
+
+    #[test]
+    fn uris_stay_inside_the_folder() {
+        let base = Path::new("/s/ladder");
+        assert_eq!(
+            join_uri(base, "480p/index.m3u8"),
+            Some(base.join("480p/index.m3u8"))
+        );
+        for bad in ["../x", "/etc/passwd", "http://a/b", "a/../../b", "", "a\\b"] {
+            assert_eq!(join_uri(base, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_map_to_their_recorded_output() {
+        assert_eq!(output_of("clip.mp4"), "clip.mp4");
+        assert_eq!(output_of("ladder/master.m3u8"), "ladder/master.m3u8");
+        assert_eq!(output_of("ladder/480p/seg00000.m4s"), "ladder/master.m3u8");
+        assert_eq!(
+            recorded_name("/data/streams/ladder/master.m3u8").as_deref(),
+            Some("ladder/master.m3u8")
+        );
+        assert_eq!(
+            recorded_name("C:\\out\\clip.mp4").as_deref(),
+            Some("clip.mp4")
+        );
+        assert_eq!(recorded_name("master.m3u8").as_deref(), Some(MASTER));
+        assert_eq!(recorded_name("/x/"), None);
+        assert_eq!(item_name("ladder/master.m3u8"), "ladder");
+        assert_eq!(item_name("clip.mp4"), "clip.mp4");
+        assert_eq!(item_name("master.m3u8"), "master.m3u8");
+        assert_eq!(
+            content_type("/l/480p/index.M3U8"),
+            Some("application/vnd.apple.mpegurl")
+        );
+        assert_eq!(content_type("/l/480p/seg00001.m4s"), Some("video/mp4"));
+        assert_eq!(content_type("/clip.mp4"), None);
+        assert!(is_hidden("/.work/master.m3u8") && is_hidden("/l/%2Ea.m4s"));
+        assert!(!is_hidden("/l/480p/seg00000.m4s") && !is_hidden("/a.b.mp4"));
+    }
+}
