@@ -214,12 +214,16 @@
       button.disabled = false;
     }
     const links = row.querySelector('.job-links');
-    links.replaceChildren(...job.outputs.map((name) => {
+    const watchLink = (name, text) => {
       const a = document.createElement('a');
       a.href = `/watch/${encodeURIComponent(name)}`;
-      a.textContent = `Watch ${name}`;
+      a.textContent = text;
       return a;
-    }));
+    };
+    // A ladder playable while it still encodes: its link before the end.
+    const watchNow = job.watch && !job.done ? [watchLink(job.watch, 'Watch now — still encoding')] : [];
+    watchNow.forEach((a) => a.classList.add('watch-now'));
+    links.replaceChildren(...watchNow, ...job.outputs.map((name) => watchLink(name, `Watch ${name}`)));
     $('queue-empty').hidden = jobsList.children.length > 0;
   }
 

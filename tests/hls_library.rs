@@ -290,3 +290,79 @@ async fn a_private_library_serves_a_ladders_segments_to_its_owner_only() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     app.stop().await;
 }
+
+/// The `Cache-Control` of a response.
+async fn cache_control(who: &Visitor, path: &str) -> String {
+    let response = who
+        .http
+        .get(format!("{}{path}", who.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    response
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The library item named `name`.
+async fn listed(app: &common::TestApp, name: &str) -> Value {
+    app.videos()
+        .await
+        .into_iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not listed"))
+}
+
+#[tokio::test]
+async fn a_ladder_still_being_written_is_listed_as_encoding_and_its_partial_segments_are_never_served()
+ {
+    let app = spawn_app().await;
+    let client = Client::new(app.carbon.to_string());
+    let clip = make_clip(&app.uploaded_dir(), "growing.mp4", 5, 640, 360);
+    let guid = queue_ladder(&client, &clip, &app.streams_dir()).await;
+    wait_completed(&client, guid).await;
+    let folder = app.streams_dir().join("growing");
+    let me = app.me();
+    assert_eq!(listed(&app, "growing").await["encoding"], false);
+
+    // The folder as the encoder leaves it mid-encode: its marker, and a
+    // segment ffmpeg is still writing under a temp name.
+    std::fs::write(folder.join(".encoding"), guid.to_string()).expect("marker");
+    std::fs::write(folder.join("360p/seg00009.m4s.tmp"), b"half").expect("partial");
+    let item = listed(&app, "growing").await;
+    assert_eq!(item["encoding"], true, "{item}");
+    let library = me.get_text("/library").await;
+    assert!(library.contains("Still encoding"), "{library}");
+    let watch = me.get_text("/watch/growing").await;
+    assert!(watch.contains("Still encoding"), "{watch}");
+    for hidden in [
+        "/streams/growing/360p/seg00009.m4s.tmp",
+        "/streams/growing/.encoding",
+    ] {
+        let (status, _, _) = fetch(&me, hidden, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{hidden} is never served");
+    }
+    // A growing playlist is asked for again, never taken from a cache.
+    assert_eq!(
+        cache_control(&me, "/streams/growing/360p/index.m3u8").await,
+        "no-cache"
+    );
+    assert_eq!(
+        cache_control(&me, "/streams/growing/master.m3u8").await,
+        "no-cache"
+    );
+    assert_ne!(
+        cache_control(&me, "/streams/growing/360p/seg00000.m4s").await,
+        "no-cache"
+    );
+
+    // The marker goes last when the ladder is whole: a new version.
+    std::fs::remove_file(folder.join("360p/seg00009.m4s.tmp")).expect("rm");
+    std::fs::remove_file(folder.join(".encoding")).expect("rm");
+    assert_eq!(listed(&app, "growing").await["encoding"], false);
+    app.stop().await;
+}

@@ -39,7 +39,7 @@ pub struct JobView {
 }
 
 /// What is known only while a job is active, from the encoder's reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Live {
     /// Frames encoded per second.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,6 +53,10 @@ pub struct Live {
     /// 1 for the job that starts next, while waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<u32>,
+    /// The library item (an HLS ladder's folder) that can be watched
+    /// while the job still encodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<String>,
 }
 
 /// A control on the page, and the Carbon command it sends.
@@ -164,6 +168,7 @@ impl EtaClock {
             queue_position: entry
                 .queue_position
                 .filter(|_| entry.status == JobStatus::Queued),
+            watch: None,
         }
     }
 }

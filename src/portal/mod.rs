@@ -16,6 +16,7 @@ pub mod health;
 pub mod jobs;
 pub mod library;
 pub mod limits;
+pub mod live_ladder;
 pub mod moves;
 pub mod origin;
 pub mod pages;
@@ -158,6 +159,7 @@ struct Inner {
     library: Library,
     /// The jobs the poller follows and what it last showed of each.
     following: poller::Following,
+    live_ladders: live_ladder::LiveLadders,
     hub: broadcast::Sender<HubEvent>,
     /// Wakes the poller when a job was just submitted.
     poke: Notify,
@@ -212,6 +214,7 @@ impl Portal {
                 tus: TusStore::new(pool),
                 tus_writers: tus::PatchWriters::default(),
                 following: poller::Following::default(),
+                live_ladders: live_ladder::LiveLadders::default(),
                 hub,
                 poke: Notify::new(),
                 library_publish_order: tokio::sync::Mutex::new(()),

@@ -106,10 +106,11 @@ impl Portal {
         } else {
             progress
         };
-        let live = match entry {
+        let mut live = match entry {
             Some(e) => self.inner.following.observe(upload, e, progress),
             None => Live::default(),
         };
+        live.watch = self.watchable_ladder(upload, status).await;
         let updated = Upload {
             status,
             progress,
@@ -222,7 +223,10 @@ impl Portal {
     /// again later); an empty list when it answered and named none, or
     /// cannot say (refuses both requests, or answers in a shape we cannot
     /// read: asking again would not help).
-    async fn fetch_outputs(&self, upload: &Upload) -> Result<Vec<(String, String)>, ClientError> {
+    pub(super) async fn fetch_outputs(
+        &self,
+        upload: &Upload,
+    ) -> Result<Vec<(String, String)>, ClientError> {
         let client = &self.inner.poll_client;
         let mut written: Vec<(Option<String>, String)> = match client.info(upload.guid).await {
             Ok(info) => info
@@ -337,7 +341,7 @@ impl Following {
         self.jobs
             .lock()
             .get(&guid)
-            .and_then(|(_, last)| last.as_ref().map(|v| v.live))
+            .and_then(|(_, last)| last.as_ref().map(|v| v.live.clone()))
             .unwrap_or_default()
     }
 }

@@ -34,6 +34,9 @@ pub struct PresetChoice {
     pub name: String,
     pub description: String,
     pub default: bool,
+    /// An HLS ladder (`Container="hls"`): a folder, playable while it
+    /// still encodes.
+    pub ladder: bool,
 }
 
 /// What the last fetch found: the list, or `None` when it failed.
@@ -91,6 +94,17 @@ impl Portal {
         self.offer(last.and_then(|(_, list)| list))
     }
 
+    /// Whether the preset named `name` writes an HLS ladder, as far as the
+    /// last list fetched says (never waits for a fetch).
+    pub fn is_ladder_preset(&self, name: &str) -> bool {
+        let state = self.inner.presets.state.lock();
+        state
+            .last
+            .as_ref()
+            .and_then(|(_, list)| list.as_ref())
+            .is_some_and(|list| list.iter().any(|p| p.ladder && p.name == name))
+    }
+
     /// What the page offers for a fetched list, or for none.
     fn offer(&self, list: Option<Vec<PresetChoice>>) -> (Vec<PresetChoice>, bool) {
         match list {
@@ -101,6 +115,7 @@ impl Portal {
                     name: "Default".to_owned(),
                     description: String::new(),
                     default: true,
+                    ladder: false,
                 };
                 (vec![only], false)
             }
@@ -118,6 +133,7 @@ impl Portal {
                     .filter(|p| the_library_can_show(&p.container))
                     .map(|p| PresetChoice {
                         default: p.guid == default,
+                        ladder: p.container.eq_ignore_ascii_case("hls"),
                         guid: p.guid,
                         name: p.name,
                         description: p.description,

@@ -19,6 +19,10 @@ use serde::Serialize;
 /// The master playlist's name in a ladder folder; the job's target file.
 pub const MASTER: &str = "master.m3u8";
 
+/// The marker the encoder keeps in a ladder folder while it still writes
+/// it (removed last, when the ladder is whole).
+pub const ENCODING_MARKER: &str = ".encoding";
+
 /// The largest playlist read (a 24 h rung of 4 s segments is ~1 MB).
 const MAX_PLAYLIST: u64 = 8 << 20;
 
@@ -159,17 +163,36 @@ pub fn join_uri(base: &Path, uri: &str) -> Option<PathBuf> {
     (plain && !uri.is_empty()).then(|| base.join(relative))
 }
 
-/// A ladder's version, cheaply (one stat per listing): its master
-/// playlist's length, and the later of its change and `folder_modified`
-/// (the folder's own). `None` when `folder` holds no master playlist. A
-/// ladder is placed whole and not changed after, so this tells versions
-/// apart without walking its segments on every listing.
-pub async fn version(folder: &Path, folder_modified: SystemTime) -> Option<(u64, SystemTime)> {
+/// A ladder folder's version, learnt cheaply on every listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    /// The master playlist's length.
+    pub size: u64,
+    /// The later of the master playlist's change and the folder's own.
+    pub modified: SystemTime,
+    /// Whether the encoder is still writing it (its marker is there).
+    pub encoding: bool,
+}
+
+/// A ladder's version, cheaply (two stats per listing); `None` when
+/// `folder` holds no master playlist (not a ladder, or not playable yet).
+/// The encoder writes the master once, when every rung has a segment, and
+/// removes its marker last; each changes the folder's own time, so this
+/// tells versions apart (still encoding, then whole) without walking the
+/// segments on every listing.
+pub async fn version(folder: &Path, folder_modified: SystemTime) -> Option<Version> {
     let master = tokio::fs::metadata(folder.join(MASTER)).await.ok()?;
-    let changed = master.modified().unwrap_or(UNIX_EPOCH);
-    master
-        .is_file()
-        .then(|| (master.len(), changed.max(folder_modified)))
+    if !master.is_file() {
+        return None;
+    }
+    let encoding = tokio::fs::symlink_metadata(folder.join(ENCODING_MARKER))
+        .await
+        .is_ok();
+    Some(Version {
+        size: master.len(),
+        modified: master.modified().unwrap_or(UNIX_EPOCH).max(folder_modified),
+        encoding,
+    })
 }
 
 /// The bytes of every file in `folder` (rung folders included, links not
@@ -304,27 +327,34 @@ pub fn recorded_name(target: &str) -> Option<String> {
     }
 }
 
+/// The content type of HLS playlists.
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+
 /// The content type `/streams/` sends for `path`, when it is one a
 /// player needs and a guess could get wrong: playlists and fMP4 segments.
 pub fn content_type(path: &str) -> Option<&'static str> {
     let extension = path.rsplit_once('.')?.1.to_ascii_lowercase();
     match extension.as_str() {
-        "m3u8" => Some("application/vnd.apple.mpegurl"),
+        "m3u8" => Some(PLAYLIST_TYPE),
         "m4s" => Some("video/mp4"),
         _ => None,
     }
 }
 
-/// Whether a path under `/streams/` names something hidden (a name
-/// starting with `.`, percent-encoded or not): work in progress, never
-/// served.
+/// Whether a path under `/streams/` names something hidden: a name
+/// starting with `.`, or a `.tmp` file (a segment ffmpeg is still
+/// writing), percent-encoded or not. Work in progress, never served.
 pub fn is_hidden(path: &str) -> bool {
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    decoded.split('/').any(|part| part.starts_with('.'))
+    decoded
+        .split('/')
+        .any(|part| part.starts_with('.') || part.to_ascii_lowercase().ends_with(".tmp"))
 }
 
 /// `/streams/`'s own rules: a hidden path is a 404 (as a missing file
-/// is), and successful answers get [`content_type`].
+/// is), and successful answers get [`content_type`]. Playlists are
+/// `no-cache`: one still being encoded grows, and a player asking again
+/// must see its new segments, not a cached copy.
 pub(in crate::portal) async fn streams_rules(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -338,10 +368,17 @@ pub(in crate::portal) async fn streams_rules(
     if let Some(wanted) = wanted
         && response.status().is_success()
     {
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static(wanted),
         );
+        if wanted == PLAYLIST_TYPE {
+            headers.insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-cache"),
+            );
+        }
     }
     response
 }
@@ -431,5 +468,6 @@ mod tests {
         assert_eq!(content_type("/clip.mp4"), None);
         assert!(is_hidden("/.work/master.m3u8") && is_hidden("/l/%2Ea.m4s"));
         assert!(!is_hidden("/l/480p/seg00000.m4s") && !is_hidden("/a.b.mp4"));
+        assert!(is_hidden("/l/480p/seg00003.m4s.tmp") && is_hidden("/l/480p/seg%2Etmp"));
     }
 }

@@ -69,6 +69,9 @@ pub struct Video {
     pub hls: bool,
     /// A ladder's video rungs, tallest first; empty for a file.
     pub rungs: Vec<ladder::Rung>,
+    /// A ladder still being encoded: playable from the start, growing
+    /// (its duration and size are those encoded so far).
+    pub encoding: bool,
 }
 
 /// How the library is ordered.
@@ -209,6 +212,8 @@ struct Found {
     modified: SystemTime,
     /// A ladder folder rather than a file.
     hls: bool,
+    /// A ladder the encoder is still writing.
+    encoding: bool,
 }
 
 /// Each file's facts for one version, learnt once: the first listing to
@@ -276,6 +281,7 @@ impl Library {
                     owner: None,
                     hls: item.hls,
                     rungs: facts.rungs,
+                    encoding: item.encoding,
                     name: item.name,
                 };
                 (modified, video)
@@ -288,8 +294,8 @@ impl Library {
     }
 
     /// The playable files at the top of the streams folder and its ladder
-    /// folders (those holding a master playlist: placed whole by the
-    /// encoder). Hidden names are skipped.
+    /// folders (those holding a master playlist, which the encoder writes
+    /// once every rung can play). Hidden names are skipped.
     async fn scan(&self) -> Vec<Found> {
         let mut found = Vec::new();
         let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
@@ -307,12 +313,13 @@ impl Library {
             }
             if meta.is_dir() {
                 let changed = meta.modified().unwrap_or(UNIX_EPOCH);
-                if let Some((size, modified)) = ladder::version(&entry.path(), changed).await {
+                if let Some(version) = ladder::version(&entry.path(), changed).await {
                     found.push(Found {
                         name,
-                        size,
-                        modified,
+                        size: version.size,
+                        modified: version.modified,
                         hls: true,
+                        encoding: version.encoding,
                     });
                 }
                 continue;
@@ -329,6 +336,7 @@ impl Library {
                 size: meta.len(),
                 modified: meta.modified().unwrap_or(UNIX_EPOCH),
                 hls: false,
+                encoding: false,
             });
         }
         found
@@ -487,6 +495,7 @@ mod tests {
             owner: None,
             hls: false,
             rungs: Vec::new(),
+            encoding: false,
         }
     }
 
