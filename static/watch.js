@@ -221,6 +221,8 @@
     bar.addEventListener('blur', () => {
       if (!pointerOver) hideTip();
     });
+    // Placed in pixels for the old width.
+    window.addEventListener('resize', hideTip);
     bar.addEventListener('input', () => {
       video.currentTime = Number(bar.value);
       if (!pointerOver) tipAtValue();

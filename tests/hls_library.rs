@@ -196,16 +196,45 @@ async fn a_ladder_folder_is_one_library_item_served_as_hls() {
     }
 
     // The library and watch pages show it as one video, without a
-    // download of the master playlist alone.
+    // download of the master playlist alone: the MP4 download and the
+    // storyboard only when the encoder wrote them into the folder.
     let library = me.get_text("/library").await;
     assert!(library.contains("data-name=\"ladder\""), "{library}");
     assert!(library.contains("HLS 480p, 360p"), "{library}");
     let watch = me.get_text("/watch/ladder").await;
     assert!(
-        watch.contains("src=\"/streams/ladder/master.m3u8\""),
+        watch.contains("data-hls=\"/streams/ladder/master.m3u8\"")
+            && watch.contains("<script src=\"/static/hls.min.js?v="),
         "{watch}"
     );
-    assert!(!watch.contains("download="), "{watch}");
+    let download = folder.join("download.mp4").is_file();
+    assert_eq!(
+        watch.contains("href=\"/streams/ladder/download.mp4\" download=\"ladder.mp4\""),
+        download,
+        "{watch}"
+    );
+    assert_eq!(
+        watch.matches("download=").count(),
+        usize::from(download),
+        "{watch}"
+    );
+    let storyboard = folder.join("storyboard.vtt").is_file();
+    assert_eq!(
+        (item["download"].is_string(), item["storyboard"].is_string()),
+        (download, storyboard),
+        "{item}"
+    );
+    assert_eq!(
+        watch.contains("data-storyboard=\"/streams/ladder/storyboard.vtt\""),
+        storyboard,
+        "{watch}"
+    );
+    // An MP4 plays from its src as before: no hls.js.
+    let plain = me.get_text("/watch/plain.mp4").await;
+    assert!(
+        plain.contains("src=\"/streams/plain.mp4\"") && !plain.contains("hls.min.js"),
+        "{plain}"
+    );
     app.stop().await;
 }
 
