@@ -229,6 +229,35 @@ async fn a_ladder_folder_is_one_library_item_served_as_hls() {
         storyboard,
         "{watch}"
     );
+    // hls.js, at the version its page names, cached for good.
+    let script = watch
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the hls.js script");
+    let response = me
+        .http
+        .get(format!("{}{script}", me.base))
+        .send()
+        .await
+        .expect("hls.js");
+    assert_eq!(response.status(), StatusCode::OK);
+    let header = |name: &str| {
+        response.headers()[name]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "text/javascript; charset=utf-8");
+    assert_eq!(
+        header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    let body = response.text().await.expect("body");
+    assert!(
+        body.len() > 100_000 && body.contains("isSupported"),
+        "{script}"
+    );
     // An MP4 plays from its src as before: no hls.js.
     let plain = me.get_text("/watch/plain.mp4").await;
     assert!(
