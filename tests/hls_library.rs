@@ -264,6 +264,37 @@ async fn a_ladder_folder_is_one_library_item_served_as_hls() {
         plain.contains("src=\"/streams/plain.mp4\"") && !plain.contains("hls.min.js"),
         "{plain}"
     );
+
+    // A storyboard and a download MP4 added to the folder later (as the
+    // encoder does) are found: the folder's change is a new version.
+    for (file, bytes) in [
+        ("storyboard.vtt", &b"WEBVTT\n"[..]),
+        ("download.mp4", &b"an mp4"[..]),
+    ] {
+        if !folder.join(file).exists() {
+            std::fs::write(folder.join(file), bytes).expect("write");
+        }
+    }
+    let ladder = app
+        .videos()
+        .await
+        .into_iter()
+        .find(|v| v["name"] == "ladder")
+        .expect("the ladder");
+    assert_eq!(
+        (&ladder["storyboard"], &ladder["download"]),
+        (
+            &serde_json::json!("/streams/ladder/storyboard.vtt"),
+            &serde_json::json!("/streams/ladder/download.mp4")
+        ),
+        "{ladder}"
+    );
+    let watch = me.get_text("/watch/ladder").await;
+    assert!(
+        watch.contains(">Download MP4</a>")
+            && watch.contains("data-storyboard=\"/streams/ladder/storyboard.vtt\""),
+        "{watch}"
+    );
     app.stop().await;
 }
 
