@@ -770,12 +770,17 @@ async fn a_ladder_plays_with_hls_js_and_its_quality_menu_switches_rungs() {
             js(c, "return document.querySelector('#seek-bar').getAttribute('aria-valuetext');").await,
             json!("0:05 of 0:08")
         );
-        hover(c, &bar, 0.0).await;
+        // 9/16 of the way: 4.5 s, clear of a second's edge.
+        let width = js(c, "return document.querySelector('#seek-bar').clientWidth;")
+            .await
+            .as_f64()
+            .expect("a width");
+        hover(c, &bar, width / 16.0).await;
         let tip = eventually("the seek bar's tooltip", || async {
             text_of(c, "#seek-tip:not([hidden]) .seek-time").await
         })
         .await;
-        assert_eq!(tip, "0:04", "the middle of an 8 s bar");
+        assert_eq!(tip, "0:04", "4.5 s into an 8 s bar");
 
         // At a 360 px phone width the player, menu and bar fit.
         c.set_window_size(360, 800).await.expect("phone size");
@@ -806,13 +811,14 @@ async fn a_ladders_seek_bar_previews_storyboard_tiles_and_it_downloads_as_one_mp
         );
         plays(c, "#player").await;
 
-        // Hovering a quarter of the way shows that moment's tile.
+        // Hovering 5/16 of the way (2.5 s: inside the second 2 s tile)
+        // shows that moment's tile.
         let bar = c.find(Locator::Css("#seek-bar")).await.expect("the seek bar");
         let width = js(c, "return document.querySelector('#seek-bar').clientWidth;")
             .await
             .as_f64()
             .expect("a width");
-        hover(c, &bar, -width / 4.0).await;
+        hover(c, &bar, -width * 3.0 / 16.0).await;
         let tile = eventually("a storyboard tile in the tooltip", || async {
             let tile = js(c, "const t = document.querySelector('#seek-tip:not([hidden]) .seek-tile:not([hidden])'); return t ? [getComputedStyle(t).backgroundImage, t.offsetWidth, t.offsetHeight] : null;").await;
             (!tile.is_null()).then_some(tile)
