@@ -788,6 +788,18 @@ async fn a_ladder_plays_with_hls_js_and_its_quality_menu_switches_rungs() {
         let fits = "return ['#player', '#seek-bar', '#quality'].every(s => document.querySelector(s).getBoundingClientRect().right <= window.innerWidth);";
         assert_eq!(js(c, fits).await, json!(true));
         screenshot(c, "watch-hls-phone.png").await;
+
+        // Rung playlists gone (404): the page says it cannot load the video.
+        for rung in ["480p", "360p"] {
+            let playlist = app.streams_dir().join("harbour").join(rung).join("index.m3u8");
+            std::fs::remove_file(playlist).expect("remove a rung playlist");
+        }
+        c.refresh().await.expect("reload");
+        let error = eventually("the player's error", || async {
+            text_of(c, "#player-error:not([hidden])").await
+        })
+        .await;
+        assert!(error.starts_with("The video could not be loaded"), "{error}");
     })
     .await;
     browser.client.close().await.expect("close the session");
