@@ -1,8 +1,9 @@
 # videoshare: the two commands.
 #   make run    install what is missing, build, serve http://127.0.0.1:8080
 #   make test   install what is missing, check formatting and lints, run every test
-# Both install Debian's ffmpeg (and for tests chromium + chromium-driver) with
-# apt-get when they are missing.
+# Both install Debian's ffmpeg and nodejs + npm (and for tests chromium +
+# chromium-driver) with apt-get when they are missing, then the pinned hls.js
+# (package-lock.json) with `npm ci` when node_modules lacks it or is older.
 
 CARGO ?= cargo
 ARGS ?=
@@ -23,8 +24,18 @@ test: deps-test
 bench: deps-run
 	$(CARGO) bench --locked --bench bench
 
+# The file the binary embeds (build.rs checks it). npm gives extracted files
+# an old fixed date, hence the touch: newer than the lock once installed.
+HLS_JS := node_modules/hls.js/dist/hls.min.js
+
 deps-run:
-	@scripts/ensure-deps.sh ffmpeg
+	@scripts/ensure-deps.sh ffmpeg nodejs npm
+	@$(MAKE) --no-print-directory $(HLS_JS)
 
 deps-test:
-	@scripts/ensure-deps.sh ffmpeg chromium chromium-driver python3
+	@scripts/ensure-deps.sh ffmpeg nodejs npm chromium chromium-driver python3
+	@$(MAKE) --no-print-directory $(HLS_JS)
+
+$(HLS_JS): package-lock.json package.json
+	npm ci --no-audit --no-fund
+	@touch $@

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages videoshare needs when they are missing.
-# Usage: scripts/ensure-deps.sh PACKAGE...   (ffmpeg, chromium, chromium-driver, python3)
-# Run as root (or with sudo available). Nothing is downloaded at run time:
-# only Debian's own packages, through apt-get.
+# Usage: scripts/ensure-deps.sh PACKAGE...   (ffmpeg, nodejs, npm, chromium,
+#        chromium-driver, python3)
+# Run as root (or with sudo available). Only Debian's own packages, through
+# apt-get; the Makefile then installs the pinned hls.js with `npm ci`.
 set -euo pipefail
 
 # The command that proves each package is installed.
@@ -12,6 +13,8 @@ probe() {
     chromium) command -v chromium >/dev/null ;;
     chromium-driver) command -v chromedriver >/dev/null ;;
     python3) command -v python3 >/dev/null ;;
+    nodejs) command -v node >/dev/null ;;
+    npm) command -v npm >/dev/null ;;
     *) dpkg -s "$1" >/dev/null 2>&1 ;;
   esac
 }

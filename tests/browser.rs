@@ -2,8 +2,11 @@
 //! users do: pick files, press Upload, watch the bars, pause and resume an
 //! encode, see the video appear with its thumbnail and play it. Two
 //! browsers do not see each other's queues; an upload whose connection is
-//! cut resumes; a page on another origin cannot open the WebSocket.
-//! Screenshots are saved under `target/screenshots/`.
+//! cut resumes; a page on another origin cannot open the WebSocket. An
+//! HLS ladder uploaded from the page plays with hls.js, its quality menu
+//! switches rungs, its seek bar previews storyboard tiles.
+//! Screenshots are saved under `target/screenshots/` (for the ladder tests,
+//! also when they fail).
 
 mod common;
 
@@ -13,6 +16,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{DEADLINE, make_clip, require, spawn_app, spawn_app_with};
+use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -616,5 +621,237 @@ async fn a_page_on_another_origin_cannot_open_the_websocket() {
     c.goto(&app.base).await.expect("the portal");
     assert_eq!(js(c, &try_socket).await, json!("open: queue"));
     browser.client.close().await.expect("close");
+    app.stop().await;
+}
+
+/// The built-in HLS ladder preset.
+const LADDER: &str = "{5C1E7A3B-9D24-4F6E-8B0A-2E7D4C9F1A63}";
+
+/// Runs `steps`; when they fail, saves a screenshot named `name` first.
+async fn screenshot_on_failure(client: &Client, name: &str, steps: impl Future<Output = ()>) {
+    use futures_util::FutureExt;
+    if let Err(failure) = std::panic::AssertUnwindSafe(steps).catch_unwind().await {
+        screenshot(client, name).await;
+        std::panic::resume_unwind(failure);
+    }
+}
+
+/// Uploads an 8 s 854×480 clip with sound from the page with the ladder
+/// preset chosen, waits for "Encoding complete" and opens its watch page
+/// through the queue's Watch link.
+async fn upload_a_ladder_and_watch_it(client: &Client, app: &common::TestApp, dir: &Path) {
+    let clip = make_clip(dir, "harbour.mp4", 8, 854, 480);
+    client.goto(&app.base).await.expect("open the page");
+    client
+        .find(Locator::Css("#preset-select"))
+        .await
+        .expect("the preset menu")
+        .select_by_value(LADDER)
+        .await
+        .expect("choose the ladder");
+    choose_file_and_upload(client, &clip).await;
+    texts_until(
+        client,
+        "#jobs .job .label",
+        "Encoding complete",
+        "Encoding failed",
+    )
+    .await;
+    client
+        .find(Locator::Css("#jobs .job .job-links a"))
+        .await
+        .expect("a Watch link")
+        .click()
+        .await
+        .expect("open the watch page");
+    eventually("the watch page", || async {
+        text_of(client, "#video-title")
+            .await
+            .filter(|t| t == "harbour")
+    })
+    .await;
+}
+
+/// The `<video>`'s decoded height once it is `wanted`, polled while it plays.
+async fn height_becomes(client: &Client, wanted: u64) {
+    eventually(&format!("a {wanted}p picture"), || async {
+        let v = js(
+            client,
+            "const v = document.querySelector('#player'); return [v.videoHeight, v.paused];",
+        )
+        .await;
+        (v == json!([wanted, false])).then_some(())
+    })
+    .await;
+}
+
+/// Moves the pointer over `element`, `x` pixels right of its centre.
+async fn hover(client: &Client, element: &Element, x: f64) {
+    let over = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+        element: element.clone(),
+        duration: None,
+        x,
+        y: 0.0,
+    });
+    client
+        .perform_actions(over)
+        .await
+        .expect("move the pointer");
+}
+
+/// Chooses `label` in the quality menu (by keyboard-reachable `<select>`).
+async fn choose_quality(client: &Client, label: &str) {
+    client
+        .find(Locator::Css("#quality"))
+        .await
+        .expect("the quality menu")
+        .select_by_label(label)
+        .await
+        .expect("choose a quality");
+}
+
+#[tokio::test]
+async fn a_ladder_plays_with_hls_js_and_its_quality_menu_switches_rungs() {
+    require("chromium");
+    let app = spawn_app().await;
+    let files = tempfile::tempdir().expect("tempdir");
+    let browser = start_browser().await;
+    let c = &browser.client;
+    screenshot_on_failure(c, "watch-hls-failed.png", async {
+        upload_a_ladder_and_watch_it(c, &app, files.path()).await;
+
+        // hls.js (served by the portal, named by its version) plays it from
+        // the start.
+        assert_eq!(
+            js(c, "return [document.querySelector('#player').dataset.engine, typeof Hls, [...document.scripts].some(s => /\\/static\\/hls\\.min\\.js\\?v=\\d/.test(s.src))];").await,
+            json!(["hls.js", "function", true])
+        );
+        js(c, "document.querySelector('#player').loop = true; return null;").await;
+        let duration = plays(c, "#player").await;
+        assert!(duration > 7.5 && duration < 8.5, "duration {duration}");
+        let height = js(c, "return document.querySelector('#player').videoHeight;").await;
+        assert!(height == json!(480) || height == json!(360), "{height}");
+
+        // The menu: labelled, Auto naming the rung playing, then the rungs.
+        assert_eq!(
+            text_of(c, "label[for=quality]").await.as_deref(),
+            Some("Quality")
+        );
+        let options = "return [...document.querySelectorAll('#quality option')].map(o => o.textContent);";
+        let auto = eventually("Auto to name the rung playing", || async {
+            let labels = js(c, options).await;
+            let first = labels.get(0)?.as_str()?.to_owned();
+            (first == "Auto (480p)" || first == "Auto (360p)").then_some(labels)
+        })
+        .await;
+        assert_eq!(
+            auto.as_array().map(|labels| labels[1..].to_vec()),
+            Some(vec![json!("480p"), json!("360p")]),
+            "{auto}"
+        );
+
+        choose_quality(c, "360p").await;
+        height_becomes(c, 360).await;
+        screenshot(c, "watch-hls-360p.png").await;
+        choose_quality(c, "480p").await;
+        height_becomes(c, 480).await;
+        assert_eq!(js(c, options).await[0], json!("Auto"), "a rung is chosen");
+
+        // The seek bar: by keyboard, 5 s a step; hovering shows the time.
+        js(c, "const v = document.querySelector('#player'); v.pause(); v.currentTime = 0; return null;").await;
+        let bar = c.find(Locator::Css("#seek-bar")).await.expect("the seek bar");
+        bar.send_keys("\u{E014}").await.expect("ArrowRight");
+        eventually("a keyboard seek to 5 s", || async {
+            let t = js(c, "return document.querySelector('#player').currentTime;").await.as_f64()?;
+            ((t - 5.0).abs() < 0.2).then_some(())
+        })
+        .await;
+        assert_eq!(
+            js(c, "return document.querySelector('#seek-bar').getAttribute('aria-valuetext');").await,
+            json!("0:05 of 0:08")
+        );
+        // 9/16 of the way: 4.5 s, clear of a second's edge.
+        let width = js(c, "return document.querySelector('#seek-bar').clientWidth;")
+            .await
+            .as_f64()
+            .expect("a width");
+        hover(c, &bar, width / 16.0).await;
+        let tip = eventually("the seek bar's tooltip", || async {
+            text_of(c, "#seek-tip:not([hidden]) .seek-time").await
+        })
+        .await;
+        assert_eq!(tip, "0:04", "4.5 s into an 8 s bar");
+
+        // At a 360 px phone width the player, menu and bar fit.
+        c.set_window_size(360, 800).await.expect("phone size");
+        assert!(!overflows_sideways(c).await, "the watch page overflows");
+        let fits = "return ['#player', '#seek-bar', '#quality'].every(s => document.querySelector(s).getBoundingClientRect().right <= window.innerWidth);";
+        assert_eq!(js(c, fits).await, json!(true));
+        screenshot(c, "watch-hls-phone.png").await;
+
+        // Rung playlists gone (404): the page says it cannot load the video.
+        for rung in ["480p", "360p"] {
+            let playlist = app.streams_dir().join("harbour").join(rung).join("index.m3u8");
+            std::fs::remove_file(playlist).expect("remove a rung playlist");
+        }
+        c.refresh().await.expect("reload");
+        let error = eventually("the player's error", || async {
+            text_of(c, "#player-error:not([hidden])").await
+        })
+        .await;
+        assert!(error.starts_with("The video could not be loaded"), "{error}");
+    })
+    .await;
+    browser.client.close().await.expect("close the session");
+    app.stop().await;
+}
+
+/// Needs the encoder to write `storyboard.vtt` (+ sprites) and
+/// `download.mp4` into the ladder's folder.
+#[tokio::test]
+async fn a_ladders_seek_bar_previews_storyboard_tiles_and_it_downloads_as_one_mp4() {
+    require("chromium");
+    let app = spawn_app().await;
+    let files = tempfile::tempdir().expect("tempdir");
+    let browser = start_browser().await;
+    let c = &browser.client;
+    screenshot_on_failure(c, "watch-storyboard-failed.png", async {
+        upload_a_ladder_and_watch_it(c, &app, files.path()).await;
+        assert_eq!(
+            js(c, "return document.querySelector('#player').dataset.storyboard;").await,
+            json!("/streams/harbour/storyboard.vtt")
+        );
+        plays(c, "#player").await;
+
+        // Hovering 5/16 of the way (2.5 s: inside the second 2 s tile)
+        // shows that moment's tile.
+        let bar = c.find(Locator::Css("#seek-bar")).await.expect("the seek bar");
+        let width = js(c, "return document.querySelector('#seek-bar').clientWidth;")
+            .await
+            .as_f64()
+            .expect("a width");
+        hover(c, &bar, -width * 3.0 / 16.0).await;
+        let tile = eventually("a storyboard tile in the tooltip", || async {
+            let tile = js(c, "const t = document.querySelector('#seek-tip:not([hidden]) .seek-tile:not([hidden])'); return t ? [getComputedStyle(t).backgroundImage, t.offsetWidth, t.offsetHeight] : null;").await;
+            (!tile.is_null()).then_some(tile)
+        })
+        .await;
+        let image = tile[0].as_str().unwrap_or_default();
+        assert!(image.contains("/streams/harbour/storyboard-"), "{tile}");
+        assert!(tile[1].as_u64() > Some(0) && tile[2].as_u64() > Some(0), "{tile}");
+        assert_eq!(text_of(c, "#seek-tip .seek-time").await.as_deref(), Some("0:02"));
+        screenshot(c, "watch-storyboard.png").await;
+
+        // One MP4 to download, named after the video.
+        let link = js(c, "const a = document.querySelector('a[download]'); return a && [a.textContent, a.getAttribute('href'), a.getAttribute('download')];").await;
+        assert_eq!(
+            link,
+            json!(["Download MP4", "/streams/harbour/download.mp4", "harbour.mp4"])
+        );
+        let fetched = js(c, "return fetch('/streams/harbour/download.mp4', {method: 'HEAD'}).then(r => [r.status, r.headers.get('content-type')]);").await;
+        assert_eq!(fetched, json!([200, "video/mp4"]));
+    })
+    .await;
+    browser.client.close().await.expect("close the session");
     app.stop().await;
 }

@@ -196,16 +196,105 @@ async fn a_ladder_folder_is_one_library_item_served_as_hls() {
     }
 
     // The library and watch pages show it as one video, without a
-    // download of the master playlist alone.
+    // download of the master playlist alone: the MP4 download and the
+    // storyboard only when the encoder wrote them into the folder.
     let library = me.get_text("/library").await;
     assert!(library.contains("data-name=\"ladder\""), "{library}");
     assert!(library.contains("HLS 480p, 360p"), "{library}");
     let watch = me.get_text("/watch/ladder").await;
     assert!(
-        watch.contains("src=\"/streams/ladder/master.m3u8\""),
+        watch.contains("data-hls=\"/streams/ladder/master.m3u8\"")
+            && watch.contains("<script src=\"/static/hls.min.js?v="),
         "{watch}"
     );
-    assert!(!watch.contains("download="), "{watch}");
+    let download = folder.join("download.mp4").is_file();
+    assert_eq!(
+        watch.contains("href=\"/streams/ladder/download.mp4\" download=\"ladder.mp4\""),
+        download,
+        "{watch}"
+    );
+    assert_eq!(
+        watch.matches("download=").count(),
+        usize::from(download),
+        "{watch}"
+    );
+    let storyboard = folder.join("storyboard.vtt").is_file();
+    assert_eq!(
+        (item["download"].is_string(), item["storyboard"].is_string()),
+        (download, storyboard),
+        "{item}"
+    );
+    assert_eq!(
+        watch.contains("data-storyboard=\"/streams/ladder/storyboard.vtt\""),
+        storyboard,
+        "{watch}"
+    );
+    // hls.js, at the version its page names, cached for good.
+    let script = watch
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the hls.js script");
+    let response = me
+        .http
+        .get(format!("{}{script}", me.base))
+        .send()
+        .await
+        .expect("hls.js");
+    assert_eq!(response.status(), StatusCode::OK);
+    let header = |name: &str| {
+        response.headers()[name]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "text/javascript; charset=utf-8");
+    assert_eq!(
+        header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    let body = response.text().await.expect("body");
+    assert!(
+        body.len() > 100_000 && body.contains("isSupported"),
+        "{script}"
+    );
+    // An MP4 plays from its src as before: no hls.js.
+    let plain = me.get_text("/watch/plain.mp4").await;
+    assert!(
+        plain.contains("src=\"/streams/plain.mp4\"") && !plain.contains("hls.min.js"),
+        "{plain}"
+    );
+
+    // A storyboard and a download MP4 added to the folder later (as the
+    // encoder does) are found: the folder's change is a new version.
+    for (file, bytes) in [
+        ("storyboard.vtt", &b"WEBVTT\n"[..]),
+        ("download.mp4", &b"an mp4"[..]),
+    ] {
+        if !folder.join(file).exists() {
+            std::fs::write(folder.join(file), bytes).expect("write");
+        }
+    }
+    let ladder = app
+        .videos()
+        .await
+        .into_iter()
+        .find(|v| v["name"] == "ladder")
+        .expect("the ladder");
+    assert_eq!(
+        (&ladder["storyboard"], &ladder["download"]),
+        (
+            &serde_json::json!("/streams/ladder/storyboard.vtt"),
+            &serde_json::json!("/streams/ladder/download.mp4")
+        ),
+        "{ladder}"
+    );
+    let watch = me.get_text("/watch/ladder").await;
+    assert!(
+        watch.contains(">Download MP4</a>")
+            && watch.contains("data-storyboard=\"/streams/ladder/storyboard.vtt\""),
+        "{watch}"
+    );
     app.stop().await;
 }
 

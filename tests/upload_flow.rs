@@ -276,22 +276,21 @@ async fn the_page_offers_the_presets_and_an_upload_uses_the_chosen_one() {
             .multipart(form)
             .send()
     };
-    // The HLS ladder is the encoder's, not the page's yet: the library
-    // cannot show a folder of segments.
+    // The HLS ladder is offered like every preset (the watch page plays it).
     let ladder = "{5C1E7A3B-9D24-4F6E-8B0A-2E7D4C9F1A63}";
-    assert!(!page.contains(ladder) && !page.contains("HLS ladder"));
-    for unknown in ["{00000000-0000-0000-0000-000000000009}", ladder] {
-        let refused = upload(unknown).await.expect("send");
-        assert_eq!(refused.status(), 400);
-        let body: serde_json::Value = refused.json().await.expect("json");
-        assert_eq!(body["code"], "bad_field");
-        assert!(
-            body["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("not one this server offers")),
-            "{body}"
-        );
-    }
+    assert!(page.contains(ladder) && page.contains("HLS ladder"));
+    let refused = upload("{00000000-0000-0000-0000-000000000009}")
+        .await
+        .expect("send");
+    assert_eq!(refused.status(), 400);
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(body["code"], "bad_field");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not one this server offers")),
+        "{body}"
+    );
 
     let accepted = upload(small).await.expect("send");
     assert_eq!(accepted.status(), 202);
@@ -308,5 +307,28 @@ async fn the_page_offers_the_presets_and_an_upload_uses_the_chosen_one() {
             .any(|s| s.0 == "video" && (s.2, s.3) == (640, 360)),
         "{streams:?}"
     );
+
+    // A ladder upload completes and is one item in the library: its
+    // folder, named after the stored file.
+    let accepted = upload(ladder).await.expect("send");
+    assert_eq!(accepted.status(), 202);
+    let body: serde_json::Value = accepted.json().await.expect("json");
+    let updates = app.follow_job(body["guid"].as_str().expect("guid")).await;
+    assert_eq!(
+        job_updates(&updates).last().map(|j| j["status"].clone()),
+        Some("COMPLETED".into())
+    );
+    let stored = body["stored_as"].as_str().expect("name");
+    let folder = stored.strip_suffix(".mp4").expect("an .mp4 name");
+    let videos = app.videos().await;
+    let ladders: Vec<&serde_json::Value> = videos.iter().filter(|v| v["hls"] == true).collect();
+    assert_eq!(ladders.len(), 1, "{videos:?}");
+    assert_eq!(ladders[0]["name"], folder);
+    assert_eq!(ladders[0]["preset"], "HLS ladder (adaptive)");
+    assert_eq!(
+        ladders[0]["url"],
+        format!("/streams/{folder}/master.m3u8").as_str()
+    );
+    assert_eq!(videos.len(), 2, "the MP4 and the ladder: {videos:?}");
     app.stop().await;
 }

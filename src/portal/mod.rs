@@ -59,9 +59,10 @@ pub const BODY_IDLE_SECS: u64 = 30;
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
 
 /// What the page may load: only its own scripts, styles, images, media and
-/// WebSocket; no inline script, no framing.
+/// WebSocket; no inline script, no framing. Media may also be a `blob:`
+/// URL: hls.js plays a ladder through a MediaSource, which is one.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; media-src 'self'; connect-src 'self'; \
+     style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// `GET /metrics`: Prometheus text exposition.
@@ -287,6 +288,8 @@ impl Portal {
             .route("/watch/{name}", get(pages::watch))
             .route("/static/app.js", get(pages::app_js))
             .route("/static/tus.js", get(pages::tus_js))
+            .route("/static/watch.js", get(pages::watch_js))
+            .route("/static/hls.min.js", get(pages::hls_js))
             .route("/static/style.css", get(pages::style_css))
             .route(
                 "/upload",

@@ -80,6 +80,17 @@ struct WatchPage {
     video: Video,
 }
 
+impl WatchPage {
+    /// hls.js's URL: it names the version, so the file can be cached as
+    /// immutable and an upgrade is fetched at once.
+    fn hls_js(&self) -> String {
+        format!("/static/hls.min.js?v={HLS_JS_VERSION}")
+    }
+}
+
+/// The hls.js release embedded (pinned in `package-lock.json`; see `build.rs`).
+pub const HLS_JS_VERSION: &str = env!("HLS_JS_VERSION");
+
 #[derive(Template)]
 #[template(path = "video_item.html")]
 struct VideoItem<'a> {
@@ -222,6 +233,29 @@ pub async fn tus_js() -> impl IntoResponse {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("../../static/tus.js"),
+    )
+}
+
+pub async fn watch_js() -> impl IntoResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/watch.js"),
+    )
+}
+
+/// hls.js (Apache-2.0, from npm: `npm ci` installs the pinned release),
+/// for browsers without native HLS. Its page URL names its version, hence
+/// the long cache.
+pub async fn hls_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/node_modules/hls.js/dist/hls.min.js"
+        )),
     )
 }
 

@@ -130,7 +130,6 @@ impl Portal {
             Ok(profiles) => Some(
                 profiles
                     .into_iter()
-                    .filter(|p| the_library_can_show(&p.container))
                     .map(|p| PresetChoice {
                         default: p.guid == default,
                         ladder: p.container.eq_ignore_ascii_case("hls"),
@@ -152,12 +151,4 @@ impl Portal {
         }
         self.inner.presets.fetched.notify_waiters();
     }
-}
-
-/// Whether the library can list and play what a preset of `container`
-/// writes. An HLS ladder is a folder of playlists and segments, which the
-/// library and player do not handle yet (issue 16): it stays an encoder
-/// (Carbon) preset until they do, and is not offered on the upload page.
-fn the_library_can_show(container: &str) -> bool {
-    !container.eq_ignore_ascii_case("hls")
 }

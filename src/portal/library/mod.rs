@@ -72,7 +72,18 @@ pub struct Video {
     /// A ladder still being encoded: playable from the start, growing
     /// (its duration and size are those encoded so far).
     pub encoding: bool,
+    /// Its seek-bar preview tiles (WebVTT cues naming `…jpg#xywh=x,y,w,h`
+    /// relative to it), when the encoder made them.
+    pub storyboard: Option<String>,
+    /// A single MP4 of it to download (a ladder's top rung), when made.
+    pub download: Option<String>,
 }
+
+/// A ladder's storyboard, beside its master playlist.
+pub const STORYBOARD: &str = "storyboard.vtt";
+
+/// A ladder's download MP4, beside its master playlist.
+pub const DOWNLOAD: &str = "download.mp4";
 
 /// How the library is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -201,6 +212,9 @@ struct Facts {
     rungs: Vec<ladder::Rung>,
     /// A ladder's bytes (all its files) and latest change.
     totals: Option<(u64, SystemTime)>,
+    /// Whether a ladder's folder holds [`STORYBOARD`] and [`DOWNLOAD`].
+    storyboard: bool,
+    download: bool,
 }
 
 /// One item found in the streams folder.
@@ -266,6 +280,9 @@ impl Library {
                     format!("/streams/{}", url_segment(&item.name))
                 };
                 let (size, modified) = facts.totals.unwrap_or((item.size, item.modified));
+                let beside = |there: bool, file: &str| {
+                    there.then(|| format!("/streams/{}/{file}", url_segment(&item.name)))
+                };
                 let video = Video {
                     url,
                     watch_url: format!("/watch/{}", url_segment(&item.name)),
@@ -282,6 +299,8 @@ impl Library {
                     hls: item.hls,
                     rungs: facts.rungs,
                     encoding: item.encoding,
+                    storyboard: beside(facts.storyboard, STORYBOARD),
+                    download: beside(facts.download, DOWNLOAD),
                     name: item.name,
                 };
                 (modified, video)
@@ -392,6 +411,8 @@ impl Library {
             thumb,
             rungs: Vec::new(),
             totals: None,
+            storyboard: false,
+            download: false,
         }
     }
 
@@ -410,11 +431,23 @@ impl Library {
             },
             (None, None) => None,
         };
+        // Made after the rungs, into the same folder: the folder's change
+        // makes a new version, so they are looked for again then.
+        let holds = |file: &str| {
+            let path = folder.join(file);
+            async move {
+                tokio::fs::symlink_metadata(path)
+                    .await
+                    .is_ok_and(|m| m.is_file())
+            }
+        };
         Facts {
             duration: facts.duration,
             thumb,
             rungs: facts.rungs,
             totals: facts.totals,
+            storyboard: holds(STORYBOARD).await,
+            download: holds(DOWNLOAD).await,
         }
     }
 
@@ -496,6 +529,8 @@ mod tests {
             hls: false,
             rungs: Vec::new(),
             encoding: false,
+            storyboard: None,
+            download: None,
         }
     }
 
