@@ -501,7 +501,10 @@ async fn a_ladder_is_playable_while_it_encodes() {
     let marker = std::fs::read_to_string(folder.join(".encoding")).expect("marker");
     assert_eq!(marker, guid.to_string());
     let named = master.to_string_lossy().into_owned();
-    assert_eq!(target_files(&client, guid).await, [named.clone()]);
+    assert_eq!(
+        target_files(&client, guid).await,
+        std::slice::from_ref(&named)
+    );
 
     // Playable: paused at once, so what is checked below holds still.
     poll_until("the master is published", || master.is_file()).await;
@@ -512,7 +515,10 @@ async fn a_ladder_is_playable_while_it_encodes() {
     assert!(!paused.status.is_terminal(), "{}", paused.status);
     let info = client.info(guid).await.expect("info");
     assert_ne!(info.job.status, JobStatus::Completed);
-    assert_eq!(info.destinations[0].target_files, [named.clone()]);
+    assert_eq!(
+        info.destinations[0].target_files,
+        std::slice::from_ref(&named)
+    );
 
     let (text, lines) = playlist_lines(&master);
     assert!(
