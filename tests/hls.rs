@@ -2,7 +2,9 @@
 //! it leaves is checked as a player would meet it — playlists against the
 //! RFC 8216 rules that matter here, every rung read by ffprobe, segments no
 //! longer than the target duration, each starting on a keyframe, the same
-//! boundaries in every rung.
+//! boundaries in every rung. A ladder is written live into its destination:
+//! playable (our master published) while it still encodes, removed whole
+//! when stopped, cleaned and redone after the encoder is killed.
 //!
 //! The product reads local media only (no `hls` demuxer, see
 //! `videoshare::media::inputs`); these tests run ffprobe themselves, with

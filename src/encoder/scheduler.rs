@@ -368,7 +368,7 @@ impl Encoder {
                     prepared = true;
                 }
                 done = &mut publish, if !published => {
-                    done.map_err(JobFailure::Staging)?;
+                    done.map_err(JobFailure::Ladder)?;
                     published = true;
                 }
                 encoded = &mut encode => {
@@ -423,7 +423,7 @@ impl Encoder {
                 LiveFolder::claim(&dir, &stem, guid)
             })
             .await
-            .map_err(JobFailure::Staging)?;
+            .map_err(JobFailure::Ladder)?;
             inner
                 .jobs
                 .record_output(guid, index, &folder.master())
@@ -451,7 +451,7 @@ impl Encoder {
                 }
             })
             .await
-            .map_err(JobFailure::Staging)?;
+            .map_err(JobFailure::Ladder)?;
             if now {
                 live_folder::announce(guid, &folder, started, &self.inner.metrics);
             }
