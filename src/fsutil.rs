@@ -69,68 +69,8 @@ impl Drop for TempFile {
     }
 }
 
-/// A temp folder (for an output made of many files, such as an HLS
-/// ladder), created at once and removed with everything in it on drop
-/// unless [`TempFolder::persist_unique`] moved it into place.
-#[derive(Debug)]
-pub struct TempFolder {
-    path: PathBuf,
-}
-
-impl TempFolder {
-    /// Creates a fresh uniquely named folder in `dir`.
-    pub fn create_in(dir: &Path, kind: &str) -> io::Result<Self> {
-        let path = dir.join(format!("{}.{kind}.part", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir(&path)?;
-        Ok(TempFolder { path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Flushes every file and moves the whole folder into `dir` as `stem`,
-    /// or `stem-1`, `stem-2`… if taken: it appears there complete or not
-    /// at all. Never replaces anything. Returns the final path.
-    pub fn persist_unique(self, dir: &Path, stem: &str) -> io::Result<PathBuf> {
-        sync_tree(&self.path)?;
-        for n in 0..=MAX_SUFFIX {
-            let name = if n == 0 {
-                stem.to_owned()
-            } else {
-                format!("{stem}-{n}")
-            };
-            let candidate = dir.join(name);
-            match move_folder_no_clobber(&self.path, &candidate) {
-                Ok(()) => {
-                    sync_dir(dir)?;
-                    return Ok(candidate);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{MAX_SUFFIX} folders named {stem}-N already exist"),
-        ))
-    }
-}
-
-impl Drop for TempFolder {
-    fn drop(&mut self) {
-        match std::fs::remove_dir_all(&self.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(path = %self.path.display(), error = %e, "could not remove temp folder")
-            }
-        }
-    }
-}
-
 /// fsyncs every file under `dir` and every folder's entries.
-fn sync_tree(dir: &Path) -> io::Result<()> {
+pub fn sync_tree(dir: &Path) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
@@ -142,69 +82,30 @@ fn sync_tree(dir: &Path) -> io::Result<()> {
     sync_dir(dir)
 }
 
-/// Renames the folder `from` to `to`, failing with `AlreadyExists` rather
-/// than replacing anything (even an empty folder). Across file systems the
-/// tree is copied to a hidden staging folder beside `to` first.
-fn move_folder_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
-    match rename_no_replace(from, to) {
-        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-            let dir = to.parent().unwrap_or(Path::new("."));
-            let staging = dir.join(format!(
-                ".{}{STAGING_SUFFIX}",
-                uuid::Uuid::new_v4().simple()
-            ));
-            let placed = copy_tree(from, &staging)
-                .and_then(|()| sync_tree(&staging))
-                .and_then(|()| rename_no_replace(&staging, to));
-            if placed.is_err() {
-                let _ = std::fs::remove_dir_all(&staging);
-            }
-            placed
-        }
-        other => other,
-    }
-}
-
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
-    use nix::fcntl::{RenameFlags, renameat2};
-    let split = |path: &Path| -> io::Result<(std::fs::File, PathBuf)> {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "a folder path needs a name")
-        })?;
-        Ok((std::fs::File::open(parent)?, PathBuf::from(name)))
-    };
-    let ((from_dir, from_name), (to_dir, to_name)) = (split(from)?, split(to)?);
-    renameat2(
-        &from_dir,
-        &from_name,
-        &to_dir,
-        &to_name,
-        RenameFlags::RENAME_NOREPLACE,
-    )
-    .map_err(|errno| io::Error::from_raw_os_error(errno as i32))
-}
-
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    std::fs::create_dir(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 /// Links `from` into `dir` as `stem.ext`, or `stem-N.ext` if taken, and
 /// makes the new name durable. Never overwrites.
 fn link_unique(from: &Path, dir: &Path, stem: &str, extension: &str) -> io::Result<PathBuf> {
+    let placed = claim_unique(dir, stem, extension, |candidate| {
+        link_no_clobber(from, candidate)
+    })?;
+    // The file is in place and complete whatever happens next; a failed
+    // directory sync only weakens power-cut safety.
+    if let Err(e) = sync_dir(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not sync the folder");
+    }
+    Ok(placed)
+}
+
+/// Calls `claim` on `dir/stem.ext`, then `dir/stem-1.ext`, `dir/stem-2.ext`…
+/// (no dot when `extension` is empty: a folder) until it succeeds; it must
+/// fail with `AlreadyExists` when the name is taken (`create_dir`, a
+/// no-clobber link), which tries the next. Returns the name it took.
+pub fn claim_unique(
+    dir: &Path,
+    stem: &str,
+    extension: &str,
+    mut claim: impl FnMut(&Path) -> io::Result<()>,
+) -> io::Result<PathBuf> {
     let dot = if extension.is_empty() { "" } else { "." };
     for n in 0..=MAX_SUFFIX {
         let suffix = if n == 0 {
@@ -213,22 +114,15 @@ fn link_unique(from: &Path, dir: &Path, stem: &str, extension: &str) -> io::Resu
             format!("-{n}")
         };
         let candidate = dir.join(format!("{stem}{suffix}{dot}{extension}"));
-        match link_no_clobber(from, &candidate) {
-            Ok(()) => {
-                // The file is in place and complete whatever happens next;
-                // a failed directory sync only weakens power-cut safety.
-                if let Err(e) = sync_dir(dir) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not sync the folder");
-                }
-                return Ok(candidate);
-            }
+        match claim(&candidate) {
+            Ok(()) => return Ok(candidate),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
     }
     Err(io::Error::new(
         io::ErrorKind::AlreadyExists,
-        format!("{MAX_SUFFIX} files named {stem}-N.{extension} already exist"),
+        format!("{MAX_SUFFIX} names like {stem}-N{dot}{extension} already exist"),
     ))
 }
 
@@ -416,26 +310,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_temp_folder_appears_whole_under_a_free_name_or_goes_away() {
+    fn a_folder_is_claimed_under_the_first_free_name() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let tmp = dir.path().join("tmp");
-        let public = dir.path().join("streams");
-        for d in [&tmp, &public] {
-            std::fs::create_dir(d).expect("mkdir");
-        }
-        let mut placed = Vec::new();
-        for _ in 0..2 {
-            let folder = TempFolder::create_in(&tmp, "hls").expect("created");
-            std::fs::create_dir(folder.path().join("360p")).expect("mkdir");
-            std::fs::write(folder.path().join("360p/a.m4s"), b"x").expect("write");
-            placed.push(folder.persist_unique(&public, "clip").expect("placed"));
-        }
-        assert_eq!(placed, [public.join("clip"), public.join("clip-1")]);
-        assert!(placed[1].join("360p/a.m4s").is_file());
-        let dropped = TempFolder::create_in(&tmp, "hls").expect("created");
-        std::fs::write(dropped.path().join("a"), b"x").expect("write");
-        drop(dropped);
-        assert_eq!(std::fs::read_dir(&tmp).expect("list").count(), 0);
+        let claimed: Vec<PathBuf> = (0..3)
+            .map(|_| claim_unique(dir.path(), "clip", "", |p| std::fs::create_dir(p)))
+            .collect::<io::Result<_>>()
+            .expect("claimed");
+        let names = ["clip", "clip-1", "clip-2"].map(|n| dir.path().join(n));
+        assert_eq!(claimed, names);
+        let refused = claim_unique(dir.path(), "x", "", |_| Err(io::ErrorKind::Other.into()));
+        assert!(refused.is_err(), "another error stops the search");
     }
 
     #[test]

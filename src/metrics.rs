@@ -34,6 +34,9 @@ pub struct Metrics {
     pub encode_seconds: Histogram,
     /// Seconds from a job's check-in to its start.
     pub queue_wait_seconds: Histogram,
+    /// Seconds from ffmpeg's start to an HLS ladder's first playable
+    /// moment (its master playlist published).
+    pub hls_first_playable_seconds: Histogram,
     /// Bytes of accepted uploads.
     pub upload_bytes: Counter,
     /// Open WebSocket connections.
@@ -57,6 +60,8 @@ impl Default for Metrics {
         // 0.5 s .. ~4.5 h.
         let encode_seconds = Histogram::new(exponential_buckets(0.5, 2.0, 15));
         let queue_wait_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 18));
+        // 0.25 s .. ~34 min.
+        let hls_first_playable_seconds = Histogram::new(exponential_buckets(0.25, 2.0, 14));
         let upload_bytes = Counter::default();
         let websocket_clients = Gauge::default();
         let carbon_requests = Family::<CarbonLabels, Counter>::default();
@@ -74,6 +79,11 @@ impl Default for Metrics {
             "queue_wait_seconds",
             "Seconds from a job's check-in to its start",
             queue_wait_seconds.clone(),
+        );
+        registry.register(
+            "hls_first_playable_seconds",
+            "Seconds from ffmpeg's start until an HLS ladder being encoded is playable",
+            hls_first_playable_seconds.clone(),
         );
         registry.register(
             "upload_bytes",
@@ -115,6 +125,7 @@ impl Default for Metrics {
             jobs,
             encode_seconds,
             queue_wait_seconds,
+            hls_first_playable_seconds,
             upload_bytes,
             websocket_clients,
             carbon_requests,

@@ -2,7 +2,9 @@
 //! it leaves is checked as a player would meet it — playlists against the
 //! RFC 8216 rules that matter here, every rung read by ffprobe, segments no
 //! longer than the target duration, each starting on a keyframe, the same
-//! boundaries in every rung.
+//! boundaries in every rung. A ladder is written live into its destination:
+//! playable (our master published) while it still encodes, removed whole
+//! when stopped, cleaned and redone after the encoder is killed.
 //!
 //! The product reads local media only (no `hls` demuxer, see
 //! `videoshare::media::inputs`); these tests run ffprobe themselves, with
@@ -14,10 +16,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{make_clip, spawn_app, wait_completed};
+use common::{make_clip, spawn_app, spawn_app_with, wait_completed, wait_finished};
 use serde_json::Value;
-use videoshare::carbon::message::{FileCopy, JobQueue};
-use videoshare::carbon::{Client, ClientError, JobStatus};
+use videoshare::carbon::message::{Command as JobCommand, FileCopy, JobQueue};
+use videoshare::carbon::{Client, ClientError, Guid, JobStatus, PresetId};
 use videoshare::encoder::preset::HLS_LADDER_PRESET;
 use videoshare::media::synthetic::{ClipSpec, write_clip};
 
@@ -138,6 +140,45 @@ fn master_playlist(path: &Path) -> (Vec<Variant>, Vec<String>) {
     }
     assert!(pending.is_none(), "a STREAM-INF without its URI: {text}");
     (variants, media)
+}
+
+/// Checks a finished ladder folder: the master says
+/// `EXT-X-INDEPENDENT-SEGMENTS` right after its header, and nothing of the
+/// encode is left (no `.encoding` marker, no ffmpeg master, no `*.tmp`).
+fn assert_finished(folder: &Path) {
+    let (text, lines) = playlist_lines(&folder.join("master.m3u8"));
+    assert_eq!(
+        lines.get(1..3),
+        Some(
+            &[
+                "#EXT-X-VERSION:7".to_owned(),
+                "#EXT-X-INDEPENDENT-SEGMENTS".to_owned()
+            ][..]
+        ),
+        "{text}"
+    );
+    let left = files_under(folder)
+        .into_iter()
+        .filter(|f| {
+            let name = f.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with('.') || name.ends_with(".tmp")
+        })
+        .collect::<Vec<_>>();
+    assert!(left.is_empty(), "left after the encode: {left:?}");
+}
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("list the folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 /// ffprobe's JSON about `input`, read through the `hls` demuxer when it
@@ -282,6 +323,7 @@ async fn a_ladder_job_writes_aligned_fmp4_rungs_and_a_master_playlist() {
     );
 
     let (variants, media) = master_playlist(&target);
+    assert_finished(&folder);
     let audio_group = media
         .iter()
         .find(|m| attribute(m, "TYPE").as_deref() == Some("AUDIO"))
@@ -296,10 +338,10 @@ async fn a_ladder_job_writes_aligned_fmp4_rungs_and_a_master_playlist() {
         let codecs = attribute(attributes, "CODECS").expect("CODECS");
         assert!(codecs.contains("mp4a.40.2"), "{codecs}");
         assert_eq!(attribute(attributes, "AUDIO"), Some(audio_group.clone()));
-        if let Some(resolution) = attribute(attributes, "RESOLUTION") {
-            assert!(codecs.contains("avc1."), "{codecs}");
-            video_rungs.insert(uri.clone(), resolution);
-        }
+        // Video variants only: the audio rendition is not a variant of its own.
+        let resolution = attribute(attributes, "RESOLUTION").expect("RESOLUTION");
+        assert!(codecs.contains("avc1."), "{codecs}");
+        video_rungs.insert(uri.clone(), resolution);
     }
     assert_eq!(
         video_rungs.into_iter().collect::<Vec<_>>(),
@@ -354,6 +396,7 @@ async fn a_silent_source_smaller_than_every_rung_gets_one_rung_no_audio_group() 
 
     let folder = encode_ladder(&client, &clip, &app.streams_dir()).await;
     assert_eq!(common::names_in(&folder), ["360p", "master.m3u8"]);
+    assert_finished(&folder);
     let (variants, media) = master_playlist(&folder.join("master.m3u8"));
     assert!(media.is_empty(), "no audio group: {media:?}");
     let [(attributes, uri)] = variants.as_slice() else {
@@ -373,4 +416,283 @@ async fn a_silent_source_smaller_than_every_rung_gets_one_rung_no_audio_group() 
     let durations = check_rung(&folder, "360p", Some(240), 5.0);
     assert_eq!(durations, ["4.00", "1.00"], "a fixed 4 s GOP at 30 fps");
     app.stop().await;
+}
+
+/// A ladder preset slow enough to watch while it encodes: 1 s segments,
+/// two rungs (480p, 360p), x264 `veryslow`. A 12 s 854×480 clip takes
+/// several times longer to encode than its first segments here.
+const SLOW_LADDER: PresetId = PresetId::from_u128(0x7A1D2C3E_4B5F_4A6B_9C7D_8E9F0A1B2C3D);
+
+/// Writes a presets folder holding [`SLOW_LADDER`] and a config file that
+/// loads it, in `dir`; returns the config file.
+fn slow_ladder_config(dir: &Path) -> PathBuf {
+    let presets = dir.join("presets");
+    std::fs::create_dir_all(&presets).expect("mkdir presets");
+    let preset = format!(
+        r#"guid = "{SLOW_LADDER}"
+name = "Slow ladder (test)"
+description = "HLS 480p/360p, veryslow, 1 s segments"
+container = "hls"
+extension = "m3u8"
+
+[video]
+codec = "libx264"
+bitrate_kbps = 1400
+width = 854
+height = 480
+speed = "veryslow"
+
+[audio]
+codec = "aac"
+bitrate_kbps = 128
+
+[hls]
+segment_seconds = 1
+rungs = [{{ width = 640, height = 360, bitrate_kbps = 800 }}]
+"#
+    );
+    std::fs::write(presets.join("slow-ladder.toml"), preset).expect("write the preset");
+    let config = dir.join("videoshare.toml");
+    let toml = format!("presets = '{}'\n", presets.display());
+    std::fs::write(&config, toml).expect("write the config");
+    config
+}
+
+/// Polls (every 50 ms, up to a minute) until `ready` holds; fails with `what`.
+async fn poll_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether a ladder folder has started: marked and with a rung's folder.
+fn encoding_started(folder: &Path) -> bool {
+    folder.join(".encoding").is_file() && folder.join("480p").is_dir()
+}
+
+/// A job's target files, as `QueryInfo` reports them.
+async fn target_files(client: &Client, guid: Guid) -> Vec<String> {
+    let info = client.info(guid).await.expect("info");
+    info.destinations[0].target_files.clone()
+}
+
+#[tokio::test]
+async fn a_ladder_is_playable_while_it_encodes() {
+    let extra = tempfile::tempdir().expect("tempdir");
+    let config = slow_ladder_config(extra.path());
+    let app = spawn_app_with(|args| args.encoder.config = Some(config.clone())).await;
+    let client = Client::new(app.carbon.to_string());
+    let clip = make_clip(&app.uploaded_dir(), "live.mp4", 12, 854, 480);
+    let streams = app.streams_dir();
+    let folder = streams.join("live");
+    let master = folder.join("master.m3u8");
+    let job = JobQueue::single(
+        &clip.to_string_lossy(),
+        SLOW_LADDER,
+        &streams.to_string_lossy(),
+    );
+    let guid = client.queue(job).await.expect("queued");
+
+    // Claimed and named before anything is playable.
+    poll_until("the folder is claimed", || {
+        folder.join(".encoding").is_file()
+    })
+    .await;
+    let marker = std::fs::read_to_string(folder.join(".encoding")).expect("marker");
+    assert_eq!(marker, guid.to_string());
+    let named = master.to_string_lossy().into_owned();
+    assert_eq!(
+        target_files(&client, guid).await,
+        std::slice::from_ref(&named)
+    );
+
+    // Playable: paused at once, so what is checked below holds still.
+    poll_until("the master is published", || master.is_file()).await;
+    let paused = client
+        .command(guid, JobCommand::Pause)
+        .await
+        .expect("still encoding: the pause is accepted");
+    assert!(!paused.status.is_terminal(), "{}", paused.status);
+    let info = client.info(guid).await.expect("info");
+    assert_ne!(info.job.status, JobStatus::Completed);
+    assert_eq!(
+        info.destinations[0].target_files,
+        std::slice::from_ref(&named)
+    );
+
+    let (text, lines) = playlist_lines(&master);
+    assert!(
+        lines.iter().any(|l| l == "#EXT-X-INDEPENDENT-SEGMENTS"),
+        "{text}"
+    );
+    let (variants, media) = master_playlist(&master);
+    let mut playlists: Vec<String> = variants.iter().map(|(_, uri)| uri.clone()).collect();
+    assert_eq!(playlists, ["480p/index.m3u8", "360p/index.m3u8"], "{text}");
+    playlists.extend(media.iter().filter_map(|m| attribute(m, "URI")));
+    assert_eq!(playlists.len(), 3, "and the audio rendition: {text}");
+    for uri in &playlists {
+        let path = folder.join(uri);
+        let playlist = media_playlist(&path);
+        assert!(!playlist.ended, "{uri} is still growing");
+        assert!(!playlist.segments.is_empty(), "{uri} has a segment");
+        for (_, segment) in &playlist.segments {
+            assert!(!segment.ends_with(".tmp"), "{uri} lists {segment}");
+            let file = path.parent().expect("rung folder").join(segment);
+            assert!(file.is_file(), "{}", file.display());
+        }
+        let probed = ffprobe(&path, &["-show_streams"]);
+        assert!(
+            probed["streams"].as_array().is_some_and(|s| !s.is_empty()),
+            "ffprobe reads {uri} while it encodes"
+        );
+    }
+
+    client
+        .command(guid, JobCommand::Resume)
+        .await
+        .expect("resumed");
+    wait_completed(&client, guid).await;
+    assert_eq!(target_files(&client, guid).await, [named]);
+    assert_eq!(
+        common::names_in(&folder),
+        ["360p", "480p", "audio", "master.m3u8"]
+    );
+    assert_finished(&folder);
+    for uri in &playlists {
+        assert!(media_playlist(&folder.join(uri)).ended, "{uri} ends");
+    }
+    assert_eq!(common::names_in(&streams), ["live"], "no twin");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_ladder_stopped_mid_encode_leaves_nothing() {
+    let extra = tempfile::tempdir().expect("tempdir");
+    let config = slow_ladder_config(extra.path());
+    let app = spawn_app_with(|args| args.encoder.config = Some(config.clone())).await;
+    let client = Client::new(app.carbon.to_string());
+    let clip = make_clip(&app.uploaded_dir(), "stopped.mp4", 12, 854, 480);
+    let streams = app.streams_dir();
+    let folder = streams.join("stopped");
+    let job = JobQueue::single(
+        &clip.to_string_lossy(),
+        SLOW_LADDER,
+        &streams.to_string_lossy(),
+    );
+    let guid = client.queue(job).await.expect("queued");
+    poll_until("ffmpeg writes the ladder", || encoding_started(&folder)).await;
+
+    client.command(guid, JobCommand::Stop).await.expect("stop");
+    let done = wait_finished(&client, guid).await;
+    assert_eq!(done.status, JobStatus::Stopped);
+    assert!(
+        common::names_in(&streams).is_empty(),
+        "nothing left in the destination: {:?}",
+        common::names_in(&streams)
+    );
+    assert!(common::names_in(&app.app.dirs().tmp_encodes).is_empty());
+    assert!(
+        target_files(&client, guid).await.is_empty(),
+        "no output named"
+    );
+    app.stop().await;
+}
+
+/// `videoshare encoder` over `data` with `config`, on free ports; waits
+/// until it listens and returns the process and its Carbon address.
+async fn start_encoder(data: &Path, config: &Path) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_videoshare"))
+        .args(["encoder", "--carbon", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .env("VIDEOSHARE_CARBON_CODER", "127.0.0.1:0")
+        .env("RUST_LOG", "videoshare=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn videoshare encoder");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let marker = "Carbon encoder listening on ";
+    let address = tokio::time::timeout(common::DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some((_, rest)) = line.split_once(marker) {
+                return Some(rest.trim().to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("the encoder listens");
+    // Keep draining so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, address)
+}
+
+#[tokio::test]
+async fn a_ladder_killed_mid_encode_starts_clean_after_a_restart() {
+    common::require("ffmpeg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = slow_ladder_config(dir.path());
+    let data = dir.path().join("data");
+    let (uploaded, streams) = (data.join("uploaded"), data.join("streams"));
+    std::fs::create_dir_all(&uploaded).expect("mkdir uploaded");
+    let clip = make_clip(&uploaded, "crash.mp4", 8, 854, 480);
+    // Another job's folder being encoded and a finished ladder: never
+    // touched by this job's clean-up.
+    let theirs = streams.join("theirs");
+    std::fs::create_dir_all(theirs.join("480p")).expect("mkdir");
+    std::fs::write(theirs.join(".encoding"), Guid::new_random().to_string()).expect("marker");
+    let finished = streams.join("finished");
+    std::fs::create_dir_all(&finished).expect("mkdir");
+    std::fs::write(finished.join("master.m3u8"), "#EXTM3U\n").expect("master");
+
+    let (mut encoder, carbon) = start_encoder(&data, &config).await;
+    let client = Client::new(carbon);
+    let job = JobQueue::single(
+        &clip.to_string_lossy(),
+        SLOW_LADDER,
+        &streams.to_string_lossy(),
+    );
+    let guid = client.queue(job).await.expect("queued");
+    let folder = streams.join("crash");
+    poll_until("ffmpeg writes the ladder", || encoding_started(&folder)).await;
+
+    encoder.start_kill().expect("kill -9");
+    encoder.wait().await.expect("the encoder is gone");
+    // ffmpeg dies with it (PR_SET_PDEATHSIG).
+    poll_until("ffmpeg is gone", || {
+        common::ffmpeg_processes(&clip).is_empty()
+    })
+    .await;
+    let marker = std::fs::read_to_string(folder.join(".encoding")).expect("marker left");
+    assert_eq!(marker, guid.to_string());
+
+    let (_encoder, carbon) = start_encoder(&data, &config).await;
+    let client = Client::new(carbon);
+    wait_completed(&client, guid).await;
+    let output = folder.join("master.m3u8").to_string_lossy().into_owned();
+    assert_eq!(target_files(&client, guid).await, [output]);
+    assert_eq!(
+        common::names_in(&streams),
+        ["crash", "finished", "theirs"],
+        "one folder for the job, no crash-1; the others untouched"
+    );
+    assert_finished(&folder);
+    assert!(theirs.join(".encoding").is_file());
+    for uri in ["480p/index.m3u8", "360p/index.m3u8", "audio/index.m3u8"] {
+        let playlist = media_playlist(&folder.join(uri));
+        assert!(playlist.ended, "{uri}");
+        let total: f64 = playlist.segments.iter().map(|s| s.0).sum();
+        assert!(
+            (total - 8.0).abs() < 0.2,
+            "{uri} lasts {total} s: encoded once, whole"
+        );
+    }
 }

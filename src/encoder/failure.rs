@@ -58,8 +58,10 @@ pub enum JobFailure {
     /// the one failure the operator and not the source must fix.
     #[error("{}", encode_failure(.0))]
     Encode(ProcessError),
-    #[error("could not make a temp folder for the output: {0}")]
-    Staging(std::io::Error),
+    /// Claiming, publishing or finishing an HLS ladder's folder in its
+    /// destination (`io::Error`s of file calls name no path).
+    #[error("could not write the HLS ladder's folder: {0}")]
+    Ladder(std::io::Error),
     #[error("could not place the output {name}: {error}")]
     Place { name: String, error: std::io::Error },
     #[error(

@@ -3,7 +3,8 @@
 //!
 //! Owns the job state machine ([`job`]), the scheduler ([`scheduler`]), job
 //! control ([`control`], which owns the registry of running jobs the
-//! scheduler asks), why jobs fail ([`failure`]), the ffmpeg runner ([`ffmpeg`]), presets
+//! scheduler asks), why jobs fail ([`failure`]), the ffmpeg runner
+//! ([`ffmpeg`]), an HLS ladder's folder while it encodes ([`live_folder`]), presets
 //! ([`preset`]), path mapping and allowed roots ([`paths`]), one handler
 //! per Carbon task type ([`tasks`]) and the socket server ([`server`]).
 //! Every ingest path ends in [`Encoder::submit`].
@@ -14,6 +15,7 @@ pub mod control;
 pub mod failure;
 pub mod ffmpeg;
 pub mod job;
+pub mod live_folder;
 pub mod paths;
 pub mod preset;
 pub mod scheduler;
@@ -184,12 +186,16 @@ impl Encoder {
         let stale = crate::fsutil::reset_dir(&config.tmp_dir)?;
         let paths = PathPolicy::new(&config.roots, &config.mappings)?;
         let jobs = JobStore::new(pool);
+        // Before the jobs are requeued: a ladder folder a crash left
+        // mid-encode is found through its job's recorded output.
+        let ladders = live_folder::clean_interrupted(&jobs).await?;
         let recovered = jobs
             .recover_interrupted(control::STOPPED_BY_COMMAND, job::allowed_from)
             .await?;
-        if recovered > 0 || stale > 0 {
+        if recovered > 0 || stale > 0 || ladders > 0 {
             tracing::info!(
                 recovered,
+                ladder_folders_removed = ladders,
                 stale_temp_files = stale,
                 "recovered from an interrupted run"
             );

@@ -21,10 +21,11 @@ use tracing::Instrument;
 use super::control::{Control, STOPPED_BY_COMMAND};
 use super::failure::{FileName, JobFailure, PublicMessage};
 use super::job::allowed_from;
-use super::preset::{SourcePicture, ladder::MASTER_PLAYLIST};
+use super::live_folder::{self, LiveFolder};
+use super::preset::{Preset, SourcePicture, ladder::MASTER_PLAYLIST};
 use super::{Encoder, ffmpeg};
 use crate::carbon::{Guid, JobStatus};
-use crate::fsutil::{TempFile, TempFolder};
+use crate::fsutil::TempFile;
 use crate::media::MediaInfo;
 use crate::store::Job;
 use crate::store::StoreError;
@@ -73,6 +74,10 @@ impl Encoder {
             );
         }
         while workers.join_next().await.is_some() {}
+        // Their ladder folders are gone (dropped unfinished): forget them.
+        if let Err(e) = live_folder::clean_interrupted(&self.inner.jobs).await {
+            tracing::error!(error = %e, "could not forget interrupted ladder outputs");
+        }
         // Jobs caught mid-encode go back to the queue (paused ones stay
         // paused) now rather than at the next start, so a status query in
         // between tells the truth.
@@ -177,12 +182,14 @@ impl Encoder {
                 jobs.complete(guid, allowed_from(JobStatus::Completed), outputs)
                     .await?;
             }
-            Err(_) if stopped => {}
             Err(failed) => {
                 // Outputs already in place (a copy failed after them) are
                 // the job's: recorded, so they are reported, not orphaned.
-                if !failed.placed.is_empty() {
-                    jobs.record_outputs(guid, &failed.placed).await?;
+                // A ladder recorded while it encoded, and removed since,
+                // is forgotten.
+                jobs.record_outputs(guid, &failed.placed).await?;
+                if stopped {
+                    return self.mark_stopped(guid).await;
                 }
                 let change = Change {
                     failure: Some(PublicMessage::from(&failed.reason).into_string()),
@@ -197,11 +204,18 @@ impl Encoder {
                 .await?;
             }
         }
+        self.mark_stopped(guid).await
+    }
+
+    /// A job asked to stop (STOPPING) is STOPPED.
+    async fn mark_stopped(&self, guid: Guid) -> Result<(), StoreError> {
         let change = Change {
             failure: Some(STOPPED_BY_COMMAND.to_owned()),
             ..Change::default()
         };
-        jobs.transition(guid, &[JobStatus::Stopping], JobStatus::Stopped, change)
+        self.inner
+            .jobs
+            .transition(guid, &[JobStatus::Stopping], JobStatus::Stopped, change)
             .await?;
         Ok(())
     }
@@ -230,8 +244,10 @@ impl Encoder {
         }
     }
 
-    /// Probes the source and encodes it into one temp file per destination
-    /// in a single ffmpeg run. The error is the job's `Description`.
+    /// Probes the source and encodes it in a single ffmpeg run: into one
+    /// temp file per file destination, straight into a claimed
+    /// [`LiveFolder`] per HLS ladder (published once playable, while ffmpeg
+    /// runs). The error is the job's `Description`.
     async fn transcode(
         &self,
         job: &Job,
@@ -239,22 +255,15 @@ impl Encoder {
     ) -> Result<Vec<(Staged, Destination, String)>, JobFailure> {
         let inner = &self.inner;
         let destinations = inner.jobs.destinations(job.guid).await?;
-        let mut plans = Vec::with_capacity(destinations.len());
+        let mut wanted = Vec::with_capacity(destinations.len());
         for d in destinations {
             let preset = inner
                 .presets
                 .get(d.preset_guid)
                 .ok_or(JobFailure::PresetGone(d.preset_guid))?;
-            let staged = if preset.ladder.is_some() {
-                let dir = inner.tmp_dir.clone();
-                let folder = crate::fsutil::off_runtime(move || TempFolder::create_in(&dir, "hls"));
-                Staged::Folder(folder.await.map_err(JobFailure::Staging)?)
-            } else {
-                Staged::File(TempFile::new_in(&inner.tmp_dir, &preset.extension))
-            };
-            plans.push((staged, d, preset));
+            wanted.push((d, preset));
         }
-        if plans.is_empty() {
+        if wanted.is_empty() {
             return Err(JobFailure::NoDestination);
         }
         let audio_file = match &job.audio {
@@ -276,13 +285,14 @@ impl Encoder {
             trim: job.trim,
             picture: None,
         };
-        let needs_video = plans.iter().any(|(_, _, preset)| preset.needs_video());
+        let needs_video = wanted.iter().any(|(_, preset)| preset.needs_video());
         // ffmpeg starts at once while the source is probed and checked: the
         // probe then costs no wall time. If the source turns out unusable
         // (or the job is stopped meanwhile), the encode is dropped, which
         // kills ffmpeg and removes its temp files. An HLS ladder's command
-        // line depends on the source's height: it waits for the probe.
-        let shaped = plans.iter().any(|(_, _, preset)| preset.ladder.is_some());
+        // line depends on the source's height, and its folder is claimed in
+        // the destination only for a source known good: it waits for the probe.
+        let shaped = wanted.iter().any(|(_, preset)| preset.ladder.is_some());
         let (duration_known, duration) = tokio::sync::watch::channel(None);
         let inputs_now = inputs;
         let prepare = async {
@@ -309,6 +319,14 @@ impl Encoder {
                 has_audio: info.audio.is_some(),
             });
         }
+        let plans = self.stage(job.guid, wanted).await?;
+        let ladders: Vec<PathBuf> = plans
+            .iter()
+            .filter_map(|(staged, _, _)| match staged {
+                Staged::Ladder(folder) => Some(folder.path().to_path_buf()),
+                Staged::File(_) => None,
+            })
+            .collect();
 
         let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
         let args = ffmpeg::encode_args(&inputs, &outputs);
@@ -335,11 +353,23 @@ impl Encoder {
             }
         });
         tokio::pin!(encode);
+        let publish = live_folder::publish_when_playable(
+            ladders.clone(),
+            job.guid,
+            encoding,
+            inner.metrics.clone(),
+        );
+        tokio::pin!(publish);
+        let mut published = ladders.is_empty();
         loop {
             tokio::select! {
                 checked = &mut prepare, if !prepared => {
                     checked.map(drop)?;
                     prepared = true;
+                }
+                done = &mut publish, if !published => {
+                    done.map_err(JobFailure::Ladder)?;
+                    published = true;
                 }
                 encoded = &mut encode => {
                     // A source ffmpeg could not read: the probe's verdict
@@ -355,10 +385,78 @@ impl Encoder {
         // Paused time included: it is how long the encode held its slot.
         let took = encoding.elapsed().as_secs_f64();
         inner.metrics.encode_seconds.observe(took);
+        if !published {
+            // A clip shorter than the watcher's next look: playable now.
+            self.publish_now(job.guid, ladders, encoding).await?;
+        }
         Ok(plans
             .into_iter()
             .map(|(temp, d, p)| (temp, d, p.extension.clone()))
             .collect())
+    }
+
+    /// Prepares where each destination is written: a temp file, or for a
+    /// ladder its folder in the destination, claimed (after removing one
+    /// this job left mid-encode before a crash) and recorded at once as
+    /// the job's output, so `TargetFiles` name it while it encodes.
+    async fn stage<'p>(
+        &self,
+        guid: Guid,
+        wanted: Vec<(Destination, &'p Preset)>,
+    ) -> Result<Vec<(Staged, Destination, &'p Preset)>, JobFailure> {
+        let inner = &self.inner;
+        let mut plans = Vec::with_capacity(wanted.len());
+        for (index, (d, preset)) in wanted.into_iter().enumerate() {
+            if preset.ladder.is_none() {
+                let temp = TempFile::new_in(&inner.tmp_dir, &preset.extension);
+                plans.push((Staged::File(temp), d, preset));
+                continue;
+            }
+            let left = d.output_path.clone();
+            let (dir, stem) = (d.dest_dir.clone(), d.base_name.clone());
+            let folder = crate::fsutil::off_runtime(move || {
+                if let Some(folder) = left.as_deref().and_then(live_folder::folder_of)
+                    && live_folder::remove_if_ours(folder, guid)?
+                {
+                    tracing::info!(folder = %folder.display(), "removed the folder an interrupted run left");
+                }
+                LiveFolder::claim(&dir, &stem, guid)
+            })
+            .await
+            .map_err(JobFailure::Ladder)?;
+            inner
+                .jobs
+                .record_output(guid, index, &folder.master())
+                .await?;
+            plans.push((Staged::Ladder(folder), d, preset));
+        }
+        Ok(plans)
+    }
+
+    /// Publishes the ladders ffmpeg finished before the watcher saw them
+    /// playable.
+    async fn publish_now(
+        &self,
+        guid: Guid,
+        ladders: Vec<PathBuf>,
+        started: std::time::Instant,
+    ) -> Result<(), JobFailure> {
+        for folder in ladders {
+            let looked = folder.clone();
+            let now = crate::fsutil::off_runtime(move || {
+                if looked.join(MASTER_PLAYLIST).exists() {
+                    Ok(false)
+                } else {
+                    live_folder::publish_if_playable(&looked)
+                }
+            })
+            .await
+            .map_err(JobFailure::Ladder)?;
+            if now {
+                live_folder::announce(guid, &folder, started, &self.inner.metrics);
+            }
+        }
+        Ok(())
     }
 
     /// Moves each finished encode into its destination under a new name,
@@ -375,7 +473,7 @@ impl Encoder {
             let mut placed = Vec::with_capacity(temps.len());
             let fail = |reason: JobFailure, placed: Vec<Placed>| Err(Failed { reason, placed });
             for (temp, d, extension) in temps {
-                let output = match temp.persist_unique(&d.dest_dir, &d.base_name, &extension) {
+                let output = match temp.place(&d.dest_dir, &d.base_name, &extension) {
                     Ok(output) => output,
                     Err((name, error)) => {
                         return fail(JobFailure::Place { name, error }, placed);
@@ -401,12 +499,12 @@ impl Encoder {
     }
 }
 
-/// An output being encoded: one file, or a folder (an HLS ladder's
-/// playlists and segments, whose master playlist is the job's output).
+/// An output being encoded: one temp file, or an HLS ladder's folder
+/// in its destination (whose master playlist is the job's output).
 #[derive(Debug)]
 enum Staged {
     File(TempFile),
-    Folder(TempFolder),
+    Ladder(LiveFolder),
 }
 
 impl Staged {
@@ -414,13 +512,14 @@ impl Staged {
     fn path(&self) -> &Path {
         match self {
             Staged::File(file) => file.path(),
-            Staged::Folder(folder) => folder.path(),
+            Staged::Ladder(folder) => folder.path(),
         }
     }
 
-    /// Moves it whole into `dir` under a free name; returns the output
-    /// (a ladder's master playlist), or the name it wanted and why not.
-    fn persist_unique(
+    /// Puts it in place: a file is linked into `dir` under a free name, a
+    /// ladder (already there) is finished. Returns the output (a ladder's
+    /// master playlist), or the name it had and why not.
+    fn place(
         self,
         dir: &Path,
         stem: &str,
@@ -430,10 +529,10 @@ impl Staged {
             Staged::File(file) => file
                 .persist_unique(dir, stem, extension)
                 .map_err(|e| (format!("{stem}.{extension}"), e)),
-            Staged::Folder(folder) => folder
-                .persist_unique(dir, stem)
-                .map(|placed| placed.join(MASTER_PLAYLIST))
-                .map_err(|e| (format!("{stem}/{MASTER_PLAYLIST}"), e)),
+            Staged::Ladder(folder) => {
+                let name = format!("{}/{MASTER_PLAYLIST}", FileName::of(folder.path()));
+                folder.finish().map_err(|e| (name, e))
+            }
         }
     }
 }

@@ -13,8 +13,13 @@ use serde::Deserialize;
 
 use super::{InvalidPreset, Preset, VideoSpec};
 
-/// The master playlist's name inside a ladder's folder.
+/// The master playlist's name inside a ladder's folder: ours, published
+/// once the ladder is playable (see [`super::master`]).
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
+
+/// Where ffmpeg writes its own master playlist: hidden (never served), read
+/// to make ours, removed when the ladder is finished.
+pub const FFMPEG_MASTER_PLAYLIST: &str = ".ffmpeg-master.m3u8";
 
 /// Each rendition's playlist, inside the rendition's own folder.
 const MEDIA_PLAYLIST: &str = "index.m3u8";
@@ -221,12 +226,15 @@ impl Preset {
             "event".into(),
             "-hls_segment_type".into(),
             "fmp4".into(),
+            // `temp_file`: a segment is written as `*.tmp` and renamed once
+            // whole, and so is every playlist (ffmpeg 5.1), so a player
+            // watching the folder while it encodes never reads half a file.
             "-hls_flags".into(),
-            "independent_segments".into(),
+            "independent_segments+temp_file".into(),
             "-hls_fmp4_init_filename".into(),
             "init.mp4".into(),
             "-master_pl_name".into(),
-            MASTER_PLAYLIST.into(),
+            FFMPEG_MASTER_PLAYLIST.into(),
             "-var_stream_map".into(),
             map.join(" "),
         ]);
@@ -319,8 +327,8 @@ mod tests {
             "-b:v:1 800k",
             "-force_key_frames expr:gte(t,n_forced*4) -sc_threshold 0 -g 100 -keyint_min 100",
             "-f hls -hls_time 4 -hls_playlist_type event -hls_segment_type fmp4",
-            "-hls_flags independent_segments",
-            "-master_pl_name master.m3u8",
+            "-hls_flags independent_segments+temp_file",
+            "-master_pl_name .ffmpeg-master.m3u8",
             "v:0,agroup:audio,name:480p v:1,agroup:audio,name:360p a:0,agroup:audio,name:audio",
             "-hls_segment_filename /t/x.part/%v/seg%05d.m4s",
         ] {

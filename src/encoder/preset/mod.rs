@@ -1,6 +1,7 @@
 //! Encoding presets: one TOML file per preset, loaded and checked
 //! ([`check`]), and what a preset means as ffmpeg output options
-//! ([`args`]; an HLS ladder's in [`ladder`]).
+//! ([`args`]; an HLS ladder's in [`ladder`], its published master
+//! playlist in [`master`]).
 //!
 //! The built-in presets are the files of the repository's `presets/` folder,
 //! compiled in; a configured presets folder adds more (a GUID may be defined
@@ -18,6 +19,7 @@ use crate::media::ffmpeg_args::FfmpegArgs;
 mod args;
 mod check;
 pub mod ladder;
+pub mod master;
 
 pub use check::{InvalidPreset, SpeedKind};
 pub use ladder::{Ladder, SourcePicture};

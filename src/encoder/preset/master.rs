@@ -1,0 +1,231 @@
+//! The master playlist a ladder publishes, made from ffmpeg's own, and the
+//! test of when a ladder being encoded is playable. Text in, text out: no
+//! files here (the encoder's `live_folder` reads and writes them).
+//!
+//! ffmpeg 5.1's master lists the audio rendition a second time, as an
+//! audio-only `EXT-X-STREAM-INF` variant (a player may then pick "no
+//! picture"), and has no `EXT-X-INDEPENDENT-SEGMENTS` although every
+//! segment starts on a keyframe. [`rewrite`] fixes both.
+
+/// The tag added after `#EXTM3U` (and `EXT-X-VERSION`): every segment of
+/// every rendition starts with a keyframe (RFC 8216 4.3.5.1).
+const INDEPENDENT: &str = "#EXT-X-INDEPENDENT-SEGMENTS";
+const STREAM_INF: &str = "#EXT-X-STREAM-INF:";
+const MEDIA: &str = "#EXT-X-MEDIA:";
+
+/// ffmpeg's master playlist as the ladder publishes it: the same
+/// renditions (`EXT-X-MEDIA`) and video variants, with
+/// `EXT-X-INDEPENDENT-SEGMENTS`, without the audio-only variant (one whose
+/// URI is an `EXT-X-MEDIA` rendition's). Blank lines are dropped.
+pub fn rewrite(ffmpeg_master: &str) -> String {
+    let lines: Vec<&str> = ffmpeg_master
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let renditions = rendition_uris(&lines);
+    let header_end = lines
+        .iter()
+        .take_while(|l| **l == "#EXTM3U" || l.starts_with("#EXT-X-VERSION:"))
+        .count();
+    let mut out: Vec<&str> = lines[..header_end].to_vec();
+    out.push(INDEPENDENT);
+    let mut rest = lines[header_end..].iter().peekable();
+    while let Some(line) = rest.next() {
+        if *line == INDEPENDENT {
+            continue;
+        }
+        if line.starts_with(STREAM_INF)
+            && let Some(uri) = rest.peek()
+            && renditions.contains(uri)
+        {
+            rest.next();
+            continue;
+        }
+        out.push(line);
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
+/// Every media playlist the master names: its variants' and its
+/// renditions' (`EXT-X-MEDIA` `URI`), each once, in order.
+pub fn media_playlists(master: &str) -> Vec<String> {
+    let lines: Vec<&str> = master.lines().map(str::trim).collect();
+    let mut uris: Vec<String> = Vec::new();
+    let mut add = |uri: &str| {
+        if !uris.iter().any(|u| u == uri) {
+            uris.push(uri.to_owned());
+        }
+    };
+    for (n, line) in lines.iter().enumerate() {
+        if let Some(list) = line.strip_prefix(MEDIA) {
+            if let Some(uri) = attribute(list, "URI") {
+                add(uri);
+            }
+        } else if line.starts_with(STREAM_INF)
+            && let Some(uri) = lines[n + 1..].iter().find(|l| !l.is_empty())
+            && !uri.starts_with('#')
+        {
+            add(uri);
+        }
+    }
+    uris
+}
+
+/// Whether a media playlist lists at least one segment (a URI line after
+/// an `EXTINF`).
+pub fn lists_a_segment(media: &str) -> bool {
+    let mut after_extinf = false;
+    for line in media.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("#EXTINF:") {
+            after_extinf = true;
+        } else if !line.starts_with('#') && after_extinf {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a ladder whose master is `master` is playable: it names at
+/// least one media playlist, and `read` (a media playlist's text by its
+/// URI, `None` if not there yet) finds each listing a segment.
+pub fn every_playlist_has_a_segment(
+    master: &str,
+    mut read: impl FnMut(&str) -> Option<String>,
+) -> bool {
+    let playlists = media_playlists(master);
+    !playlists.is_empty()
+        && playlists
+            .iter()
+            .all(|uri| read(uri).is_some_and(|text| lists_a_segment(&text)))
+}
+
+/// The URIs of the master's `EXT-X-MEDIA` renditions.
+fn rendition_uris<'a>(lines: &[&'a str]) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(MEDIA))
+        .filter_map(|list| attribute(list, "URI"))
+        .collect()
+}
+
+/// An attribute's value in an attribute list (RFC 8216 4.2), quotes
+/// removed; commas inside quotes (`CODECS="a,b"`) do not split.
+fn attribute<'a>(list: &'a str, name: &str) -> Option<&'a str> {
+    let mut rest = list;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let (value, tail) = quoted.split_once('"')?;
+                (value, tail.strip_prefix(',').unwrap_or(tail))
+            }
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        if key.trim() == name {
+            return Some(value);
+        }
+        rest = next;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What ffmpeg 5.1 writes for a two-rung ladder with sound.
+    const FFMPEG_MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:7\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_audio\",NAME=\"audio_2\",DEFAULT=YES,URI=\"audio/index.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1579600,RESOLUTION=854x480,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_audio\"\n\
+480p/index.m3u8\n\n\
+#EXT-X-STREAM-INF:BANDWIDTH=920600,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_audio\"\n\
+360p/index.m3u8\n\n\
+#EXT-X-STREAM-INF:BANDWIDTH=140800,CODECS=\"mp4a.40.2\",AUDIO=\"group_audio\"\n\
+audio/index.m3u8\n\n";
+
+    #[test]
+    fn the_master_gets_independent_segments_and_loses_the_audio_only_variant() {
+        let master = rewrite(FFMPEG_MASTER);
+        let lines: Vec<&str> = master.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "#EXTM3U",
+                "#EXT-X-VERSION:7",
+                "#EXT-X-INDEPENDENT-SEGMENTS",
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_audio\",NAME=\"audio_2\",DEFAULT=YES,URI=\"audio/index.m3u8\"",
+                "#EXT-X-STREAM-INF:BANDWIDTH=1579600,RESOLUTION=854x480,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_audio\"",
+                "480p/index.m3u8",
+                "#EXT-X-STREAM-INF:BANDWIDTH=920600,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_audio\"",
+                "360p/index.m3u8",
+            ]
+        );
+        assert!(master.ends_with('\n'));
+        assert_eq!(rewrite(&master), master, "rewriting twice changes nothing");
+    }
+
+    #[test]
+    fn a_silent_ladder_keeps_its_one_variant() {
+        let silent = "#EXTM3U\n#EXT-X-VERSION:7\n\
+#EXT-X-STREAM-INF:BANDWIDTH=880000,RESOLUTION=320x240,CODECS=\"avc1.64000d\"\n360p/index.m3u8\n";
+        assert_eq!(
+            rewrite(silent),
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+#EXT-X-STREAM-INF:BANDWIDTH=880000,RESOLUTION=320x240,CODECS=\"avc1.64000d\"\n360p/index.m3u8\n"
+        );
+        assert_eq!(media_playlists(silent), ["360p/index.m3u8"]);
+    }
+
+    #[test]
+    fn every_variant_and_rendition_is_a_media_playlist_once() {
+        assert_eq!(
+            media_playlists(FFMPEG_MASTER),
+            ["audio/index.m3u8", "480p/index.m3u8", "360p/index.m3u8"]
+        );
+        assert_eq!(media_playlists(&rewrite(FFMPEG_MASTER)).len(), 3);
+        assert!(media_playlists("#EXTM3U\n").is_empty());
+    }
+
+    #[test]
+    fn a_playlist_lists_a_segment_once_a_uri_follows_an_extinf() {
+        let head = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n\
+#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-MAP:URI=\"init_0.mp4\"\n";
+        assert!(!lists_a_segment(head), "the init segment is not a segment");
+        assert!(!lists_a_segment(&format!("{head}#EXTINF:4.000000,\n")));
+        assert!(lists_a_segment(&format!(
+            "{head}#EXTINF:4.000000,\nseg00000.m4s\n"
+        )));
+        assert!(!lists_a_segment(""));
+    }
+
+    #[test]
+    fn playable_once_every_playlist_has_a_segment() {
+        let with_segment = "#EXTM3U\n#EXTINF:4.0,\nseg00000.m4s\n".to_owned();
+        let empty = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n".to_owned();
+        let playable = |audio: Option<&String>| {
+            every_playlist_has_a_segment(FFMPEG_MASTER, |uri| match uri {
+                "audio/index.m3u8" => audio.cloned(),
+                _ => Some(with_segment.clone()),
+            })
+        };
+        assert!(playable(Some(&with_segment)));
+        assert!(!playable(Some(&empty)), "the audio has no segment yet");
+        assert!(!playable(None), "the audio playlist is not written yet");
+        assert!(
+            !every_playlist_has_a_segment("#EXTM3U\n", |_| Some(with_segment.clone())),
+            "a master naming nothing is not playable"
+        );
+    }
+
+    #[test]
+    fn attributes_are_read_past_quoted_commas() {
+        let list = "BANDWIDTH=1,CODECS=\"avc1.4d,mp4a.40.2\",URI=\"a/b.m3u8\"";
+        assert_eq!(attribute(list, "CODECS"), Some("avc1.4d,mp4a.40.2"));
+        assert_eq!(attribute(list, "URI"), Some("a/b.m3u8"));
+        assert_eq!(attribute(list, "BANDWIDTH"), Some("1"));
+        assert_eq!(attribute(list, "NAME"), None);
+    }
+}
