@@ -418,46 +418,6 @@ async fn a_silent_source_smaller_than_every_rung_gets_one_rung_no_audio_group() 
     app.stop().await;
 }
 
-/// A ladder preset slow enough to watch while it encodes: 1 s segments,
-/// two rungs (480p, 360p), x264 `veryslow`. A 12 s 854×480 clip takes
-/// several times longer to encode than its first segments here.
-const SLOW_LADDER: PresetId = PresetId::from_u128(0x7A1D2C3E_4B5F_4A6B_9C7D_8E9F0A1B2C3D);
-
-/// Writes a presets folder holding [`SLOW_LADDER`] and a config file that
-/// loads it, in `dir`; returns the config file.
-fn slow_ladder_config(dir: &Path) -> PathBuf {
-    let presets = dir.join("presets");
-    std::fs::create_dir_all(&presets).expect("mkdir presets");
-    let preset = format!(
-        r#"guid = "{SLOW_LADDER}"
-name = "Slow ladder (test)"
-description = "HLS 480p/360p, veryslow, 1 s segments"
-container = "hls"
-extension = "m3u8"
-
-[video]
-codec = "libx264"
-bitrate_kbps = 1400
-width = 854
-height = 480
-speed = "veryslow"
-
-[audio]
-codec = "aac"
-bitrate_kbps = 128
-
-[hls]
-segment_seconds = 1
-rungs = [{{ width = 640, height = 360, bitrate_kbps = 800 }}]
-"#
-    );
-    std::fs::write(presets.join("slow-ladder.toml"), preset).expect("write the preset");
-    let config = dir.join("videoshare.toml");
-    let toml = format!("presets = '{}'\n", presets.display());
-    std::fs::write(&config, toml).expect("write the config");
-    config
-}
-
 /// Polls (every 50 ms, up to a minute) until `ready` holds; fails with `what`.
 async fn poll_until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -481,7 +441,7 @@ async fn target_files(client: &Client, guid: Guid) -> Vec<String> {
 #[tokio::test]
 async fn a_ladder_is_playable_while_it_encodes() {
     let extra = tempfile::tempdir().expect("tempdir");
-    let config = slow_ladder_config(extra.path());
+    let config = common::slow_ladder_config(extra.path());
     let app = spawn_app_with(|args| args.encoder.config = Some(config.clone())).await;
     let client = Client::new(app.carbon.to_string());
     let clip = make_clip(&app.uploaded_dir(), "live.mp4", 12, 854, 480);
@@ -490,7 +450,7 @@ async fn a_ladder_is_playable_while_it_encodes() {
     let master = folder.join("master.m3u8");
     let job = JobQueue::single(
         &clip.to_string_lossy(),
-        SLOW_LADDER,
+        common::SLOW_LADDER,
         &streams.to_string_lossy(),
     );
     let guid = client.queue(job).await.expect("queued");
@@ -570,7 +530,7 @@ async fn a_ladder_is_playable_while_it_encodes() {
 #[tokio::test]
 async fn a_ladder_stopped_mid_encode_leaves_nothing() {
     let extra = tempfile::tempdir().expect("tempdir");
-    let config = slow_ladder_config(extra.path());
+    let config = common::slow_ladder_config(extra.path());
     let app = spawn_app_with(|args| args.encoder.config = Some(config.clone())).await;
     let client = Client::new(app.carbon.to_string());
     let clip = make_clip(&app.uploaded_dir(), "stopped.mp4", 12, 854, 480);
@@ -578,7 +538,7 @@ async fn a_ladder_stopped_mid_encode_leaves_nothing() {
     let folder = streams.join("stopped");
     let job = JobQueue::single(
         &clip.to_string_lossy(),
-        SLOW_LADDER,
+        common::SLOW_LADDER,
         &streams.to_string_lossy(),
     );
     let guid = client.queue(job).await.expect("queued");
@@ -639,7 +599,7 @@ async fn start_encoder(data: &Path, config: &Path) -> (tokio::process::Child, St
 async fn a_ladder_killed_mid_encode_starts_clean_after_a_restart() {
     common::require("ffmpeg");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = slow_ladder_config(dir.path());
+    let config = common::slow_ladder_config(dir.path());
     let data = dir.path().join("data");
     let (uploaded, streams) = (data.join("uploaded"), data.join("streams"));
     std::fs::create_dir_all(&uploaded).expect("mkdir uploaded");
@@ -657,7 +617,7 @@ async fn a_ladder_killed_mid_encode_starts_clean_after_a_restart() {
     let client = Client::new(carbon);
     let job = JobQueue::single(
         &clip.to_string_lossy(),
-        SLOW_LADDER,
+        common::SLOW_LADDER,
         &streams.to_string_lossy(),
     );
     let guid = client.queue(job).await.expect("queued");

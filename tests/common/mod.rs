@@ -358,12 +358,26 @@ impl Visitor {
 
     /// Uploads a clip as this session; returns the job GUID.
     pub async fn upload_ok(&self, path: &Path) -> String {
+        self.upload_with_preset(path, None).await
+    }
+
+    /// Uploads a clip as this session with a chosen preset (the default
+    /// when `None`); returns the job GUID.
+    pub async fn upload_with_preset(
+        &self,
+        path: &Path,
+        preset: Option<videoshare::carbon::PresetId>,
+    ) -> String {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("clip.mp4")
             .to_owned();
-        let form = reqwest::multipart::Form::new().part(
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(preset) = preset {
+            form = form.text("preset", preset.to_string());
+        }
+        let form = form.part(
             "file",
             reqwest::multipart::Part::bytes(std::fs::read(path).expect("read clip"))
                 .file_name(name),
@@ -625,4 +639,45 @@ pub async fn upload_to(base: &str, path: &Path) -> reqwest::Response {
         .send()
         .await
         .expect("upload request")
+}
+
+/// A ladder preset slow enough to watch while it encodes: 1 s segments,
+/// two rungs (480p, 360p), x264 `veryslow`. A 12 s 854×480 clip takes
+/// several times longer to encode than its first segments here.
+pub const SLOW_LADDER: videoshare::carbon::PresetId =
+    videoshare::carbon::PresetId::from_u128(0x7A1D2C3E_4B5F_4A6B_9C7D_8E9F0A1B2C3D);
+
+/// Writes a presets folder holding [`SLOW_LADDER`] and a config file that
+/// loads it, in `dir`; returns the config file.
+pub fn slow_ladder_config(dir: &Path) -> PathBuf {
+    let presets = dir.join("presets");
+    std::fs::create_dir_all(&presets).expect("mkdir presets");
+    let preset = format!(
+        r#"guid = "{SLOW_LADDER}"
+name = "Slow ladder (test)"
+description = "HLS 480p/360p, veryslow, 1 s segments"
+container = "hls"
+extension = "m3u8"
+
+[video]
+codec = "libx264"
+bitrate_kbps = 1400
+width = 854
+height = 480
+speed = "veryslow"
+
+[audio]
+codec = "aac"
+bitrate_kbps = 128
+
+[hls]
+segment_seconds = 1
+rungs = [{{ width = 640, height = 360, bitrate_kbps = 800 }}]
+"#
+    );
+    std::fs::write(presets.join("slow-ladder.toml"), preset).expect("write the preset");
+    let config = dir.join("videoshare.toml");
+    let toml = format!("presets = '{}'\n", presets.display());
+    std::fs::write(&config, toml).expect("write the config");
+    config
 }
