@@ -855,3 +855,95 @@ async fn a_ladders_seek_bar_previews_storyboard_tiles_and_it_downloads_as_one_mp
     browser.client.close().await.expect("close the session");
     app.stop().await;
 }
+
+/// Chooses the preset `guid` in the page's menu, uploads `clip` and
+/// returns the new job's GUID.
+async fn upload_with_preset(client: &Client, guid: &str, clip: &Path) -> String {
+    client
+        .find(Locator::Css("#preset-select"))
+        .await
+        .expect("the preset menu")
+        .select_by_value(guid)
+        .await
+        .expect("choose the preset");
+    choose_file_and_upload(client, clip).await;
+    newest_job(client).await
+}
+
+/// The `<video>`'s position and whether it ended.
+async fn position(client: &Client) -> (f64, bool) {
+    let v = js(
+        client,
+        "const v = document.querySelector('#player'); return [v.currentTime, v.ended];",
+    )
+    .await;
+    (v[0].as_f64().unwrap_or(0.0), v[1] == json!(true))
+}
+
+#[tokio::test]
+async fn a_ladder_plays_in_chromium_while_it_encodes_and_on_to_its_end() {
+    require("chromium");
+    let files = tempfile::tempdir().expect("tempdir");
+    let config = common::slow_ladder_config(files.path());
+    let app = spawn_app_with(|args| args.encoder.config = Some(config.clone())).await;
+    let browser = start_browser().await;
+    let c = &browser.client;
+    screenshot_on_failure(c, "watch-live-failed.png", async {
+        // 12 s through the test's veryslow ladder: its first segments are
+        // playable after a few seconds, the whole takes several times that.
+        let clip = make_clip(files.path(), "growing.mp4", 12, 854, 480);
+        c.goto(&app.base).await.expect("open the page");
+        let guid = upload_with_preset(c, &common::SLOW_LADDER.to_string(), &clip).await;
+        let link = eventually("the watch-now link", || async {
+            text_of(c, "#jobs .job .job-links a.watch-now").await
+        })
+        .await;
+        assert_eq!(link, "Watch now — still encoding");
+        // Clicked in the page: the queue redraws its links on every update,
+        // so a WebDriver handle to one can go stale between find and click.
+        js(
+            c,
+            "document.querySelector('#jobs .job .job-links a.watch-now').click(); return null;",
+        )
+        .await;
+        eventually("the watch page", || async {
+            text_of(c, "#video-title").await.filter(|t| t == "growing")
+        })
+        .await;
+        assert!(
+            text_of(c, ".watch .encoding-badge")
+                .await
+                .is_some_and(|t| t.starts_with("Still encoding")),
+            "the page says it is still encoding"
+        );
+
+        // It starts at 0 and plays while the job still encodes.
+        let played = js(c, "return document.querySelector('#player').play().then(() => 'playing', e => 'refused: ' + e.message);").await;
+        assert_eq!(played, json!("playing"));
+        eventually("playback to advance", || async {
+            let (at, _) = position(c).await;
+            (at > 1.0).then_some(())
+        })
+        .await;
+        let status = app.carbon_status(&guid).await.status;
+        assert_ne!(
+            status,
+            videoshare::carbon::JobStatus::Completed,
+            "playing before COMPLETED"
+        );
+        screenshot(c, "watch-live-encoding.png").await;
+
+        // After the encode ends (the playlists get ENDLIST), it plays on
+        // to the end.
+        let client = videoshare::carbon::Client::new(app.carbon.to_string());
+        common::wait_completed(&client, guid.parse().expect("a GUID")).await;
+        let (at, _) = eventually("the video to end", || async {
+            let (at, ended) = position(c).await;
+            ended.then_some((at, ended))
+        })
+        .await;
+        assert!((at - 12.0).abs() < 0.5, "ended at {at} s of 12");
+    })
+    .await;
+    app.stop().await;
+}
