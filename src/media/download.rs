@@ -42,7 +42,7 @@ pub(super) fn time_limit(media_secs: f64) -> Duration {
 /// earlier download is replaced whole). Returns its path.
 pub async fn write_download_mp4(folder: &Path) -> Result<PathBuf, LadderFolderError> {
     let ladder = hls_folder::read(folder).await?;
-    let top = hls_folder::media_files(&ladder.video[0].playlist).await?;
+    let top = hls_folder::media_files(&ladder.top().playlist).await?;
     let video = hls_folder::join(&top, folder).await?;
     let audio = match &ladder.audio {
         Some(playlist) => {

@@ -47,10 +47,22 @@ pub struct VideoRendition {
 /// What a ladder folder holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LadderFolder {
-    /// Tallest first; never empty.
+    /// Tallest first; never empty ([`read`] refuses a ladder without).
     pub video: Vec<VideoRendition>,
     /// The sound rendition's media playlist; `None` for a silent source.
     pub audio: Option<PathBuf>,
+}
+
+impl LadderFolder {
+    /// The tallest video rung.
+    pub fn top(&self) -> &VideoRendition {
+        &self.video[0]
+    }
+
+    /// The shortest video rung (the top one when there is only one).
+    pub fn lowest(&self) -> &VideoRendition {
+        &self.video[self.video.len() - 1]
+    }
 }
 
 /// A rendition's files in playing order.
@@ -225,27 +237,30 @@ pub async fn media_files(playlist: &Path) -> Result<MediaFiles, LadderFolderErro
 /// Writes `files` (init, then each segment) into a new hidden temp file in
 /// `folder`, removed when the returned path is dropped: one fragmented MP4.
 /// A copy (not a pipe or ffmpeg's `concat:` protocol) so ffmpeg reads an
-/// ordinary seekable local file through the usual whitelist.
+/// ordinary seekable local file through the usual whitelist; done off the
+/// runtime with `std::io::copy`, which lets the kernel copy
+/// (`copy_file_range`).
 pub async fn join(
     files: &MediaFiles,
     folder: &Path,
 ) -> Result<tempfile::TempPath, LadderFolderError> {
+    let parts: Vec<PathBuf> = std::iter::once(&files.init)
+        .chain(&files.segments)
+        .cloned()
+        .collect();
     let dir = folder.to_owned();
-    let temp = crate::fsutil::off_runtime(move || {
-        tempfile::Builder::new()
+    let joined = crate::fsutil::off_runtime(move || -> std::io::Result<tempfile::TempPath> {
+        let mut out = tempfile::Builder::new()
             .prefix(".joined-")
             .suffix(".mp4")
-            .tempfile_in(dir)
+            .tempfile_in(dir)?;
+        for part in parts {
+            std::io::copy(&mut std::fs::File::open(part)?, out.as_file_mut())?;
+        }
+        Ok(out.into_temp_path())
     })
     .await?;
-    let (file, path) = temp.into_parts();
-    let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
-    for part in std::iter::once(&files.init).chain(&files.segments) {
-        let mut input = tokio::fs::File::open(part).await?;
-        tokio::io::copy(&mut input, &mut out).await?;
-    }
-    tokio::io::AsyncWriteExt::flush(&mut out).await?;
-    Ok(path)
+    Ok(joined)
 }
 
 /// Moves `temp` to `to` (replacing it) after flushing it to disk, so `to`

@@ -181,7 +181,7 @@ pub async fn write_storyboard(
         return Err(LadderFolderError::Duration(duration_secs));
     }
     let ladder = hls_folder::read(folder).await?;
-    let lowest = ladder.video.last().unwrap_or(&ladder.video[0]);
+    let lowest = ladder.lowest();
     let layout = Layout::new(
         duration_secs,
         interval_for(duration_secs),
