@@ -39,7 +39,8 @@ pub(super) fn time_limit(media_secs: f64) -> Duration {
 /// the tallest rung's video and the sound rendition (none for a silent
 /// ladder), copied, with `-movflags +faststart`. Written under a hidden
 /// temp name and renamed, so the final name is never a half file (an
-/// earlier download is replaced whole). Returns its path.
+/// earlier download is replaced whole). Returns its path. Dropping the
+/// future stops ffmpeg and leaves no temp file behind.
 pub async fn write_download_mp4(folder: &Path) -> Result<PathBuf, LadderFolderError> {
     let ladder = hls_folder::read(folder).await?;
     let top = hls_folder::media_files(&ladder.top().playlist).await?;
@@ -52,22 +53,23 @@ pub async fn write_download_mp4(folder: &Path) -> Result<PathBuf, LadderFolderEr
         None => None,
     };
     let output = folder.join(DOWNLOAD_MP4);
-    let temp = folder.join(format!(
-        ".{DOWNLOAD_MP4}.{}.tmp",
-        uuid::Uuid::new_v4().simple()
-    ));
+    // Removed when dropped: on an error, and if this future is dropped
+    // midway (after the rename there is nothing left to remove).
+    let dir = folder.to_owned();
+    let temp = crate::fsutil::off_runtime(move || {
+        tempfile::Builder::new()
+            .prefix(".download-")
+            .suffix(".mp4.tmp")
+            .tempfile_in(dir)
+            .map(tempfile::NamedTempFile::into_temp_path)
+    })
+    .await?;
     let args = remux_args(&video, audio.as_deref(), &temp);
-    let made = run_for_stdout("ffmpeg", args.as_slice(), time_limit(top.duration))
+    run_for_stdout("ffmpeg", args.as_slice(), time_limit(top.duration))
         .await
-        .map_err(|e| args.name_files_only_in(e));
-    let placed = match made {
-        Ok(_) => hls_folder::place(&temp, &output).await,
-        Err(e) => Err(e.into()),
-    };
-    if placed.is_err() {
-        let _ = tokio::fs::remove_file(&temp).await;
-    }
-    placed.map(|()| output)
+        .map_err(|e| args.name_files_only_in(e))?;
+    hls_folder::place(&temp, &output).await?;
+    Ok(output)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::probe::ProbeError;
 use super::process::ProcessError;
 
 /// The master playlist's name inside a ladder folder.
@@ -29,8 +28,6 @@ pub enum LadderFolderError {
     Playlist(String),
     #[error(transparent)]
     Tool(#[from] ProcessError),
-    #[error(transparent)]
-    Probe(#[from] ProbeError),
     #[error("{0} s is not a video's duration")]
     Duration(f64),
 }
