@@ -19,7 +19,7 @@ use std::process::Command;
 use common::{make_clip, spawn_app, spawn_app_with, wait_completed, wait_finished};
 use serde_json::Value;
 use videoshare::carbon::message::{Command as JobCommand, FileCopy, JobQueue};
-use videoshare::carbon::{Client, ClientError, Guid, JobStatus, PresetId};
+use videoshare::carbon::{Client, ClientError, Guid, JobStatus};
 use videoshare::encoder::preset::HLS_LADDER_PRESET;
 use videoshare::media::synthetic::{ClipSpec, write_clip};
 

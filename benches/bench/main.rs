@@ -5,7 +5,7 @@
 //! sizes of docs/benchmarks.md; `cargo test --bench bench` (part of
 //! `make test`) runs a tiny smoke version that only proves the harness
 //! works. `BENCH_ONLY=carbon,upload` picks measurements (`pipeline`,
-//! `progress`, `upload`, `carbon`, `fanout`, `cold`, `abuse`). The table is printed
+//! `progress`, `upload`, `carbon`, `fanout`, `cold`, `abuse`, `hls`). The table is printed
 //! and written, with every figure, to `target/bench/results.json`.
 
 mod abuse;
@@ -13,6 +13,7 @@ mod abuse;
 mod attacker;
 mod carbon_api;
 mod cold_start;
+mod hls;
 mod latency;
 mod pipeline;
 mod support;
@@ -29,6 +30,8 @@ struct Plan {
     fanout: usize,
     cold_runs: usize,
     abuse: ((u32, u32, u32), attacker::AttackSize),
+    /// Runs, seconds, width, height of the HLS ladder comparison.
+    hls: (usize, u32, u32, u32),
 }
 
 const FULL: Plan = Plan {
@@ -39,6 +42,7 @@ const FULL: Plan = Plan {
     fanout: 1000,
     cold_runs: 5,
     abuse: ((20, 640, 480), attacker::AttackSize::FULL),
+    hls: (2, 60, 1920, 1080),
 };
 
 const SMOKE: Plan = Plan {
@@ -58,6 +62,7 @@ const SMOKE: Plan = Plan {
             junk_uploads: 3,
         },
     ),
+    hls: (1, 2, 320, 240),
 };
 
 fn wanted(name: &str) -> bool {
@@ -103,6 +108,10 @@ async fn main() {
     if wanted("pipeline") {
         let (runs, secs, w, h) = plan.pipeline;
         rows.push(pipeline::run(runs, secs, w, h).await);
+    }
+    if wanted("hls") {
+        let (runs, secs, w, h) = plan.hls;
+        rows.push(hls::run(runs, secs, w, h).await);
     }
 
     println!();

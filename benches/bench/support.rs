@@ -163,6 +163,18 @@ fn proc_status(pid: u32, key: &str) -> u64 {
 
 /// utime + stime of `pid` in seconds (clock ticks at the usual 100 Hz).
 pub fn cpu_secs(pid: u32) -> f64 {
+    stat_secs(pid, 11, 12)
+}
+
+/// cutime + cstime of this process in seconds: the CPU of every child
+/// (and their children) it has waited for, such as ffmpeg runs.
+pub fn children_cpu_secs() -> f64 {
+    stat_secs(std::process::id(), 13, 14)
+}
+
+/// The sum of two clock-tick fields of `/proc/PID/stat` (counted from the
+/// field after the command name), in seconds.
+fn stat_secs(pid: u32, first: usize, second: usize) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -172,7 +184,7 @@ pub fn cpu_secs(pid: u32) -> f64 {
             .and_then(|f| f.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(first) + ticks(second)) / 100.0
 }
 
 /// The `q`-th percentile (0–100) of `values` (nearest rank).

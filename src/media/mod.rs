@@ -5,14 +5,21 @@
 //! its inputs through [`inputs`]: local files only, plain
 //! media containers only.
 //!
+//! A finished HLS ladder folder is read as media files by [`hls_folder`];
+//! [`download`] and [`storyboard`] make a ladder's download MP4 and its
+//! scrubbing storyboard from it.
+//!
 //! Shared by the encoder (which probes sources before encoding) and the portal
 //! (which refuses uploads without a video stream and lists durations). Knows
 //! nothing about Carbon, HTTP or SQL.
 
+pub mod download;
 pub mod ffmpeg_args;
+pub mod hls_folder;
 pub mod inputs;
 pub mod probe;
 pub mod process;
+pub mod storyboard;
 pub mod synthetic;
 pub mod thumbnail;
 

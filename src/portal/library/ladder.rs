@@ -11,10 +11,13 @@
 //! Knows playlist text and the folder's layout; nothing of how a ladder is
 //! encoded.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+
+use crate::media::hls_folder::attribute;
+pub use crate::media::hls_folder::join_uri;
 
 /// The master playlist's name in a ladder folder; the job's target file.
 pub const MASTER: &str = "master.m3u8";
@@ -60,29 +63,6 @@ pub struct LadderFacts {
     pub first_fragment: Option<(PathBuf, PathBuf)>,
     /// The bytes of every file in the folder and the latest change.
     pub totals: Option<(u64, SystemTime)>,
-}
-
-/// An attribute's value in an attribute list (`BANDWIDTH=1,CODECS="a,b"`),
-/// quotes removed.
-fn attribute<'a>(list: &'a str, name: &str) -> Option<&'a str> {
-    let mut rest = list;
-    loop {
-        let (key, after) = rest.split_once('=')?;
-        let (value, next) = match after.strip_prefix('"') {
-            Some(quoted) => {
-                let (value, tail) = quoted.split_once('"')?;
-                (value, tail.strip_prefix(',').unwrap_or(tail))
-            }
-            None => after.split_once(',').unwrap_or((after, "")),
-        };
-        if key.trim() == name {
-            return Some(value);
-        }
-        if next.is_empty() {
-            return None;
-        }
-        rest = next;
-    }
 }
 
 /// The video rungs of a master playlist, tallest first, each with its
@@ -148,19 +128,6 @@ pub fn media_playlist(text: &str) -> MediaPlaylist {
         }
     }
     playlist
-}
-
-/// `base` joined with a playlist's relative URI, only when it stays
-/// inside `base` (no scheme, no absolute path, no `..`).
-pub fn join_uri(base: &Path, uri: &str) -> Option<PathBuf> {
-    if uri.contains(':') || uri.contains('\\') || uri.contains('?') {
-        return None;
-    }
-    let relative = Path::new(uri);
-    let plain = relative
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)));
-    (plain && !uri.is_empty()).then(|| base.join(relative))
 }
 
 /// A ladder folder's version, learnt cheaply on every listing.
