@@ -319,7 +319,15 @@ async fn a_ladder_job_writes_aligned_fmp4_rungs_and_a_master_playlist() {
     let target = folder.join("master.m3u8");
     assert_eq!(
         common::names_in(&folder),
-        ["360p", "480p", "audio", "master.m3u8"]
+        [
+            "360p",
+            "480p",
+            "audio",
+            "download.mp4",
+            "master.m3u8",
+            "storyboard-0.jpg",
+            "storyboard.vtt"
+        ]
     );
 
     let (variants, media) = master_playlist(&target);
@@ -395,7 +403,23 @@ async fn a_silent_source_smaller_than_every_rung_gets_one_rung_no_audio_group() 
     write_clip(&clip, silent).expect("a silent clip");
 
     let folder = encode_ladder(&client, &clip, &app.streams_dir()).await;
-    assert_eq!(common::names_in(&folder), ["360p", "master.m3u8"]);
+    assert_eq!(
+        common::names_in(&folder),
+        [
+            "360p",
+            "download.mp4",
+            "master.m3u8",
+            "storyboard-0.jpg",
+            "storyboard.vtt"
+        ]
+    );
+    // The download of a silent ladder is its one rung, without sound.
+    let download = common::probe_streams(&folder.join("download.mp4"));
+    assert_eq!(
+        download,
+        [("video".to_owned(), "h264".to_owned(), 320, 240)],
+        "the silent ladder's download is its one rung"
+    );
     assert_finished(&folder);
     let (variants, media) = master_playlist(&folder.join("master.m3u8"));
     assert!(media.is_empty(), "no audio group: {media:?}");
@@ -517,7 +541,15 @@ async fn a_ladder_is_playable_while_it_encodes() {
     assert_eq!(target_files(&client, guid).await, [named]);
     assert_eq!(
         common::names_in(&folder),
-        ["360p", "480p", "audio", "master.m3u8"]
+        [
+            "360p",
+            "480p",
+            "audio",
+            "download.mp4",
+            "master.m3u8",
+            "storyboard-0.jpg",
+            "storyboard.vtt"
+        ]
     );
     assert_finished(&folder);
     for uri in &playlists {

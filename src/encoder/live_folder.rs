@@ -9,8 +9,11 @@
 //! 3. **Published** ([`publish_when_playable`]) once every media playlist
 //!    lists a segment: our `master.m3u8` ([`crate::encoder::preset::master`])
 //!    appears, atomically. That is the ladder's first playable moment.
-//! 4. **Finished** ([`LiveFolder::finish`]) when ffmpeg is done: ffmpeg's
-//!    master goes, then the marker, last.
+//! 4. **Extras** ([`make_extras`]) when ffmpeg is done: the download MP4
+//!    and the storyboard, remuxed and pictured from the rungs
+//!    ([`crate::media::download`], [`crate::media::storyboard`]).
+//! 5. **Finished** ([`LiveFolder::finish`]): ffmpeg's master goes, then
+//!    the marker, last.
 //!
 //! Dropped unfinished (stop, failure, shutdown) it is removed whole. A
 //! crash leaves it with its marker; [`remove_if_ours`] clears it before the
@@ -26,6 +29,7 @@ use crate::carbon::Guid;
 use crate::encoder::preset::ladder::{FFMPEG_MASTER_PLAYLIST, MASTER_PLAYLIST};
 use crate::encoder::preset::master;
 use crate::fsutil;
+use crate::media::hls_folder::{self, LadderFolderError};
 use crate::metrics::Metrics;
 use crate::store::{JobStore, StoreError};
 
@@ -78,7 +82,8 @@ impl LiveFolder {
                 "ffmpeg finished without a segment in every playlist",
             ));
         }
-        // extras (download MP4, storyboard) are made here, before the marker goes
+        // Its extras (download MP4, storyboard) were made before this, by
+        // `make_extras`: the marker goes only after them.
         remove_if_there(&self.path.join(FFMPEG_MASTER_PLAYLIST))?;
         fsutil::sync_tree(&self.path)?;
         std::fs::remove_file(self.path.join(MARKER))?;
@@ -86,6 +91,30 @@ impl LiveFolder {
         self.finished = true;
         Ok(self.master())
     }
+}
+
+/// Makes a finished ladder's extras in its folder, after ffmpeg and
+/// before the marker goes: the top rung and the sound remuxed into one
+/// MP4 to download, and the seek bar's storyboard. Their failure is
+/// logged, not the job's: the ladder plays without them, and the page
+/// offers only what exists.
+pub async fn make_extras(guid: Guid, folder: &Path) {
+    if let Err(e) = crate::media::download::write_download_mp4(folder).await {
+        tracing::warn!(%guid, folder = %folder.display(), error = %e, "no download MP4 for this ladder");
+    }
+    if let Err(e) = storyboard(folder).await {
+        tracing::warn!(%guid, folder = %folder.display(), error = %e, "no storyboard for this ladder");
+    }
+}
+
+/// The storyboard of the ladder in `folder`, as long as its top rung.
+async fn storyboard(folder: &Path) -> Result<(), LadderFolderError> {
+    let ladder = hls_folder::read(folder).await?;
+    let duration = hls_folder::media_files(&ladder.top().playlist)
+        .await?
+        .duration;
+    crate::media::storyboard::write_storyboard(folder, duration).await?;
+    Ok(())
 }
 
 impl Drop for LiveFolder {

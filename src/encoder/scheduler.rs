@@ -387,7 +387,11 @@ impl Encoder {
         inner.metrics.encode_seconds.observe(took);
         if !published {
             // A clip shorter than the watcher's next look: playable now.
-            self.publish_now(job.guid, ladders, encoding).await?;
+            self.publish_now(job.guid, ladders.clone(), encoding)
+                .await?;
+        }
+        for folder in &ladders {
+            live_folder::make_extras(job.guid, folder).await;
         }
         Ok(plans
             .into_iter()
