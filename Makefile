@@ -21,7 +21,7 @@ test: deps-test
 	$(CARGO) test --locked --bench bench
 
 # Every benchmark at full size (about 15 minutes); see docs/benchmarks.md.
-bench: deps-run
+bench: deps-test
 	$(CARGO) bench --locked --bench bench
 
 # The file the binary embeds (build.rs checks it). npm gives extracted files

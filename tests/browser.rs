@@ -9,96 +9,19 @@
 //! also when they fail).
 
 mod common;
+#[path = "common/browser.rs"]
+mod kit;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{DEADLINE, make_clip, require, spawn_app, spawn_app_with};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{Value, json};
-
-struct Browser {
-    client: Client,
-    _driver: tokio::process::Child,
-    _profile: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn chromium_binary() -> PathBuf {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("chromium is not installed: run `make test`, which installs it")
-}
-
-async fn start_browser() -> Browser {
-    require("chromedriver");
-    let port = free_port();
-    let driver = tokio::process::Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chromedriver");
-    let ready = async {
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), ready)
-        .await
-        .expect("chromedriver listening");
-
-    let profile = tempfile::tempdir().expect("profile dir");
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert("browserName".into(), json!("chrome"));
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium_binary(),
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-dev-shm-usage",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--autoplay-policy=no-user-gesture-required",
-                "--window-size=1280,1000",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a Chromium session");
-    Browser {
-        client,
-        _driver: driver,
-        _profile: profile,
-    }
-}
+use fantoccini::{Client, Locator};
+use kit::{js, start_browser};
+use serde_json::json;
 
 /// Polls `probe` until it yields a value, or fails after [`DEADLINE`].
 async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
@@ -117,13 +40,6 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn js(client: &Client, script: &str) -> Value {
-    client
-        .execute(script, Vec::new())
-        .await
-        .expect("script runs")
 }
 
 async fn text_of(client: &Client, css: &str) -> Option<String> {

@@ -5,14 +5,18 @@
 //! sizes of docs/benchmarks.md; `cargo test --bench bench` (part of
 //! `make test`) runs a tiny smoke version that only proves the harness
 //! works. `BENCH_ONLY=carbon,upload` picks measurements (`pipeline`,
-//! `progress`, `upload`, `carbon`, `fanout`, `cold`, `abuse`, `hls`). The table is printed
+//! `progress`, `upload`, `carbon`, `fanout`, `cold`, `abuse`, `hls`,
+//! `playable`). The table is printed
 //! and written, with every figure, to `target/bench/results.json`.
 
 mod abuse;
 #[path = "../../tests/common/attacker.rs"]
 mod attacker;
+#[path = "../../tests/common/browser.rs"]
+mod browser_kit;
 mod carbon_api;
 mod cold_start;
+mod first_playable;
 mod hls;
 mod latency;
 mod pipeline;
@@ -32,6 +36,7 @@ struct Plan {
     abuse: ((u32, u32, u32), attacker::AttackSize),
     /// Runs, seconds, width, height of the HLS ladder comparison.
     hls: (usize, u32, u32, u32),
+    playable: (u32, u32, u32),
 }
 
 const FULL: Plan = Plan {
@@ -43,6 +48,7 @@ const FULL: Plan = Plan {
     cold_runs: 5,
     abuse: ((20, 640, 480), attacker::AttackSize::FULL),
     hls: (2, 60, 1920, 1080),
+    playable: (60, 1920, 1080),
 };
 
 const SMOKE: Plan = Plan {
@@ -63,6 +69,7 @@ const SMOKE: Plan = Plan {
         },
     ),
     hls: (1, 2, 320, 240),
+    playable: (2, 320, 240),
 };
 
 fn wanted(name: &str) -> bool {
@@ -108,6 +115,10 @@ async fn main() {
     if wanted("pipeline") {
         let (runs, secs, w, h) = plan.pipeline;
         rows.push(pipeline::run(runs, secs, w, h).await);
+    }
+    if wanted("playable") {
+        let (secs, w, h) = plan.playable;
+        rows.push(first_playable::run(secs, w, h).await);
     }
     if wanted("hls") {
         let (runs, secs, w, h) = plan.hls;

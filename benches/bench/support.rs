@@ -253,8 +253,19 @@ pub async fn session(base: &str) -> (reqwest::Client, String) {
 }
 
 /// Uploads `path` (streamed from disk, never read whole) as a multipart
-/// `POST /upload` of `client`'s session; returns the job GUID.
+/// `POST /upload` of `client`'s session with the default preset; returns
+/// the job GUID.
 pub async fn upload_file(client: &reqwest::Client, base: &str, path: &Path) -> String {
+    upload_with_preset(client, base, path, None).await
+}
+
+/// [`upload_file`] with a chosen preset (its GUID).
+pub async fn upload_with_preset(
+    client: &reqwest::Client,
+    base: &str,
+    path: &Path,
+    preset: Option<&str>,
+) -> String {
     let file = tokio::fs::File::open(path).await.expect("open input");
     let length = file.metadata().await.expect("meta").len();
     let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
@@ -268,7 +279,12 @@ pub async fn upload_file(client: &reqwest::Client, base: &str, path: &Path) -> S
     let response = client
         .post(format!("{base}/upload"))
         .header("Accept", "application/json")
-        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .multipart(match preset {
+            Some(guid) => reqwest::multipart::Form::new()
+                .text("preset", guid.to_owned())
+                .part("file", part),
+            None => reqwest::multipart::Form::new().part("file", part),
+        })
         .send()
         .await
         .expect("upload");
