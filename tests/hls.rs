@@ -456,6 +456,43 @@ fn encoding_started(folder: &Path) -> bool {
     folder.join(".encoding").is_file() && folder.join("480p").is_dir()
 }
 
+/// A 12 s 854×480 clip queued through Carbon with the test's slow ladder
+/// into the streams folder of an app of its own.
+struct SlowLadder {
+    _extra: tempfile::TempDir,
+    app: common::TestApp,
+    client: Client,
+    streams: PathBuf,
+    /// Where the ladder is written: `streams/<name>`.
+    folder: PathBuf,
+    guid: Guid,
+}
+
+impl SlowLadder {
+    async fn queue(name: &str) -> SlowLadder {
+        let extra = tempfile::tempdir().expect("tempdir");
+        let config = common::slow_ladder_config(extra.path());
+        let app = spawn_app_with(|args| args.encoder.config = Some(config.clone())).await;
+        let client = Client::new(app.carbon.to_string());
+        let clip = make_clip(&app.uploaded_dir(), &format!("{name}.mp4"), 12, 854, 480);
+        let streams = app.streams_dir();
+        let job = JobQueue::single(
+            &clip.to_string_lossy(),
+            common::SLOW_LADDER,
+            &streams.to_string_lossy(),
+        );
+        let guid = client.queue(job).await.expect("queued");
+        SlowLadder {
+            _extra: extra,
+            app,
+            client,
+            folder: streams.join(name),
+            streams,
+            guid,
+        }
+    }
+}
+
 /// A job's target files, as `QueryInfo` reports them.
 async fn target_files(client: &Client, guid: Guid) -> Vec<String> {
     let info = client.info(guid).await.expect("info");
@@ -464,20 +501,15 @@ async fn target_files(client: &Client, guid: Guid) -> Vec<String> {
 
 #[tokio::test]
 async fn a_ladder_is_playable_while_it_encodes() {
-    let extra = tempfile::tempdir().expect("tempdir");
-    let config = common::slow_ladder_config(extra.path());
-    let app = spawn_app_with(|args| args.encoder.config = Some(config.clone())).await;
-    let client = Client::new(app.carbon.to_string());
-    let clip = make_clip(&app.uploaded_dir(), "live.mp4", 12, 854, 480);
-    let streams = app.streams_dir();
-    let folder = streams.join("live");
+    let SlowLadder {
+        _extra,
+        app,
+        client,
+        streams,
+        folder,
+        guid,
+    } = SlowLadder::queue("live").await;
     let master = folder.join("master.m3u8");
-    let job = JobQueue::single(
-        &clip.to_string_lossy(),
-        common::SLOW_LADDER,
-        &streams.to_string_lossy(),
-    );
-    let guid = client.queue(job).await.expect("queued");
 
     // Claimed and named before anything is playable.
     poll_until("the folder is claimed", || {
@@ -561,19 +593,14 @@ async fn a_ladder_is_playable_while_it_encodes() {
 
 #[tokio::test]
 async fn a_ladder_stopped_mid_encode_leaves_nothing() {
-    let extra = tempfile::tempdir().expect("tempdir");
-    let config = common::slow_ladder_config(extra.path());
-    let app = spawn_app_with(|args| args.encoder.config = Some(config.clone())).await;
-    let client = Client::new(app.carbon.to_string());
-    let clip = make_clip(&app.uploaded_dir(), "stopped.mp4", 12, 854, 480);
-    let streams = app.streams_dir();
-    let folder = streams.join("stopped");
-    let job = JobQueue::single(
-        &clip.to_string_lossy(),
-        common::SLOW_LADDER,
-        &streams.to_string_lossy(),
-    );
-    let guid = client.queue(job).await.expect("queued");
+    let SlowLadder {
+        _extra,
+        app,
+        client,
+        streams,
+        folder,
+        guid,
+    } = SlowLadder::queue("stopped").await;
     poll_until("ffmpeg writes the ladder", || encoding_started(&folder)).await;
 
     client.command(guid, JobCommand::Stop).await.expect("stop");

@@ -13,7 +13,8 @@ use videoshare::media::storyboard::write_storyboard;
 use videoshare::media::synthetic::{ClipSpec, write_clip};
 
 /// Encodes a `spec` clip into a ladder folder `<dir>/ladder` the way the
-/// encoder does (one run, every rung no taller than the source).
+/// encoder does (one run, every rung no taller than the source, then our
+/// master playlist published).
 fn make_ladder(dir: &Path, spec: ClipSpec) -> PathBuf {
     let source = dir.join("source.mp4");
     write_clip(&source, spec).expect("clip");
@@ -27,6 +28,7 @@ fn make_ladder(dir: &Path, spec: ClipSpec) -> PathBuf {
             audio: Audio::Source,
             trim: None,
             picture: Some(SourcePicture {
+                width: spec.width,
                 height: spec.height,
                 frame_rate: Some(f64::from(spec.frame_rate)),
                 has_audio: spec.sound,
@@ -43,6 +45,10 @@ fn make_ladder(dir: &Path, spec: ClipSpec) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // ffmpeg's own master is hidden; the encoder publishes ours.
+    let published = videoshare::encoder::live_folder::publish_if_playable(&folder);
+    assert!(published.expect("published"), "every rung has a segment");
+    std::fs::remove_file(folder.join(".ffmpeg-master.m3u8")).expect("ffmpeg's master goes");
     folder
 }
 

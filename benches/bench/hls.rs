@@ -188,6 +188,7 @@ pub async fn run(runs: usize, seconds: u32, width: u32, height: u32) -> Row {
     };
     write_clip(&source, spec).expect("ffmpeg generates the clip");
     let picture = SourcePicture {
+        width,
         height,
         frame_rate: Some(30.0),
         has_audio: true,

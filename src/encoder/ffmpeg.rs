@@ -116,6 +116,7 @@ pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> FfmpegA
     // Only without a probe (never for a ladder's job): every rung, no
     // sound unless a file gives it.
     let picture = inputs.picture.unwrap_or(SourcePicture {
+        width: u32::MAX,
         height: u32::MAX,
         frame_rate: None,
         has_audio: matches!(inputs.audio, Audio::File(_)),

@@ -314,6 +314,7 @@ impl Encoder {
             let info = (&mut prepare).await?;
             prepared = true;
             inputs.picture = info.video.as_ref().map(|v| SourcePicture {
+                width: v.width,
                 height: v.height,
                 frame_rate: v.frame_rate,
                 has_audio: info.audio.is_some(),

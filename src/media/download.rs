@@ -75,14 +75,7 @@ pub async fn write_download_mp4(folder: &Path) -> Result<PathBuf, LadderFolderEr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn joined(args: &FfmpegArgs) -> String {
-        args.as_slice()
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
+    use crate::media::ffmpeg_args::tests::joined;
 
     #[test]
     fn the_remux_copies_and_puts_the_index_first() {

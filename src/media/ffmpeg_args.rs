@@ -135,10 +135,11 @@ impl IntoIterator for FfmpegArgs {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn joined(args: &FfmpegArgs) -> String {
+    /// The arguments as one line, for tests to read.
+    pub(crate) fn joined(args: &FfmpegArgs) -> String {
         args.as_slice()
             .iter()
             .map(|a| a.to_string_lossy().into_owned())

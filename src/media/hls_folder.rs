@@ -11,6 +11,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use super::playlist;
 use super::process::ProcessError;
 
 /// The master playlist's name inside a ladder folder.
@@ -71,29 +72,6 @@ pub struct MediaFiles {
     pub duration: f64,
 }
 
-/// An attribute's value in an attribute list (`BANDWIDTH=1,CODECS="a,b"`),
-/// quotes removed.
-pub fn attribute<'a>(list: &'a str, name: &str) -> Option<&'a str> {
-    let mut rest = list;
-    loop {
-        let (key, after) = rest.split_once('=')?;
-        let (value, next) = match after.strip_prefix('"') {
-            Some(quoted) => {
-                let (value, tail) = quoted.split_once('"')?;
-                (value, tail.strip_prefix(',').unwrap_or(tail))
-            }
-            None => after.split_once(',').unwrap_or((after, "")),
-        };
-        if key.trim() == name {
-            return Some(value);
-        }
-        if next.is_empty() {
-            return None;
-        }
-        rest = next;
-    }
-}
-
 /// `base` joined with a playlist's relative URI, only when it stays
 /// inside `base` (no scheme, no absolute path, no `..`).
 pub fn join_uri(base: &Path, uri: &str) -> Option<PathBuf> {
@@ -105,57 +83,6 @@ pub fn join_uri(base: &Path, uri: &str) -> Option<PathBuf> {
         .components()
         .all(|c| matches!(c, Component::Normal(_)));
     (plain && !uri.is_empty()).then(|| base.join(relative))
-}
-
-/// The playlist lines of a master: video variants `(width, height, URI)`
-/// in listed order, and the sound rendition's URI (its `EXT-X-MEDIA`, or
-/// an audio-only variant as ffmpeg also writes).
-fn master_lines(text: &str) -> (Vec<(u32, u32, String)>, Option<String>) {
-    let (mut video, mut audio, mut audio_variant) = (Vec::new(), None, None);
-    let mut pending: Option<&str> = None;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(attributes) = line.strip_prefix("#EXT-X-MEDIA:") {
-            if attribute(attributes, "TYPE") == Some("AUDIO") && audio.is_none() {
-                audio = attribute(attributes, "URI").map(str::to_owned);
-            }
-        } else if let Some(attributes) = line.strip_prefix("#EXT-X-STREAM-INF:") {
-            pending = Some(attributes);
-        } else if !line.starts_with('#') {
-            let Some(attributes) = pending.take() else {
-                continue;
-            };
-            let size = attribute(attributes, "RESOLUTION")
-                .and_then(|r| r.split_once('x'))
-                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
-            match size {
-                Some((w, h)) => video.push((w, h, line.to_owned())),
-                None => audio_variant = audio_variant.or(Some(line.to_owned())),
-            }
-        }
-    }
-    (video, audio.or(audio_variant))
-}
-
-/// A media playlist's init URI, segment URIs and `EXTINF` sum.
-fn media_lines(text: &str) -> (Option<String>, Vec<String>, f64) {
-    let (mut init, mut segments, mut duration) = (None, Vec::new(), 0.0);
-    let mut pending = false;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(value) = line.strip_prefix("#EXTINF:") {
-            let seconds = value.split(',').next().unwrap_or_default().trim();
-            duration += seconds
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .unwrap_or(0.0);
-            pending = true;
-        } else if let Some(value) = line.strip_prefix("#EXT-X-MAP:") {
-            init = init.or_else(|| attribute(value, "URI").map(str::to_owned));
-        } else if !line.starts_with('#') && std::mem::take(&mut pending) {
-            segments.push(line.to_owned());
-        }
-    }
-    (init, segments, duration)
 }
 
 /// A playlist's text, unless it is larger than any playlist we write.
@@ -184,12 +111,14 @@ fn inside(base: &Path, uri: &str) -> Result<PathBuf, LadderFolderError> {
 
 /// Reads `folder`'s master playlist.
 pub async fn read(folder: &Path) -> Result<LadderFolder, LadderFolderError> {
-    let (listed, audio) = master_lines(&read_playlist(&folder.join(MASTER)).await?);
-    let mut video = listed
-        .into_iter()
-        .map(|(width, height, uri)| {
+    let master = playlist::master(&read_playlist(&folder.join(MASTER)).await?);
+    let mut video = master
+        .variants
+        .iter()
+        .filter_map(|v| Some((v.size?, &v.uri)))
+        .map(|((width, height), uri)| {
             Ok(VideoRendition {
-                playlist: inside(folder, &uri)?,
+                playlist: inside(folder, uri)?,
                 width,
                 height,
             })
@@ -201,13 +130,18 @@ pub async fn read(folder: &Path) -> Result<LadderFolder, LadderFolderError> {
         ));
     }
     video.sort_by(|a, b| b.height.cmp(&a.height).then(b.width.cmp(&a.width)));
-    let audio = audio.map(|uri| inside(folder, &uri)).transpose()?;
+    let audio = master.sound().map(|uri| inside(folder, uri)).transpose()?;
     Ok(LadderFolder { video, audio })
 }
 
 /// Reads a rendition's media playlist: its files, inside its folder.
 pub async fn media_files(playlist: &Path) -> Result<MediaFiles, LadderFolderError> {
-    let (init, segments, duration) = media_lines(&read_playlist(playlist).await?);
+    let playlist::Media {
+        init,
+        segments,
+        duration,
+        ..
+    } = playlist::media(&read_playlist(playlist).await?);
     let dir = playlist.parent().unwrap_or(Path::new("."));
     let Some(init) = init else {
         return Err(LadderFolderError::Playlist(format!(
@@ -298,10 +232,16 @@ mod tests {
 
         // Without EXT-X-MEDIA the audio-only variant is the sound; without
         // either there is none.
-        let (_, audio) = master_lines(&MASTER_TEXT.replace("#EXT-X-MEDIA:", "#X:"));
-        assert_eq!(audio.as_deref(), Some("audio/index.m3u8"));
+        std::fs::write(
+            dir.path().join(MASTER),
+            MASTER_TEXT.replace("#EXT-X-MEDIA:", "#X:"),
+        )
+        .expect("write");
+        let ladder = read(dir.path()).await.expect("a ladder");
+        assert_eq!(ladder.audio, Some(dir.path().join("audio/index.m3u8")));
         let silent = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=320x240\n360p/index.m3u8\n";
-        assert_eq!(master_lines(silent).1, None);
+        std::fs::write(dir.path().join(MASTER), silent).expect("write");
+        assert_eq!(read(dir.path()).await.expect("a ladder").audio, None);
     }
 
     #[tokio::test]

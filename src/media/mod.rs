@@ -17,6 +17,7 @@ pub mod download;
 pub mod ffmpeg_args;
 pub mod hls_folder;
 pub mod inputs;
+pub mod playlist;
 pub mod probe;
 pub mod process;
 pub mod storyboard;

@@ -114,11 +114,34 @@ impl LadderFile {
 /// What the ladder needs to know of the source (from its probe).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SourcePicture {
+    /// Its size in pixels (`u32::MAX` when unknown: every rung at its
+    /// box's size).
+    pub width: u32,
     pub height: u32,
     /// Frames per second, when known.
     pub frame_rate: Option<f64>,
     /// Whether the source has sound (a separate sound file is assumed to).
     pub has_audio: bool,
+}
+
+impl SourcePicture {
+    /// The size of `rung` for this picture: fitted in the rung's box with
+    /// the source's shape, never larger than the source, in even pixels.
+    /// Computed here rather than by ffmpeg's `force_original_aspect_ratio`
+    /// because the rungs are scaled one from another (a cascade): a rung
+    /// rounded to even must not tilt the shape of the rungs below it.
+    pub fn fitted(&self, rung: &Rung) -> (u32, u32) {
+        let unknown = |side: u32| side == 0 || side == u32::MAX;
+        if unknown(self.width) || unknown(self.height) {
+            return (rung.width, rung.height);
+        }
+        let (w, h) = (f64::from(self.width), f64::from(self.height));
+        let factor = (f64::from(rung.width) / w)
+            .min(f64::from(rung.height) / h)
+            .min(1.0);
+        let even = |side: f64| (((side / 2.0).round() as u32) * 2).max(2);
+        (even(w * factor), even(h * factor))
+    }
 }
 
 impl Ladder {
@@ -160,21 +183,28 @@ impl Preset {
         let (ladder, video) = (self.ladder.as_ref()?, self.video.as_ref()?);
         let rungs = ladder.rungs_for(source.height);
         let label = |n: usize| format!("l{index}v{n}");
-        let split: String = (0..rungs.len())
-            .map(|n| format!("[{}s]", label(n)))
-            .collect();
-        let mut graph = format!("[0:v:0]split={}{split}", rungs.len());
+        // A cascade: each rung is scaled from the one above it, not from
+        // the source, so every scaler after the first reads a smaller
+        // picture (one decode, and much less scaling than separate runs).
+        let last = rungs.len() - 1;
+        let mut steps = Vec::with_capacity(rungs.len());
         for (n, r) in rungs.iter().enumerate() {
-            // Fit in the rung's box, never larger than the source.
-            graph.push_str(&format!(
-                ";[{l}s]scale=w='min({w},iw)':h='min({h},ih)':\
-                 force_original_aspect_ratio=decrease:force_divisible_by=2,\
-                 setsar=1,format=yuv420p[{l}]",
-                l = label(n),
-                w = r.width,
-                h = r.height,
-            ));
+            let from = if n == 0 {
+                "[0:v:0]".to_owned()
+            } else {
+                format!("[{}c]", label(n))
+            };
+            // The pixel format once, on the largest picture's way in.
+            let format = if n == 0 { ",format=yuv420p" } else { "" };
+            let to = if n == last {
+                format!("[{}]", label(n))
+            } else {
+                format!(",split=2[{}][{}c]", label(n), label(n + 1))
+            };
+            let (w, h) = source.fitted(r);
+            steps.push(format!("{from}scale={w}:{h},setsar=1{format}{to}"));
         }
+        let graph = steps.join(";");
         let mut args: Vec<String> = vec!["-filter_complex".into(), graph];
         for n in 0..rungs.len() {
             args.extend(["-map".into(), format!("[{}]", label(n))]);
@@ -312,6 +342,7 @@ mod tests {
     fn one_decode_aligned_keyframes_and_an_audio_group() {
         let preset = ladder_preset();
         let source = SourcePicture {
+            width: 854,
             height: 480,
             frame_rate: Some(25.0),
             has_audio: true,
@@ -321,7 +352,8 @@ mod tests {
             .expect("a ladder");
         let text = joined(&args);
         for expected in [
-            "[0:v:0]split=2[l0v0s][l0v1s]",
+            "[0:v:0]scale=854:480,setsar=1,format=yuv420p,split=2[l0v0][l0v1c];\
+             [l0v1c]scale=640:360,setsar=1[l0v1]",
             "-map [l0v0] -map [l0v1] -map 0:a:0",
             "-b:v:0 1400k",
             "-b:v:1 800k",
@@ -349,6 +381,30 @@ mod tests {
             text.contains("-an") && !text.contains("agroup") && text.contains("[l1v0]"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn rungs_keep_the_source_shape_in_even_pixels_never_larger() {
+        let rung = |width, height| Rung {
+            width,
+            height,
+            bitrate_kbps: 1,
+        };
+        let picture = |width, height| SourcePicture {
+            width,
+            height,
+            frame_rate: None,
+            has_audio: false,
+        };
+        let hd = picture(1920, 1080);
+        assert_eq!(hd.fitted(&rung(1280, 720)), (1280, 720));
+        assert_eq!(hd.fitted(&rung(854, 480)), (854, 480));
+        assert_eq!(hd.fitted(&rung(640, 360)), (640, 360));
+        assert_eq!(picture(1080, 1920).fitted(&rung(1920, 1080)), (608, 1080));
+        assert_eq!(picture(320, 240).fitted(&rung(640, 360)), (320, 240));
+        assert_eq!(picture(720, 576).fitted(&rung(640, 360)), (450, 360));
+        let unknown = picture(u32::MAX, u32::MAX);
+        assert_eq!(unknown.fitted(&rung(640, 360)), (640, 360));
     }
 
     #[test]

@@ -7,11 +7,12 @@
 //! picture"), and has no `EXT-X-INDEPENDENT-SEGMENTS` although every
 //! segment starts on a keyframe. [`rewrite`] fixes both.
 
+use crate::media::playlist;
+
 /// The tag added after `#EXTM3U` (and `EXT-X-VERSION`): every segment of
 /// every rendition starts with a keyframe (RFC 8216 4.3.5.1).
 const INDEPENDENT: &str = "#EXT-X-INDEPENDENT-SEGMENTS";
 const STREAM_INF: &str = "#EXT-X-STREAM-INF:";
-const MEDIA: &str = "#EXT-X-MEDIA:";
 
 /// ffmpeg's master playlist as the ladder publishes it: the same
 /// renditions (`EXT-X-MEDIA`) and video variants, with
@@ -23,7 +24,7 @@ pub fn rewrite(ffmpeg_master: &str) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    let renditions = rendition_uris(&lines);
+    let renditions = playlist::master(ffmpeg_master).renditions;
     let header_end = lines
         .iter()
         .take_while(|l| **l == "#EXTM3U" || l.starts_with("#EXT-X-VERSION:"))
@@ -37,7 +38,7 @@ pub fn rewrite(ffmpeg_master: &str) -> String {
         }
         if line.starts_with(STREAM_INF)
             && let Some(uri) = rest.peek()
-            && renditions.contains(uri)
+            && renditions.iter().any(|r| r == *uri)
         {
             rest.next();
             continue;
@@ -50,42 +51,20 @@ pub fn rewrite(ffmpeg_master: &str) -> String {
 }
 
 /// Every media playlist the master names: its variants' and its
-/// renditions' (`EXT-X-MEDIA` `URI`), each once, in order.
+/// renditions' (`EXT-X-MEDIA` `URI`), each once.
 pub fn media_playlists(master: &str) -> Vec<String> {
-    let lines: Vec<&str> = master.lines().map(str::trim).collect();
-    let mut uris: Vec<String> = Vec::new();
-    let mut add = |uri: &str| {
-        if !uris.iter().any(|u| u == uri) {
-            uris.push(uri.to_owned());
-        }
-    };
-    for (n, line) in lines.iter().enumerate() {
-        if let Some(list) = line.strip_prefix(MEDIA) {
-            if let Some(uri) = attribute(list, "URI") {
-                add(uri);
-            }
-        } else if line.starts_with(STREAM_INF)
-            && let Some(uri) = lines[n + 1..].iter().find(|l| !l.is_empty())
-            && !uri.starts_with('#')
-        {
-            add(uri);
-        }
-    }
-    uris
+    let master = playlist::master(master);
+    master
+        .media_playlists()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Whether a media playlist lists at least one segment (a URI line after
 /// an `EXTINF`).
 pub fn lists_a_segment(media: &str) -> bool {
-    let mut after_extinf = false;
-    for line in media.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if line.starts_with("#EXTINF:") {
-            after_extinf = true;
-        } else if !line.starts_with('#') && after_extinf {
-            return true;
-        }
-    }
-    false
+    !playlist::media(media).segments.is_empty()
 }
 
 /// Whether a ladder whose master is `master` is playable: it names at
@@ -100,36 +79,6 @@ pub fn every_playlist_has_a_segment(
         && playlists
             .iter()
             .all(|uri| read(uri).is_some_and(|text| lists_a_segment(&text)))
-}
-
-/// The URIs of the master's `EXT-X-MEDIA` renditions.
-fn rendition_uris<'a>(lines: &[&'a str]) -> Vec<&'a str> {
-    lines
-        .iter()
-        .filter_map(|l| l.strip_prefix(MEDIA))
-        .filter_map(|list| attribute(list, "URI"))
-        .collect()
-}
-
-/// An attribute's value in an attribute list (RFC 8216 4.2), quotes
-/// removed; commas inside quotes (`CODECS="a,b"`) do not split.
-fn attribute<'a>(list: &'a str, name: &str) -> Option<&'a str> {
-    let mut rest = list;
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once('=')?;
-        let (value, next) = match after.strip_prefix('"') {
-            Some(quoted) => {
-                let (value, tail) = quoted.split_once('"')?;
-                (value, tail.strip_prefix(',').unwrap_or(tail))
-            }
-            None => after.split_once(',').unwrap_or((after, "")),
-        };
-        if key.trim() == name {
-            return Some(value);
-        }
-        rest = next;
-    }
-    None
 }
 
 #[cfg(test)]
@@ -183,7 +132,7 @@ audio/index.m3u8\n\n";
     fn every_variant_and_rendition_is_a_media_playlist_once() {
         assert_eq!(
             media_playlists(FFMPEG_MASTER),
-            ["audio/index.m3u8", "480p/index.m3u8", "360p/index.m3u8"]
+            ["480p/index.m3u8", "360p/index.m3u8", "audio/index.m3u8"]
         );
         assert_eq!(media_playlists(&rewrite(FFMPEG_MASTER)).len(), 3);
         assert!(media_playlists("#EXTM3U\n").is_empty());
@@ -218,14 +167,5 @@ audio/index.m3u8\n\n";
             !every_playlist_has_a_segment("#EXTM3U\n", |_| Some(with_segment.clone())),
             "a master naming nothing is not playable"
         );
-    }
-
-    #[test]
-    fn attributes_are_read_past_quoted_commas() {
-        let list = "BANDWIDTH=1,CODECS=\"avc1.4d,mp4a.40.2\",URI=\"a/b.m3u8\"";
-        assert_eq!(attribute(list, "CODECS"), Some("avc1.4d,mp4a.40.2"));
-        assert_eq!(attribute(list, "URI"), Some("a/b.m3u8"));
-        assert_eq!(attribute(list, "BANDWIDTH"), Some("1"));
-        assert_eq!(attribute(list, "NAME"), None);
     }
 }

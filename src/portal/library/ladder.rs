@@ -16,8 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::media::hls_folder::attribute;
 pub use crate::media::hls_folder::join_uri;
+use crate::media::playlist;
 
 /// The master playlist's name in a ladder folder; the job's target file.
 pub const MASTER: &str = "master.m3u8";
@@ -43,17 +43,6 @@ pub struct Rung {
     pub bandwidth: u64,
 }
 
-/// What a media playlist says about its segments.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MediaPlaylist {
-    /// The sum of the `EXTINF` durations, in seconds.
-    pub duration: f64,
-    /// The `EXT-X-MAP` URI (the init segment).
-    pub init: Option<String>,
-    /// The first media segment's URI.
-    pub first_segment: Option<String>,
-}
-
 /// What is learnt from a ladder's playlists.
 #[derive(Debug, Clone, Default)]
 pub struct LadderFacts {
@@ -69,65 +58,27 @@ pub struct LadderFacts {
 /// media playlist's URI. Variants without `RESOLUTION` (audio only) are
 /// not rungs.
 pub fn master_rungs(text: &str) -> Vec<(Rung, String)> {
-    let mut rungs = Vec::new();
-    let mut pending: Option<&str> = None;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(attributes) = line.strip_prefix("#EXT-X-STREAM-INF:") {
-            pending = Some(attributes);
-        } else if !line.starts_with('#') {
-            let Some(attributes) = pending.take() else {
-                continue;
-            };
-            let Some((width, height)) = attribute(attributes, "RESOLUTION")
-                .and_then(|r| r.split_once('x'))
-                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-            else {
-                continue;
-            };
-            let name = match line.rsplit_once('/') {
+    let mut rungs: Vec<(Rung, String)> = playlist::master(text)
+        .variants
+        .into_iter()
+        .filter_map(|variant| {
+            let (width, height) = variant.size?;
+            let uri = variant.uri;
+            let name = match uri.rsplit_once('/') {
                 Some((folder, _)) => folder.rsplit('/').next().unwrap_or(folder),
-                None => line,
+                None => &uri,
             };
             let rung = Rung {
                 name: name.to_owned(),
                 width,
                 height,
-                bandwidth: attribute(attributes, "BANDWIDTH")
-                    .and_then(|b| b.parse().ok())
-                    .unwrap_or(0),
+                bandwidth: variant.bandwidth,
             };
-            rungs.push((rung, line.to_owned()));
-        }
-    }
+            Some((rung, uri))
+        })
+        .collect();
     rungs.sort_by(|a, b| b.0.height.cmp(&a.0.height).then(b.0.width.cmp(&a.0.width)));
     rungs
-}
-
-/// Reads a media playlist: its duration and its first fragment's URIs.
-pub fn media_playlist(text: &str) -> MediaPlaylist {
-    let mut playlist = MediaPlaylist::default();
-    let mut pending = false;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(value) = line.strip_prefix("#EXTINF:") {
-            let seconds = value.split(',').next().unwrap_or_default().trim();
-            playlist.duration += seconds
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .unwrap_or(0.0);
-            pending = true;
-        } else if let Some(value) = line.strip_prefix("#EXT-X-MAP:") {
-            if playlist.init.is_none() {
-                playlist.init = attribute(value, "URI").map(str::to_owned);
-            }
-        } else if !line.starts_with('#') && pending {
-            pending = false;
-            if playlist.first_segment.is_none() {
-                playlist.first_segment = Some(line.to_owned());
-            }
-        }
-    }
-    playlist
 }
 
 /// A ladder folder's version, learnt cheaply on every listing.
@@ -226,7 +177,7 @@ pub async fn read(folder: &Path) -> LadderFacts {
     let Ok(text) = read_playlist(&top).await else {
         return facts;
     };
-    let playlist = media_playlist(&text);
+    let playlist = playlist::media(&text);
     facts.duration = playlist.duration;
     let rung_dir = top.parent().unwrap_or(folder);
     facts.first_fragment = playlist
@@ -235,8 +186,8 @@ pub async fn read(folder: &Path) -> LadderFacts {
         .and_then(|uri| join_uri(rung_dir, uri))
         .zip(
             playlist
-                .first_segment
-                .as_deref()
+                .segments
+                .first()
                 .and_then(|uri| join_uri(rung_dir, uri)),
         );
     facts
@@ -354,13 +305,7 @@ pub(in crate::portal) async fn streams_rules(
 mod tests {
     use super::*;
 
-    const MASTER_TEXT: &str = "#EXTM3U\n#EXT-X-VERSION:7\n\
-        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_audio\",NAME=\"audio\",DEFAULT=YES,URI=\"audio/index.m3u8\"\n\
-        #EXT-X-STREAM-INF:BANDWIDTH=1500000,RESOLUTION=854x480,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_audio\"\n\
-        480p/index.m3u8\n\n\
-        #EXT-X-STREAM-INF:BANDWIDTH=140800,CODECS=\"mp4a.40.2\",AUDIO=\"group_audio\"\naudio/index.m3u8\n\
-        #EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_audio\"\n\
-        360p/index.m3u8\n";
+    use crate::media::playlist::tests::MASTER as MASTER_TEXT;
 
     #[test]
     fn rungs_come_from_resolution_lines_tallest_first() {
@@ -384,17 +329,6 @@ mod tests {
                 ("360p", 640, 360, 900_000, "360p/index.m3u8"),
             ]
         );
-    }
-
-    #[test]
-    fn a_media_playlist_sums_its_extinf_and_names_its_first_fragment() {
-        let text = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI=\"init_0.mp4\"\n\
-            #EXTINF:4.000000,\nseg00000.m4s\n#EXTINF:2.500000,\nseg00001.m4s\n#EXT-X-ENDLIST\n";
-        let playlist = media_playlist(text);
-        assert!((playlist.duration - 6.5).abs() < 1e-9);
-        assert_eq!(playlist.init.as_deref(), Some("init_0.mp4"));
-        assert_eq!(playlist.first_segment.as_deref(), Some("seg00000.m4s"));
-        assert_eq!(media_playlist("#EXTINF:nan,\nx.m4s\n").duration, 0.0);
     }
 
     #[test]
