@@ -4,11 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 
 use common::{DEADLINE, make_clip, names_in, spawn_app};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use videoshare::carbon::Client;
@@ -217,37 +215,7 @@ async fn submit_reports_refusals_and_failed_jobs_with_its_exit_code() {
 async fn start(args: &[&str], marker: &str) -> (Child, String) {
     let mut command = Command::new(BIN);
     command.args(args).env(CODER, ANY_PORT);
-    start_command(command, marker).await
-}
-
-/// Starts `command` (which runs videoshare) and waits until its log says
-/// `marker`; returns the child and the rest of that log line.
-async fn start_command(mut command: Command, marker: &str) -> (Child, String) {
-    let shown = format!("{command:?}");
-    let mut child = command
-        .env("RUST_LOG", "videoshare=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn videoshare");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let found = tokio::time::timeout(DEADLINE, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some((_, rest)) = line.split_once(marker) {
-                return Some(rest.trim().to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| panic!("{shown} never logged {marker:?}"));
-    // Keep draining so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, found)
+    common::start_command(command, marker).await
 }
 
 /// Starts `videoshare serve` over `data` on free ports; returns the child
@@ -645,7 +613,7 @@ async fn encoder_on_small_disk(data: &Path, sources: &Path, size: &str) -> (Chil
         .arg(size)
         .arg(BIN)
         .arg(sources);
-    start_command(command, "Carbon encoder listening on ").await
+    common::start_command(command, "Carbon encoder listening on ").await
 }
 
 #[tokio::test]

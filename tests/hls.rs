@@ -317,18 +317,7 @@ async fn a_ladder_job_writes_aligned_fmp4_rungs_and_a_master_playlist() {
     let folder = encode_ladder(&client, &clip, &streams).await;
     assert_eq!(folder, streams.join("ladder"));
     let target = folder.join("master.m3u8");
-    assert_eq!(
-        common::names_in(&folder),
-        [
-            "360p",
-            "480p",
-            "audio",
-            "download.mp4",
-            "master.m3u8",
-            "storyboard-0.jpg",
-            "storyboard.vtt"
-        ]
-    );
+    assert_eq!(common::names_in(&folder), FINISHED_TWO_RUNGS);
 
     let (variants, media) = master_playlist(&target);
     assert_finished(&folder);
@@ -493,6 +482,17 @@ impl SlowLadder {
     }
 }
 
+/// What a finished ladder of two rungs with sound holds.
+const FINISHED_TWO_RUNGS: [&str; 7] = [
+    "360p",
+    "480p",
+    "audio",
+    "download.mp4",
+    "master.m3u8",
+    "storyboard-0.jpg",
+    "storyboard.vtt",
+];
+
 /// A job's target files, as `QueryInfo` reports them.
 async fn target_files(client: &Client, guid: Guid) -> Vec<String> {
     let info = client.info(guid).await.expect("info");
@@ -571,18 +571,7 @@ async fn a_ladder_is_playable_while_it_encodes() {
         .expect("resumed");
     wait_completed(&client, guid).await;
     assert_eq!(target_files(&client, guid).await, [named]);
-    assert_eq!(
-        common::names_in(&folder),
-        [
-            "360p",
-            "480p",
-            "audio",
-            "download.mp4",
-            "master.m3u8",
-            "storyboard-0.jpg",
-            "storyboard.vtt"
-        ]
-    );
+    assert_eq!(common::names_in(&folder), FINISHED_TWO_RUNGS);
     assert_finished(&folder);
     for uri in &playlists {
         assert!(media_playlist(&folder.join(uri)).ended, "{uri} ends");
@@ -622,36 +611,14 @@ async fn a_ladder_stopped_mid_encode_leaves_nothing() {
 /// `videoshare encoder` over `data` with `config`, on free ports; waits
 /// until it listens and returns the process and its Carbon address.
 async fn start_encoder(data: &Path, config: &Path) -> (tokio::process::Child, String) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_videoshare"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_videoshare"));
+    command
         .args(["encoder", "--carbon", "127.0.0.1:0", "--data"])
         .arg(data)
         .arg("--config")
         .arg(config)
-        .env("VIDEOSHARE_CARBON_CODER", "127.0.0.1:0")
-        .env("RUST_LOG", "videoshare=info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn videoshare encoder");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let marker = "Carbon encoder listening on ";
-    let address = tokio::time::timeout(common::DEADLINE, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some((_, rest)) = line.split_once(marker) {
-                return Some(rest.trim().to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .expect("the encoder listens");
-    // Keep draining so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, address)
+        .env("VIDEOSHARE_CARBON_CODER", "127.0.0.1:0");
+    common::start_command(command, "Carbon encoder listening on ").await
 }
 
 #[tokio::test]

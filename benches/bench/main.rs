@@ -122,7 +122,9 @@ async fn main() {
     }
     if wanted("hls") {
         let (runs, secs, w, h) = plan.hls;
-        rows.push(hls::run(runs, secs, w, h).await);
+        for camera_like in [false, true] {
+            rows.push(hls::run(runs, secs, w, h, camera_like).await);
+        }
     }
 
     println!();

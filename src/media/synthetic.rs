@@ -16,6 +16,10 @@ pub struct ClipSpec {
     pub frame_rate: u32,
     /// A sine tone beside the picture; `false` makes a silent clip.
     pub sound: bool,
+    /// Encoded as a camera or phone writes H.264 (x264 `medium`: CABAC,
+    /// B-frames, about 12 Mbit/s at 1080p), which costs several times more
+    /// to decode than the default `ultrafast` clip; slower to make.
+    pub camera_like: bool,
 }
 
 impl ClipSpec {
@@ -26,12 +30,14 @@ impl ClipSpec {
             height,
             frame_rate: 25,
             sound: true,
+            camera_like: false,
         }
     }
 }
 
 /// Writes an H.264 (+ AAC, unless silent) MP4 clip to `path` (blocking;
-/// x264 `ultrafast`, so even a minute of 720p takes seconds).
+/// x264 `ultrafast` unless camera-like, so even a minute of 720p takes
+/// seconds).
 pub fn write_clip(path: &Path, spec: ClipSpec) -> Result<(), ProcessError> {
     let ClipSpec {
         seconds,
@@ -39,6 +45,7 @@ pub fn write_clip(path: &Path, spec: ClipSpec) -> Result<(), ProcessError> {
         height,
         frame_rate,
         sound,
+        camera_like,
     } = spec;
     let mut args = FfmpegArgs::new().with(["-y"]).synthetic_input(&format!(
         "testsrc2=size={width}x{height}:rate={frame_rate}:duration={seconds}"
@@ -48,14 +55,15 @@ pub fn write_clip(path: &Path, spec: ClipSpec) -> Result<(), ProcessError> {
             "sine=frequency=440:sample_rate=48000:duration={seconds}"
         ));
     }
-    args = args.with([
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-    ]);
+    args = args.with(["-c:v", "libx264", "-pix_fmt", "yuv420p"]);
+    args = if camera_like {
+        // About 6 bits per 1000 pixels of each frame: 12 Mbit/s at 1080p30.
+        let kbps = (u64::from(width) * u64::from(height) * u64::from(frame_rate) / 5_000).max(100);
+        args.with(["-preset", "medium", "-b:v"])
+            .with([format!("{kbps}k")])
+    } else {
+        args.with(["-preset", "ultrafast"])
+    };
     if sound {
         args = args.with(["-c:a", "aac", "-shortest"]);
     }

@@ -681,3 +681,37 @@ rungs = [{{ width = 640, height = 360, bitrate_kbps = 800 }}]
     std::fs::write(&config, toml).expect("write the config");
     config
 }
+
+/// Starts `command` (which runs videoshare) and waits until its log says
+/// `marker`; returns the child and the rest of that log line.
+pub async fn start_command(
+    mut command: tokio::process::Command,
+    marker: &str,
+) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let shown = format!("{command:?}");
+    let mut child = command
+        .env("RUST_LOG", "videoshare=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn videoshare");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let found = tokio::time::timeout(DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some((_, rest)) = line.split_once(marker) {
+                return Some(rest.trim().to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("{shown} never logged {marker:?}"));
+    // Keep draining so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, found)
+}
