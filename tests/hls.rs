@@ -375,6 +375,55 @@ async fn a_ladder_job_writes_aligned_fmp4_rungs_and_a_master_playlist() {
         Err(ClientError::Refused(why)) => assert!(why.contains("FileCopy"), "{why}"),
         other => panic!("a copy of a ladder should be refused: {other:?}"),
     }
+    // ffmpeg would read a `%` in the folder's name as a pattern (`b%d` →
+    // `b0/…`, another folder): refused, naming the character.
+    let mut job = JobQueue::single(
+        &clip.to_string_lossy(),
+        HLS_LADDER_PRESET,
+        &streams.to_string_lossy(),
+    );
+    job.destinations[0].module_data.base_file_name = Some("b%d".into());
+    match client.queue(job).await {
+        Err(ClientError::Refused(why)) => {
+            assert!(why.contains("'%'") && why.contains("b%d"), "{why}")
+        }
+        other => panic!("a '%' in a ladder's name should be refused: {other:?}"),
+    }
+    assert_eq!(
+        common::names_in(&streams),
+        ["ladder"],
+        "nothing else written"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_phone_video_turned_a_quarter_gets_portrait_rungs() {
+    let app = spawn_app().await;
+    let client = Client::new(app.carbon.to_string());
+    // Stored 320×240 landscape with a display rotation of 90°: shown (and
+    // encoded, ffmpeg turning the frames) as 240×320.
+    let stored = make_clip(&app.uploaded_dir(), "stored.mp4", 2, 320, 240);
+    let clip = app.uploaded_dir().join("turned.mp4");
+    let rotated = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&stored)
+        .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
+        .arg(&clip)
+        .status()
+        .expect("ffmpeg");
+    assert!(rotated.success(), "ffmpeg sets the rotation");
+    let folder = encode_ladder(&client, &clip, &app.streams_dir()).await;
+    let (variants, _) = master_playlist(&folder.join("master.m3u8"));
+    let sizes: Vec<_> = variants
+        .iter()
+        .filter_map(|(attributes, _)| attribute(attributes, "RESOLUTION"))
+        .collect();
+    assert_eq!(
+        sizes,
+        ["240x320"],
+        "portrait, the lowest rung, not enlarged"
+    );
     app.stop().await;
 }
 

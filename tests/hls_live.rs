@@ -114,3 +114,52 @@ async fn a_ladder_upload_is_watchable_from_the_queue_before_it_completes() {
     assert!((duration - 12.0).abs() < 0.2, "the whole duration: {item}");
     app.stop().await;
 }
+
+/// The output names the portal has recorded for its uploads, read from
+/// its database beside the running app.
+async fn recorded_outputs(app: &common::TestApp) -> Vec<String> {
+    let pool = videoshare::store::open(&app.data.join("videoshare.db"))
+        .await
+        .expect("the portal's database");
+    let outputs = videoshare::store::UploadStore::new(pool.clone())
+        .outputs()
+        .await
+        .expect("outputs");
+    pool.close().await;
+    outputs.into_iter().map(|o| o.file_name).collect()
+}
+
+#[tokio::test]
+async fn a_ladder_stopped_while_watchable_is_no_longer_its_uploaders_output() {
+    let extra = tempfile::tempdir().expect("tempdir");
+    let config = slow_ladder_config(extra.path());
+    let app = spawn_app_with(|args| args.encoder.config = Some(config.clone())).await;
+    let me = app.me();
+    assert!(me.get_text("/").await.contains("Slow ladder (test)"));
+    let clip = make_clip(extra.path(), "halted.mp4", 12, 854, 480);
+    let guid = me.upload_with_preset(&clip, Some(SLOW_LADDER)).await;
+    job_until(&me, &guid, "a watch link", |v| v["watch"].is_string()).await;
+    assert_eq!(recorded_outputs(&app).await, ["halted/master.m3u8"]);
+
+    let (status, _) = me.control(&guid, "stop").await;
+    assert_eq!(status, 200);
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    loop {
+        let (_, view) = me.get_json(&format!("/api/jobs/{guid}")).await;
+        if view["status"] == "STOPPED" {
+            assert!(view.get("watch").is_none(), "{view}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never stopped: {view}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Its folder is gone, and so is the record that it was this upload's:
+    // a later job taking the name is not shown as this uploader's.
+    assert!(!app.streams_dir().join("halted").exists());
+    assert!(recorded_outputs(&app).await.is_empty());
+    assert_eq!(me.get_json("/api/videos").await.1, serde_json::json!([]));
+    app.stop().await;
+}

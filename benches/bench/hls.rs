@@ -75,10 +75,10 @@ fn encode(source: &Path, picture: SourcePicture, output: &Path, preset: &Preset)
 
 /// The ladder preset cut down to one rung (same codec, speed, keyframes
 /// and segments), without sound.
-fn one_rung(ladder: &Preset, n: usize, height: u32) -> Preset {
+fn one_rung(ladder: &Preset, n: usize, picture: &SourcePicture) -> Preset {
     let mut preset = ladder.clone();
     let mut spec = ladder.ladder.clone().expect("a ladder");
-    let rung = spec.rungs_for(height)[n];
+    let rung = spec.rungs_for(picture)[n];
     spec.rungs = vec![rung];
     preset.ladder = Some(spec);
     if let Some(video) = preset.video.as_mut() {
@@ -138,11 +138,11 @@ async fn round(
             .ladder
             .as_ref()
             .expect("ladder")
-            .rungs_for(picture.height)
+            .rungs_for(&picture)
             .len();
         let mut cost = Cost::default();
         for n in 0..rungs {
-            let preset = one_rung(ladder_preset, n, picture.height);
+            let preset = one_rung(ladder_preset, n, &picture);
             let out = fresh(work, &format!("rung{n}"));
             cost = cost + encode(source, picture, &out, &preset);
         }

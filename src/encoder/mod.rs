@@ -88,6 +88,10 @@ pub enum EncoderError {
     FileCopyName { index: usize, name: String },
     #[error("FileCopy on an HLS ladder destination is not supported yet (its output is a folder)")]
     LadderCopy,
+    #[error(
+        "an HLS ladder's folder cannot have '%' in its path ({0}): ffmpeg reads it as a pattern; choose a DestinationBaseName (and folder) without it"
+    )]
+    LadderPercent(String),
     #[error("no node with IP {0}: this server is one node (see NodeList)")]
     NoSuchNode(String),
     #[error(

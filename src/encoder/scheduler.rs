@@ -313,9 +313,10 @@ impl Encoder {
         if shaped {
             let info = (&mut prepare).await?;
             prepared = true;
+            // As shown: ffmpeg turns a rotated picture before scaling it.
             inputs.picture = info.video.as_ref().map(|v| SourcePicture {
-                width: v.width,
-                height: v.height,
+                width: v.shown_size().0,
+                height: v.shown_size().1,
                 frame_rate: v.frame_rate,
                 has_audio: info.audio.is_some(),
             });

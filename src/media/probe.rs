@@ -76,6 +76,22 @@ pub struct VideoStream {
     pub field_order: Option<String>,
     /// The picture's shape, e.g. `(16, 9)`.
     pub display_aspect: Option<(u32, u32)>,
+    /// Degrees the picture is turned for display (a phone's portrait video
+    /// is stored landscape with a rotation of ±90); ffmpeg turns the frames
+    /// before any filter sees them.
+    pub rotation: i32,
+}
+
+impl VideoStream {
+    /// Width and height as shown (and as filters see the frames): the
+    /// stored size, swapped when the picture is turned a quarter.
+    pub fn shown_size(&self) -> (u32, u32) {
+        if self.rotation.rem_euclid(180) == 90 {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -246,6 +262,35 @@ struct Stream {
     duration: Option<String>,
     #[serde(default)]
     disposition: Disposition,
+    #[serde(default)]
+    tags: StreamTags,
+    #[serde(default)]
+    side_data_list: Vec<SideData>,
+}
+
+#[derive(Deserialize, Default)]
+struct StreamTags {
+    /// Older muxers' rotation, in degrees.
+    rotate: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SideData {
+    /// A display matrix's rotation, in degrees (counter-clockwise).
+    rotation: Option<f64>,
+}
+
+impl Stream {
+    /// The rotation the stream asks for, in whole degrees.
+    fn rotation(&self) -> i32 {
+        self.side_data_list
+            .iter()
+            .find_map(|d| d.rotation)
+            .or_else(|| self.tags.rotate.as_deref()?.trim().parse().ok())
+            .filter(|r| r.is_finite())
+            .map(|r| r.round() as i32)
+            .unwrap_or(0)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -336,6 +381,7 @@ fn parse(stdout: &[u8]) -> Result<MediaInfo, ProbeError> {
                 .as_deref()
                 .and_then(|a| parse_fraction(a, ':'))
                 .and_then(|(x, y)| Some((u32::try_from(x).ok()?, u32::try_from(y).ok()?))),
+            rotation: s.rotation(),
         }),
         audio: audio.map(|s| AudioStream {
             codec: s.codec_name.clone().unwrap_or_default(),
@@ -394,6 +440,29 @@ mod tests {
             info.audio.map(|a| (a.codec, a.sample_rate, a.channels)),
             Some(("aac".into(), Some(44100), Some(2)))
         );
+    }
+
+    #[test]
+    fn a_phone_video_turned_a_quarter_is_shown_portrait() {
+        let turned = |side_data: &str| {
+            let json = format!(
+                r#"{{"streams":[{{"codec_type":"video","codec_name":"h264","width":1920,"height":1080,{side_data}}}],
+                "format":{{"format_name":"mov","duration":"1.0"}}}}"#
+            );
+            parse(json.as_bytes())
+                .expect("parses")
+                .video
+                .expect("video")
+        };
+        let matrix =
+            turned(r#""side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]"#);
+        assert_eq!((matrix.rotation, matrix.shown_size()), (-90, (1080, 1920)));
+        let tagged = turned(r#""tags":{"rotate":"270"}"#);
+        assert_eq!(tagged.shown_size(), (1080, 1920));
+        let upside_down = turned(r#""tags":{"rotate":"180"}"#);
+        assert_eq!(upside_down.shown_size(), (1920, 1080));
+        let plain = turned(r#""tags":{"language":"und"}"#);
+        assert_eq!((plain.rotation, plain.shown_size()), (0, (1920, 1080)));
     }
 
     #[test]

@@ -112,7 +112,14 @@ impl JobView {
             label: label(upload.status, upload.progress, &upload.description),
             done: upload.status.is_terminal(),
             created_at: upload.created_at,
-            live,
+            // A finished job has no live facts, whatever was last shown
+            // while it ran (a page may read the row before the poller
+            // has published the end).
+            live: if upload.status.is_terminal() {
+                Live::default()
+            } else {
+                live
+            },
             actions: Action::available(upload.status),
             outputs: outputs
                 .iter()

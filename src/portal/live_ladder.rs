@@ -10,6 +10,7 @@
 //! answers; nothing of how the page shows it.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -24,6 +25,11 @@ pub struct LiveLadders {
     jobs: Mutex<HashMap<Guid, LiveLadder>>,
 }
 
+/// How long the poller waits before asking the encoder again for a
+/// ladder job's folder (a server that names it only at the end, as a real
+/// Carbon server would, is not asked on every poll).
+const ASK_AGAIN: Duration = Duration::from_secs(2);
+
 /// One active ladder job.
 #[derive(Debug, Clone, Default)]
 struct LiveLadder {
@@ -31,6 +37,8 @@ struct LiveLadder {
     folder: Option<String>,
     /// Whether its master playlist was seen (the library then lists it).
     playable: bool,
+    /// When the encoder was last asked for the folder.
+    asked: Option<Instant>,
 }
 
 impl Portal {
@@ -47,9 +55,10 @@ impl Portal {
         let live = &self.inner.live_ladders;
         if status.is_terminal() {
             let was = live.jobs.lock().remove(&upload.guid);
-            if was.is_some_and(|l| l.playable) && status != JobStatus::Completed {
-                // Completion publishes the library itself.
-                self.publish_library().await;
+            if status != JobStatus::Completed
+                && let Some(was) = was.filter(|l| l.folder.is_some())
+            {
+                self.forget_stopped_ladder(upload, was.playable).await;
             }
             return None;
         }
@@ -59,6 +68,7 @@ impl Portal {
         let known = live.jobs.lock().entry(upload.guid).or_default().clone();
         let folder = match known.folder {
             Some(folder) => folder,
+            None if known.asked.is_some_and(|at| at.elapsed() < ASK_AGAIN) => return None,
             None => self.learn_folder(upload).await?,
         };
         if known.playable {
@@ -79,9 +89,25 @@ impl Portal {
         Some(folder)
     }
 
+    /// A ladder job that stopped or failed: the encoder removed its folder,
+    /// so it is no longer the upload's output (a later job may take the
+    /// name, and must not look like this uploader's), and the library
+    /// drops it if it was listed. Completion publishes the library itself.
+    async fn forget_stopped_ladder(&self, upload: &Upload, was_listed: bool) {
+        if let Err(e) = self.inner.uploads.record_outputs(upload.guid, &[]).await {
+            tracing::error!(guid = %upload.guid, error = %e, "cannot forget a stopped ladder's folder");
+        }
+        if was_listed {
+            self.publish_library().await;
+        }
+    }
+
     /// Asks the encoder which folder the job writes; once it names one,
     /// records it as the upload's output and remembers it.
     async fn learn_folder(&self, upload: &Upload) -> Option<String> {
+        if let Some(job) = self.inner.live_ladders.jobs.lock().get_mut(&upload.guid) {
+            job.asked = Some(Instant::now());
+        }
         let outputs = match self.fetch_outputs(upload).await {
             Ok(outputs) => outputs,
             Err(e) => {

@@ -145,14 +145,15 @@ impl SourcePicture {
 }
 
 impl Ladder {
-    /// The rungs made for a source `height` pixels tall: those no taller
-    /// than it, or the lowest alone if every rung is taller.
-    pub fn rungs_for(&self, height: u32) -> Vec<Rung> {
+    /// The rungs made for `source`: those whose box it fills in width or
+    /// height (a wide 1920×800 film still gets 1080p, at 1920×800; fitting
+    /// never enlarges), or the lowest alone if it fills none.
+    pub fn rungs_for(&self, source: &SourcePicture) -> Vec<Rung> {
         let fitting: Vec<Rung> = self
             .rungs
             .iter()
             .copied()
-            .filter(|r| r.height <= height)
+            .filter(|r| source.width >= r.width || source.height >= r.height)
             .collect();
         if fitting.is_empty() {
             self.rungs.last().copied().into_iter().collect()
@@ -181,7 +182,7 @@ impl Preset {
         audio_input: Option<usize>,
     ) -> Option<Vec<OsString>> {
         let (ladder, video) = (self.ladder.as_ref()?, self.video.as_ref()?);
-        let rungs = ladder.rungs_for(source.height);
+        let rungs = ladder.rungs_for(source);
         let label = |n: usize| format!("l{index}v{n}");
         // A cascade: each rung is scaled from the one above it, not from
         // the source, so every scaler after the first reads a smaller
@@ -325,17 +326,33 @@ mod tests {
     fn rungs_taller_than_the_source_are_skipped_never_upscaled() {
         let preset = ladder_preset();
         let ladder = preset.ladder.as_ref().expect("ladder");
-        let heights = |h| {
+        let sizes = |width, height| {
+            let source = SourcePicture {
+                width,
+                height,
+                frame_rate: None,
+                has_audio: false,
+            };
             ladder
-                .rungs_for(h)
+                .rungs_for(&source)
                 .iter()
-                .map(|r| r.height)
+                .map(|r| source.fitted(r))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(heights(2160), vec![1080, 720, 480, 360]);
-        assert_eq!(heights(720), vec![720, 480, 360]);
-        assert_eq!(heights(360), vec![360]);
-        assert_eq!(heights(240), vec![360], "the lowest, scaled no larger");
+        assert_eq!(
+            sizes(3840, 2160),
+            [(1920, 1080), (1280, 720), (854, 480), (640, 360)]
+        );
+        assert_eq!(sizes(1280, 720), [(1280, 720), (854, 480), (640, 360)]);
+        assert_eq!(sizes(640, 360), [(640, 360)]);
+        assert_eq!(sizes(320, 240), [(320, 240)], "the lowest, no larger");
+        // A wide film fills the 1080p box's width: its full size on top.
+        assert_eq!(
+            sizes(1920, 800),
+            [(1920, 800), (1280, 534), (854, 356), (640, 266)]
+        );
+        // A phone's portrait video (as shown) fills the boxes' height.
+        assert_eq!(sizes(1080, 1920)[..2], [(608, 1080), (406, 720)]);
     }
 
     #[test]

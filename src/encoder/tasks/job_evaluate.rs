@@ -107,6 +107,7 @@ mod tests {
                 constant_rate: Some((num, den)),
                 field_order: None,
                 display_aspect: None,
+                rotation: 0,
             })
         };
         // The manual's examples.

@@ -251,6 +251,18 @@ impl Encoder {
             destination.module_data.base_file_name.as_deref(),
             source_path.as_path(),
         )?;
+        // ffmpeg's HLS muxer expands `%v`, `%d`… anywhere in its output
+        // paths: a `%` would write another folder's files.
+        if preset.ladder.is_some()
+            && (base_name.contains('%') || dest_dir.to_string_lossy().contains('%'))
+        {
+            let named = if base_name.contains('%') {
+                format!("base name {base_name}")
+            } else {
+                "the destination folder".to_owned()
+            };
+            return Err(EncoderError::LadderPercent(named));
+        }
         Ok(StoredDestination {
             preset_guid,
             dest_dir,
