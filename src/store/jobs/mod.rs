@@ -1,7 +1,8 @@
 //! The encoder's job queue: the `jobs` table and each job's `destinations`.
 //!
 //! [`rows`] turns table rows into typed jobs; [`cache`] keeps the rows the
-//! status polls read, forgotten on every write.
+//! status polls read, forgotten on every write; [`outputs`] records what
+//! each destination wrote.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod cache;
 mod order;
+mod outputs;
 mod rows;
 
 use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
@@ -19,6 +21,7 @@ use crate::carbon::message::Trim;
 use crate::carbon::{Guid, JobStatus, PresetId};
 use cache::ReadCache;
 use order::QUEUE;
+use outputs::{forget_outputs, write_outputs};
 use rows::{COLUMNS, DestinationRow, JobRow};
 
 /// The state machine's rule (`encoder::job::allowed_from`): the statuses
@@ -187,36 +190,6 @@ async fn move_job(
     .execute(tx)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Writes each destination's output and copies, in order.
-async fn write_outputs(
-    tx: &mut sqlx::SqliteConnection,
-    guid: Guid,
-    outputs: &[Placed],
-) -> Result<(), StoreError> {
-    for (idx, placed) in outputs.iter().enumerate() {
-        let copies: Vec<String> = placed.copies.iter().map(|p| path_text(p)).collect();
-        sqlx::query(
-            "UPDATE destinations SET output_path = ?, copied = ? WHERE job_guid = ? AND idx = ?",
-        )
-        .bind(path_text(&placed.output))
-        .bind(json(&copies))
-        .bind(guid.to_string())
-        .bind(idx as i64)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Clears every destination's output and copies.
-async fn forget_outputs(tx: &mut sqlx::SqliteConnection, guid: Guid) -> Result<(), StoreError> {
-    sqlx::query("UPDATE destinations SET output_path = NULL, copied = '[]' WHERE job_guid = ?")
-        .bind(guid.to_string())
-        .execute(tx)
-        .await?;
-    Ok(())
 }
 
 /// Queries on the `jobs` and `destinations` tables. Clones share one read
@@ -463,65 +436,6 @@ impl JobStore {
         tx.commit().await?;
         self.cache.forget(guid);
         Ok(true)
-    }
-
-    /// Records exactly the outputs a job placed before it failed or was
-    /// stopped (the first destinations'); any other output recorded while
-    /// it ran (a ladder's folder, since removed) is forgotten.
-    pub async fn record_outputs(&self, guid: Guid, outputs: &[Placed]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        forget_outputs(&mut tx, guid).await?;
-        write_outputs(&mut tx, guid, outputs).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Records one destination's output while the job still runs (an HLS
-    /// ladder's master playlist, named as soon as its folder is claimed so
-    /// `TargetFiles` name it while it encodes).
-    pub async fn record_output(
-        &self,
-        guid: Guid,
-        index: usize,
-        output: &Path,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE destinations SET output_path = ? WHERE job_guid = ? AND idx = ?")
-            .bind(path_text(output))
-            .bind(guid.to_string())
-            .bind(index as i64)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// The outputs recorded for jobs a crash or shutdown left mid-flight
-    /// (the statuses [`JobStore::recover_interrupted`] repairs): only a
-    /// ladder being encoded has one. `(job, output)` pairs.
-    pub async fn interrupted_outputs(&self) -> Result<Vec<(Guid, PathBuf)>, StoreError> {
-        use JobStatus::*;
-        let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT d.job_guid, d.output_path FROM destinations d \
-             JOIN jobs j ON j.guid = d.job_guid \
-             WHERE d.output_path IS NOT NULL AND j.status IN ({}) ORDER BY j.seq, d.idx",
-            status_literals(&[Starting, Started, Paused, Stopping])
-        )))
-        .fetch_all(&self.pool)
-        .await?;
-        let read = RowReader {
-            table: "destinations",
-        };
-        rows.into_iter()
-            .map(|(guid, path)| Ok((read.guid(&guid)?, PathBuf::from(path))))
-            .collect()
-    }
-
-    /// Forgets every output recorded for `guid` (its ladder folder was
-    /// removed: nothing to name).
-    pub async fn forget_outputs(&self, guid: Guid) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        forget_outputs(&mut tx, guid).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Puts a job in `from` back at the end of the queue as if new: progress,
