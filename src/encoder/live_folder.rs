@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::store::{JobStore, StoreError};
 
 /// The marker of a folder being encoded; it holds the job's GUID.
-pub const MARKER: &str = ".encoding";
+pub use crate::media::hls_folder::ENCODING_MARKER as MARKER;
 
 /// How often a folder is looked at until it is playable.
 const POLL: Duration = Duration::from_millis(200);

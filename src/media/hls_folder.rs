@@ -17,6 +17,10 @@ use super::process::ProcessError;
 /// The master playlist's name inside a ladder folder.
 pub const MASTER: &str = "master.m3u8";
 
+/// The marker the encoder keeps in a ladder folder while it still writes
+/// it (holding the job's GUID; removed last, when the ladder is whole).
+pub const ENCODING_MARKER: &str = ".encoding";
+
 /// The largest playlist read (a 24 h rung of 4 s segments is ~1 MB).
 const MAX_PLAYLIST: u64 = 8 << 20;
 
@@ -86,7 +90,7 @@ pub fn join_uri(base: &Path, uri: &str) -> Option<PathBuf> {
 }
 
 /// A playlist's text, unless it is larger than any playlist we write.
-async fn read_playlist(path: &Path) -> Result<String, LadderFolderError> {
+pub async fn read_playlist(path: &Path) -> Result<String, LadderFolderError> {
     let size = tokio::fs::metadata(path).await?.len();
     if size > MAX_PLAYLIST {
         return Err(LadderFolderError::Playlist(format!(

@@ -15,7 +15,7 @@ use super::{InvalidPreset, Preset, VideoSpec};
 
 /// The master playlist's name inside a ladder's folder: ours, published
 /// once the ladder is playable (see [`super::master`]).
-pub const MASTER_PLAYLIST: &str = "master.m3u8";
+pub use crate::media::hls_folder::MASTER as MASTER_PLAYLIST;
 
 /// Where ffmpeg writes its own master playlist: hidden (never served), read
 /// to make ours, removed when the ladder is finished.

@@ -17,17 +17,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 pub use crate::media::hls_folder::join_uri;
+use crate::media::hls_folder::read_playlist;
+/// The master playlist's name (the job's target file), and the marker the
+/// encoder keeps in a ladder folder while it still writes it.
+pub use crate::media::hls_folder::{ENCODING_MARKER, MASTER};
 use crate::media::playlist;
-
-/// The master playlist's name in a ladder folder; the job's target file.
-pub const MASTER: &str = "master.m3u8";
-
-/// The marker the encoder keeps in a ladder folder while it still writes
-/// it (removed last, when the ladder is whole).
-pub const ENCODING_MARKER: &str = ".encoding";
-
-/// The largest playlist read (a 24 h rung of 4 s segments is ~1 MB).
-const MAX_PLAYLIST: u64 = 8 << 20;
 
 /// The largest init + first segment joined for a picture.
 const MAX_FRAGMENT: u64 = 64 << 20;
@@ -136,18 +130,6 @@ pub async fn totals(folder: PathBuf) -> std::io::Result<(u64, SystemTime)> {
     })
     .await
     .map_err(std::io::Error::other)?
-}
-
-/// A playlist's text, unless it is larger than any playlist we write.
-async fn read_playlist(path: &Path) -> std::io::Result<String> {
-    let size = tokio::fs::metadata(path).await?.len();
-    if size > MAX_PLAYLIST {
-        return Err(std::io::Error::other(format!(
-            "{} is {size} bytes, too large for a playlist",
-            path.display()
-        )));
-    }
-    tokio::fs::read_to_string(path).await
 }
 
 /// Reads a ladder's playlists. Unreadable parts leave their facts empty.
