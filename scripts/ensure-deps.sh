@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages videoshare needs when they are missing.
 # Usage: scripts/ensure-deps.sh PACKAGE...   (ffmpeg, nodejs, npm, chromium,
-#        chromium-driver, python3)
+#        chromium-driver, python3, postgresql)
 # Run as root (or with sudo available). Only Debian's own packages, through
 # apt-get; the Makefile then installs the pinned hls.js with `npm ci`.
 set -euo pipefail
@@ -15,6 +15,9 @@ probe() {
     python3) command -v python3 >/dev/null ;;
     nodejs) command -v node >/dev/null ;;
     npm) command -v npm >/dev/null ;;
+    # The server binaries, not a running service: scripts/ensure-postgres.sh
+    # starts its own throwaway cluster with the newest initdb found here.
+    postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ;;
     *) dpkg -s "$1" >/dev/null 2>&1 ;;
   esac
 }
