@@ -2,13 +2,14 @@
 #   make run    install what is missing, build, serve http://127.0.0.1:8080
 #   make test   install what is missing, check formatting and lints, run every test
 # Both install Debian's ffmpeg and nodejs + npm (and for tests chromium +
-# chromium-driver) with apt-get when they are missing, then the pinned hls.js
+# chromium-driver, and postgresql for a throwaway test server) with apt-get
+# when they are missing, then the pinned hls.js
 # (package-lock.json) with `npm ci` when node_modules lacks it or is older.
 
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test bench deps-run deps-test
+.PHONY: run test test-postgres bench deps-run deps-test
 
 run: deps-run
 	$(CARGO) run --release --locked -- serve $(ARGS)
@@ -16,9 +17,16 @@ run: deps-run
 test: deps-test
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	$(CARGO) test --locked
+	# Store and farm tests also run on PostgreSQL: the script finds a server
+	# or starts a throwaway one (docs/postgres-tests.md).
+	url=$$(scripts/ensure-postgres.sh) && VIDEOSHARE_TEST_DATABASE=$$url $(CARGO) test --locked
 	# The benchmark harness, tiny sizes: proves it runs (figures mean nothing).
 	$(CARGO) test --locked --bench bench
+
+# Every test again, each app on PostgreSQL instead of SQLite (about 7 min).
+test-postgres: deps-test
+	url=$$(scripts/ensure-postgres.sh) && VIDEOSHARE_TEST_DATABASE=$$url \
+		VIDEOSHARE_TEST_BACKEND=postgres $(CARGO) test --locked
 
 # Every benchmark at full size (about 15 minutes); see docs/benchmarks.md.
 bench: deps-test

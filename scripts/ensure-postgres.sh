@@ -5,7 +5,9 @@
 #
 # In order:
 #   1. $VIDEOSHARE_TEST_DATABASE, when `psql "$URL" -Atc 'select 1'` works.
-#   2. A throwaway cluster of its own in /var/tmp/videoshare-test-pg, on
+#   2. A server already running here that lets `postgres` in without a
+#      password: on 127.0.0.1:5432, then on the local socket.
+#   3. A throwaway cluster of its own in /var/tmp/videoshare-test-pg, on
 #      127.0.0.1:54329, installing Debian's postgresql first if needed. Reused
 #      when already running, (re)started otherwise. Its URL is also written to
 #      target/videoshare-test-db.url so a bare `cargo test` can find it.
@@ -41,7 +43,21 @@ if [[ -n "${VIDEOSHARE_TEST_DATABASE:-}" ]]; then
   say "warning: falling back to the throwaway cluster on port $PORT"
 fi
 
-# 2. Our own cluster. Work from /: run as postgres from a folder it cannot
+# 2. A server this machine already runs, if it lets us in without a password.
+if command -v psql >/dev/null; then
+  for local in "postgres://postgres@127.0.0.1:5432/postgres" \
+      "postgres://postgres@/postgres?host=/var/run/postgresql"; do
+    if psql "$local" -X -w -Atc 'select 1' >/dev/null 2>&1; then
+      say "using the PostgreSQL server at $local"
+      mkdir -p "$REPO/target"
+      echo "$local" >"$REPO/target/videoshare-test-db.url"
+      echo "$local" >&3
+      exit 0
+    fi
+  done
+fi
+
+# 3. Our own cluster. Work from /: run as postgres from a folder it cannot
 # enter (say /root), the PostgreSQL tools complain "could not change directory".
 cd /
 

@@ -13,7 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::carbon::client::ConnectionHabit;
 use crate::config::file::Settings;
-use crate::config::{EncoderArgs, EncoderOptions, PortalArgs, PortalOptions, ServeArgs};
+use crate::config::{
+    DatabaseArgs, EncoderArgs, EncoderOptions, PortalArgs, PortalOptions, ServeArgs,
+};
+use crate::store::{DatabaseUrl, Db};
 use crate::encoder::paths::PathPolicy;
 use crate::encoder::preset::{Presets, SEED_PRESET};
 use crate::encoder::server::{self, Habit, Limits};
@@ -140,7 +143,7 @@ impl App {
     /// kept connection, when that listener is off).
     pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
         let mut app = App::open(&args.data.data).await?;
-        let pool = app.pool().await?;
+        let pool = app.db(&args.database).await?;
         let carbon_addr = app.start_encoder(&args.encoder, pool.clone()).await?;
         let (addr, habit) = match app.carbon_coder_addr {
             Some(coder) => (coder, ConnectionHabit::OnePerRequest),
@@ -160,7 +163,7 @@ impl App {
     /// The Carbon encoder alone.
     pub async fn build_encoder(args: &EncoderArgs) -> anyhow::Result<App> {
         let mut app = App::open(&args.data.data).await?;
-        let pool = app.pool().await?;
+        let pool = app.db(&args.database).await?;
         app.start_encoder(&args.encoder, pool).await?;
         Ok(app)
     }
@@ -168,7 +171,7 @@ impl App {
     /// The web portal alone, against the Carbon server `args.connect.encoder`.
     pub async fn build_portal(args: &PortalArgs) -> anyhow::Result<App> {
         let mut app = App::open(&args.data.data).await?;
-        let pool = app.pool().await?;
+        let pool = app.db(&args.database).await?;
         let local = |dir: &Path| dir.to_string_lossy().into_owned();
         let link = EncoderLink {
             addr: args.connect.encoder.clone(),
@@ -214,11 +217,12 @@ impl App {
         })
     }
 
-    async fn pool(&self) -> anyhow::Result<sqlx::SqlitePool> {
-        let database = &self.dirs.database;
-        crate::store::open(database)
+    /// Opens the database `--database` names (`sqlite:`: the data folder's).
+    async fn db(&self, args: &DatabaseArgs) -> anyhow::Result<Db> {
+        let url = DatabaseUrl::parse(&args.database, &self.dirs.database)?;
+        crate::store::open_url(&url)
             .await
-            .with_context(|| format!("cannot open the database {}", database.display()))
+            .with_context(|| format!("cannot open the database {}", url.redacted()))
     }
 
     /// Binds the Carbon socket, recovers interrupted jobs and starts the
@@ -226,7 +230,7 @@ impl App {
     async fn start_encoder(
         &mut self,
         options: &EncoderOptions,
-        pool: sqlx::SqlitePool,
+        pool: Db,
     ) -> anyhow::Result<SocketAddr> {
         let lock = self.dirs.claim("encoder", &self.dirs.streams)?;
         self._locks.push(lock);
@@ -323,7 +327,7 @@ impl App {
         &mut self,
         options: &PortalOptions,
         link: EncoderLink,
-        pool: sqlx::SqlitePool,
+        pool: Db,
     ) -> anyhow::Result<SocketAddr> {
         let lock = self.dirs.claim("portal", &self.dirs.uploaded)?;
         self._locks.push(lock);

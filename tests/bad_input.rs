@@ -240,7 +240,7 @@ async fn hostile_file_names_are_made_safe_and_still_encode() {
 /// Serves a portal (alone, as `videoshare portal` would) over `dirs`,
 /// talking Carbon to `encoder`. Returns its HTTP address.
 async fn spawn_portal(dirs: &DataDirs, tmp: &str, encoder: SocketAddr) -> SocketAddr {
-    let pool = videoshare::store::open(&dirs.database).await.expect("db");
+    let pool = common::db::open_app_db(&dirs.root).await;
     let portal = Portal::new(
         PortalConfig {
             uploaded_dir: dirs.uploaded.clone(),

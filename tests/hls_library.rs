@@ -322,9 +322,9 @@ async fn a_private_library_serves_a_ladders_segments_to_its_owner_only() {
     // Recorded as ann's upload, as the portal records one it submitted
     // (a crash between submitting and following it): on restart the
     // poller asks the encoder, sees it completed and records its outputs.
-    let database: PathBuf = app.data.join("videoshare.db");
+    let folder: PathBuf = app.data.clone();
     app.stop().await;
-    let pool = videoshare::store::open(&database).await.expect("db");
+    let pool = common::db::open_app_db(&folder).await;
     let upload = videoshare::store::uploads::new_upload(
         guid,
         "mine.mp4".into(),

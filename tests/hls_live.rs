@@ -118,9 +118,7 @@ async fn a_ladder_upload_is_watchable_from_the_queue_before_it_completes() {
 /// The output names the portal has recorded for its uploads, read from
 /// its database beside the running app.
 async fn recorded_outputs(app: &common::TestApp) -> Vec<String> {
-    let pool = videoshare::store::open(&app.data.join("videoshare.db"))
-        .await
-        .expect("the portal's database");
+    let pool = common::db::open_app_db(&app.data).await;
     let outputs = videoshare::store::UploadStore::new(pool.clone())
         .outputs()
         .await

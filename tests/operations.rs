@@ -41,6 +41,7 @@ async fn healthz_checks_the_encoder_the_database_and_the_disk() {
         data: videoshare::config::DataArgs {
             data: dir.path().to_path_buf(),
         },
+        database: Default::default(),
         portal: videoshare::config::PortalOptions {
             http: "127.0.0.1:0".into(),
             max_upload: 1 << 20,

@@ -91,6 +91,7 @@ async fn portal_for(
         data: DataArgs {
             data: data.to_path_buf(),
         },
+        database: Default::default(),
         portal,
         connect: ConnectArgs {
             encoder: encoder.to_string(),
@@ -134,6 +135,7 @@ async fn a_video_whose_outputs_could_not_be_fetched_at_completion_is_still_its_o
         data: DataArgs {
             data: data.path().to_path_buf(),
         },
+        database: Default::default(),
         encoder: ServeArgs::ephemeral(data.path().to_path_buf()).encoder,
     })
     .await
@@ -278,12 +280,12 @@ async fn completed_uploads_recorded_without_their_outputs_are_linked_again_at_st
     let app = common::spawn_app_in(data.path().to_path_buf(), private).await;
     let me = app.me();
     let job = encoded(&me, "relink.mp4").await;
-    let database = app.data.join("videoshare.db");
+    let folder = app.data.clone();
     app.stop().await;
     // As a portal from before outputs were required with completion left it.
-    let pool = videoshare::store::open(&database).await.expect("db");
+    let pool = common::db::open_app_db(&folder).await;
     sqlx::query("DELETE FROM upload_outputs")
-        .execute(&pool)
+        .execute(pool.pool())
         .await
         .expect("delete");
     pool.close().await;

@@ -55,12 +55,12 @@ fn bytes_of(app: &TestApp, path: &str) -> std::path::PathBuf {
 async fn restart<F: Future<Output = ()>>(
     app: TestApp,
     data: &Path,
-    meanwhile: impl FnOnce(sqlx::SqlitePool) -> F,
+    meanwhile: impl FnOnce(videoshare::store::Db) -> F,
 ) -> (TestApp, Visitor) {
     let me = app.me();
-    let database = app.data.join("videoshare.db");
+    let database = app.data.clone();
     app.stop().await;
-    meanwhile(videoshare::store::open(&database).await.expect("db")).await;
+    meanwhile(common::db::open_app_db(&database).await).await;
     let mut again = spawn_app_in(data.to_path_buf(), |_| {}).await;
     (again.http, again.cookies) = (me.http, me.cookies);
     let me = again.me();
@@ -114,7 +114,7 @@ async fn a_restart_settles_uploads_a_crash_left_without_their_file() {
     let (app, me) = restart(app, data.path(), |pool| async move {
         let owner: String =
             sqlx::query_scalar("SELECT owner FROM tus_uploads WHERE file_name = 'submitted.mp4'")
-                .fetch_one(&pool)
+                .fetch_one(pool.pool())
                 .await
                 .expect("the upload's owner");
         let job = new_upload(

@@ -25,7 +25,7 @@ async fn fill(data: &std::path::Path, count: usize) -> Vec<Guid> {
         .await
         .expect("database");
     let mut guids = Vec::with_capacity(count);
-    let mut tx = pool.begin().await.expect("tx");
+    let mut tx = pool.pool().begin().await.expect("tx");
     for n in 0..count {
         let guid: Guid = format!("{{{}}}", uuid::Uuid::new_v4())
             .to_uppercase()
@@ -33,9 +33,9 @@ async fn fill(data: &std::path::Path, count: usize) -> Vec<Guid> {
             .expect("guid");
         let now = 1_700_000_000_000i64 + n as i64;
         sqlx::query(
-            "INSERT INTO jobs (guid, name, user, status, progress, priority, source_path, \
+            "INSERT INTO jobs (guid, name, \"user\", status, progress, priority, source_path, \
              check_in_time, start_time, completed_time, queued_at) \
-             VALUES (?, ?, 'bench', 'COMPLETED', 100, 100, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, 'bench', 'COMPLETED', 100, 100, $3, $4, $5, $6, $7)",
         )
         .bind(guid.to_string())
         .bind(format!("clip-{n}.mp4"))
@@ -49,7 +49,7 @@ async fn fill(data: &std::path::Path, count: usize) -> Vec<Guid> {
         .expect("insert job");
         sqlx::query(
             "INSERT INTO destinations (job_guid, idx, preset_guid, dest_dir, base_name, output_path) \
-             VALUES (?, 0, '{85DCCE70-0B4F-4328-86D1-5FC7756D9777}', '/srv/streams', ?, ?)",
+             VALUES ($1, 0, '{85DCCE70-0B4F-4328-86D1-5FC7756D9777}', '/srv/streams', $2, $3)",
         )
         .bind(guid.to_string())
         .bind(format!("clip-{n}"))

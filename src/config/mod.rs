@@ -57,6 +57,29 @@ pub struct DataArgs {
     pub data: PathBuf,
 }
 
+/// Which database holds the queue and the portal's records.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite:` (the data folder's `videoshare.db`, the default),
+    /// `sqlite:PATH`, or `postgres://USER[:PASSWORD]@HOST[:PORT]/NAME` for a
+    /// PostgreSQL server that several encoder nodes share.
+    #[arg(
+        long,
+        env = "VIDEOSHARE_DATABASE",
+        default_value = "sqlite:",
+        value_name = "URL"
+    )]
+    pub database: String,
+}
+
+impl Default for DatabaseArgs {
+    fn default() -> Self {
+        DatabaseArgs {
+            database: "sqlite:".into(),
+        }
+    }
+}
+
 /// Settings of the Carbon encoder.
 #[derive(Debug, Clone, Args)]
 pub struct EncoderOptions {
@@ -188,6 +211,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
     pub encoder: EncoderOptions,
     #[command(flatten)]
     pub portal: PortalOptions,
@@ -199,6 +224,8 @@ pub struct EncoderArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
     pub encoder: EncoderOptions,
 }
 
@@ -207,6 +234,8 @@ pub struct EncoderArgs {
 pub struct PortalArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     #[command(flatten)]
     pub portal: PortalOptions,
     #[command(flatten)]
@@ -364,6 +393,7 @@ impl ServeArgs {
     pub fn ephemeral(data: PathBuf) -> Self {
         ServeArgs {
             data: DataArgs { data },
+            database: DatabaseArgs::default(),
             encoder: EncoderOptions {
                 carbon: "127.0.0.1:0".into(),
                 carbon_coder: "127.0.0.1:0".into(),

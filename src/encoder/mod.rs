@@ -25,7 +25,7 @@ pub mod tasks;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
+use crate::store::Db;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -186,7 +186,7 @@ struct Inner {
 impl Encoder {
     /// Prepares the encoder on `pool`: clears temp files a crash left behind
     /// and repairs jobs it left mid-flight (see [`JobStore::recover_interrupted`]).
-    pub async fn new(config: &EncoderConfig, pool: SqlitePool) -> anyhow::Result<Encoder> {
+    pub async fn new(config: &EncoderConfig, pool: Db) -> anyhow::Result<Encoder> {
         let stale = crate::fsutil::reset_dir(&config.tmp_dir)?;
         let paths = PathPolicy::new(&config.roots, &config.mappings)?;
         let jobs = JobStore::new(pool);

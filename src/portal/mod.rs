@@ -36,7 +36,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
-use sqlx::SqlitePool;
+use crate::store::Db;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
@@ -183,7 +183,7 @@ impl Portal {
     /// Prepares the portal: clears uploads a crash interrupted.
     pub async fn new(
         config: PortalConfig,
-        pool: SqlitePool,
+        pool: Db,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Portal> {
         let stale = crate::fsutil::reset_dir(&config.tmp_dir)?;

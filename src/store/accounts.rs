@@ -1,31 +1,31 @@
 //! The portal's optional accounts: a name and an argon2 password hash.
 //! Hashing and checking passwords is the caller's; this is storage only.
 
-use sqlx::SqlitePool;
+use crate::store::Db;
 
 use super::{StoreError, now_ms};
 
 /// Queries on the `accounts` table.
 #[derive(Clone)]
 pub struct AccountStore {
-    pool: SqlitePool,
+    db: Db,
 }
 
 impl AccountStore {
-    pub fn new(pool: SqlitePool) -> Self {
-        AccountStore { pool }
+    pub fn new(db: Db) -> Self {
+        AccountStore { db }
     }
 
     /// Adds an account; `false` when the name (in any case) is taken.
     pub async fn create(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO accounts (name, password_hash, created_at) VALUES (?, ?, ?) \
+            "INSERT INTO accounts (name, password_hash, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
         )
         .bind(name)
         .bind(password_hash)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -33,19 +33,19 @@ impl AccountStore {
     /// The account's name as registered and its password hash.
     pub async fn find(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT name, password_hash FROM accounts WHERE lower(name) = lower(?)")
+            sqlx::query_as("SELECT name, password_hash FROM accounts WHERE lower(name) = lower($1)")
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db.pool())
                 .await?,
         )
     }
 
     /// Replaces the password hash of account `name`.
     pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE accounts SET password_hash = ? WHERE name = ?")
+        sqlx::query("UPDATE accounts SET password_hash = $1 WHERE name = $2")
             .bind(password_hash)
             .bind(name)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }

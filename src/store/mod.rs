@@ -1,4 +1,5 @@
-//! Durable state in SQLite through sqlx, schema in `migrations/`.
+//! Durable state through sqlx: embedded SQLite (schema in `migrations/`)
+//! or a shared PostgreSQL (schema in `migrations/postgres/`).
 //!
 //! Owns tables and queries: the encoder's job queue (`jobs`) and the portal's
 //! record of uploads (`uploads`). Knows nothing of HTTP, XML or ffmpeg; the
@@ -8,14 +9,16 @@
 pub mod accounts;
 pub mod jobs;
 pub mod sessions;
+#[doc(hidden)]
+pub mod testing;
 pub mod uploads;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
 
 use crate::carbon::guid::InvalidGuid;
 use crate::carbon::status::UnknownStatus;
@@ -39,25 +42,154 @@ pub enum StoreError {
     Corrupt { table: &'static str, reason: String },
 }
 
-/// Opens (creating if needed) the database at `path` and brings its schema
-/// up to date.
+/// Where the database is: `--database` as parsed at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An embedded SQLite file (the default: `<data>/videoshare.db`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL server (`postgres://user@host:port/db`), which many
+    /// encoder nodes can share.
+    Postgres(String),
+}
+
+/// Why a `--database` value was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "--database must be `sqlite:` (the data folder's own file), `sqlite:PATH` or \
+     `postgres://USER@HOST:PORT/NAME`, not {0:?}"
+)]
+pub struct BadDatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Reads a `--database` value; `sqlite:` alone means `default_file`.
+    pub fn parse(text: &str, default_file: &Path) -> Result<DatabaseUrl, BadDatabaseUrl> {
+        let text = text.trim();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(text.to_owned()));
+        }
+        match text.strip_prefix("sqlite:") {
+            Some("") => Ok(DatabaseUrl::Sqlite(default_file.to_owned())),
+            Some(path) => Ok(DatabaseUrl::Sqlite(PathBuf::from(
+                path.strip_prefix("//").unwrap_or(path),
+            ))),
+            None => Err(BadDatabaseUrl(text.to_owned())),
+        }
+    }
+
+    /// The URL without its password, for logs and error messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(path) => format!("sqlite:{}", path.display()),
+            DatabaseUrl::Postgres(url) => without_password(url),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((credentials, _)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            let host_and_rest = &rest[credentials.len()..];
+            format!("{scheme}://{user}:***{host_and_rest}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Which engine a [`Db`] runs on, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// An open database: one pool over either engine. Every query is written
+/// once, with `$n` placeholders, in SQL both engines read.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for queries (and for tests that look under the stores).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection (tests that drop a database first).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Opens (creating if needed) the database and brings its schema up to
+/// date: `migrations/` on SQLite, `migrations/postgres/` on PostgreSQL.
+pub async fn open_url(url: &DatabaseUrl) -> Result<Db, StoreError> {
+    sqlx::any::install_default_drivers();
+    match url {
+        DatabaseUrl::Sqlite(path) => open(path).await,
+        DatabaseUrl::Postgres(text) => {
+            let options = AnyConnectOptions::from_str(text)?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Ok(Db {
+                pool,
+                backend: Backend::Postgres,
+            })
+        }
+    }
+}
+
+/// Opens (creating if needed) the SQLite database at `path` and brings its
+/// schema up to date.
 ///
 /// WAL with `synchronous=FULL`: a job acknowledged to a client survives a
 /// power cut, not only a process crash.
-pub async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
-    let options = SqliteConnectOptions::from_str("sqlite:")?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
+pub async fn open(path: &Path) -> Result<Db, StoreError> {
+    sqlx::any::install_default_drivers();
+    // The file name travels in a URL: escape what a URL would read.
+    const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'?');
+    let name = percent_encoding::percent_encode(path.as_os_str().as_encoded_bytes(), PATH);
+    let url = format!("sqlite://{name}?mode=rwc");
+    let pool = AnyPoolOptions::new()
         .max_connections(8)
-        .connect_with(options)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // busy_timeout first: the WAL switch may wait for a lock.
+                conn.execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_with(AnyConnectOptions::from_str(&url)?)
         .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
-    Ok(pool)
+    Ok(Db {
+        pool,
+        backend: Backend::Sqlite,
+    })
 }
 
 /// Milliseconds since the Unix epoch, the time format of every table.
@@ -67,7 +199,12 @@ pub fn now_ms() -> i64 {
 
 /// Statuses as SQL string literals (`'QUEUED', 'STARTED'`). Safe to inline:
 /// they come from [`JobStatus::as_str`], never from input.
+/// An empty list gives `NULL`, which matches nothing (`IN ()` is not
+/// SQL PostgreSQL reads).
 fn status_literals(statuses: &[JobStatus]) -> String {
+    if statuses.is_empty() {
+        return "NULL".to_owned();
+    }
     statuses
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
@@ -77,19 +214,19 @@ fn status_literals(statuses: &[JobStatus]) -> String {
 
 /// The row of `table` with this GUID, if any.
 async fn fetch_by_guid<R>(
-    pool: &SqlitePool,
+    db: &Db,
     table: &str,
     columns: &str,
     guid: Guid,
 ) -> Result<Option<R>, sqlx::Error>
 where
-    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
 {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {columns} FROM {table} WHERE guid = ?"
+        "SELECT {columns} FROM {table} WHERE guid = $1"
     )))
     .bind(guid.to_string())
-    .fetch_optional(pool)
+    .fetch_optional(db.pool())
     .await
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use sqlx::SqlitePool;
+use crate::store::Db;
 
 use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::{Guid, JobStatus};
@@ -112,14 +112,14 @@ impl OwnerCache {
 /// Queries on the `uploads` table.
 #[derive(Clone)]
 pub struct UploadStore {
-    pool: SqlitePool,
+    db: Db,
     owners: Arc<OwnerCache>,
 }
 
 impl UploadStore {
-    pub fn new(pool: SqlitePool) -> Self {
+    pub fn new(db: Db) -> Self {
         UploadStore {
-            pool,
+            db,
             owners: Arc::default(),
         }
     }
@@ -152,11 +152,11 @@ impl UploadStore {
     /// (disk full, read-only, locked past the busy timeout).
     pub async fn touch_health(&self) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO health (id, checked_at) VALUES (1, ?) \
+            "INSERT INTO health (id, checked_at) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
         )
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
@@ -165,7 +165,7 @@ impl UploadStore {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO uploads (guid, original_name, stored_name, size, status, progress, description, \
-             created_at, updated_at, owner, preset_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, updated_at, owner, preset_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(upload.guid.to_string())
         .bind(&upload.original_name)
@@ -178,13 +178,13 @@ impl UploadStore {
         .bind(now)
         .bind(upload.owner.as_ref().map_or("", Owner::as_str))
         .bind(&upload.preset_name)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
 
     pub async fn get(&self, guid: Guid) -> Result<Option<Upload>, StoreError> {
-        let row: Option<UploadRow> = fetch_by_guid(&self.pool, "uploads", COLUMNS, guid).await?;
+        let row: Option<UploadRow> = fetch_by_guid(&self.db, "uploads", COLUMNS, guid).await?;
         row.map(Upload::try_from).transpose()
     }
 
@@ -194,7 +194,7 @@ impl UploadStore {
             "SELECT {COLUMNS} FROM uploads WHERE status NOT IN ({}) ORDER BY created_at",
             status_literals(&terminal_statuses())
         )));
-        let rows: Vec<UploadRow> = query.fetch_all(&self.pool).await?;
+        let rows: Vec<UploadRow> = query.fetch_all(self.db.pool()).await?;
         rows.into_iter().map(Upload::try_from).collect()
     }
 
@@ -206,7 +206,7 @@ impl UploadStore {
              (SELECT 1 FROM upload_outputs o WHERE o.guid = u.guid) ORDER BY created_at",
             JobStatus::Completed.as_str()
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.into_iter().map(Upload::try_from).collect()
     }
@@ -214,11 +214,11 @@ impl UploadStore {
     /// `owner`'s uploads, newest first, at most `limit`.
     pub async fn of_owner(&self, owner: &Owner, limit: u32) -> Result<Vec<Upload>, StoreError> {
         let rows: Vec<UploadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM uploads WHERE owner = ? ORDER BY created_at DESC, guid LIMIT ?"
+            "SELECT {COLUMNS} FROM uploads WHERE owner = $1 ORDER BY created_at DESC, guid LIMIT $2"
         )))
         .bind(owner.as_str())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.into_iter().map(Upload::try_from).collect()
     }
@@ -226,11 +226,11 @@ impl UploadStore {
     /// How many of `owner`'s uploads have a job that may still change.
     pub async fn unfinished_count_of(&self, owner: &Owner) -> Result<u32, StoreError> {
         let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM uploads WHERE owner = ? AND status NOT IN ({})",
+            "SELECT COUNT(*) FROM uploads WHERE owner = $1 AND status NOT IN ({})",
             status_literals(&terminal_statuses())
         )))
         .bind(owner.as_str())
-        .fetch_one(&self.pool)
+        .fetch_one(self.db.pool())
         .await?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
@@ -238,10 +238,10 @@ impl UploadStore {
     /// Gives every upload of `from` to `to` (a browser signing in to its
     /// account keeps the queue it had). Returns how many moved.
     pub async fn transfer(&self, from: &Owner, to: &Owner) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE uploads SET owner = ? WHERE owner = ?")
+        let done = sqlx::query("UPDATE uploads SET owner = $1 WHERE owner = $2")
             .bind(to.as_str())
             .bind(from.as_str())
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         self.owners.invalidate();
         Ok(done.rows_affected())
@@ -253,7 +253,7 @@ impl UploadStore {
         guid: Guid,
         outputs: &[(String, String)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         replace_outputs(&mut tx, guid, outputs).await?;
         tx.commit().await?;
         self.owners.invalidate();
@@ -266,7 +266,7 @@ impl UploadStore {
             "SELECT o.guid, o.file_name, o.preset_name, u.owner \
              FROM upload_outputs o JOIN uploads u ON u.guid = o.guid",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         let read = RowReader {
             table: "upload_outputs",
@@ -296,7 +296,7 @@ impl UploadStore {
         description: &str,
     ) -> Result<bool, StoreError> {
         let done = Self::compare_and_set(seen, status, progress, description)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -312,7 +312,7 @@ impl UploadStore {
         description: &str,
         outputs: &[(String, String)],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         let done = Self::compare_and_set(seen, JobStatus::Completed, progress, description)
             .execute(&mut *tx)
             .await?;
@@ -330,10 +330,10 @@ impl UploadStore {
         status: JobStatus,
         progress: u32,
         description: &'q str,
-    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
         sqlx::query(
-            "UPDATE uploads SET status = ?, progress = ?, description = ?, updated_at = ? \
-             WHERE guid = ? AND status = ? AND progress = ? AND description = ?",
+            "UPDATE uploads SET status = $1, progress = $2, description = $3, updated_at = $4 \
+             WHERE guid = $5 AND status = $6 AND progress = $7 AND description = $8",
         )
         .bind(status.as_str())
         .bind(i64::from(progress))
@@ -348,17 +348,18 @@ impl UploadStore {
 
 /// Replaces the recorded outputs of job `guid`.
 async fn replace_outputs(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     guid: Guid,
     outputs: &[(String, String)],
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM upload_outputs WHERE guid = ?")
+    sqlx::query("DELETE FROM upload_outputs WHERE guid = $1")
         .bind(guid.to_string())
         .execute(&mut **tx)
         .await?;
     for (file_name, preset_name) in outputs {
         sqlx::query(
-            "INSERT OR REPLACE INTO upload_outputs (guid, file_name, preset_name) VALUES (?, ?, ?)",
+            "INSERT INTO upload_outputs (guid, file_name, preset_name) VALUES ($1, $2, $3) \
+             ON CONFLICT (guid, file_name) DO UPDATE SET preset_name = excluded.preset_name",
         )
         .bind(guid.to_string())
         .bind(file_name)
@@ -408,18 +409,18 @@ pub struct TusUpload {
 /// Queries on the `tus_uploads` table.
 #[derive(Clone)]
 pub struct TusStore {
-    pool: SqlitePool,
+    db: Db,
 }
 
 impl TusStore {
-    pub fn new(pool: SqlitePool) -> Self {
-        TusStore { pool }
+    pub fn new(db: Db) -> Self {
+        TusStore { db }
     }
 
     pub async fn insert(&self, upload: &TusUpload) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO tus_uploads (id, owner, length, file_name, preset, created_at, guid) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&upload.id)
         .bind(upload.owner.as_str())
@@ -428,33 +429,33 @@ impl TusStore {
         .bind(&upload.preset)
         .bind(upload.created_at)
         .bind(&upload.guid)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<TusUpload>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, owner, length, file_name, preset, created_at, guid FROM tus_uploads WHERE id = ?",
+            "SELECT id, owner, length, file_name, preset, created_at, guid FROM tus_uploads WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?)
     }
 
     pub async fn finish(&self, id: &str, guid: impl ToString) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tus_uploads SET guid = ? WHERE id = ?")
+        sqlx::query("UPDATE tus_uploads SET guid = $1 WHERE id = $2")
             .bind(guid.to_string())
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }
 
     pub async fn remove(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM tus_uploads WHERE id = ?")
+        sqlx::query("DELETE FROM tus_uploads WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }
@@ -463,9 +464,9 @@ impl TusStore {
     /// so their files can go too.
     pub async fn expire(&self, before: i64) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> =
-            sqlx::query_as("DELETE FROM tus_uploads WHERE created_at < ? RETURNING id")
+            sqlx::query_as("DELETE FROM tus_uploads WHERE created_at < $1 RETURNING id")
                 .bind(before)
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.pool())
                 .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
@@ -476,7 +477,7 @@ impl TusStore {
             "SELECT id, owner, length, file_name, preset, created_at, guid FROM tus_uploads \
              WHERE guid IS NULL",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?)
     }
 
@@ -486,8 +487,8 @@ impl TusStore {
     /// claims.
     pub async fn submitted_job(&self, upload: &TusUpload) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> = sqlx::query_as(
-            "SELECT guid FROM uploads WHERE owner = ? AND original_name = ? AND size = ? \
-             AND created_at >= ? AND guid NOT IN \
+            "SELECT guid FROM uploads WHERE owner = $1 AND original_name = $2 AND size = $3 \
+             AND created_at >= $4 AND guid NOT IN \
              (SELECT guid FROM tus_uploads WHERE guid IS NOT NULL) \
              ORDER BY created_at LIMIT 1",
         )
@@ -495,7 +496,7 @@ impl TusStore {
         .bind(&upload.file_name)
         .bind(upload.length)
         .bind(upload.created_at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?;
         Ok(row.map(|(guid,)| guid))
     }
@@ -503,10 +504,10 @@ impl TusStore {
     /// Gives `from`'s resumable uploads to `to` (with the browser that
     /// signs in). Returns how many moved.
     pub async fn transfer(&self, from: &Owner, to: &Owner) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE tus_uploads SET owner = ? WHERE owner = ?")
+        let done = sqlx::query("UPDATE tus_uploads SET owner = $1 WHERE owner = $2")
             .bind(to.as_str())
             .bind(from.as_str())
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(done.rows_affected())
     }
@@ -514,9 +515,9 @@ impl TusStore {
     /// How many of `owner`'s resumable uploads are not complete yet.
     pub async fn open_count_of(&self, owner: &Owner) -> Result<u32, StoreError> {
         let (count,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM tus_uploads WHERE owner = ? AND guid IS NULL")
+            sqlx::query_as("SELECT COUNT(*) FROM tus_uploads WHERE owner = $1 AND guid IS NULL")
                 .bind(owner.as_str())
-                .fetch_one(&self.pool)
+                .fetch_one(self.db.pool())
                 .await?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
@@ -524,7 +525,7 @@ impl TusStore {
     /// Every id still known.
     pub async fn ids(&self) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM tus_uploads")
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }

@@ -3,6 +3,8 @@
 //! upload them and follow their jobs over the WebSocket.
 #![allow(dead_code)]
 
+pub mod db;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -155,6 +157,7 @@ pub async fn spawn_app_in(data: PathBuf, configure: impl FnOnce(&mut ServeArgs))
     init_logs();
     require("ffmpeg");
     let mut args = ServeArgs::ephemeral(data.clone());
+    args.database.database = db::database_for(&data).await;
     args.portal.poll_ms = 100;
     configure(&mut args);
     let app = App::build(&args).await.expect("app starts");

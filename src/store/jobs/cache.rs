@@ -20,9 +20,13 @@ pub(super) const CACHE_CAPACITY: usize = 131_072;
 /// committed, and moves the generation on; a read that overlapped a write
 /// (the generation moved meanwhile) is not kept, so the cache never holds
 /// a row older than the database.
+///
+/// Only valid while every write goes through this process: on a database
+/// other nodes share (PostgreSQL) it is made off and keeps nothing.
 #[derive(Debug, Default)]
 pub(super) struct ReadCache {
     state: parking_lot::Mutex<CacheState>,
+    off: bool,
 }
 
 #[derive(Debug, Default)]
@@ -32,6 +36,14 @@ struct CacheState {
 }
 
 impl ReadCache {
+    /// A cache that keeps nothing.
+    pub(super) fn off() -> ReadCache {
+        ReadCache {
+            off: true,
+            ..ReadCache::default()
+        }
+    }
+
     pub(super) fn get(&self, guid: Guid) -> Option<Job> {
         self.state.lock().jobs.get(&guid).cloned()
     }
@@ -44,7 +56,7 @@ impl ReadCache {
     /// `seen`, unless a write has happened since.
     pub(super) fn keep(&self, job: &Job, seen: u64) {
         let mut state = self.state.lock();
-        if state.generation != seen {
+        if self.off || state.generation != seen {
             return;
         }
         if state.jobs.len() >= CACHE_CAPACITY {

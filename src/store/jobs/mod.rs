@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use sqlx::SqlitePool;
+use crate::store::{Backend, Db};
 
 use serde::{Deserialize, Serialize};
 
@@ -172,21 +172,21 @@ fn ticks(t: u64) -> i64 {
 }
 
 /// Moves a job in `from` to `to` inside `tx`, applying `set` (SQL
-/// assignments whose one `?` is the current time). Returns whether it moved.
+/// assignments in which `$3` is the current time). Returns whether it moved.
 async fn move_job(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     guid: Guid,
     from: &[JobStatus],
     to: JobStatus,
     set: &str,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE jobs SET status = ?, {set} WHERE guid = ? AND status IN ({})",
+        "UPDATE jobs SET status = $1, {set} WHERE guid = $2 AND status IN ({})",
         status_literals(from)
     )))
     .bind(to.as_str())
-    .bind(now_ms())
     .bind(guid.to_string())
+    .bind(now_ms())
     .execute(tx)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -196,15 +196,20 @@ async fn move_job(
 /// cache; every write to `jobs` must go through here.
 #[derive(Clone)]
 pub struct JobStore {
-    pool: SqlitePool,
+    db: Db,
     cache: std::sync::Arc<ReadCache>,
 }
 
 impl JobStore {
-    pub fn new(pool: SqlitePool) -> Self {
+    pub fn new(db: Db) -> Self {
+        let cache = match db.backend() {
+            Backend::Sqlite => ReadCache::default(),
+            // Other nodes write the same rows.
+            Backend::Postgres => ReadCache::off(),
+        };
         JobStore {
-            pool,
-            cache: std::sync::Arc::default(),
+            db,
+            cache: std::sync::Arc::new(cache),
         }
     }
 
@@ -212,12 +217,12 @@ impl JobStore {
     /// this returns the job is durable.
     pub async fn insert(&self, job: NewJob) -> Result<Job, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         let row: JobRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO jobs (guid, name, user, description, status, progress, priority, \
+            "INSERT INTO jobs (guid, name, \"user\", description, status, progress, priority, \
              source_path, audio_path, no_audio, trim_in, trim_out, source_copies, request_xml, \
              notes, check_in_time, queued_at) \
-             VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              RETURNING {COLUMNS}"
         )))
         .bind(job.guid.to_string())
@@ -231,7 +236,7 @@ impl JobStore {
             AudioSource::File(path) => Some(path_text(path)),
             _ => None,
         })
-        .bind(job.audio == AudioSource::Absent)
+        .bind(i64::from(job.audio == AudioSource::Absent))
         .bind(job.trim.map(|t| ticks(t.in_ticks)))
         .bind(job.trim.and_then(|t| t.out_ticks).map(ticks))
         .bind(json(&job.source_copies))
@@ -244,7 +249,7 @@ impl JobStore {
         for (idx, dest) in job.destinations.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO destinations (job_guid, idx, preset_guid, dest_dir, base_name, name, \
-                 copies) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 copies) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(job.guid.to_string())
             .bind(idx as i64)
@@ -266,7 +271,7 @@ impl JobStore {
             return Ok(Some(job));
         }
         let seen = self.cache.generation();
-        let row: Option<JobRow> = fetch_by_guid(&self.pool, "jobs", COLUMNS, guid).await?;
+        let row: Option<JobRow> = fetch_by_guid(&self.db, "jobs", COLUMNS, guid).await?;
         let job = row.map(Job::try_from).transpose()?;
         if let Some(job) = &job {
             self.cache.keep(job, seen);
@@ -278,10 +283,10 @@ impl JobStore {
     pub async fn destinations(&self, guid: Guid) -> Result<Vec<Destination>, StoreError> {
         let rows: Vec<DestinationRow> = sqlx::query_as(
             "SELECT preset_guid, dest_dir, base_name, output_path, name, copies, copied \
-             FROM destinations WHERE job_guid = ? ORDER BY idx",
+             FROM destinations WHERE job_guid = $1 ORDER BY idx",
         )
         .bind(guid.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.into_iter().map(Destination::try_from).collect()
     }
@@ -289,9 +294,9 @@ impl JobStore {
     /// The request a job was submitted with (empty for jobs from before
     /// requests were kept).
     pub async fn request_xml(&self, guid: Guid) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT request_xml FROM jobs WHERE guid = ?")
+        let row: Option<(String,)> = sqlx::query_as("SELECT request_xml FROM jobs WHERE guid = $1")
             .bind(guid.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         Ok(row.map(|(xml,)| xml))
     }
@@ -301,7 +306,7 @@ impl JobStore {
         let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs ORDER BY seq"
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.into_iter().map(Job::try_from).collect()
     }
@@ -309,7 +314,7 @@ impl JobStore {
     /// Every job's GUID, oldest first.
     pub async fn guids(&self) -> Result<Vec<Guid>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT guid FROM jobs ORDER BY seq")
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?;
         let read = RowReader { table: "jobs" };
         rows.iter().map(|(g,)| read.guid(g)).collect()
@@ -321,7 +326,7 @@ impl JobStore {
             "SELECT COUNT(*) FROM jobs WHERE status IN ({})",
             status_literals(statuses)
         )))
-        .fetch_one(&self.pool)
+        .fetch_one(self.db.pool())
         .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -330,7 +335,7 @@ impl JobStore {
     pub async fn counts_by_status(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.pool())
                 .await?;
         let read = RowReader { table: "jobs" };
         rows.into_iter()
@@ -342,11 +347,11 @@ impl JobStore {
     /// the job is not QUEUED.
     pub async fn queue_position(&self, guid: Guid) -> Result<Option<u32>, StoreError> {
         let row: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "WITH {} SELECT place FROM queue WHERE guid = ?",
+            "WITH {} SELECT place FROM queue WHERE guid = $1",
             &*QUEUE
         )))
         .bind(guid.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?;
         Ok(row.map(|(place,)| u32::try_from(place).unwrap_or(u32::MAX)))
     }
@@ -357,7 +362,7 @@ impl JobStore {
             "WITH {} SELECT guid, place FROM queue",
             &*QUEUE
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         let read = RowReader { table: "jobs" };
         let mut positions = HashMap::with_capacity(rows.len());
@@ -373,7 +378,7 @@ impl JobStore {
     /// move from its status.
     pub async fn claim_next(&self, allowed_from: AllowedFrom) -> Result<Option<Job>, StoreError> {
         let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET status = ?, progress = 0, failure = '', start_time = ? \
+            "UPDATE jobs SET status = $1, progress = 0, failure = '', start_time = $2 \
              WHERE seq = (WITH {} SELECT seq FROM queue WHERE place = 1) \
              AND status IN ({}) \
              RETURNING {COLUMNS}",
@@ -382,7 +387,7 @@ impl JobStore {
         )))
         .bind(JobStatus::Starting.as_str())
         .bind(now_ms())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?;
         let job = row.map(Job::try_from).transpose()?;
         if let Some(job) = &job {
@@ -401,10 +406,10 @@ impl JobStore {
         change: Change,
     ) -> Result<bool, StoreError> {
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET status = ?, progress = COALESCE(?, progress), \
-             failure = COALESCE(?, failure), \
-             completed_time = CASE WHEN ? THEN ? ELSE completed_time END \
-             WHERE guid = ? AND status IN ({})",
+            "UPDATE jobs SET status = $1, progress = COALESCE($2, progress), \
+             failure = COALESCE($3, failure), \
+             completed_time = CASE WHEN $4 THEN $5 ELSE completed_time END \
+             WHERE guid = $6 AND status IN ({})",
             status_literals(from)
         )))
         .bind(to.as_str())
@@ -413,7 +418,7 @@ impl JobStore {
         .bind(to.is_terminal())
         .bind(now_ms())
         .bind(guid.to_string());
-        let moved = query.execute(&self.pool).await?.rows_affected() == 1;
+        let moved = query.execute(self.db.pool()).await?.rows_affected() == 1;
         self.cache.forget(guid);
         Ok(moved)
     }
@@ -427,8 +432,8 @@ impl JobStore {
         from: &[JobStatus],
         outputs: &[Placed],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let set = "progress = 100, failure = '', completed_time = ?";
+        let mut tx = self.db.pool().begin().await?;
+        let set = "progress = 100, failure = '', completed_time = $3";
         if !move_job(&mut tx, guid, from, JobStatus::Completed, set).await? {
             return Ok(false);
         }
@@ -441,9 +446,9 @@ impl JobStore {
     /// Puts a job in `from` back at the end of the queue as if new: progress,
     /// description, times and outputs cleared. Returns whether it moved.
     pub async fn requeue(&self, guid: Guid, from: &[JobStatus]) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         let set = "progress = 0, failure = '', start_time = NULL, completed_time = NULL, \
-                   queued_at = ?";
+                   queued_at = $3";
         let moved = move_job(&mut tx, guid, from, JobStatus::Queued, set).await?;
         if moved {
             forget_outputs(&mut tx, guid).await?;
@@ -455,10 +460,10 @@ impl JobStore {
 
     /// Sets a job's priority; returns whether the job exists.
     pub async fn set_priority(&self, guid: Guid, priority: u32) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE jobs SET priority = ? WHERE guid = ?")
+        let done = sqlx::query("UPDATE jobs SET priority = $1 WHERE guid = $2")
             .bind(i64::from(priority))
             .bind(guid.to_string())
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         self.cache.forget(guid);
         Ok(done.rows_affected() == 1)
@@ -466,9 +471,9 @@ impl JobStore {
 
     /// Deletes a job and its destinations; returns whether it existed.
     pub async fn remove(&self, guid: Guid) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM jobs WHERE guid = ?")
+        let done = sqlx::query("DELETE FROM jobs WHERE guid = $1")
             .bind(guid.to_string())
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         self.cache.forget(guid);
         Ok(done.rows_affected() == 1)
@@ -476,11 +481,13 @@ impl JobStore {
 
     /// Raises a running job's progress; never lowers it.
     pub async fn raise_progress(&self, guid: Guid, progress: u32) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET progress = MAX(progress, ?) WHERE guid = ? AND status = ?")
+        sqlx::query("UPDATE jobs SET progress = CASE WHEN progress < $1 THEN $1 ELSE progress END \
+             WHERE guid = $2 AND status = $3",
+        )
             .bind(i64::from(progress.min(100)))
             .bind(guid.to_string())
             .bind(JobStatus::Started.as_str())
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         self.cache.forget(guid);
         Ok(())
@@ -497,7 +504,7 @@ impl JobStore {
         allowed_from: AllowedFrom,
     ) -> Result<u64, StoreError> {
         use JobStatus::*;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         let mut changed = 0;
         // Carbon's transient statuses are never entered here (see
         // `allowed_from`): only the statuses a worker holds are repaired.
@@ -520,8 +527,8 @@ impl JobStore {
             (
                 allowed(&[Stopping], Stopped),
                 Stopped,
-                "completed_time = CAST(unixepoch('subsec') * 1000 AS INTEGER), \
-                 failure = CASE WHEN failure = '' THEN ?1 ELSE failure END",
+                "completed_time = $3, \
+                 failure = CASE WHEN failure = '' THEN $1 ELSE failure END",
             ),
         ];
         for (from, to, also) in fixes {
@@ -532,11 +539,12 @@ impl JobStore {
                 ""
             };
             let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE jobs SET status = ?2, {also} WHERE status IN ({}){started}",
+                "UPDATE jobs SET status = $2, {also} WHERE status IN ({}){started}",
                 status_literals(&from)
             )))
             .bind(stopped_reason)
             .bind(to.as_str())
+            .bind(now_ms())
             .execute(&mut *tx)
             .await?;
             changed += done.rows_affected();

@@ -31,19 +31,19 @@ pub(super) static QUEUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(
     let holding = status_literals(&HOLDING_A_SLOT);
     format!(
         "waiting AS (\
-           SELECT seq, guid, user, priority, queued_at, \
-             ROW_NUMBER() OVER (PARTITION BY user, priority ORDER BY queued_at, seq) AS turn \
+           SELECT seq, guid, \"user\", priority, queued_at, \
+             ROW_NUMBER() OVER (PARTITION BY \"user\", priority ORDER BY queued_at, seq) AS turn \
            FROM jobs WHERE status = '{queued}'), \
          owners AS (\
-           SELECT o.user, \
-             (SELECT COUNT(*) FROM jobs a WHERE a.user = o.user AND a.status IN ({holding}) \
+           SELECT o.\"user\", \
+             (SELECT COUNT(*) FROM jobs a WHERE a.\"user\" = o.\"user\" AND a.status IN ({holding}) \
                 AND a.start_time IS NOT NULL) AS running, \
-             (SELECT MAX(s.start_time) FROM jobs s WHERE s.user = o.user) AS last_start \
-           FROM (SELECT DISTINCT user FROM waiting) o), \
+             (SELECT MAX(s.start_time) FROM jobs s WHERE s.\"user\" = o.\"user\") AS last_start \
+           FROM (SELECT DISTINCT \"user\" FROM waiting) o), \
          queue AS (\
            SELECT w.seq, w.guid, ROW_NUMBER() OVER (ORDER BY w.priority DESC, w.turn, \
              o.running, o.last_start NULLS FIRST, w.queued_at, w.seq) AS place \
-           FROM waiting w JOIN owners o ON o.user = w.user)"
+           FROM waiting w JOIN owners o ON o.\"user\" = w.\"user\")"
     )
 });
 
@@ -71,43 +71,38 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn owners_take_turns_within_a_priority() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pool = crate::store::open(&dir.path().join("db"))
-            .await
-            .expect("db");
-        let jobs = JobStore::new(pool);
-        let mut queued = Vec::new();
-        for (user, priority) in [
-            ("ann", 100),
-            ("ann", 100),
-            ("ann", 100),
-            ("bob", 100),
-            ("bob", 100),
-            ("cy", 50),
-            ("cy", 200),
-        ] {
-            queued.push(jobs.insert(job(user, priority)).await.expect("insert").guid);
-        }
-        let [a1, a2, a3, b1, b2, c_low, c_high] = queued[..] else {
-            panic!("seven jobs");
-        };
-        let expected = [c_high, a1, b1, a2, b2, a3, c_low];
-        let positions = jobs.queue_positions().await.expect("positions");
-        for (place, guid) in (1u32..).zip(expected) {
-            assert_eq!(positions.get(&guid), Some(&place));
-            assert_eq!(jobs.queue_position(guid).await.expect("one"), Some(place));
-        }
-        // Claiming follows the positions: after Cy's urgent job, Ann's
-        // first; Bob's next, since Ann was just served.
-        for guid in [c_high, a1, b1] {
-            let claimed = jobs
-                .claim_next(crate::encoder::job::allowed_from)
-                .await
-                .expect("claim")
-                .map(|j| j.guid);
-            assert_eq!(claimed, Some(guid));
-        }
-    }
+    crate::store_test!(owners_take_turns_within_a_priority, |db| async move {
+            let jobs = JobStore::new(db);
+            let mut queued = Vec::new();
+            for (user, priority) in [
+                ("ann", 100),
+                ("ann", 100),
+                ("ann", 100),
+                ("bob", 100),
+                ("bob", 100),
+                ("cy", 50),
+                ("cy", 200),
+            ] {
+                queued.push(jobs.insert(job(user, priority)).await.expect("insert").guid);
+            }
+            let [a1, a2, a3, b1, b2, c_low, c_high] = queued[..] else {
+                panic!("seven jobs");
+            };
+            let expected = [c_high, a1, b1, a2, b2, a3, c_low];
+            let positions = jobs.queue_positions().await.expect("positions");
+            for (place, guid) in (1u32..).zip(expected) {
+                assert_eq!(positions.get(&guid), Some(&place));
+                assert_eq!(jobs.queue_position(guid).await.expect("one"), Some(place));
+            }
+            // Claiming follows the positions: after Cy's urgent job, Ann's
+            // first; Bob's next, since Ann was just served.
+            for guid in [c_high, a1, b1] {
+                let claimed = jobs
+                    .claim_next(crate::encoder::job::allowed_from)
+                    .await
+                    .expect("claim")
+                    .map(|j| j.guid);
+                assert_eq!(claimed, Some(guid));
+            }
+    });
 }

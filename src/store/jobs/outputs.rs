@@ -10,14 +10,14 @@ use crate::store::{RowReader, StoreError, status_literals};
 
 /// Writes each destination's output and copies, in order.
 pub(super) async fn write_outputs(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     guid: Guid,
     outputs: &[Placed],
 ) -> Result<(), StoreError> {
     for (idx, placed) in outputs.iter().enumerate() {
         let copies: Vec<String> = placed.copies.iter().map(|p| path_text(p)).collect();
         sqlx::query(
-            "UPDATE destinations SET output_path = ?, copied = ? WHERE job_guid = ? AND idx = ?",
+            "UPDATE destinations SET output_path = $1, copied = $2 WHERE job_guid = $3 AND idx = $4",
         )
         .bind(path_text(&placed.output))
         .bind(json(&copies))
@@ -31,10 +31,10 @@ pub(super) async fn write_outputs(
 
 /// Clears every destination's output and copies.
 pub(super) async fn forget_outputs(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     guid: Guid,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE destinations SET output_path = NULL, copied = '[]' WHERE job_guid = ?")
+    sqlx::query("UPDATE destinations SET output_path = NULL, copied = '[]' WHERE job_guid = $1")
         .bind(guid.to_string())
         .execute(tx)
         .await?;
@@ -46,7 +46,7 @@ impl JobStore {
     /// stopped (the first destinations'); any other output recorded while
     /// it ran (a ladder's folder, since removed) is forgotten.
     pub async fn record_outputs(&self, guid: Guid, outputs: &[Placed]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         forget_outputs(&mut tx, guid).await?;
         write_outputs(&mut tx, guid, outputs).await?;
         tx.commit().await?;
@@ -62,11 +62,11 @@ impl JobStore {
         index: usize,
         output: &Path,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE destinations SET output_path = ? WHERE job_guid = ? AND idx = ?")
+        sqlx::query("UPDATE destinations SET output_path = $1 WHERE job_guid = $2 AND idx = $3")
             .bind(path_text(output))
             .bind(guid.to_string())
             .bind(index as i64)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }
@@ -82,7 +82,7 @@ impl JobStore {
              WHERE d.output_path IS NOT NULL AND j.status IN ({}) ORDER BY j.seq, d.idx",
             status_literals(&[Starting, Started, Paused, Stopping])
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         let read = RowReader {
             table: "destinations",
@@ -95,7 +95,7 @@ impl JobStore {
     /// Forgets every output recorded for `guid` (its ladder folder was
     /// removed: nothing to name).
     pub async fn forget_outputs(&self, guid: Guid) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         forget_outputs(&mut tx, guid).await?;
         tx.commit().await?;
         Ok(())

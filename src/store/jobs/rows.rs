@@ -21,7 +21,8 @@ pub(super) struct JobRow {
     priority: i64,
     source_path: String,
     audio_path: Option<String>,
-    no_audio: bool,
+    /// 0 or 1: an integer on both engines, so rows read alike.
+    no_audio: i64,
     trim_in: Option<i64>,
     trim_out: Option<i64>,
     source_copies: String,
@@ -47,7 +48,7 @@ impl TryFrom<JobRow> for Job {
             notes: read.json(&row.notes)?,
             priority: read.unsigned(row.priority)?,
             source_path: PathBuf::from(row.source_path),
-            audio: match (row.no_audio, row.audio_path) {
+            audio: match (row.no_audio != 0, row.audio_path) {
                 (true, _) => AudioSource::Absent,
                 (false, Some(path)) => AudioSource::File(PathBuf::from(path)),
                 (false, None) => AudioSource::Same,
@@ -97,6 +98,6 @@ impl TryFrom<DestinationRow> for Destination {
     }
 }
 
-pub(super) const COLUMNS: &str = "seq, guid, name, user, status, progress, description, failure, notes, priority, \
+pub(super) const COLUMNS: &str = "seq, guid, name, \"user\", status, progress, description, failure, notes, priority, \
                        source_path, audio_path, no_audio, trim_in, trim_out, source_copies, \
                        check_in_time, start_time, completed_time";
