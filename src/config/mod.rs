@@ -103,6 +103,11 @@ pub struct EncoderOptions {
     )]
     pub carbon_coder: String,
 
+    /// This encoder node's name in a farm: unique among the nodes sharing
+    /// one database (default: the machine's host name).
+    #[arg(long, env = "VIDEOSHARE_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+
     /// How many encodes run at the same time.
     #[arg(long, env = "VIDEOSHARE_ENCODE_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub encode_slots: u16,
@@ -397,6 +402,7 @@ impl ServeArgs {
             encoder: EncoderOptions {
                 carbon: "127.0.0.1:0".into(),
                 carbon_coder: "127.0.0.1:0".into(),
+                node: None,
                 encode_slots: 1,
                 roots: Vec::new(),
                 config: None,
