@@ -36,6 +36,9 @@ pub enum Command {
     Job(JobArgs),
     /// List the encoder's presets (a Carbon ProfileList).
     Presets(ConnectArgs),
+    /// List the farm's encoder nodes, or enable / disable one (Carbon
+    /// NodeList and NodeCommand, asked of any node).
+    Nodes(NodesArgs),
     /// Describe a media file as the encoder sees it (a Carbon JobEvaluate).
     Probe(ProbeArgs),
     /// Make a new session signing key; cookies signed with the old one
@@ -346,6 +349,34 @@ pub struct JobsArgs {
     pub json: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// Settings of `videoshare nodes`.
+#[derive(Debug, Clone, Args)]
+pub struct NodesArgs {
+    #[command(subcommand)]
+    pub action: Option<NodesAction>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// What `videoshare nodes` does (listing them when no action is given).
+#[derive(Debug, Clone, Subcommand)]
+pub enum NodesAction {
+    /// Every node with its state, slots and load (the default).
+    List,
+    /// Let a node take jobs again.
+    Enable {
+        /// The node's name (`--node`), or its IP as `nodes` lists it.
+        #[arg(value_name = "NODE")]
+        node: String,
+    },
+    /// Drain a node: it finishes what it runs and takes nothing new.
+    Disable {
+        /// The node's name (`--node`), or its IP as `nodes` lists it.
+        #[arg(value_name = "NODE")]
+        node: String,
+    },
 }
 
 /// Settings of `videoshare job`.

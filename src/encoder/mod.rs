@@ -99,8 +99,12 @@ pub enum EncoderError {
         "an HLS ladder's folder cannot have '%' in its path ({0}): ffmpeg reads it as a pattern; choose a DestinationBaseName (and folder) without it"
     )]
     LadderPercent(String),
-    #[error("no node with IP {0}: this server is one node (see NodeList)")]
+    #[error(
+        "no node {0:?} in this farm: NodeList gives each node's IP (IP:PORT when several share one), and a node's name works too"
+    )]
     NoSuchNode(String),
+    #[error("Priority.DWD of another node is set on that node's own Carbon socket")]
+    RemotePriority,
     #[error(
         "Slots.DWD cannot change while the encoder runs ({0} slots): restart it with --encode-slots N"
     )]
@@ -229,7 +233,7 @@ impl Encoder {
             );
         }
         tracing::info!(node = %node_id.name, "encoder node registered");
-        Ok(Encoder {
+        let encoder = Encoder {
             inner: Arc::new(Inner {
                 jobs,
                 nodes,
@@ -246,7 +250,15 @@ impl Encoder {
                 running: control::Running::default(),
                 wake: Notify::new(),
             }),
-        })
+        };
+        // Disabled by `NodeCommand SetNodeStatus` before a restart: still.
+        encoder.refresh_enabled().await;
+        if !encoder.inner.node.is_enabled() {
+            tracing::warn!(
+                "this node is disabled: it takes no job until enabled (NodeCommand SetNodeStatus Enabled.DWD=\"1\", or `videoshare nodes enable`)"
+            );
+        }
+        Ok(encoder)
     }
 
     /// This node's name in the farm.

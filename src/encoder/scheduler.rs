@@ -107,7 +107,12 @@ impl Encoder {
         let me = &self.inner.node_id.name;
         loop {
             if self.inner.node.is_enabled() {
-                match self.inner.jobs.claim(me, farm::lease_ms(), allowed_from).await {
+                match self
+                    .inner
+                    .jobs
+                    .claim(me, farm::lease_ms(), allowed_from)
+                    .await
+                {
                     Ok(Some(claimed)) => return Some(claimed),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot read the job queue; retrying"),
@@ -147,7 +152,9 @@ impl Encoder {
             _ => !control.lost.is_cancelled(),
         };
         if !still_held {
-            tracing::warn!("lease lost: the encode is dropped, left to the node that takes the job");
+            tracing::warn!(
+                "lease lost: the encode is dropped, left to the node that takes the job"
+            );
             return;
         }
         let outcome = match transcoded {

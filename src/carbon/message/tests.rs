@@ -416,6 +416,8 @@ fn every_reply_reads_back() {
                 ip: "127.0.0.1".into(),
                 running_jobs: 3,
                 queued_jobs: 9,
+                state: "draining".into(),
+                note: String::new(),
             }),
             ReplyKind::Node,
         ),

@@ -50,7 +50,7 @@ impl Encoder {
             Request::CarbonRoles => Ok(Reply::Roles {
                 role: "SERVER".to_owned(),
             }),
-            Request::NodeList => Ok(self.node_list()),
+            Request::NodeList => self.node_list().await,
             Request::NodeCommand(command) => self.node_command(&command).await,
         };
         self.inner
