@@ -18,6 +18,7 @@ pub mod farm;
 pub mod ffmpeg;
 pub mod job;
 pub mod live_folder;
+mod outcome;
 pub mod paths;
 pub mod preset;
 pub mod scheduler;
@@ -194,6 +195,8 @@ struct Inner {
     running: control::Running,
     /// Woken whenever a job may have become runnable.
     wake: Notify,
+    /// What this node's row says to operators now (see `set_note`).
+    note: parking_lot::Mutex<String>,
 }
 
 impl Encoder {
@@ -249,6 +252,7 @@ impl Encoder {
                 metrics: config.metrics.clone(),
                 running: control::Running::default(),
                 wake: Notify::new(),
+                note: parking_lot::Mutex::default(),
             }),
         };
         // Disabled by `NodeCommand SetNodeStatus` before a restart: still.

@@ -22,7 +22,7 @@ use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::message::Trim;
 use crate::carbon::{Guid, JobStatus, PresetId};
 use cache::ReadCache;
-pub use lease::{Lease, Repair, Swept};
+pub use lease::{CANDIDATES, Claimed, Lease, Repair, Swept};
 use lease::{bind_fence, fence_sql, lease_after};
 use order::QUEUE;
 use outputs::forget_outputs;
