@@ -89,7 +89,11 @@ impl Encoder {
 
     /// Removes outputs placed for a job whose lease turned out lost in the
     /// meantime: the node that took it writes its own.
-    pub(super) async fn discard_if_lost(&self, lease: &Lease, placed: &[Placed]) -> Result<(), StoreError> {
+    pub(super) async fn discard_if_lost(
+        &self,
+        lease: &Lease,
+        placed: &[Placed],
+    ) -> Result<(), StoreError> {
         let now = self.inner.jobs.get(lease.guid).await?;
         let ours = now.is_some_and(|job| {
             job.node.as_deref() == Some(lease.node.as_str())

@@ -19,10 +19,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::control::{Control, STOPPED_BY_COMMAND};
-use super::outcome::{Failed, Staged};
 use super::failure::{FileName, JobFailure};
 use super::job::allowed_from;
 use super::live_folder::{self, LiveFolder};
+use super::outcome::{Failed, Staged};
 use super::preset::{Preset, SourcePicture, ladder::MASTER_PLAYLIST};
 use super::{Encoder, farm, ffmpeg};
 use crate::carbon::{Guid, JobStatus};
@@ -466,7 +466,6 @@ impl Encoder {
         }
         Ok(())
     }
-
 }
 
 /// Microseconds since the Unix epoch, comparable across processes.

@@ -3,6 +3,7 @@
 //! upload them and follow their jobs over the WebSocket.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod db;
 
 use std::net::SocketAddr;

@@ -113,6 +113,8 @@ pub struct NodeStatus {
     pub state: String,
     /// What the node wants an operator to know (e.g. a source it cannot see).
     pub note: String,
+    /// How many of its jobs were taken back when its lease ran out.
+    pub lease_expiries: u64,
 }
 
 impl NodeStatus {
@@ -137,6 +139,7 @@ impl NodeStatus {
                 "Note",
                 (!self.note.is_empty()).then_some(self.note.as_str()),
             )
+            .attr("LeaseExpiries.DWD", self.lease_expiries)
     }
 
     pub(super) fn from_reply(reply: &Element) -> Result<NodeStatus, MessageError> {
@@ -161,6 +164,10 @@ impl NodeStatus {
             queued_jobs: int("QueuedJobs.DWD"),
             state: e.get("State").unwrap_or_default().to_owned(),
             note: e.get("Note").unwrap_or_default().to_owned(),
+            lease_expiries: e
+                .get("LeaseExpiries.DWD")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
         })
     }
 }

@@ -418,6 +418,7 @@ fn every_reply_reads_back() {
                 queued_jobs: 9,
                 state: "draining".into(),
                 note: String::new(),
+                lease_expiries: 2,
             }),
             ReplyKind::Node,
         ),

@@ -226,6 +226,7 @@ impl Encoder {
             queued_jobs: u32::try_from(queued).unwrap_or(u32::MAX),
             state: state_of(node).to_owned(),
             note: node.note.clone(),
+            lease_expiries: node.lease_expiries,
         })
     }
 }

@@ -75,7 +75,11 @@ async fn head_visible(
             true => String::new(),
             false => format!(
                 " AND j.seq NOT IN ({})",
-                passed.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                passed
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         let head: Option<(i64, String, Option<String>)> =
@@ -223,8 +227,7 @@ impl JobStore {
             }
             Backend::Postgres => {
                 let mut tx = self.db.pool().begin().await?;
-                let Some(seq) = head_visible(&mut tx, &allowed, can_see, &mut unseen).await?
-                else {
+                let Some(seq) = head_visible(&mut tx, &allowed, can_see, &mut unseen).await? else {
                     return Ok(Claimed { job: None, unseen });
                 };
                 let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
