@@ -30,6 +30,7 @@ use super::Encoder;
 use super::control::STOPPED_BY_COMMAND;
 use super::job::allowed_from;
 use super::live_folder;
+use super::tasks::node_command::{identities, ip_of};
 use crate::carbon::JobStatus;
 use crate::store::jobs::Repair;
 use crate::store::notify::{Event, Listener};
@@ -148,7 +149,10 @@ impl Encoder {
         let mut last_renewed = Instant::now();
         loop {
             tokio::select! {
-                _ = renew.tick() => self.renew_leases(&mut last_renewed).await,
+                _ = renew.tick() => {
+                    self.renew_leases(&mut last_renewed).await;
+                    self.learn_agents().await;
+                }
                 _ = sweep.tick() => self.sweep().await,
                 _ = shutdown.cancelled() => break,
             }
@@ -274,6 +278,36 @@ impl Encoder {
                     }
                 }
             }
+        }
+    }
+
+    /// The `AgentIP` of a job: the Carbon identity of the node that took
+    /// it (this node's until the farm's nodes were first read).
+    pub(super) fn agent_of(&self, job: &crate::store::Job) -> String {
+        let inner = &self.inner;
+        match &job.node {
+            Some(node) if *node != inner.node_id.name => inner
+                .agents
+                .read()
+                .get(node)
+                .cloned()
+                .unwrap_or_else(|| inner.agent_ip.clone()),
+            _ => inner.agent_ip.clone(),
+        }
+    }
+
+    /// Learns every node's Carbon identity, for [`Encoder::agent_of`].
+    async fn learn_agents(&self) {
+        match self.inner.nodes.list().await {
+            Ok(nodes) => {
+                let mut agents: HashMap<String, String> = nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), ip_of(&n.address).to_owned()))
+                    .collect();
+                agents.extend(identities(&nodes));
+                *self.inner.agents.write() = agents;
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the farm's nodes"),
         }
     }
 

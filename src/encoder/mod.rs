@@ -197,6 +197,8 @@ struct Inner {
     wake: Notify,
     /// What this node's row says to operators now (see `set_note`).
     note: parking_lot::Mutex<String>,
+    /// Every node's Carbon identity by name (a job's `AgentIP`).
+    agents: parking_lot::RwLock<std::collections::HashMap<String, String>>,
 }
 
 impl Encoder {
@@ -253,6 +255,7 @@ impl Encoder {
                 running: control::Running::default(),
                 wake: Notify::new(),
                 note: parking_lot::Mutex::default(),
+                agents: parking_lot::RwLock::default(),
             }),
         };
         // Disabled by `NodeCommand SetNodeStatus` before a restart: still.

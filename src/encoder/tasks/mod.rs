@@ -13,7 +13,7 @@ mod job_command;
 mod job_evaluate;
 mod job_queue;
 mod job_status_list;
-mod node_command;
+pub(crate) mod node_command;
 mod profile_list;
 
 pub use node_command::NodeState;

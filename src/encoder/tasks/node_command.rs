@@ -81,7 +81,7 @@ fn is_present(node: &Node) -> bool {
 }
 
 /// The IP part of a node's `IP:PORT` address.
-fn ip_of(address: &str) -> &str {
+pub(crate) fn ip_of(address: &str) -> &str {
     address
         .rsplit_once(':')
         .map_or(address, |(ip, _)| ip)
@@ -89,7 +89,7 @@ fn ip_of(address: &str) -> &str {
 }
 
 /// Each present node's Carbon identity (see the module doc), by name.
-fn identities(nodes: &[Node]) -> Vec<(String, String)> {
+pub(crate) fn identities(nodes: &[Node]) -> Vec<(String, String)> {
     let present: Vec<&Node> = nodes.iter().filter(|n| is_present(n)).collect();
     present
         .iter()
