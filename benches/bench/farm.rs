@@ -233,7 +233,10 @@ impl<'a> Farm<'a> {
         let name = format!("{}-{}", self.label, self.started);
         let data = self.bench.work.path().join("nodes").join(&name);
         std::fs::create_dir_all(&data).expect("node data");
-        let (url, root) = (self.test_db.url(), self.bench.work.path().display().to_string());
+        let (url, root) = (
+            self.test_db.url(),
+            self.bench.work.path().display().to_string(),
+        );
         let config = self.bench.config.display().to_string();
         let args = [
             "--database",
@@ -335,12 +338,11 @@ async fn throughput(bench: &Bench, nodes: usize, jobs: usize) -> (f64, Vec<(Stri
         farm.wait_completed(guid).await;
     }
     let wall = started.elapsed().as_secs_f64();
-    let spread: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT COALESCE(node, ''), COUNT(*) FROM jobs GROUP BY node ORDER BY node",
-    )
-    .fetch_all(farm.db().pool())
-    .await
-    .expect("jobs per node");
+    let spread: Vec<(String, i64)> =
+        sqlx::query_as("SELECT COALESCE(node, ''), COUNT(*) FROM jobs GROUP BY node ORDER BY node")
+            .fetch_all(farm.db().pool())
+            .await
+            .expect("jobs per node");
     farm.stop().await;
     println!(
         "farm: {nodes} node(s): {jobs} jobs in {wall:.1} s = {:.1} jobs/min; per node {spread:?}",
@@ -447,9 +449,7 @@ async fn under_way(db: &Db, guid: Guid) -> JobRow {
 /// running it is killed once ffmpeg is under way, and the other's claim is
 /// awaited. Returns the requeue time in ms; a fresh node replaces the dead one.
 async fn one_kill(farm: &mut Farm<'_>, client: &Client) -> f64 {
-    let guid = farm
-        .submit(client, &farm.bench.kill_clip, SLOW_360P)
-        .await;
+    let guid = farm.submit(client, &farm.bench.kill_clip, SLOW_360P).await;
     let db = farm.db();
     let running = under_way(&db, guid).await;
     let holder = running.node.clone().expect("a running job has a node");
