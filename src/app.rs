@@ -271,6 +271,7 @@ impl App {
                 default_dest: dirs.streams.clone(),
                 mappings,
                 slots: usize::from(options.encode_slots),
+                ffmpeg_threads: options.ffmpeg_threads,
                 agent_ip: reachable(carbon_addr).ip().to_string(),
                 node: match &options.node {
                     Some(name) => crate::encoder::farm::check_node_name(name)?,

@@ -67,5 +67,8 @@ async fn a_node_is_listed_drained_and_enabled_again() {
     let enabled = ok(&["nodes", "enable", "127.0.0.1"], &encoder).await;
     assert!(enabled.contains(" up "), "by IP too: {enabled}");
     let refused = fails(&["nodes", "disable", "ghost"], &encoder).await;
-    assert!(refused.contains("no node \"ghost\""), "{refused}");
+    assert!(
+        refused.contains("no node with IP or name \"ghost\""),
+        "{refused}"
+    );
 }

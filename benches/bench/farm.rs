@@ -13,10 +13,8 @@
 //! Job states are read with SQL from the database every node writes, so
 //! no node's view (or cache) stands between the bench and the queue.
 //!
-//! Presets have no thread option, so ffmpeg is held to one thread by a
-//! wrapper first on the nodes' PATH ([`one_thread_ffmpeg`]).
+//! ffmpeg is held to one thread per encode with `--ffmpeg-threads 1`.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -54,15 +52,13 @@ const SLOW_360P: PresetId = PresetId::from_u128(0xFA4B0E11_7C3D_4E2A_9F60_5B8D1C
 /// How long any wait on the farm may take before the bench gives up.
 const PATIENCE: Duration = Duration::from_secs(900);
 
-/// What every farm of a run shares: the clips, the presets and the ffmpeg
-/// wrapper, all under one folder that is every node's `--root`.
+/// What every farm of a run shares: the clips and the presets, all under
+/// one folder that is every node's `--root`.
 struct Bench {
     work: tempfile::TempDir,
     clip: PathBuf,
     kill_clip: PathBuf,
     config: PathBuf,
-    /// The nodes' PATH: the wrapper's folder first.
-    path: OsString,
 }
 
 impl Bench {
@@ -76,12 +72,10 @@ impl Bench {
         let clip = media("short", plan.clip);
         let kill_clip = media("long", plan.kill_clip);
         let config = slow_preset_config(work.path());
-        let path = one_thread_ffmpeg(&work.path().join("bin"));
         Bench {
             clip,
             kill_clip,
             config,
-            path,
             work,
         }
     }
@@ -101,40 +95,6 @@ fn slow_preset_config(dir: &Path) -> PathBuf {
     let config = dir.join("videoshare.toml");
     std::fs::write(&config, format!("presets = '{}'\n", presets.display())).expect("config");
     config
-}
-
-/// Writes `dir/ffmpeg`, which runs this machine's ffmpeg with one thread
-/// for every input's decoder (`-threads 1` before each `-i`), the output's
-/// encoder (`-threads 1` before the last argument, the output) and the
-/// filters (`-filter_threads 1`); runs without an input (`-encoders`) pass
-/// through untouched. It `exec`s, so ffmpeg keeps the pid the node
-/// signals (a pause is SIGSTOP) and its die-with-the-node setting. Returns
-/// the PATH to give the nodes.
-fn one_thread_ffmpeg(dir: &Path) -> OsString {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let real = std::env::split_paths(&path)
-        .map(|d| d.join("ffmpeg"))
-        .find(|f| f.is_file())
-        .expect("ffmpeg on the PATH");
-    let script = format!(
-        "#!/bin/sh\n\
-         # ffmpeg held to one thread per encode (videoshare's farm benchmark).\n\
-         case \" $* \" in *\" -i \"*) ;; *) exec '{real}' \"$@\" ;; esac\n\
-         n=$#\ni=0\n\
-         for a in \"$@\"; do\n  i=$((i + 1))\n  \
-         if [ \"$a\" = -i ] || [ \"$i\" -eq \"$n\" ]; then set -- \"$@\" -threads 1; fi\n  \
-         set -- \"$@\" \"$a\"\ndone\nshift \"$n\"\n\
-         exec '{real}' -filter_threads 1 \"$@\"\n",
-        real = real.display()
-    );
-    std::fs::create_dir_all(dir).expect("bin dir");
-    let wrapper = dir.join("ffmpeg");
-    std::fs::write(&wrapper, script).expect("write the wrapper");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let mut dirs = vec![dir.to_owned()];
-    dirs.extend(std::env::split_paths(&path));
-    std::env::join_paths(dirs).expect("PATH")
 }
 
 /// One job's row as the farm left it.
@@ -245,13 +205,14 @@ impl<'a> Farm<'a> {
             &name,
             "--encode-slots",
             "1",
+            "--ffmpeg-threads",
+            "1",
             "--root",
             &root,
             "--config",
             &config,
         ];
-        let env = [("PATH", self.bench.path.as_os_str())];
-        let server = Server::start_env("encoder", &data, &args, &env).await;
+        let server = Server::start("encoder", &data, &args).await;
         let db = self.db();
         let wanted = name.clone();
         poll("a node registers", || {

@@ -47,18 +47,7 @@ impl Server {
     /// Starts `videoshare ROLE --data DATA --carbon 127.0.0.1:0 [--http
     /// 127.0.0.1:0] EXTRA…` and waits for its addresses.
     pub async fn start(role: &str, data: &Path, extra: &[&str]) -> Server {
-        Server::start_env(role, data, extra, &[]).await
-    }
-
-    /// [`Server::start`] with `env` added to the child's environment.
-    pub async fn start_env(
-        role: &str,
-        data: &Path,
-        extra: &[&str],
-        env: &[(&str, &std::ffi::OsStr)],
-    ) -> Server {
         let mut command = Command::new(BIN);
-        command.envs(env.iter().copied());
         command.arg(role).arg("--data").arg(data).args([
             "--carbon",
             "127.0.0.1:0",

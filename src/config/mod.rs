@@ -111,6 +111,12 @@ pub struct EncoderOptions {
     #[arg(long, env = "VIDEOSHARE_NODE", value_name = "NAME")]
     pub node: Option<String>,
 
+    /// Threads each encode's ffmpeg may use for decoding, filtering and
+    /// encoding (`-threads`, `-filter_threads`); ffmpeg chooses when unset.
+    /// For a node sharing its cores with other nodes or services.
+    #[arg(long, env = "VIDEOSHARE_FFMPEG_THREADS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub ffmpeg_threads: Option<u32>,
+
     /// How many encodes run at the same time.
     #[arg(long, env = "VIDEOSHARE_ENCODE_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub encode_slots: u16,
@@ -434,6 +440,7 @@ impl ServeArgs {
                 carbon: "127.0.0.1:0".into(),
                 carbon_coder: "127.0.0.1:0".into(),
                 node: None,
+                ffmpeg_threads: None,
                 encode_slots: 1,
                 roots: Vec::new(),
                 config: None,

@@ -60,6 +60,8 @@ pub struct EncoderConfig {
     pub mappings: Vec<PathMapping>,
     /// How many encodes run at once.
     pub slots: usize,
+    /// Threads each encode's ffmpeg may use (`None`: ffmpeg chooses).
+    pub ffmpeg_threads: Option<u32>,
     /// Written as `AgentIP` for jobs this node runs.
     pub agent_ip: String,
     /// This node's name in the farm (checked: [`farm::check_node_name`]).
@@ -101,7 +103,7 @@ pub enum EncoderError {
     )]
     LadderPercent(String),
     #[error(
-        "no node {0:?} in this farm: NodeList gives each node's IP (IP:PORT when several share one), and a node's name works too"
+        "no node with IP or name {0:?} in this farm: NodeList gives each node's IP (IP:PORT when several share one)"
     )]
     NoSuchNode(String),
     #[error("Priority.DWD of another node is set on that node's own Carbon socket")]
@@ -189,6 +191,7 @@ struct Inner {
     node: tasks::NodeState,
     agent_ip: String,
     slots: usize,
+    ffmpeg_threads: Option<u32>,
     stall: std::time::Duration,
     metrics: Arc<Metrics>,
     /// The jobs this node's workers are running.
@@ -250,6 +253,7 @@ impl Encoder {
                 node: tasks::NodeState::default(),
                 agent_ip: config.agent_ip.clone(),
                 slots: config.slots.max(1),
+                ffmpeg_threads: config.ffmpeg_threads,
                 stall: config.stall,
                 metrics: config.metrics.clone(),
                 running: control::Running::default(),

@@ -325,7 +325,7 @@ impl Encoder {
             .collect();
 
         let outputs: Vec<_> = plans.iter().map(|(t, _, p)| (t.path(), *p)).collect();
-        let args = ffmpeg::encode_args(&inputs, &outputs);
+        let args = ffmpeg::encode_args_threaded(&inputs, &outputs, inner.ffmpeg_threads);
         let jobs = inner.jobs.clone();
         let encoding = std::time::Instant::now();
         let suspension = control.suspension();
