@@ -364,13 +364,17 @@ fn print_info(info: &JobInfo) {
 /// disabled (the table of it after).
 pub async fn nodes(args: NodesArgs) -> anyhow::Result<ExitCode> {
     let client = connect(&args.connect);
-    let set = |node: &String, enabled: bool| NodeCommand {
-        kind: NodeCommandKind::SetNodeStatus,
-        node_ip: Some(node.clone()),
-        settings: NodeSettings {
-            enabled: Some(enabled),
-            ..NodeSettings::default()
-        },
+    let set = |node: &String, enabled: bool| {
+        let command = NodeCommand {
+            kind: NodeCommandKind::SetNodeStatus,
+            node_ip: Some(node.clone()),
+            settings: NodeSettings {
+                enabled: Some(enabled),
+                ..NodeSettings::default()
+            },
+        };
+        let client = &client;
+        async move { client.node_command(command).await.map_err(explain) }
     };
     let statuses = match &args.action {
         None | Some(NodesAction::List) => {
@@ -388,22 +392,8 @@ pub async fn nodes(args: NodesArgs) -> anyhow::Result<ExitCode> {
             }
             statuses
         }
-        Some(NodesAction::Enable { node }) => {
-            vec![
-                client
-                    .node_command(set(node, true))
-                    .await
-                    .map_err(explain)?,
-            ]
-        }
-        Some(NodesAction::Disable { node }) => {
-            vec![
-                client
-                    .node_command(set(node, false))
-                    .await
-                    .map_err(explain)?,
-            ]
-        }
+        Some(NodesAction::Enable { node }) => vec![set(node, true).await?],
+        Some(NodesAction::Disable { node }) => vec![set(node, false).await?],
     };
     let rows: Vec<[String; 7]> = statuses
         .iter()

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use videoshare::carbon::{Guid, JobStatus};
+use videoshare::carbon::JobStatus;
 use videoshare::encoder::job::allowed_from;
-use videoshare::store::jobs::{AudioSource, Change, Lease, Placed, Repair};
+use videoshare::store::jobs::{Change, Lease, Placed, Repair};
 use videoshare::store::testing::TestDb;
 use videoshare::store::{Backend, DatabaseUrl, Job, JobStore, NewJob, NodeInfo, NodeStore};
 
@@ -15,20 +15,7 @@ const LONG: i64 = 60_000;
 const GONE: Duration = Duration::from_millis(20);
 
 fn new_job() -> NewJob {
-    NewJob {
-        guid: Guid::new_random(),
-        name: "clip.mp4".into(),
-        user: String::new(),
-        description: String::new(),
-        priority: 100,
-        source_path: PathBuf::from("/srv/clip.mp4"),
-        audio: AudioSource::Same,
-        trim: None,
-        source_copies: Vec::new(),
-        notes: Vec::new(),
-        destinations: Vec::new(),
-        request_xml: String::new(),
-    }
+    videoshare::store::testing::new_job("", 100)
 }
 
 async fn claim(jobs: &JobStore, node: &str, lease_ms: i64) -> (Job, Lease) {
@@ -129,7 +116,9 @@ videoshare::store_test!(held_pauses_and_stops_are_settled, |db| async move {
     let renewed = jobs.insert(new_job()).await.expect("insert");
     let (_, a) = claim(&jobs, "node-a", 1).await;
     let (_, b) = claim(&jobs, "node-a", 1).await;
-    let (_, kept) = claim(&jobs, "node-a", 1).await;
+    // Still renewed by its node: not swept (a 1 ms lease could run out
+    // before the renewal below).
+    let (_, kept) = claim(&jobs, "node-a", LONG).await;
     let (from, to) = ([JobStatus::Starting], JobStatus::Paused);
     assert!(
         jobs.transition(a.guid, &from, to, Change::default())

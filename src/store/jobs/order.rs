@@ -49,27 +49,7 @@ pub(super) static QUEUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
-    use super::super::{AudioSource, JobStore, NewJob};
-    use crate::carbon::Guid;
-
-    fn job(user: &str, priority: u32) -> NewJob {
-        NewJob {
-            guid: Guid::new_random(),
-            name: "a".into(),
-            user: user.into(),
-            description: String::new(),
-            priority,
-            source_path: PathBuf::from("/a.mp4"),
-            audio: AudioSource::Same,
-            trim: None,
-            source_copies: Vec::new(),
-            notes: Vec::new(),
-            destinations: Vec::new(),
-            request_xml: String::new(),
-        }
-    }
+    use super::super::JobStore;
 
     crate::store_test!(owners_take_turns_within_a_priority, |db| async move {
         let jobs = JobStore::new(db);
@@ -83,7 +63,12 @@ mod tests {
             ("cy", 50),
             ("cy", 200),
         ] {
-            queued.push(jobs.insert(job(user, priority)).await.expect("insert").guid);
+            queued.push(
+                jobs.insert(crate::store::testing::new_job(user, priority))
+                    .await
+                    .expect("insert")
+                    .guid,
+            );
         }
         let [a1, a2, a3, b1, b2, c_low, c_high] = queued[..] else {
             panic!("seven jobs");
