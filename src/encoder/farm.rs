@@ -343,7 +343,6 @@ impl Encoder {
             inner.metrics.lease_expiries.inc_by(expired);
         }
         if swept.iter().any(|j| j.status == JobStatus::Queued) {
-            inner.wake.notify_waiters();
             inner.wake.notify_one();
         }
         Ok(())
