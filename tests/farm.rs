@@ -1,0 +1,277 @@
+//! The encoder farm as real processes on a real PostgreSQL: several
+//! `videoshare encoder --node NAME` processes share one queue, a portal
+//! process submits to one of them, a node killed with `kill -9` mid-encode
+//! has its job finished by another within seconds, and a node started late
+//! takes work that waits. Which node ran a job and how many times it was
+//! claimed are read from the `jobs` table (`node`, `attempts`).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::farm::{Farm, JobRow, Node, leftovers};
+use common::{SLOW_LADDER, make_clip, names_in};
+use tokio::time::Instant;
+use videoshare::carbon::message::JobQueue;
+use videoshare::carbon::{Guid, JobStatus};
+use videoshare::encoder::preset::SEED_PRESET;
+
+/// How long a farm of busy nodes on this 2-core machine may take to
+/// encode what a test queues (the slow ladder twice over, at worst).
+const ENCODE_LIMIT: Duration = Duration::from_secs(240);
+
+/// The bound on requeueing a dead node's job.
+const REQUEUE_BOUND: Duration = Duration::from_secs(15);
+
+/// How long the tests wait for the requeue itself (looser than the bound,
+/// so a slow requeue is measured and reported rather than timed out).
+const REQUEUE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Queues `clip` through `node`'s Carbon socket into the farm's streams
+/// folder with `preset`.
+async fn queue(
+    farm: &Farm,
+    node: &Node,
+    clip: &Path,
+    preset: videoshare::carbon::PresetId,
+) -> Guid {
+    let job = JobQueue::single(
+        &clip.to_string_lossy(),
+        preset,
+        &farm.streams().to_string_lossy(),
+    );
+    node.client()
+        .queue(job)
+        .await
+        .expect("the node queues the job")
+}
+
+/// The one file (or ladder master) job `guid` produced, as `node` reports
+/// it; fails unless it is one, exists, and lies in the streams folder.
+async fn the_output(farm: &Farm, node: &Node, guid: Guid) -> PathBuf {
+    let info = node
+        .client()
+        .info(guid)
+        .await
+        .expect("the node knows the job");
+    let files: Vec<&String> = info
+        .destinations
+        .iter()
+        .flat_map(|d| &d.target_files)
+        .collect();
+    assert_eq!(files.len(), 1, "one output for {guid}: {files:?}");
+    let file = PathBuf::from(files[0]);
+    assert!(file.is_file(), "{} exists", file.display());
+    assert!(
+        file.starts_with(farm.streams()),
+        "{} is in the streams folder",
+        file.display()
+    );
+    file
+}
+
+#[tokio::test]
+async fn three_nodes_and_a_portal_share_the_queue() {
+    common::require("ffmpeg");
+    let farm = Farm::new().await;
+    let nodes = [
+        farm.node("n1").await,
+        farm.node("n2").await,
+        farm.node("n3").await,
+    ];
+    let portal = farm.portal(&nodes[0]).await;
+
+    // Twelve uploads from one browser at once: the queue fills faster than
+    // one node could empty it.
+    let me = portal.visitor();
+    let (status, _) = me.get_json("/api/jobs").await;
+    assert_eq!(status, 200, "the session's cookie first");
+    let clips = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(clips.path(), "farm.mp4", 2, 320, 240);
+    let files: Vec<PathBuf> = (1..=12)
+        .map(|i| {
+            let file = clips.path().join(format!("farm-{i:02}.mp4"));
+            std::fs::copy(&clip, &file).expect("copy the clip");
+            file
+        })
+        .collect();
+    let uploads = files.iter().map(|file| me.upload_ok(file));
+    let guids: Vec<Guid> = futures_util::future::join_all(uploads)
+        .await
+        .iter()
+        .map(|g| g.parse().expect("a GUID"))
+        .collect();
+
+    let rows = farm.wait_all_completed(12, ENCODE_LIMIT).await;
+    let stored: BTreeSet<Guid> = rows.iter().map(|r| r.guid).collect();
+    assert_eq!(
+        stored,
+        guids.iter().copied().collect(),
+        "the twelve jobs, no more"
+    );
+    let once: Vec<&JobRow> = rows.iter().filter(|r| r.attempts != 1).collect();
+    assert!(once.is_empty(), "each job claimed once: {once:?}");
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for row in &rows {
+        let node = row
+            .node
+            .clone()
+            .unwrap_or_else(|| panic!("no node: {row:?}"));
+        *per_node.entry(node).or_default() += 1;
+    }
+    eprintln!("jobs per node: {per_node:?}");
+    let ran: Vec<&String> = per_node.keys().collect();
+    assert_eq!(ran, ["n1", "n2", "n3"], "every node ran at least one");
+
+    // The portal (through n1) and n3's Carbon socket agree, for every job.
+    for guid in &guids {
+        let (status, job) = me.get_json(&format!("/api/jobs/{guid}")).await;
+        assert_eq!(
+            (status, job["status"].as_str()),
+            (200, Some("COMPLETED")),
+            "{job}"
+        );
+    }
+    let statuses = nodes[2]
+        .client()
+        .statuses(&guids)
+        .await
+        .expect("JobStatusList");
+    for (guid, entry) in statuses {
+        let entry = entry.unwrap_or_else(|| panic!("n3 knows {guid}"));
+        assert_eq!(entry.status, JobStatus::Completed, "{guid}");
+    }
+    let listed: BTreeSet<Guid> = nodes[1]
+        .client()
+        .job_list()
+        .await
+        .expect("JobList")
+        .into_iter()
+        .collect();
+    assert_eq!(listed, stored, "n2 lists every job of the farm");
+
+    // One output each, nothing else in the streams folder.
+    let mut outputs = BTreeSet::new();
+    for guid in &guids {
+        outputs.insert(the_output(&farm, &nodes[2], *guid).await);
+    }
+    assert_eq!(outputs.len(), 12, "twelve distinct outputs");
+    assert_eq!(
+        names_in(&farm.streams()).len(),
+        12,
+        "{:?}",
+        names_in(&farm.streams())
+    );
+    assert!(
+        leftovers(&farm.streams()).is_empty(),
+        "{:?}",
+        leftovers(&farm.streams())
+    );
+}
+
+#[tokio::test]
+async fn a_killed_nodes_job_is_finished_by_another() {
+    common::require("ffmpeg");
+    let farm = Farm::new().await;
+    let mut nodes = [farm.node("a").await, farm.node("b").await];
+    let clip = make_clip(&farm.uploaded(), "slow.mp4", 8, 854, 480);
+    let guid = queue(&farm, &nodes[0], &clip, SLOW_LADDER).await;
+    let folder = farm.streams().join("slow");
+
+    // In the middle of an encode: claimed, and ffmpeg writing the ladder.
+    let running = farm
+        .wait_row(guid, "a node starts the job", REQUEUE_LIMIT, |r| {
+            r.is(JobStatus::Started) && r.node.is_some()
+        })
+        .await;
+    assert_eq!(running.attempts, 1, "{running:?}");
+    let deadline = Instant::now() + REQUEUE_LIMIT;
+    while !(folder.join(".encoding").is_file() && folder.join("480p").is_dir()) {
+        assert!(Instant::now() < deadline, "ffmpeg never wrote the ladder");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let holder = usize::from(running.on("b"));
+    let (victim, survivor) = (nodes[holder].name.clone(), nodes[1 - holder].name.clone());
+    assert!(running.on(&victim), "{running:?}");
+
+    let killed = nodes[holder].kill9().await;
+    let requeued = farm
+        .wait_row(guid, "the survivor takes the job", REQUEUE_LIMIT, |r| {
+            r.on(&survivor) && r.attempts >= 2 && r.is_running()
+        })
+        .await;
+    let took = killed.elapsed();
+    eprintln!("requeue after kill -9: {:.1} s", took.as_secs_f64());
+    assert_eq!(requeued.attempts, 2, "claimed once more: {requeued:?}");
+    assert!(took < REQUEUE_BOUND, "requeued {took:?} after the kill");
+
+    let done = farm
+        .wait_row(guid, "the survivor completes the job", ENCODE_LIMIT, |r| {
+            r.is(JobStatus::Completed)
+        })
+        .await;
+    assert!(done.on(&survivor) && done.attempts == 2, "{done:?}");
+    let master = the_output(&farm, &nodes[1 - holder], guid).await;
+    assert_eq!(master, folder.join("master.m3u8"));
+    assert_eq!(names_in(&farm.streams()), ["slow"], "one output, no twin");
+    assert!(
+        leftovers(&farm.streams()).is_empty(),
+        "{:?}",
+        leftovers(&farm.streams())
+    );
+}
+
+#[tokio::test]
+async fn a_node_started_later_picks_up_queued_work() {
+    common::require("ffmpeg");
+    let farm = Farm::new().await;
+    let a = farm.node("a").await;
+    let slow_clip = make_clip(&farm.uploaded(), "slow.mp4", 8, 854, 480);
+    let quick_clip = make_clip(&farm.uploaded(), "quick.mp4", 1, 320, 240);
+
+    // a's one slot taken by the slow ladder; the quick job waits.
+    let slow = queue(&farm, &a, &slow_clip, SLOW_LADDER).await;
+    farm.wait_row(slow, "a takes the slow job", REQUEUE_LIMIT, |r| {
+        r.on("a") && r.is_running()
+    })
+    .await;
+    let quick = queue(&farm, &a, &quick_clip, SEED_PRESET).await;
+    let waited = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < waited {
+        let row = farm.row(quick).await;
+        assert!(
+            row.is(JobStatus::Queued) && row.attempts == 0,
+            "a busy node took it: {row:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let b = farm.node("b").await;
+    let started = Instant::now();
+    farm.wait_row(
+        quick,
+        "b claims the waiting job",
+        Duration::from_secs(10),
+        |r| r.on("b"),
+    )
+    .await;
+    eprintln!(
+        "a node started later claimed waiting work after {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let done = farm
+        .wait_row(quick, "b completes the waiting job", ENCODE_LIMIT, |r| {
+            r.is(JobStatus::Completed)
+        })
+        .await;
+    assert!(done.on("b") && done.attempts == 1, "{done:?}");
+    the_output(&farm, &b, quick).await;
+
+    let slow_row = farm.row(slow).await;
+    assert!(
+        slow_row.on("a") && slow_row.attempts == 1 && slow_row.is_running(),
+        "the slow job stays with a: {slow_row:?}"
+    );
+}
