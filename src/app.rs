@@ -16,6 +16,7 @@ use crate::config::file::Settings;
 use crate::config::{
     DatabaseArgs, EncoderArgs, EncoderOptions, PortalArgs, PortalOptions, ServeArgs,
 };
+use crate::store::{DatabaseUrl, Db};
 use crate::encoder::paths::PathPolicy;
 use crate::encoder::preset::{Presets, SEED_PRESET};
 use crate::encoder::server::{self, Habit, Limits};
@@ -23,7 +24,6 @@ use crate::encoder::{Encoder, EncoderConfig};
 use crate::metrics::Metrics;
 use crate::portal::session::SessionKeys;
 use crate::portal::{Portal, PortalConfig};
-use crate::store::{DatabaseUrl, Db};
 
 /// The folders under the data folder.
 #[derive(Debug, Clone)]

@@ -80,10 +80,7 @@ videoshare::store_test!(a_job_moves_through_its_life, |db| async move {
         .await
         .expect("claim")
         .expect("a job");
-    assert_eq!(
-        (claimed.guid, claimed.status),
-        (job.guid, JobStatus::Starting)
-    );
+    assert_eq!((claimed.guid, claimed.status), (job.guid, JobStatus::Starting));
     assert_eq!(jobs.queue_position(job.guid).await.expect("place"), None);
     let started = jobs
         .transition(
@@ -129,10 +126,7 @@ videoshare::store_test!(a_job_moves_through_its_life, |db| async move {
     let again = jobs.get(job.guid).await.expect("get").expect("row");
     assert_eq!((again.status, again.progress), (JobStatus::Queued, 0));
     let destinations = jobs.destinations(job.guid).await.expect("destinations");
-    assert_eq!(
-        destinations[0].output_path, None,
-        "requeued: outputs forgotten"
-    );
+    assert_eq!(destinations[0].output_path, None, "requeued: outputs forgotten");
     assert!(jobs.set_priority(job.guid, 7).await.expect("priority"));
     assert!(jobs.remove(job.guid).await.expect("remove"));
     assert!(!jobs.remove(job.guid).await.expect("remove"));

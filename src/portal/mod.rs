@@ -32,11 +32,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::Db;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
+use crate::store::Db;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;

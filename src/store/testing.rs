@@ -37,9 +37,7 @@ impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("a temp folder");
         let url = DatabaseUrl::Sqlite(dir.path().join("videoshare.db"));
-        let db = open_url(&url)
-            .await
-            .expect("the SQLite test database opens");
+        let db = open_url(&url).await.expect("the SQLite test database opens");
         TestDb {
             db,
             url,
@@ -62,9 +60,7 @@ impl TestDb {
             .expect("CREATE DATABASE");
         let _ = conn.close().await;
         let url = DatabaseUrl::Postgres(database_url(&admin, &name));
-        let db = open_url(&url)
-            .await
-            .expect("the PostgreSQL test database opens");
+        let db = open_url(&url).await.expect("the PostgreSQL test database opens");
         TestDb {
             db,
             url,

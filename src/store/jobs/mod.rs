@@ -481,15 +481,14 @@ impl JobStore {
 
     /// Raises a running job's progress; never lowers it.
     pub async fn raise_progress(&self, guid: Guid, progress: u32) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET progress = CASE WHEN progress < $1 THEN $1 ELSE progress END \
+        sqlx::query("UPDATE jobs SET progress = CASE WHEN progress < $1 THEN $1 ELSE progress END \
              WHERE guid = $2 AND status = $3",
         )
-        .bind(i64::from(progress.min(100)))
-        .bind(guid.to_string())
-        .bind(JobStatus::Started.as_str())
-        .execute(self.db.pool())
-        .await?;
+            .bind(i64::from(progress.min(100)))
+            .bind(guid.to_string())
+            .bind(JobStatus::Started.as_str())
+            .execute(self.db.pool())
+            .await?;
         self.cache.forget(guid);
         Ok(())
     }

@@ -72,37 +72,37 @@ mod tests {
     }
 
     crate::store_test!(owners_take_turns_within_a_priority, |db| async move {
-        let jobs = JobStore::new(db);
-        let mut queued = Vec::new();
-        for (user, priority) in [
-            ("ann", 100),
-            ("ann", 100),
-            ("ann", 100),
-            ("bob", 100),
-            ("bob", 100),
-            ("cy", 50),
-            ("cy", 200),
-        ] {
-            queued.push(jobs.insert(job(user, priority)).await.expect("insert").guid);
-        }
-        let [a1, a2, a3, b1, b2, c_low, c_high] = queued[..] else {
-            panic!("seven jobs");
-        };
-        let expected = [c_high, a1, b1, a2, b2, a3, c_low];
-        let positions = jobs.queue_positions().await.expect("positions");
-        for (place, guid) in (1u32..).zip(expected) {
-            assert_eq!(positions.get(&guid), Some(&place));
-            assert_eq!(jobs.queue_position(guid).await.expect("one"), Some(place));
-        }
-        // Claiming follows the positions: after Cy's urgent job, Ann's
-        // first; Bob's next, since Ann was just served.
-        for guid in [c_high, a1, b1] {
-            let claimed = jobs
-                .claim_next(crate::encoder::job::allowed_from)
-                .await
-                .expect("claim")
-                .map(|j| j.guid);
-            assert_eq!(claimed, Some(guid));
-        }
+            let jobs = JobStore::new(db);
+            let mut queued = Vec::new();
+            for (user, priority) in [
+                ("ann", 100),
+                ("ann", 100),
+                ("ann", 100),
+                ("bob", 100),
+                ("bob", 100),
+                ("cy", 50),
+                ("cy", 200),
+            ] {
+                queued.push(jobs.insert(job(user, priority)).await.expect("insert").guid);
+            }
+            let [a1, a2, a3, b1, b2, c_low, c_high] = queued[..] else {
+                panic!("seven jobs");
+            };
+            let expected = [c_high, a1, b1, a2, b2, a3, c_low];
+            let positions = jobs.queue_positions().await.expect("positions");
+            for (place, guid) in (1u32..).zip(expected) {
+                assert_eq!(positions.get(&guid), Some(&place));
+                assert_eq!(jobs.queue_position(guid).await.expect("one"), Some(place));
+            }
+            // Claiming follows the positions: after Cy's urgent job, Ann's
+            // first; Bob's next, since Ann was just served.
+            for guid in [c_high, a1, b1] {
+                let claimed = jobs
+                    .claim_next(crate::encoder::job::allowed_from)
+                    .await
+                    .expect("claim")
+                    .map(|j| j.guid);
+                assert_eq!(claimed, Some(guid));
+            }
     });
 }
