@@ -272,6 +272,11 @@ impl App {
                 mappings,
                 slots: usize::from(options.encode_slots),
                 agent_ip: reachable(carbon_addr).ip().to_string(),
+                node: match &options.node {
+                    Some(name) => crate::encoder::farm::check_node_name(name)?,
+                    None => crate::encoder::farm::default_node_name(),
+                },
+                address: reachable(carbon_addr).to_string(),
                 presets,
                 stall: Duration::from_secs(options.stall_secs),
                 metrics: self.metrics.clone(),
@@ -291,6 +296,7 @@ impl App {
             .push(encoder.spawn_scheduler(self.shutdown.clone()));
         self.tasks
             .push(encoder.spawn_metrics(self.shutdown.clone()));
+        self.tasks.push(encoder.spawn_farm(self.shutdown.clone()));
         self.tasks.extend(crate::ingest::spawn_all(
             &encoder,
             &settings,

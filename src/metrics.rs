@@ -43,6 +43,8 @@ pub struct Metrics {
     pub websocket_clients: Gauge,
     /// Carbon requests answered, by task type and result.
     pub carbon_requests: Family<CarbonLabels, Counter>,
+    /// Jobs this process's sweeper took back from a node whose lease ran out.
+    pub lease_expiries: Counter,
     /// Times the library read the streams folder.
     pub library_listings: Counter,
     /// File versions the library probed (ffprobe, then a thumbnail).
@@ -66,6 +68,7 @@ impl Default for Metrics {
         let websocket_clients = Gauge::default();
         let carbon_requests = Family::<CarbonLabels, Counter>::default();
         let library_listings = Counter::default();
+        let lease_expiries = Counter::default();
         let library_probes = Counter::default();
         let ffprobe_running = Gauge::default();
         let ffprobe_running_max = Gauge::default();
@@ -101,6 +104,11 @@ impl Default for Metrics {
             carbon_requests.clone(),
         );
         registry.register(
+            "lease_expiries",
+            "Jobs this node's sweeper took back from an encoder node whose lease ran out",
+            lease_expiries.clone(),
+        );
+        registry.register(
             "library_listings",
             "Times the library read the streams folder",
             library_listings.clone(),
@@ -130,6 +138,7 @@ impl Default for Metrics {
             websocket_clients,
             carbon_requests,
             library_listings,
+            lease_expiries,
             library_probes,
             ffprobe_running,
             ffprobe_running_max,

@@ -10,7 +10,7 @@ use videoshare::carbon::message::Trim;
 use videoshare::carbon::{Guid, JobStatus};
 use videoshare::encoder::job::allowed_from;
 use videoshare::owner::Owner;
-use videoshare::store::jobs::{AudioSource, Change, CopySpec, Destination, Placed};
+use videoshare::store::jobs::{AudioSource, Change, CopySpec, Destination, Placed, Repair};
 use videoshare::store::{AccountStore, JobStore, NewJob, SessionStore, TusStore, TusUpload};
 use videoshare::store::{UploadStore, uploads::new_upload};
 
@@ -75,16 +75,18 @@ videoshare::store_test!(a_job_moves_through_its_life, |db| async move {
     let jobs = JobStore::new(db);
     let job = jobs.insert(new_job("ann")).await.expect("insert");
     assert_eq!(jobs.queue_position(job.guid).await.expect("place"), Some(1));
-    let claimed = jobs
-        .claim_next(allowed_from)
+    let (claimed, lease) = jobs
+        .claim("node-a", 10_000, allowed_from)
         .await
         .expect("claim")
         .expect("a job");
+    assert_eq!(claimed.node.as_deref(), Some("node-a"));
+    assert_eq!(claimed.attempts, 1);
     assert_eq!((claimed.guid, claimed.status), (job.guid, JobStatus::Starting));
     assert_eq!(jobs.queue_position(job.guid).await.expect("place"), None);
     let started = jobs
-        .transition(
-            job.guid,
+        .transition_held(
+            &lease,
             &[JobStatus::Starting],
             JobStatus::Started,
             Change::default(),
@@ -92,8 +94,8 @@ videoshare::store_test!(a_job_moves_through_its_life, |db| async move {
         .await
         .expect("start");
     assert!(started);
-    jobs.raise_progress(job.guid, 40).await.expect("progress");
-    jobs.raise_progress(job.guid, 30).await.expect("progress");
+    jobs.raise_progress(&lease, 40).await.expect("progress");
+    jobs.raise_progress(&lease, 30).await.expect("progress");
     let now = jobs.get(job.guid).await.expect("get").expect("row");
     assert_eq!(now.progress, 40, "progress never goes down");
     let outputs = [Placed {
@@ -101,7 +103,7 @@ videoshare::store_test!(a_job_moves_through_its_life, |db| async move {
         copies: vec![PathBuf::from("/srv/copies/clip.mp4")],
     }];
     assert!(
-        jobs.complete(job.guid, allowed_from(JobStatus::Completed), &outputs)
+        jobs.complete(&lease, allowed_from(JobStatus::Completed), &outputs)
             .await
             .expect("complete")
     );
@@ -114,7 +116,7 @@ videoshare::store_test!(a_job_moves_through_its_life, |db| async move {
     // A second completion finds it moved on.
     assert!(
         !jobs
-            .complete(job.guid, allowed_from(JobStatus::Completed), &outputs)
+            .complete(&lease, allowed_from(JobStatus::Completed), &outputs)
             .await
             .expect("complete")
     );
@@ -171,7 +173,9 @@ videoshare::store_test!(an_interrupted_run_is_repaired, |db| async move {
     let running = jobs.insert(new_job("ann")).await.expect("insert");
     let stopping = jobs.insert(new_job("bob")).await.expect("insert");
     for _ in 0..2 {
-        jobs.claim_next(allowed_from).await.expect("claim");
+        jobs.claim("node-a", 10_000, allowed_from)
+            .await
+            .expect("claim");
     }
     jobs.transition(
         stopping.guid,
@@ -181,11 +185,18 @@ videoshare::store_test!(an_interrupted_run_is_repaired, |db| async move {
     )
     .await
     .expect("stopping");
-    let repaired = jobs
-        .recover_interrupted("stopped by a command", allowed_from)
+    // Another node's restart leaves them alone...
+    let theirs = jobs
+        .repair(Repair::HeldBy("node-b"), "stopped by a command", allowed_from)
         .await
         .expect("recover");
-    assert_eq!(repaired, 2);
+    assert_eq!(theirs, []);
+    // ...node A's restart puts them right.
+    let repaired = jobs
+        .repair(Repair::HeldBy("node-a"), "stopped by a command", allowed_from)
+        .await
+        .expect("recover");
+    assert_eq!(repaired.len(), 2);
     let running = jobs.get(running.guid).await.expect("get").expect("row");
     assert_eq!(running.status, JobStatus::Queued);
     assert_eq!(running.start_time, None);

@@ -48,6 +48,11 @@ pub(super) struct Control {
     pub stop: CancellationToken,
     /// Fired when the worker has written the job's outcome.
     finished: CancellationToken,
+    /// Fired when this node lost the job's lease (another node may take
+    /// it): the worker drops the encode and writes nothing.
+    pub lost: CancellationToken,
+    /// Which claim of the job the worker holds (its lease's fencing token).
+    pub attempt: i64,
     /// How fast ffmpeg last said it was going (kept in memory only: it
     /// changes four times a second and means nothing after a restart).
     rate: Mutex<Option<super::ffmpeg::Rate>>,
@@ -125,12 +130,14 @@ impl Control {
 }
 
 impl Running {
-    pub fn register(&self, guid: Guid) -> Registration<'_> {
+    pub fn register(&self, guid: Guid, attempt: i64) -> Registration<'_> {
         let control = Arc::new(Control {
             paused: watch::Sender::new(false),
             suspended: watch::Sender::new(false),
             stop: CancellationToken::new(),
             finished: CancellationToken::new(),
+            lost: CancellationToken::new(),
+            attempt,
             rate: Mutex::new(None),
         });
         self.jobs.lock().insert(guid, control.clone());
@@ -152,6 +159,15 @@ impl Running {
 
     pub fn len(&self) -> usize {
         self.jobs.lock().len()
+    }
+
+    /// Every running job with its handles.
+    pub fn all(&self) -> Vec<(Guid, Arc<Control>)> {
+        self.jobs
+            .lock()
+            .iter()
+            .map(|(guid, control)| (*guid, control.clone()))
+            .collect()
     }
 }
 

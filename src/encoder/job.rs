@@ -384,6 +384,8 @@ mod tests {
             check_in_time: 1_764_000_000_000,
             start_time: Some(1_764_000_001_000),
             completed_time: None,
+            node: None,
+            attempts: 1,
         }
     }
 

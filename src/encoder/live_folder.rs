@@ -31,6 +31,7 @@ use crate::encoder::preset::master;
 use crate::fsutil;
 use crate::media::hls_folder::{self, LadderFolderError};
 use crate::metrics::Metrics;
+use crate::store::jobs::Repair;
 use crate::store::{JobStore, StoreError};
 
 /// The marker of a folder being encoded; it holds the job's GUID.
@@ -168,15 +169,16 @@ pub fn folder_of(output: &Path) -> Option<&Path> {
         .flatten()
 }
 
-/// Removes the ladder folders that jobs a crash or shutdown left
-/// mid-flight were writing (their recorded output, still marked with
-/// their GUID) and forgets those jobs' outputs, so they start clean when
-/// they run again. Run before the jobs are put back in the queue. A folder
-/// that cannot be removed keeps its job's output recorded (the job tries
-/// again when it starts). Returns how many folders were removed.
-pub async fn clean_interrupted(jobs: &JobStore) -> Result<usize, StoreError> {
+/// Removes the ladder folders that the held jobs `scope` names (left
+/// mid-flight by a crash, a shutdown or a dead node) were writing (their
+/// recorded output, still marked with their GUID) and forgets those jobs'
+/// outputs, so they start clean when they run again. Run before the jobs
+/// are put back in the queue. A folder that cannot be removed keeps its
+/// job's output recorded (the job tries again when it starts). Returns how
+/// many folders were removed.
+pub async fn clean_interrupted(jobs: &JobStore, scope: Repair<'_>) -> Result<usize, StoreError> {
     let mut removed = 0;
-    for (guid, output) in jobs.interrupted_outputs().await? {
+    for (guid, output) in jobs.interrupted_outputs(scope).await? {
         let Some(folder) = folder_of(&output).map(Path::to_path_buf) else {
             continue;
         };

@@ -4,7 +4,8 @@
 //! Owns the job state machine ([`job`]), the scheduler ([`scheduler`]), job
 //! control ([`control`], which owns the registry of running jobs the
 //! scheduler asks), why jobs fail ([`failure`]), the ffmpeg runner
-//! ([`ffmpeg`]), an HLS ladder's folder while it encodes ([`live_folder`]), presets
+//! ([`ffmpeg`]), an HLS ladder's folder while it encodes ([`live_folder`]),
+//! this process as a node of a farm: its leases and sweeps ([`farm`]), presets
 //! ([`preset`]), path mapping and allowed roots ([`paths`]), one handler
 //! per Carbon task type ([`tasks`]) and the socket server ([`server`]).
 //! Every ingest path ends in [`Encoder::submit`].
@@ -13,6 +14,7 @@
 
 pub mod control;
 pub mod failure;
+pub mod farm;
 pub mod ffmpeg;
 pub mod job;
 pub mod live_folder;
@@ -32,7 +34,8 @@ use tokio_util::sync::CancellationToken;
 use crate::carbon::guid::InvalidGuid;
 use crate::carbon::{Guid, JobStatus, PresetId};
 use crate::metrics::Metrics;
-use crate::store::{JobStore, StoreError};
+use crate::store::jobs::Repair;
+use crate::store::{Backend, JobStore, NodeInfo, NodeStore, StoreError};
 use paths::{PathError, PathMapping, PathPolicy};
 use preset::Presets;
 
@@ -58,6 +61,10 @@ pub struct EncoderConfig {
     pub slots: usize,
     /// Written as `AgentIP` for jobs this node runs.
     pub agent_ip: String,
+    /// This node's name in the farm (checked: [`farm::check_node_name`]).
+    pub node: String,
+    /// Where this node's Carbon listener is, for the other nodes.
+    pub address: String,
     /// The presets jobs may name.
     pub presets: Presets,
     /// An encode whose output time does not move for this long is killed.
@@ -167,6 +174,8 @@ pub struct Encoder {
 
 struct Inner {
     jobs: JobStore,
+    nodes: NodeStore,
+    node_id: farm::NodeId,
     presets: Presets,
     paths: PathPolicy,
     tmp_dir: PathBuf,
@@ -184,18 +193,33 @@ struct Inner {
 }
 
 impl Encoder {
-    /// Prepares the encoder on `pool`: clears temp files a crash left behind
-    /// and repairs jobs it left mid-flight (see [`JobStore::recover_interrupted`]).
+    /// Prepares the encoder on `pool`: clears temp files a crash left behind,
+    /// registers this node, and repairs jobs it left mid-flight (see
+    /// [`JobStore::repair`]).
     pub async fn new(config: &EncoderConfig, pool: Db) -> anyhow::Result<Encoder> {
         let stale = crate::fsutil::reset_dir(&config.tmp_dir)?;
         let paths = PathPolicy::new(&config.roots, &config.mappings)?;
-        let jobs = JobStore::new(pool);
+        let exclusive = pool.backend() == Backend::Sqlite;
+        let jobs = JobStore::new(pool.clone());
+        let nodes = NodeStore::new(pool);
+        let node_id = farm::NodeId::new(config.node.clone());
+        let info = NodeInfo {
+            name: node_id.name.clone(),
+            instance: node_id.instance.clone(),
+            address: config.address.clone(),
+            slots: u32::try_from(config.slots.max(1)).unwrap_or(u32::MAX),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            encoders: installed_encoders(),
+        };
+        farm::register(&nodes, &info, exclusive).await?;
         // Before the jobs are requeued: a ladder folder a crash left
         // mid-encode is found through its job's recorded output.
-        let ladders = live_folder::clean_interrupted(&jobs).await?;
+        let mine = Repair::HeldBy(&node_id.name);
+        let ladders = live_folder::clean_interrupted(&jobs, mine).await?;
         let recovered = jobs
-            .recover_interrupted(control::STOPPED_BY_COMMAND, job::allowed_from)
-            .await?;
+            .repair(mine, control::STOPPED_BY_COMMAND, job::allowed_from)
+            .await?
+            .len();
         if recovered > 0 || stale > 0 || ladders > 0 {
             tracing::info!(
                 recovered,
@@ -204,9 +228,12 @@ impl Encoder {
                 "recovered from an interrupted run"
             );
         }
+        tracing::info!(node = %node_id.name, "encoder node registered");
         Ok(Encoder {
             inner: Arc::new(Inner {
                 jobs,
+                nodes,
+                node_id,
                 presets: config.presets.clone(),
                 paths,
                 tmp_dir: config.tmp_dir.clone(),
@@ -220,6 +247,11 @@ impl Encoder {
                 wake: Notify::new(),
             }),
         })
+    }
+
+    /// This node's name in the farm.
+    pub fn node_name(&self) -> &str {
+        &self.inner.node_id.name
     }
 
     pub fn presets(&self) -> &Presets {
@@ -270,4 +302,15 @@ impl Encoder {
             .await?
             .map(|job| (job.status, job.failure)))
     }
+}
+
+/// The ffmpeg encoders this machine has, sorted (empty when ffmpeg cannot
+/// be asked).
+fn installed_encoders() -> Vec<String> {
+    let mut names: Vec<String> = preset::ffmpeg_encoders()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    names.sort();
+    names
 }

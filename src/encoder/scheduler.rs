@@ -1,6 +1,6 @@
 //! Runs queued jobs: N slots, highest priority first; within a priority the
 //! owners (`User`) take turns, each owner's jobs oldest first (the order is
-//! the store's `claim_next`). A job caught by
+//! the store's `claim`, under a lease [`super::farm`] renews). A job caught by
 //! shutdown goes back to QUEUED; a stopped one becomes STOPPED; a failure
 //! becomes ERROR with the reason (a [`JobFailure`], recorded as its
 //! [`PublicMessage`]); the next job starts either way.
@@ -23,13 +23,13 @@ use super::failure::{FileName, JobFailure, PublicMessage};
 use super::job::allowed_from;
 use super::live_folder::{self, LiveFolder};
 use super::preset::{Preset, SourcePicture, ladder::MASTER_PLAYLIST};
-use super::{Encoder, ffmpeg};
+use super::{Encoder, farm, ffmpeg};
 use crate::carbon::{Guid, JobStatus};
 use crate::fsutil::TempFile;
 use crate::media::MediaInfo;
 use crate::store::Job;
 use crate::store::StoreError;
-use crate::store::jobs::{AudioSource, Change, CopySpec, Destination, Placed};
+use crate::store::jobs::{AudioSource, Change, CopySpec, Destination, Lease, Placed, Repair};
 
 /// Retries of writing a job's outcome before giving up (the job is then
 /// repaired at the next start), the first after this wait, each next one
@@ -41,7 +41,7 @@ impl Encoder {
     /// Starts the scheduler with the configured number of slots; it runs
     /// until `shutdown` is cancelled, then waits for its workers and leaves
     /// the jobs they held as a crash would, repaired by
-    /// [`JobStore::recover_interrupted`](crate::store::JobStore::recover_interrupted).
+    /// [`JobStore::repair`](crate::store::JobStore::repair).
     pub fn spawn_scheduler(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let encoder = self.clone();
         tokio::spawn(async move { encoder.schedule(shutdown).await })
@@ -59,7 +59,7 @@ impl Encoder {
                 },
                 _ = shutdown.cancelled() => break,
             };
-            let Some(job) = self.next_job(&shutdown).await else {
+            let Some((job, lease)) = self.next_job(&shutdown).await else {
                 break;
             };
             let encoder = self.clone();
@@ -67,7 +67,7 @@ impl Encoder {
             let span = tracing::info_span!("job", guid = %job.guid);
             workers.spawn(
                 async move {
-                    encoder.run(job, stop).await;
+                    encoder.run(job, lease, stop).await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -75,7 +75,8 @@ impl Encoder {
         }
         while workers.join_next().await.is_some() {}
         // Their ladder folders are gone (dropped unfinished): forget them.
-        if let Err(e) = live_folder::clean_interrupted(&self.inner.jobs).await {
+        let mine = Repair::HeldBy(&self.inner.node_id.name);
+        if let Err(e) = live_folder::clean_interrupted(&self.inner.jobs, mine).await {
             tracing::error!(error = %e, "could not forget interrupted ladder outputs");
         }
         // Jobs caught mid-encode go back to the queue (paused ones stay
@@ -84,23 +85,30 @@ impl Encoder {
         match self
             .inner
             .jobs
-            .recover_interrupted(STOPPED_BY_COMMAND, allowed_from)
+            .repair(mine, STOPPED_BY_COMMAND, allowed_from)
             .await
         {
-            Ok(n) if n > 0 => tracing::info!(jobs = n, "interrupted jobs put back"),
+            Ok(jobs) if !jobs.is_empty() => {
+                tracing::info!(jobs = jobs.len(), "interrupted jobs put back")
+            }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not put interrupted jobs back"),
+        }
+        let me = &self.inner.node_id;
+        if let Err(e) = self.inner.nodes.leave(&me.name, &me.instance).await {
+            tracing::warn!(error = %e, "could not record that this node left");
         }
     }
 
     /// Waits for a runnable job and claims it; `None` on shutdown. A
     /// disabled node (`NodeCommand SetNodeStatus Enabled.DWD="0"`) claims
     /// nothing until it is enabled again.
-    async fn next_job(&self, shutdown: &CancellationToken) -> Option<Job> {
+    async fn next_job(&self, shutdown: &CancellationToken) -> Option<(Job, Lease)> {
+        let me = &self.inner.node_id.name;
         loop {
             if self.inner.node.is_enabled() {
-                match self.inner.jobs.claim_next(allowed_from).await {
-                    Ok(Some(job)) => return Some(job),
+                match self.inner.jobs.claim(me, farm::lease_ms(), allowed_from).await {
+                    Ok(Some(claimed)) => return Some(claimed),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot read the job queue; retrying"),
                 }
@@ -114,23 +122,34 @@ impl Encoder {
         }
     }
 
-    async fn run(&self, job: Job, shutdown: CancellationToken) {
+    async fn run(&self, job: Job, lease: Lease, shutdown: CancellationToken) {
         let guid = job.guid;
         if let Some(started) = job.start_time {
             let waited = (started - job.check_in_time).max(0) as f64 / 1000.0;
             self.inner.metrics.queue_wait_seconds.observe(waited);
         }
-        let registration = self.inner.running.register(guid);
+        let registration = self.inner.running.register(guid, lease.attempt);
         let control = registration.control.clone();
         // Only probing and ffmpeg are cancelled, by a shutdown or a Stop.
         // Placing the outputs and recording them always finish: a job whose
         // outputs are in place must not be encoded twice.
         let transcoded = tokio::select! {
-                        transcoded = self.transcode(&job, &control) => Some(transcoded),
+            transcoded = self.transcode(&job, &lease, &control) => Some(transcoded),
             // Dropping the future kills ffmpeg and removes its temp files.
             _ = control.stop.cancelled() => None,
             _ = shutdown.cancelled() => None,
+            _ = control.lost.cancelled() => None,
         };
+        // Nothing may be placed or written once another node may have the
+        // job: the last renewal, just before placing, makes sure.
+        let still_held = match &transcoded {
+            Some(Ok(_)) => self.still_held(&lease).await,
+            _ => !control.lost.is_cancelled(),
+        };
+        if !still_held {
+            tracing::warn!("lease lost: the encode is dropped, left to the node that takes the job");
+            return;
+        }
         let outcome = match transcoded {
             Some(Ok(temps)) => self.place_outputs(&job, temps).await,
             Some(Err(reason)) => Err(Failed::before_output(reason)),
@@ -149,7 +168,7 @@ impl Encoder {
         // A momentary database error (busy, I/O) must not leave the job
         // STARTED with no worker until the next restart: retry, since every
         // step only moves a job that is still where it was.
-        let recorded = (|| self.record_outcome(guid, &outcome, stopped))
+        let recorded = (|| self.record_outcome(&lease, &outcome, stopped))
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(OUTCOME_FIRST_WAIT)
@@ -172,71 +191,114 @@ impl Encoder {
     /// job asked to stop (STOPPING) is STOPPED.
     async fn record_outcome(
         &self,
-        guid: Guid,
+        lease: &Lease,
         outcome: &Result<Vec<Placed>, Failed>,
         stopped: bool,
     ) -> Result<(), StoreError> {
         let jobs = &self.inner.jobs;
         match outcome {
             Ok(outputs) => {
-                jobs.complete(guid, allowed_from(JobStatus::Completed), outputs)
+                let done = jobs
+                    .complete(lease, allowed_from(JobStatus::Completed), outputs)
                     .await?;
+                if !done {
+                    self.discard_if_lost(lease, outputs).await?;
+                }
             }
             Err(failed) => {
                 // Outputs already in place (a copy failed after them) are
                 // the job's: recorded, so they are reported, not orphaned.
                 // A ladder recorded while it encoded, and removed since,
                 // is forgotten.
-                jobs.record_outputs(guid, &failed.placed).await?;
+                if !jobs.record_outputs(lease, &failed.placed).await? {
+                    return self.discard_if_lost(lease, &failed.placed).await;
+                }
                 if stopped {
-                    return self.mark_stopped(guid).await;
+                    return self.mark_stopped(lease).await;
                 }
                 let change = Change {
                     failure: Some(PublicMessage::from(&failed.reason).into_string()),
                     ..Change::default()
                 };
-                jobs.transition(
-                    guid,
-                    allowed_from(JobStatus::Error),
-                    JobStatus::Error,
-                    change,
-                )
-                .await?;
+                let to = JobStatus::Error;
+                jobs.transition_held(lease, allowed_from(to), to, change)
+                    .await?;
             }
         }
-        self.mark_stopped(guid).await
+        self.mark_stopped(lease).await
     }
 
     /// A job asked to stop (STOPPING) is STOPPED.
-    async fn mark_stopped(&self, guid: Guid) -> Result<(), StoreError> {
+    async fn mark_stopped(&self, lease: &Lease) -> Result<(), StoreError> {
         let change = Change {
             failure: Some(STOPPED_BY_COMMAND.to_owned()),
             ..Change::default()
         };
+        let (from, to) = ([JobStatus::Stopping], JobStatus::Stopped);
         self.inner
             .jobs
-            .transition(guid, &[JobStatus::Stopping], JobStatus::Stopped, change)
+            .transition_held(lease, &from, to, change)
             .await?;
         Ok(())
+    }
+
+    /// One last renewal of `lease` (placing outputs of a job another node
+    /// took would give it two); a database error counts as lost.
+    async fn still_held(&self, lease: &Lease) -> bool {
+        match self.inner.jobs.renew_one(lease, farm::lease_ms()).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the lease before placing outputs");
+                false
+            }
+        }
+    }
+
+    /// Removes outputs placed for a job whose lease turned out lost in the
+    /// meantime: the node that took it writes its own.
+    async fn discard_if_lost(&self, lease: &Lease, placed: &[Placed]) -> Result<(), StoreError> {
+        let now = self.inner.jobs.get(lease.guid).await?;
+        let ours = now.is_some_and(|job| {
+            job.node.as_deref() == Some(lease.node.as_str())
+                && i64::from(job.attempts) == lease.attempt
+        });
+        if ours || placed.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!("lease lost while placing outputs: removing them");
+        let placed = placed.to_vec();
+        crate::fsutil::off_runtime(move || {
+            for p in &placed {
+                let removed = match live_folder::folder_of(&p.output) {
+                    Some(folder) => std::fs::remove_dir_all(folder),
+                    None => std::fs::remove_file(&p.output),
+                };
+                if let Err(e) = removed {
+                    tracing::warn!(output = %p.output.display(), error = %e, "could not remove an output");
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e: std::io::Error| StoreError::Corrupt {
+            table: "destinations",
+            reason: e.to_string(),
+        })
     }
 
     /// Moves a probed job from STARTING to STARTED. A job paused while it
     /// was probed (and maybe resumed since) encodes anyway, suspended if
     /// still paused; any other change means it must not run.
-    async fn mark_started(&self, guid: Guid) -> Result<(), JobFailure> {
+    async fn mark_started(&self, lease: &Lease) -> Result<(), JobFailure> {
         let jobs = &self.inner.jobs;
+        let (from, to) = ([JobStatus::Starting], JobStatus::Started);
         let started = jobs
-            .transition(
-                guid,
-                &[JobStatus::Starting],
-                JobStatus::Started,
-                Change::default(),
-            )
+            .transition_held(lease, &from, to, Change::default())
             .await?;
         if started {
             return Ok(());
         }
-        let now = jobs.get(guid).await?;
+        let now = jobs.get(lease.guid).await?;
         if now.is_some_and(|j| matches!(j.status, JobStatus::Paused | JobStatus::Started)) {
             Ok(())
         } else {
@@ -251,6 +313,7 @@ impl Encoder {
     async fn transcode(
         &self,
         job: &Job,
+        lease: &Lease,
         control: &Arc<Control>,
     ) -> Result<Vec<(Staged, Destination, String)>, JobFailure> {
         let inner = &self.inner;
@@ -304,7 +367,7 @@ impl Encoder {
             } else {
                 info.check_has_audio().map_err(JobFailure::NoSound)?;
             }
-            self.mark_started(job.guid).await?;
+            self.mark_started(lease).await?;
             duration_known.send_replace(inputs_now.encoded_duration(info.duration));
             Ok::<MediaInfo, JobFailure>(info)
         };
@@ -321,7 +384,7 @@ impl Encoder {
                 has_audio: info.audio.is_some(),
             });
         }
-        let plans = self.stage(job.guid, wanted).await?;
+        let plans = self.stage(lease, control, wanted).await?;
         let ladders: Vec<PathBuf> = plans
             .iter()
             .filter_map(|(staged, _, _)| match staged {
@@ -338,6 +401,7 @@ impl Encoder {
         let encode = ffmpeg::run(args, duration, suspension, inner.stall, |progress| {
             let jobs = jobs.clone();
             let guid = job.guid;
+            let lease = lease.clone();
             if let ffmpeg::Progress::Rate(rate) = progress {
                 control.set_rate(rate);
             }
@@ -348,7 +412,7 @@ impl Encoder {
             }
             async move {
                 if let ffmpeg::Progress::Percent(percent) = progress
-                    && let Err(e) = jobs.raise_progress(guid, percent).await
+                    && let Err(e) = jobs.raise_progress(&lease, percent).await
                 {
                     tracing::warn!(error = %e, "could not record progress");
                 }
@@ -407,10 +471,12 @@ impl Encoder {
     /// the job's output, so `TargetFiles` name it while it encodes.
     async fn stage<'p>(
         &self,
-        guid: Guid,
+        lease: &Lease,
+        control: &Control,
         wanted: Vec<(Destination, &'p Preset)>,
     ) -> Result<Vec<(Staged, Destination, &'p Preset)>, JobFailure> {
         let inner = &self.inner;
+        let guid = lease.guid;
         let mut plans = Vec::with_capacity(wanted.len());
         for (index, (d, preset)) in wanted.into_iter().enumerate() {
             if preset.ladder.is_none() {
@@ -430,11 +496,16 @@ impl Encoder {
             })
             .await
             .map_err(JobFailure::Ladder)?;
-            inner
+            let recorded = inner
                 .jobs
-                .record_output(guid, index, &folder.master())
+                .record_output(lease, index, &folder.master())
                 .await?;
             plans.push((Staged::Ladder(folder), d, preset));
+            if !recorded {
+                // Dropping the plans removes the folder just claimed.
+                control.lost.cancel();
+                return Err(JobFailure::ChangedBeforeStart);
+            }
         }
         Ok(plans)
     }

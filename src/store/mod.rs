@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod jobs;
+pub mod nodes;
 pub mod sessions;
 #[doc(hidden)]
 pub mod testing;
@@ -26,6 +27,7 @@ use crate::carbon::{Guid, JobStatus};
 use crate::owner::Owner;
 
 pub use jobs::{Job, JobStore, NewJob};
+pub use nodes::{Node, NodeInfo, NodeStore};
 // `jobs::Destination` stays qualified: the Carbon message has one too.
 pub use accounts::AccountStore;
 pub use sessions::SessionStore;
@@ -190,6 +192,15 @@ pub async fn open(path: &Path) -> Result<Db, StoreError> {
         pool,
         backend: Backend::Sqlite,
     })
+}
+
+/// The database's own clock in unix milliseconds, as SQL: what leases are
+/// timed by, so the nodes' clocks never matter.
+fn db_now(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+        Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    }
 }
 
 /// Milliseconds since the Unix epoch, the time format of every table.

@@ -217,7 +217,7 @@ impl Presets {
 
 /// The encoder names this machine's ffmpeg has (`ffmpeg -encoders`);
 /// `None` when ffmpeg cannot be asked (encodes would fail and say so).
-fn ffmpeg_encoders() -> Option<std::collections::HashSet<String>> {
+pub(crate) fn ffmpeg_encoders() -> Option<std::collections::HashSet<String>> {
     let out = std::process::Command::new("ffmpeg")
         .args(FfmpegArgs::new().with(["-encoders"]))
         .output()

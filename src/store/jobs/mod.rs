@@ -2,7 +2,8 @@
 //!
 //! [`rows`] turns table rows into typed jobs; [`cache`] keeps the rows the
 //! status polls read, forgotten on every write; [`outputs`] records what
-//! each destination wrote.
+//! each destination wrote; [`lease`] is how an encoder node takes a job and
+//! holds it (claims, leases, the fenced writes of its worker, repairs).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use crate::store::{Backend, Db};
 use serde::{Deserialize, Serialize};
 
 mod cache;
+mod lease;
 mod order;
 mod outputs;
 mod rows;
@@ -20,8 +22,10 @@ use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::message::Trim;
 use crate::carbon::{Guid, JobStatus, PresetId};
 use cache::ReadCache;
+use lease::{bind_fence, fence_sql, lease_after};
+pub use lease::{Lease, Repair, Swept};
 use order::QUEUE;
-use outputs::{forget_outputs, write_outputs};
+use outputs::forget_outputs;
 use rows::{COLUMNS, DestinationRow, JobRow};
 
 /// The state machine's rule (`encoder::job::allowed_from`): the statuses
@@ -55,6 +59,10 @@ pub struct Job {
     pub check_in_time: i64,
     pub start_time: Option<i64>,
     pub completed_time: Option<i64>,
+    /// The encoder node that claimed it last (kept once it ended).
+    pub node: Option<String>,
+    /// How many times a node claimed it.
+    pub attempts: u32,
 }
 
 /// Where a job's sound comes from.
@@ -107,6 +115,8 @@ impl Job {
             check_in_time: 0,
             start_time: None,
             completed_time: None,
+            node: None,
+            attempts: 0,
         }
     }
 }
@@ -172,23 +182,25 @@ fn ticks(t: u64) -> i64 {
 }
 
 /// Moves a job in `from` to `to` inside `tx`, applying `set` (SQL
-/// assignments in which `$3` is the current time). Returns whether it moved.
+/// assignments in which `$3` is the current time), fenced by `lease` when
+/// given. Returns whether it moved.
 async fn move_job(
     tx: &mut sqlx::AnyConnection,
     guid: Guid,
-    from: &[JobStatus],
-    to: JobStatus,
+    fence: Option<&Lease>,
+    (from, to): (&[JobStatus], JobStatus),
     set: &str,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE jobs SET status = $1, {set} WHERE guid = $2 AND status IN ({})",
-        status_literals(from)
+    let query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = $1, {set}, {} WHERE guid = $2 AND status IN ({}){}",
+        lease_after(to),
+        status_literals(from),
+        fence_sql(fence, 4)
     )))
     .bind(to.as_str())
     .bind(guid.to_string())
-    .bind(now_ms())
-    .execute(tx)
-    .await?;
+    .bind(now_ms());
+    let done = bind_fence(query, fence).execute(tx).await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -372,32 +384,9 @@ impl JobStore {
         Ok(positions)
     }
 
-    /// Atomically takes the job at the head of the queue (see [`QUEUE`]:
-    /// highest priority, then the owner served least, then the longest in
-    /// the queue) and marks it STARTING, if the state machine allows the
-    /// move from its status.
-    pub async fn claim_next(&self, allowed_from: AllowedFrom) -> Result<Option<Job>, StoreError> {
-        let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE jobs SET status = $1, progress = 0, failure = '', start_time = $2 \
-             WHERE seq = (WITH {} SELECT seq FROM queue WHERE place = 1) \
-             AND status IN ({}) \
-             RETURNING {COLUMNS}",
-            &*QUEUE,
-            status_literals(allowed_from(JobStatus::Starting))
-        )))
-        .bind(JobStatus::Starting.as_str())
-        .bind(now_ms())
-        .fetch_optional(self.db.pool())
-        .await?;
-        let job = row.map(Job::try_from).transpose()?;
-        if let Some(job) = &job {
-            self.cache.forget(job.guid);
-        }
-        Ok(job)
-    }
-
     /// Moves a job to `to` if its current status is one of `from`, applying
-    /// `change`. Returns whether the job moved.
+    /// `change`. Returns whether the job moved. For a client's command: a
+    /// worker's own moves go through [`JobStore::transition_held`].
     pub async fn transition(
         &self,
         guid: Guid,
@@ -405,12 +394,38 @@ impl JobStore {
         to: JobStatus,
         change: Change,
     ) -> Result<bool, StoreError> {
+        self.change_status(guid, None, from, to, change).await
+    }
+
+    /// [`JobStore::transition`] by the worker holding `lease`: refused
+    /// (`false`) once the lease is lost.
+    pub async fn transition_held(
+        &self,
+        lease: &Lease,
+        from: &[JobStatus],
+        to: JobStatus,
+        change: Change,
+    ) -> Result<bool, StoreError> {
+        self.change_status(lease.guid, Some(lease), from, to, change)
+            .await
+    }
+
+    async fn change_status(
+        &self,
+        guid: Guid,
+        fence: Option<&Lease>,
+        from: &[JobStatus],
+        to: JobStatus,
+        change: Change,
+    ) -> Result<bool, StoreError> {
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET status = $1, progress = COALESCE($2, progress), \
              failure = COALESCE($3, failure), \
-             completed_time = CASE WHEN $4 THEN $5 ELSE completed_time END \
-             WHERE guid = $6 AND status IN ({})",
-            status_literals(from)
+             completed_time = CASE WHEN $4 THEN $5 ELSE completed_time END, {} \
+             WHERE guid = $6 AND status IN ({}){}",
+            lease_after(to),
+            status_literals(from),
+            fence_sql(fence, 7)
         )))
         .bind(to.as_str())
         .bind(change.progress.map(i64::from))
@@ -418,29 +433,13 @@ impl JobStore {
         .bind(to.is_terminal())
         .bind(now_ms())
         .bind(guid.to_string());
-        let moved = query.execute(self.db.pool()).await?.rows_affected() == 1;
+        let moved = bind_fence(query, fence)
+            .execute(self.db.pool())
+            .await?
+            .rows_affected()
+            == 1;
         self.cache.forget(guid);
         Ok(moved)
-    }
-
-    /// Records a job's outputs (and their copies) and moves it to COMPLETED
-    /// at 100 %, in one transaction. Returns whether the job moved (it was
-    /// in one of `from`).
-    pub async fn complete(
-        &self,
-        guid: Guid,
-        from: &[JobStatus],
-        outputs: &[Placed],
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.db.pool().begin().await?;
-        let set = "progress = 100, failure = '', completed_time = $3";
-        if !move_job(&mut tx, guid, from, JobStatus::Completed, set).await? {
-            return Ok(false);
-        }
-        write_outputs(&mut tx, guid, outputs).await?;
-        tx.commit().await?;
-        self.cache.forget(guid);
-        Ok(true)
     }
 
     /// Puts a job in `from` back at the end of the queue as if new: progress,
@@ -449,7 +448,7 @@ impl JobStore {
         let mut tx = self.db.pool().begin().await?;
         let set = "progress = 0, failure = '', start_time = NULL, completed_time = NULL, \
                    queued_at = $3";
-        let moved = move_job(&mut tx, guid, from, JobStatus::Queued, set).await?;
+        let moved = move_job(&mut tx, guid, None, (from, JobStatus::Queued), set).await?;
         if moved {
             forget_outputs(&mut tx, guid).await?;
         }
@@ -477,80 +476,5 @@ impl JobStore {
             .await?;
         self.cache.forget(guid);
         Ok(done.rows_affected() == 1)
-    }
-
-    /// Raises a running job's progress; never lowers it.
-    pub async fn raise_progress(&self, guid: Guid, progress: u32) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET progress = CASE WHEN progress < $1 THEN $1 ELSE progress END \
-             WHERE guid = $2 AND status = $3",
-        )
-            .bind(i64::from(progress.min(100)))
-            .bind(guid.to_string())
-            .bind(JobStatus::Started.as_str())
-            .execute(self.db.pool())
-            .await?;
-        self.cache.forget(guid);
-        Ok(())
-    }
-
-    /// Repairs what a crash or shutdown left mid-flight, in one transaction:
-    /// jobs being encoded go back to QUEUED keeping their place; a paused
-    /// encode stays PAUSED but will start over when resumed; a job being
-    /// stopped is STOPPED. Every change of status is one the state machine
-    /// (`allowed_from`) allows. Returns how many jobs changed.
-    pub async fn recover_interrupted(
-        &self,
-        stopped_reason: &str,
-        allowed_from: AllowedFrom,
-    ) -> Result<u64, StoreError> {
-        use JobStatus::*;
-        let mut tx = self.db.pool().begin().await?;
-        let mut changed = 0;
-        // Carbon's transient statuses are never entered here (see
-        // `allowed_from`): only the statuses a worker holds are repaired.
-        let allowed = |from: &[JobStatus], to: JobStatus| -> Vec<JobStatus> {
-            let allowed = allowed_from(to);
-            from.iter()
-                .copied()
-                .filter(|s| allowed.contains(s))
-                .collect()
-        };
-        let fixes = [
-            (
-                allowed(&[Starting, Started], Queued),
-                Queued,
-                "progress = 0, start_time = NULL",
-            ),
-            // Not a change of status: a suspended encode only loses its
-            // progress and start, so it starts over when resumed.
-            (vec![Paused], Paused, "progress = 0, start_time = NULL"),
-            (
-                allowed(&[Stopping], Stopped),
-                Stopped,
-                "completed_time = $3, \
-                 failure = CASE WHEN failure = '' THEN $1 ELSE failure END",
-            ),
-        ];
-        for (from, to, also) in fixes {
-            // `Paused → Paused` must only touch encodes that had started.
-            let started = if to == Paused {
-                " AND start_time IS NOT NULL"
-            } else {
-                ""
-            };
-            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE jobs SET status = $2, {also} WHERE status IN ({}){started}",
-                status_literals(&from)
-            )))
-            .bind(stopped_reason)
-            .bind(to.as_str())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-            changed += done.rows_affected();
-        }
-        tx.commit().await?;
-        self.cache.forget_all();
-        Ok(changed)
     }
 }

@@ -18,7 +18,7 @@ const HOLDING_A_SLOT: [JobStatus; 7] = [
 
 /// The queue in the order its jobs start, as the common table `queue`
 /// (`seq`, `guid`, `place`; place 1 starts next): the one order that
-/// [`JobStore::claim_next`](super::JobStore::claim_next) takes from and the queue positions report.
+/// [`JobStore::claim`](super::JobStore::claim) takes from and the queue positions report.
 ///
 /// Highest priority first; within a priority, owners (the job's `User`)
 /// take turns: each owner's oldest job comes before anyone's second
@@ -98,10 +98,10 @@ mod tests {
             // first; Bob's next, since Ann was just served.
             for guid in [c_high, a1, b1] {
                 let claimed = jobs
-                    .claim_next(crate::encoder::job::allowed_from)
+                    .claim("node", 10_000, crate::encoder::job::allowed_from)
                     .await
                     .expect("claim")
-                    .map(|j| j.guid);
+                    .map(|(j, _)| j.guid);
                 assert_eq!(claimed, Some(guid));
             }
     });

@@ -29,6 +29,8 @@ pub(super) struct JobRow {
     check_in_time: i64,
     start_time: Option<i64>,
     completed_time: Option<i64>,
+    node: Option<String>,
+    attempts: i64,
 }
 
 impl TryFrom<JobRow> for Job {
@@ -64,6 +66,8 @@ impl TryFrom<JobRow> for Job {
             check_in_time: row.check_in_time,
             start_time: row.start_time,
             completed_time: row.completed_time,
+            node: row.node,
+            attempts: read.unsigned(row.attempts)?,
         })
     }
 }
@@ -100,4 +104,4 @@ impl TryFrom<DestinationRow> for Destination {
 
 pub(super) const COLUMNS: &str = "seq, guid, name, \"user\", status, progress, description, failure, notes, priority, \
                        source_path, audio_path, no_audio, trim_in, trim_out, source_copies, \
-                       check_in_time, start_time, completed_time";
+                       check_in_time, start_time, completed_time, node, attempts";

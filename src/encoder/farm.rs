@@ -1,0 +1,243 @@
+//! This encoder as a node of a farm: many `videoshare encoder` processes on
+//! one PostgreSQL queue (on SQLite there is one node, and the same code
+//! runs). A node registers under its name and heartbeats; each worker holds
+//! its job under a lease this module renews; every node sweeps the farm for
+//! leases that ran out and puts their jobs back, so a job whose node died
+//! (kill -9, power or network cut) is finished by another.
+//!
+//! The times, and why:
+//! - a lease lasts [`LEASE`] (10 s), renewed every [`RENEW_EVERY`] (2 s):
+//!   four renewals may be missed (a loaded 2-core machine starves timers)
+//!   before a job is taken from a node that is in fact alive, which would
+//!   cost an encode done twice;
+//! - a node that could not renew for [`SELF_FENCE_AFTER`] (8 s, less than a
+//!   lease) drops its encodes itself, so it is off a job before anyone else
+//!   may claim it, even when it cannot reach the database to learn so;
+//! - every node sweeps every [`SWEEP_EVERY`] (1 s): a dead node's job is
+//!   back in the queue at most 10 + 1 s after its last renewal, and claimed
+//!   at once by an idle node;
+//! - a job that lost its lease [`MAX_LEASE_LOSSES`] (3) times ends in
+//!   ERROR: it is more likely to kill nodes than to be unlucky.
+//!
+//! It must not know about the Carbon socket or HTTP.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::Encoder;
+use super::control::STOPPED_BY_COMMAND;
+use super::job::allowed_from;
+use super::live_folder;
+use crate::carbon::JobStatus;
+use crate::store::jobs::Repair;
+use crate::store::{NodeInfo, NodeStore, StoreError};
+
+pub const LEASE: Duration = Duration::from_secs(10);
+pub const RENEW_EVERY: Duration = Duration::from_secs(2);
+pub const SELF_FENCE_AFTER: Duration = Duration::from_secs(8);
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+pub const MAX_LEASE_LOSSES: u32 = 3;
+
+/// The lease length as the store takes it.
+pub(super) fn lease_ms() -> i64 {
+    i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Who this node is: its name, and this process's instance of it.
+#[derive(Debug, Clone)]
+pub struct NodeId {
+    pub name: String,
+    pub instance: String,
+}
+
+impl NodeId {
+    pub fn new(name: String) -> NodeId {
+        NodeId {
+            name,
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+}
+
+/// The node name when `--node` is not given: the machine's host name.
+pub fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "local".to_owned())
+}
+
+/// Why `--node` was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BadNodeName {
+    #[error("--node must not be empty")]
+    Empty,
+    #[error("--node {0:?} is longer than 64 characters")]
+    TooLong(String),
+    #[error(
+        "--node {0:?} may hold only letters, digits, '-', '_' and '.' (it is shown in Carbon replies and metrics)"
+    )]
+    Characters(String),
+}
+
+/// Checks a node name given on the command line.
+pub fn check_node_name(name: &str) -> Result<String, BadNodeName> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(BadNodeName::Empty);
+    }
+    if name.chars().count() > 64 {
+        return Err(BadNodeName::TooLong(name.to_owned()));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(BadNodeName::Characters(name.to_owned()));
+    }
+    Ok(name.to_owned())
+}
+
+/// Registers the node, waiting (up to a lease and a renewal) for a process
+/// of the same name that was alive a moment ago to be presumed dead: a
+/// node restarted right after a crash takes its name back; two live nodes
+/// never share one. `exclusive` (SQLite: the data folder's lock already
+/// proves no other process runs) takes the name at once.
+pub async fn register(
+    nodes: &NodeStore,
+    info: &NodeInfo,
+    exclusive: bool,
+) -> anyhow::Result<()> {
+    let alive_ms = if exclusive { 0 } else { lease_ms() };
+    let deadline = Instant::now() + LEASE + RENEW_EVERY;
+    let mut said = false;
+    loop {
+        if nodes.register(info, alive_ms).await? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "another encoder node named {:?} is running on this database (it answered in the last {} s): give this one another --node",
+                info.name,
+                LEASE.as_secs()
+            );
+        }
+        if !said {
+            tracing::warn!(node = %info.name, "a node of this name was alive a moment ago; waiting for it to be presumed dead");
+            said = true;
+        }
+        tokio::time::sleep(RENEW_EVERY / 2).await;
+    }
+}
+
+impl Encoder {
+    /// Heartbeats, renews this node's leases and sweeps the farm until
+    /// `shutdown`; then says the node left.
+    pub fn spawn_farm(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let encoder = self.clone();
+        tokio::spawn(async move { encoder.farm(shutdown).await })
+    }
+
+    async fn farm(self, shutdown: CancellationToken) {
+        let mut renew = tokio::time::interval(RENEW_EVERY);
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_renewed = Instant::now();
+        loop {
+            tokio::select! {
+                _ = renew.tick() => self.renew_leases(&mut last_renewed).await,
+                _ = sweep.tick() => self.sweep().await,
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    /// One heartbeat and renewal: workers whose lease is gone are told so;
+    /// if renewing has failed for [`SELF_FENCE_AFTER`], every worker is.
+    async fn renew_leases(&self, last_renewed: &mut Instant) {
+        let inner = &self.inner;
+        let held = inner.running.all();
+        let guids: Vec<_> = held.iter().map(|(guid, _)| *guid).collect();
+        let me = &inner.node_id;
+        let renewed = async {
+            if !inner.nodes.heartbeat(&me.name, &me.instance).await? {
+                tracing::error!(node = %me.name, "another process took this node's name: it was presumed dead");
+            }
+            inner.jobs.renew(&me.name, &guids, lease_ms()).await
+        }
+        .await;
+        match renewed {
+            Ok(leases) => {
+                *last_renewed = Instant::now();
+                let kept: HashMap<_, _> = leases
+                    .into_iter()
+                    .map(|(guid, attempt, status)| (guid, (attempt, status)))
+                    .collect();
+                for (guid, control) in &held {
+                    let still = kept
+                        .get(guid)
+                        .is_some_and(|(attempt, _)| *attempt == control.attempt);
+                    if !still && !control.lost.is_cancelled() {
+                        tracing::warn!(%guid, "this node lost the job's lease; dropping its encode");
+                        control.lost.cancel();
+                    }
+                }
+            }
+            Err(e) => {
+                let silent = last_renewed.elapsed();
+                tracing::warn!(error = %e, ?silent, "cannot renew this node's leases");
+                if silent >= SELF_FENCE_AFTER {
+                    for (guid, control) in &held {
+                        if !control.lost.is_cancelled() {
+                            tracing::error!(%guid, "no lease renewed for {SELF_FENCE_AFTER:?}: dropping the encode before another node takes the job");
+                            control.lost.cancel();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts back the jobs whose lease ran out, anywhere in the farm.
+    async fn sweep(&self) {
+        if let Err(e) = self.sweep_expired().await {
+            tracing::warn!(error = %e, "cannot sweep the farm for expired leases");
+        }
+    }
+
+    async fn sweep_expired(&self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let scope = Repair::Expired {
+            max_losses: MAX_LEASE_LOSSES,
+        };
+        // Cheap when nothing expired (the usual case): one indexed read.
+        if !inner.jobs.any_lease_expired().await? {
+            return Ok(());
+        }
+        live_folder::clean_interrupted(&inner.jobs, scope).await?;
+        let swept = inner
+            .jobs
+            .repair(scope, STOPPED_BY_COMMAND, allowed_from)
+            .await?;
+        let mut by_node: HashMap<String, u64> = HashMap::new();
+        for job in &swept {
+            let node = job.node.clone().unwrap_or_default();
+            tracing::warn!(guid = %job.guid, %node, status = %job.status, "the job's node stopped renewing its lease");
+            *by_node.entry(node).or_default() += 1;
+        }
+        for (node, expired) in by_node {
+            inner.nodes.count_expiries(&node, expired).await?;
+            inner.metrics.lease_expiries.inc_by(expired);
+        }
+        if swept.iter().any(|j| j.status == JobStatus::Queued) {
+            inner.wake.notify_waiters();
+            inner.wake.notify_one();
+        }
+        Ok(())
+    }
+}
