@@ -72,6 +72,20 @@ async fn the_output(farm: &Farm, node: &Node, guid: Guid) -> PathBuf {
     file
 }
 
+/// Polls until ffmpeg writes the ladder `folder` (its marker and a rung's
+/// folder are there): the job is in the middle of its encode.
+async fn ffmpeg_writes(folder: &Path) {
+    let deadline = Instant::now() + REQUEUE_LIMIT;
+    while !(folder.join(".encoding").is_file() && folder.join("480p").is_dir()) {
+        assert!(
+            Instant::now() < deadline,
+            "ffmpeg never wrote {}",
+            folder.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls the portal's view of job `guid` until it says COMPLETED: the
 /// portal learns of a job's end at its next poll of the encoder.
 async fn portal_says_completed(me: &common::Visitor, guid: Guid) {
@@ -201,11 +215,7 @@ async fn a_killed_nodes_job_is_finished_by_another() {
         })
         .await;
     assert_eq!(running.attempts, 1, "{running:?}");
-    let deadline = Instant::now() + REQUEUE_LIMIT;
-    while !(folder.join(".encoding").is_file() && folder.join("480p").is_dir()) {
-        assert!(Instant::now() < deadline, "ffmpeg never wrote the ladder");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ffmpeg_writes(&folder).await;
     let holder = usize::from(running.on("b"));
     let (victim, survivor) = (nodes[holder].name.clone(), nodes[1 - holder].name.clone());
     assert!(running.on(&victim), "{running:?}");
@@ -287,5 +297,118 @@ async fn a_node_started_later_picks_up_queued_work() {
     assert!(
         slow_row.on("a") && slow_row.attempts == 1 && slow_row.is_running(),
         "the slow job stays with a: {slow_row:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_that_kills_three_nodes_ends_in_error() {
+    common::require("ffmpeg");
+    let farm = Farm::new().await;
+    let mut live = vec![farm.node("n1").await, farm.node("n2").await];
+    let clip = make_clip(&farm.uploaded(), "deadly.mp4", 8, 854, 480);
+    let guid = queue(&farm, &live[0], &clip, SLOW_LADDER).await;
+    let folder = farm.streams().join("deadly");
+
+    // Each time: kill -9 the node encoding it, a fresh node joins so two
+    // stay up (one to sweep, one to claim).
+    let mut victims = Vec::new();
+    for (round, joins) in ["n3", "n4", "n5"].into_iter().enumerate() {
+        let claims = i64::try_from(round + 1).expect("a small number");
+        let running = farm
+            .wait_row(guid, "a node runs the job", REQUEUE_LIMIT, |r| {
+                r.attempts == claims && r.is(JobStatus::Started)
+            })
+            .await;
+        let holder = live
+            .iter()
+            .position(|n| running.on(&n.name))
+            .unwrap_or_else(|| panic!("a live node holds it: {running:?}"));
+        // (The sweeper removed the last round's folder before the requeue.)
+        ffmpeg_writes(&folder).await;
+        let mut victim = live.remove(holder);
+        victim.kill9().await;
+        victims.push(victim.name.clone());
+        live.push(farm.node(joins).await);
+    }
+
+    let ended = farm
+        .wait_row(guid, "the job ends in ERROR", REQUEUE_LIMIT, |r| {
+            r.is(JobStatus::Error)
+        })
+        .await;
+    assert_eq!(ended.attempts, 3, "never claimed a fourth time: {ended:?}");
+    eprintln!("nodes killed by the job: {victims:?}");
+    let entry = live[0]
+        .client()
+        .command(guid, videoshare::carbon::message::Command::QueryInfo)
+        .await
+        .expect("a live node knows the job");
+    assert_eq!(entry.status, JobStatus::Error);
+    let last = victims.last().expect("three victims");
+    assert!(
+        entry.failure().contains(last.as_str()),
+        "the reason names the last node lost: {:?}",
+        entry.failure()
+    );
+    // The sweeper removed the half-written ladder; nothing else is there.
+    assert!(
+        files_under_streams(&farm).is_empty(),
+        "{:?}; recorded outputs: {:?}",
+        files_under_streams(&farm),
+        farm.recorded_outputs(guid).await
+    );
+}
+
+fn files_under_streams(farm: &Farm) -> Vec<PathBuf> {
+    common::farm::files_under(&farm.streams())
+}
+
+#[tokio::test]
+async fn a_node_killed_as_it_claims_a_ladder_folder_leaves_no_twin() {
+    common::require("ffmpeg");
+    let farm = Farm::new().await;
+    let mut nodes = [farm.node("a").await, farm.node("b").await];
+    let clip = make_clip(&farm.uploaded(), "claimed.mp4", 4, 854, 480);
+    let guid = queue(&farm, &nodes[0], &clip, SLOW_LADDER).await;
+    let folder = farm.streams().join("claimed");
+    let running = farm
+        .wait_row(guid, "a node starts the job", REQUEUE_LIMIT, |r| {
+            r.is(JobStatus::Started) && r.node.is_some()
+        })
+        .await;
+    let holder = usize::from(running.on("b"));
+    let survivor = nodes[1 - holder].name.clone();
+
+    // Killed the moment its folder is marked: before, or just after, the
+    // node records the folder as the job's output.
+    let marker = folder.join(".encoding");
+    let deadline = std::time::Instant::now() + REQUEUE_LIMIT;
+    while !marker.is_file() {
+        assert!(std::time::Instant::now() < deadline, "never marked");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    nodes[holder].kill9().await;
+    let recorded = farm.recorded_outputs(guid).await;
+    eprintln!("killed as it claimed its folder; recorded outputs then: {recorded:?}");
+
+    let done = farm
+        .wait_row(guid, "the survivor completes the job", ENCODE_LIMIT, |r| {
+            r.is(JobStatus::Completed)
+        })
+        .await;
+    assert!(done.on(&survivor) && done.attempts == 2, "{done:?}");
+    assert_eq!(
+        the_output(&farm, &nodes[1 - holder], guid).await,
+        folder.join("master.m3u8")
+    );
+    assert_eq!(
+        names_in(&farm.streams()),
+        ["claimed"],
+        "one folder, no twin, no orphan"
+    );
+    assert!(
+        leftovers(&farm.streams()).is_empty(),
+        "{:?}",
+        leftovers(&farm.streams())
     );
 }

@@ -200,6 +200,18 @@ impl Farm {
             .unwrap_or_else(|| panic!("no job {guid} in the table"))
     }
 
+    /// The outputs recorded for job `guid`, one per destination (`None`
+    /// before one is named).
+    pub async fn recorded_outputs(&self, guid: Guid) -> Vec<Option<String>> {
+        let rows: Vec<(Option<String>,)> =
+            sqlx::query_as("SELECT output_path FROM destinations WHERE job_guid = $1 ORDER BY idx")
+                .bind(guid.to_string())
+                .fetch_all(self.db.db().pool())
+                .await
+                .expect("read the destinations table");
+        rows.into_iter().map(|(path,)| path).collect()
+    }
+
     /// Polls job `guid`'s row until `done` holds; fails after `limit`, or
     /// at once if the job ends otherwise than COMPLETED while waited for.
     pub async fn wait_row(
