@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::farm::{Farm, JobRow, Node, leftovers};
 use common::{SLOW_LADDER, make_clip, names_in};
 use tokio::time::Instant;
-use videoshare::carbon::message::JobQueue;
+use videoshare::carbon::message::{JobQueue, NodeCommand, NodeCommandKind, NodeSettings};
 use videoshare::carbon::{Guid, JobStatus};
 use videoshare::encoder::preset::{HLS_LADDER_PRESET, SEED_PRESET};
 
@@ -361,6 +361,61 @@ async fn a_job_that_kills_three_nodes_ends_in_error() {
 
 fn files_under_streams(farm: &Farm) -> Vec<PathBuf> {
     common::farm::files_under(&farm.streams())
+}
+
+#[tokio::test]
+async fn a_disabled_node_drains() {
+    common::require("ffmpeg");
+    let farm = Farm::new().await;
+    let a = farm.node("a").await;
+    let long_clip = make_clip(&farm.uploaded(), "long.mp4", 4, 854, 480);
+    let quick_clip = make_clip(&farm.uploaded(), "quick.mp4", 1, 320, 240);
+    let long = queue(&farm, &a, &long_clip, SLOW_LADDER).await;
+    farm.wait_row(long, "a runs the long job", REQUEUE_LIMIT, |r| {
+        r.on("a") && r.is_running()
+    })
+    .await;
+
+    // Disabled over its own Carbon socket while it encodes.
+    let disable = NodeCommand {
+        kind: NodeCommandKind::SetNodeStatus,
+        node_ip: None,
+        settings: NodeSettings {
+            enabled: Some(false),
+            ..NodeSettings::default()
+        },
+    };
+    a.client()
+        .node_command(disable)
+        .await
+        .expect("SetNodeStatus");
+    let quick = queue(&farm, &a, &quick_clip, SEED_PRESET).await;
+
+    // It finishes what it runs, and takes nothing new.
+    let done = farm
+        .wait_row(long, "a finishes the long job", ENCODE_LIMIT, |r| {
+            r.is(JobStatus::Completed)
+        })
+        .await;
+    assert!(done.on("a") && done.attempts == 1, "{done:?}");
+    let waited = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < waited {
+        let row = farm.row(quick).await;
+        assert!(
+            row.is(JobStatus::Queued),
+            "a disabled node took it: {row:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let b = farm.node("b").await;
+    let done = farm
+        .wait_row(quick, "b runs what a left", ENCODE_LIMIT, |r| {
+            r.is(JobStatus::Completed)
+        })
+        .await;
+    assert!(done.on("b") && done.attempts == 1, "{done:?}");
+    the_output(&farm, &b, quick).await;
 }
 
 /// A node killed while it claims a job's ladder folder (after it made
