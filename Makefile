@@ -21,16 +21,20 @@ test: deps-test
 	# or starts a throwaway one (docs/postgres-tests.md).
 	url=$$(scripts/ensure-postgres.sh) && VIDEOSHARE_TEST_DATABASE=$$url $(CARGO) test --locked
 	# The benchmark harness, tiny sizes: proves it runs (figures mean nothing).
-	$(CARGO) test --locked --bench bench
+	# Its farm and Carbon figures run on the test PostgreSQL too.
+	url=$$(scripts/ensure-postgres.sh) && VIDEOSHARE_TEST_DATABASE=$$url \
+		$(CARGO) test --locked --bench bench
 
 # Every test again, each app on PostgreSQL instead of SQLite (about 7 min).
 test-postgres: deps-test
 	url=$$(scripts/ensure-postgres.sh) && VIDEOSHARE_TEST_DATABASE=$$url \
 		VIDEOSHARE_TEST_BACKEND=postgres $(CARGO) test --locked
 
-# Every benchmark at full size (about 15 minutes); see docs/benchmarks.md.
+# Every benchmark at full size (about 25 minutes); see docs/benchmarks.md.
+# The farm and Carbon figures need PostgreSQL: the same throwaway server.
 bench: deps-test
-	$(CARGO) bench --locked --bench bench
+	url=$$(scripts/ensure-postgres.sh) && VIDEOSHARE_TEST_DATABASE=$$url \
+		$(CARGO) bench --locked --bench bench
 
 # The file the binary embeds (build.rs checks it). npm gives extracted files
 # an old fixed date, hence the touch: newer than the lock once installed.

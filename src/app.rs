@@ -16,7 +16,6 @@ use crate::config::file::Settings;
 use crate::config::{
     DatabaseArgs, EncoderArgs, EncoderOptions, PortalArgs, PortalOptions, ServeArgs,
 };
-use crate::store::{DatabaseUrl, Db};
 use crate::encoder::paths::PathPolicy;
 use crate::encoder::preset::{Presets, SEED_PRESET};
 use crate::encoder::server::{self, Habit, Limits};
@@ -24,6 +23,7 @@ use crate::encoder::{Encoder, EncoderConfig};
 use crate::metrics::Metrics;
 use crate::portal::session::SessionKeys;
 use crate::portal::{Portal, PortalConfig};
+use crate::store::{DatabaseUrl, Db};
 
 /// The folders under the data folder.
 #[derive(Debug, Clone)]
@@ -271,6 +271,7 @@ impl App {
                 default_dest: dirs.streams.clone(),
                 mappings,
                 slots: usize::from(options.encode_slots),
+                ffmpeg_threads: options.ffmpeg_threads,
                 agent_ip: reachable(carbon_addr).ip().to_string(),
                 node: match &options.node {
                     Some(name) => crate::encoder::farm::check_node_name(name)?,

@@ -14,11 +14,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::carbon::message::{
-    Command, Criterion, Destination, JobInfo, JobQueue, JobStatusList, ModuleData, Operator,
-    Source, TICKS_PER_SECOND,
+    Command, Criterion, Destination, JobInfo, JobQueue, JobStatusList, ModuleData, NodeCommand,
+    NodeCommandKind, NodeSettings, Operator, Source, TICKS_PER_SECOND,
 };
 use crate::carbon::{Client, ClientError, Guid, JobEntry, JobStatus, PresetId};
-use crate::config::{ConnectArgs, JobAction, JobArgs, JobsArgs, ProbeArgs, SubmitArgs};
+use crate::config::{
+    ConnectArgs, JobAction, JobArgs, JobsArgs, NodesAction, NodesArgs, ProbeArgs, SubmitArgs,
+};
 use crate::encoder::paths::SEED_STREAMS;
 use crate::encoder::preset::SEED_PRESET;
 
@@ -356,6 +358,62 @@ fn print_info(info: &JobInfo) {
             line(if i == 0 { "Output" } else { "Copy" }, file);
         }
     }
+}
+
+/// `videoshare nodes`: a table of the farm's nodes, or one enabled or
+/// disabled (the table of it after).
+pub async fn nodes(args: NodesArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(&args.connect);
+    let set = |node: &String, enabled: bool| {
+        let command = NodeCommand {
+            kind: NodeCommandKind::SetNodeStatus,
+            node_ip: Some(node.clone()),
+            settings: NodeSettings {
+                enabled: Some(enabled),
+                ..NodeSettings::default()
+            },
+        };
+        let client = &client;
+        async move { client.node_command(command).await.map_err(explain) }
+    };
+    let statuses = match &args.action {
+        None | Some(NodesAction::List) => {
+            let mut statuses = Vec::new();
+            for ip in client.node_list().await.map_err(explain)? {
+                let status = client
+                    .node_command(NodeCommand {
+                        kind: NodeCommandKind::GetServerNodeStatus,
+                        node_ip: Some(ip),
+                        settings: NodeSettings::default(),
+                    })
+                    .await
+                    .map_err(explain)?;
+                statuses.push(status);
+            }
+            statuses
+        }
+        Some(NodesAction::Enable { node }) => vec![set(node, true).await?],
+        Some(NodesAction::Disable { node }) => vec![set(node, false).await?],
+    };
+    let rows: Vec<[String; 7]> = statuses
+        .iter()
+        .map(|n| {
+            [
+                n.name.clone(),
+                n.ip.clone(),
+                n.state.clone(),
+                n.slots.to_string(),
+                n.free_slots.to_string(),
+                n.running_jobs.to_string(),
+                n.note.clone(),
+            ]
+        })
+        .collect();
+    table(
+        ["NODE", "IP", "STATE", "SLOTS", "FREE", "RUNNING", "NOTE"],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `videoshare presets`.

@@ -42,6 +42,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Jobs(args) => return cli::jobs(args).await,
         Command::Job(args) => return cli::job(args).await,
         Command::Presets(args) => return cli::presets(args).await,
+        Command::Nodes(args) => return cli::nodes(args).await,
         Command::Probe(args) => return cli::probe(args).await,
         Command::RotateSessionKey(args) => {
             let dir = &args.data;

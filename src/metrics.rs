@@ -24,6 +24,25 @@ pub struct StatusLabels {
     pub status: &'static str,
 }
 
+/// A farm node state, as a label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct NodeStateLabels {
+    pub state: String,
+}
+
+/// The encoder farm as the portal last saw it (through Carbon `NodeList`
+/// and `NodeCommand`).
+#[derive(Debug, Default)]
+pub struct FarmGauges {
+    /// Nodes in each state (`up`, `draining`, `disabled`).
+    pub nodes: Family<NodeStateLabels, Gauge>,
+    pub slots: Gauge,
+    pub slots_busy: Gauge,
+    pub queue_depth: Gauge,
+    /// Jobs taken back from nodes whose lease ran out, over the farm's life.
+    pub lease_expiries: Gauge,
+}
+
 /// Everything counted, and the registry that names it.
 #[derive(Debug)]
 pub struct Metrics {
@@ -53,6 +72,8 @@ pub struct Metrics {
     /// read from the process-wide bound in `media::probe` when rendered).
     ffprobe_running: Gauge,
     ffprobe_running_max: Gauge,
+    /// The encoder farm (set by the portal before each rendering).
+    pub farm: FarmGauges,
 }
 
 impl Default for Metrics {
@@ -118,6 +139,32 @@ impl Default for Metrics {
             "File versions the library probed (ffprobe and a thumbnail)",
             library_probes.clone(),
         );
+        let farm = FarmGauges::default();
+        registry.register(
+            "farm_nodes",
+            "Encoder nodes of the farm in each state",
+            farm.nodes.clone(),
+        );
+        registry.register(
+            "farm_slots",
+            "Encode slots of the farm's present nodes",
+            farm.slots.clone(),
+        );
+        registry.register(
+            "farm_slots_busy",
+            "Encode slots of the farm running a job",
+            farm.slots_busy.clone(),
+        );
+        registry.register(
+            "farm_queue_depth",
+            "Jobs queued in the farm",
+            farm.queue_depth.clone(),
+        );
+        registry.register(
+            "farm_lease_expiries",
+            "Jobs the farm took back from nodes whose lease ran out",
+            farm.lease_expiries.clone(),
+        );
         registry.register(
             "ffprobe_running",
             "ffprobe processes running now (bounded process-wide)",
@@ -142,6 +189,7 @@ impl Default for Metrics {
             library_probes,
             ffprobe_running,
             ffprobe_running_max,
+            farm,
         }
     }
 }

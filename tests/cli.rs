@@ -5,58 +5,14 @@ mod common;
 
 use std::path::Path;
 
+use common::cli::{ANY_PORT, CODER, fails, ok, videoshare};
 use common::{DEADLINE, make_clip, names_in, spawn_app};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use videoshare::carbon::Client;
 
-const BIN: &str = env!("CARGO_BIN_EXE_videoshare");
-
-/// The second Carbon listener's setting: on a free port, so encoders
-/// started side by side do not fight over Carbon Coder's 1120.
-const CODER: &str = "VIDEOSHARE_CARBON_CODER";
-const ANY_PORT: &str = "127.0.0.1:0";
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `videoshare ARGS` (async: the app under test shares this runtime).
-async fn videoshare(args: &[&str]) -> Run {
-    let out = tokio::time::timeout(
-        DEADLINE,
-        Command::new(BIN).args(args).env(CODER, ANY_PORT).output(),
-    )
-    .await
-    .expect("the command ends in time")
-    .expect("run videoshare");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// `videoshare ARGS --encoder ADDR`, which must succeed.
-async fn ok(args: &[&str], encoder: &str) -> String {
-    let mut all = args.to_vec();
-    all.extend(["--encoder", encoder]);
-    let run = videoshare(&all).await;
-    assert!(run.ok, "{args:?} failed: {}", run.stderr);
-    run.stdout
-}
-
-/// `videoshare ARGS --encoder ADDR`, which must fail; returns stderr.
-async fn fails(args: &[&str], encoder: &str) -> String {
-    let mut all = args.to_vec();
-    all.extend(["--encoder", encoder]);
-    let run = videoshare(&all).await;
-    assert!(!run.ok, "{args:?} should fail: {}", run.stdout);
-    run.stderr
-}
+use common::cli::BIN;
 
 fn text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
@@ -65,7 +21,7 @@ fn text(path: &Path) -> String {
 #[tokio::test]
 async fn every_subcommand_has_help() {
     for command in [
-        "serve", "encoder", "portal", "submit", "jobs", "job", "presets", "probe",
+        "serve", "encoder", "portal", "submit", "jobs", "job", "presets", "probe", "nodes",
     ] {
         let run = videoshare(&[command, "--help"]).await;
         assert!(

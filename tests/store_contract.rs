@@ -82,7 +82,10 @@ videoshare::store_test!(a_job_moves_through_its_life, |db| async move {
         .expect("a job");
     assert_eq!(claimed.node.as_deref(), Some("node-a"));
     assert_eq!(claimed.attempts, 1);
-    assert_eq!((claimed.guid, claimed.status), (job.guid, JobStatus::Starting));
+    assert_eq!(
+        (claimed.guid, claimed.status),
+        (job.guid, JobStatus::Starting)
+    );
     assert_eq!(jobs.queue_position(job.guid).await.expect("place"), None);
     let started = jobs
         .transition_held(
@@ -128,7 +131,10 @@ videoshare::store_test!(a_job_moves_through_its_life, |db| async move {
     let again = jobs.get(job.guid).await.expect("get").expect("row");
     assert_eq!((again.status, again.progress), (JobStatus::Queued, 0));
     let destinations = jobs.destinations(job.guid).await.expect("destinations");
-    assert_eq!(destinations[0].output_path, None, "requeued: outputs forgotten");
+    assert_eq!(
+        destinations[0].output_path, None,
+        "requeued: outputs forgotten"
+    );
     assert!(jobs.set_priority(job.guid, 7).await.expect("priority"));
     assert!(jobs.remove(job.guid).await.expect("remove"));
     assert!(!jobs.remove(job.guid).await.expect("remove"));
@@ -187,13 +193,21 @@ videoshare::store_test!(an_interrupted_run_is_repaired, |db| async move {
     .expect("stopping");
     // Another node's restart leaves them alone...
     let theirs = jobs
-        .repair(Repair::HeldBy("node-b"), "stopped by a command", allowed_from)
+        .repair(
+            Repair::HeldBy("node-b"),
+            "stopped by a command",
+            allowed_from,
+        )
         .await
         .expect("recover");
     assert_eq!(theirs, []);
     // ...node A's restart puts them right.
     let repaired = jobs
-        .repair(Repair::HeldBy("node-a"), "stopped by a command", allowed_from)
+        .repair(
+            Repair::HeldBy("node-a"),
+            "stopped by a command",
+            allowed_from,
+        )
         .await
         .expect("recover");
     assert_eq!(repaired.len(), 2);

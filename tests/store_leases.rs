@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use videoshare::carbon::{Guid, JobStatus};
+use videoshare::carbon::JobStatus;
 use videoshare::encoder::job::allowed_from;
-use videoshare::store::jobs::{AudioSource, Change, Lease, Placed, Repair};
+use videoshare::store::jobs::{Change, Lease, Placed, Repair};
 use videoshare::store::testing::TestDb;
 use videoshare::store::{Backend, DatabaseUrl, Job, JobStore, NewJob, NodeInfo, NodeStore};
 
@@ -15,20 +15,7 @@ const LONG: i64 = 60_000;
 const GONE: Duration = Duration::from_millis(20);
 
 fn new_job() -> NewJob {
-    NewJob {
-        guid: Guid::new_random(),
-        name: "clip.mp4".into(),
-        user: String::new(),
-        description: String::new(),
-        priority: 100,
-        source_path: PathBuf::from("/srv/clip.mp4"),
-        audio: AudioSource::Same,
-        trim: None,
-        source_copies: Vec::new(),
-        notes: Vec::new(),
-        destinations: Vec::new(),
-        request_xml: String::new(),
-    }
+    videoshare::store::testing::new_job("", 100)
 }
 
 async fn claim(jobs: &JobStore, node: &str, lease_ms: i64) -> (Job, Lease) {
@@ -93,26 +80,34 @@ videoshare::store_test!(a_stale_lease_writes_nothing, |db| async move {
     assert_eq!(expire(&jobs).await, []);
 });
 
-videoshare::store_test!(a_job_that_kills_three_nodes_ends_in_error, |db| async move {
-    let jobs = JobStore::new(db);
-    let job = jobs.insert(new_job()).await.expect("insert");
-    for node in ["node-a", "node-b"] {
-        claim(&jobs, node, 1).await;
+videoshare::store_test!(
+    a_job_that_kills_three_nodes_ends_in_error,
+    |db| async move {
+        let jobs = JobStore::new(db);
+        let job = jobs.insert(new_job()).await.expect("insert");
+        for node in ["node-a", "node-b"] {
+            claim(&jobs, node, 1).await;
+            let swept = expire(&jobs).await;
+            assert_eq!(
+                swept[0].status,
+                JobStatus::Queued,
+                "{node}: back in the queue"
+            );
+        }
+        claim(&jobs, "node-c", 1).await;
         let swept = expire(&jobs).await;
-        assert_eq!(swept[0].status, JobStatus::Queued, "{node}: back in the queue");
+        assert_eq!(swept[0].status, JobStatus::Error);
+        let failed = jobs.get(job.guid).await.expect("get").expect("row");
+        assert_eq!(failed.status, JobStatus::Error);
+        assert_eq!(failed.attempts, 3);
+        assert!(
+            failed.failure.contains("stopped answering 3 times")
+                && failed.failure.contains("node-c"),
+            "{}",
+            failed.failure
+        );
     }
-    claim(&jobs, "node-c", 1).await;
-    let swept = expire(&jobs).await;
-    assert_eq!(swept[0].status, JobStatus::Error);
-    let failed = jobs.get(job.guid).await.expect("get").expect("row");
-    assert_eq!(failed.status, JobStatus::Error);
-    assert_eq!(failed.attempts, 3);
-    assert!(
-        failed.failure.contains("stopped answering 3 times") && failed.failure.contains("node-c"),
-        "{}",
-        failed.failure
-    );
-});
+);
 
 videoshare::store_test!(held_pauses_and_stops_are_settled, |db| async move {
     let jobs = JobStore::new(db);
@@ -121,7 +116,9 @@ videoshare::store_test!(held_pauses_and_stops_are_settled, |db| async move {
     let renewed = jobs.insert(new_job()).await.expect("insert");
     let (_, a) = claim(&jobs, "node-a", 1).await;
     let (_, b) = claim(&jobs, "node-a", 1).await;
-    let (_, kept) = claim(&jobs, "node-a", 1).await;
+    // Still renewed by its node: not swept (a 1 ms lease could run out
+    // before the renewal below).
+    let (_, kept) = claim(&jobs, "node-a", LONG).await;
     let (from, to) = ([JobStatus::Starting], JobStatus::Paused);
     assert!(
         jobs.transition(a.guid, &from, to, Change::default())
@@ -189,12 +186,17 @@ videoshare::store_test!(a_node_name_is_held_by_one_live_process, |db| async move
 async fn race(backend: Backend) {
     let test_db = TestDb::new(backend).await;
     let url = match backend {
-        Backend::Sqlite => DatabaseUrl::parse(&test_db.url(), std::path::Path::new("/"))
-            .expect("url"),
+        Backend::Sqlite => {
+            DatabaseUrl::parse(&test_db.url(), std::path::Path::new("/")).expect("url")
+        }
         Backend::Postgres => DatabaseUrl::Postgres(test_db.url()),
     };
     let a = JobStore::new(test_db.db());
-    let b = JobStore::new(videoshare::store::open_url(&url).await.expect("second pool"));
+    let b = JobStore::new(
+        videoshare::store::open_url(&url)
+            .await
+            .expect("second pool"),
+    );
     for round in 0..100 {
         let job = a.insert(new_job()).await.expect("insert");
         let (got_a, got_b) = tokio::join!(

@@ -19,7 +19,9 @@ fn sample(guid: &str) -> Upload {
     )
 }
 
-videoshare::store_test!(a_stale_state_write_after_stopped_is_refused, |db| async move {
+videoshare::store_test!(
+    a_stale_state_write_after_stopped_is_refused,
+    |db| async move {
         let uploads = UploadStore::new(db);
         let queued = sample("{0F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C40}");
         uploads.insert(&queued).await.expect("insert");
@@ -49,9 +51,12 @@ videoshare::store_test!(a_stale_state_write_after_stopped_is_refused, |db| async
                 .await
                 .expect("write")
         );
-});
+    }
+);
 
-videoshare::store_test!(completion_is_recorded_with_its_outputs_and_indexed_by_name, |db| async move {
+videoshare::store_test!(
+    completion_is_recorded_with_its_outputs_and_indexed_by_name,
+    |db| async move {
         let uploads = UploadStore::new(db);
         let upload = sample("{1F3C5E0A-2B7D-4C1E-9A57-3D2B8E6F1C41}");
         uploads.insert(&upload).await.expect("insert");
@@ -99,4 +104,5 @@ videoshare::store_test!(completion_is_recorded_with_its_outputs_and_indexed_by_n
             Some(Owner::account("owner-b")),
             "a transfer refreshes the index"
         );
-});
+    }
+);

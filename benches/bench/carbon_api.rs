@@ -4,7 +4,8 @@
 //! paced at a fixed total rate (the latency at that load). Latency is
 //! measured at the client up to the reply parsed, from when the request was
 //! sent or, if a slow reply held the send up, from when it was due (so
-//! waiting on the server is never forgiven).
+//! waiting on the server is never forgiven). The same jobs are then served
+//! from PostgreSQL (the farm's store) and measured beside SQLite.
 //!
 //! Why two runs: with 32 connections each waiting for its reply before the
 //! next request, the mean latency is 32 / throughput (Little's law) —
@@ -18,49 +19,87 @@ use videoshare::carbon::{Client, Guid};
 
 use crate::support::{Row, Server, percentile};
 
-/// Fills a new data folder's database with `count` finished jobs.
-async fn fill(data: &std::path::Path, count: usize) -> Vec<Guid> {
-    std::fs::create_dir_all(data).expect("data");
-    let pool = videoshare::store::open(&data.join("videoshare.db"))
-        .await
-        .expect("database");
-    let mut guids = Vec::with_capacity(count);
-    let mut tx = pool.pool().begin().await.expect("tx");
-    for n in 0..count {
-        let guid: Guid = format!("{{{}}}", uuid::Uuid::new_v4())
-            .to_uppercase()
-            .parse()
-            .expect("guid");
-        let now = 1_700_000_000_000i64 + n as i64;
-        sqlx::query(
+/// Rows written by one statement: well under both engines' limits on
+/// bound values, and far fewer round trips than a row at a time.
+const FILL_BATCH: usize = 500;
+
+/// Writes `count` finished jobs (one destination each) into `db`.
+pub async fn fill(db: &videoshare::store::Db, count: usize) -> Vec<Guid> {
+    let guids: Vec<Guid> = (0..count)
+        .map(|_| {
+            format!("{{{}}}", uuid::Uuid::new_v4())
+                .to_uppercase()
+                .parse()
+                .expect("guid")
+        })
+        .collect();
+    let mut tx = db.pool().begin().await.expect("tx");
+    for (batch, chunk) in guids.chunks(FILL_BATCH).enumerate() {
+        let first = batch * FILL_BATCH;
+        let mut jobs = sqlx::query(sqlx::AssertSqlSafe(batch_insert(
             "INSERT INTO jobs (guid, name, \"user\", status, progress, priority, source_path, \
-             check_in_time, start_time, completed_time, queued_at) \
-             VALUES ($1, $2, 'bench', 'COMPLETED', 100, 100, $3, $4, $5, $6, $7)",
-        )
-        .bind(guid.to_string())
-        .bind(format!("clip-{n}.mp4"))
-        .bind(format!("/srv/uploaded/clip-{n}.mp4"))
-        .bind(now)
-        .bind(now + 1000)
-        .bind(now + 60_000)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .expect("insert job");
-        sqlx::query(
-            "INSERT INTO destinations (job_guid, idx, preset_guid, dest_dir, base_name, output_path) \
-             VALUES ($1, 0, '{85DCCE70-0B4F-4328-86D1-5FC7756D9777}', '/srv/streams', $2, $3)",
-        )
-        .bind(guid.to_string())
-        .bind(format!("clip-{n}"))
-        .bind(format!("/srv/streams/clip-{n}.mp4"))
-        .execute(&mut *tx)
-        .await
-        .expect("insert destination");
-        guids.push(guid);
+             check_in_time, start_time, completed_time, queued_at) VALUES ",
+            "($, $, 'bench', 'COMPLETED', 100, 100, $, $, $, $, $)",
+            chunk.len(),
+        )));
+        let mut destinations = sqlx::query(sqlx::AssertSqlSafe(batch_insert(
+            "INSERT INTO destinations (job_guid, idx, preset_guid, dest_dir, base_name, output_path) VALUES ",
+            "($, 0, '{85DCCE70-0B4F-4328-86D1-5FC7756D9777}', '/srv/streams', $, $)",
+            chunk.len(),
+        )));
+        for (i, guid) in chunk.iter().enumerate() {
+            let n = first + i;
+            let now = 1_700_000_000_000i64 + n as i64;
+            jobs = jobs
+                .bind(guid.to_string())
+                .bind(format!("clip-{n}.mp4"))
+                .bind(format!("/srv/uploaded/clip-{n}.mp4"))
+                .bind(now)
+                .bind(now + 1000)
+                .bind(now + 60_000)
+                .bind(now);
+            destinations = destinations
+                .bind(guid.to_string())
+                .bind(format!("clip-{n}"))
+                .bind(format!("/srv/streams/clip-{n}.mp4"));
+        }
+        jobs.execute(&mut *tx).await.expect("insert jobs");
+        destinations
+            .execute(&mut *tx)
+            .await
+            .expect("insert destinations");
     }
     tx.commit().await.expect("commit");
-    pool.close().await;
+    guids
+}
+
+/// `head` then `rows` copies of `row`, each `$` numbered in turn (`$1`…).
+fn batch_insert(head: &str, row: &str, rows: usize) -> String {
+    let mut sql = String::from(head);
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        for c in row.chars() {
+            sql.push(c);
+            if c == '$' {
+                n += 1;
+                sql.push_str(&n.to_string());
+            }
+        }
+    }
+    sql
+}
+
+/// A new data folder whose SQLite database holds `count` finished jobs.
+async fn fill_sqlite(data: &std::path::Path, count: usize) -> Vec<Guid> {
+    std::fs::create_dir_all(data).expect("data");
+    let db = videoshare::store::open(&data.join("videoshare.db"))
+        .await
+        .expect("database");
+    let guids = fill(&db, count).await;
+    db.close().await;
     guids
 }
 
@@ -191,21 +230,24 @@ fn figures_json(f: &Figures, paced_rate: f64) -> serde_json::Value {
 
 /// `JobStatusList` by GUID on both listeners: `--carbon` over kept
 /// connections (pipelined clients), `--carbon-coder` with a new connection
-/// for every request (as Carbon Coder's clients do), side by side.
-pub async fn run(jobs: usize, connections: usize, secs: f64, paced_rate: f64) -> Row {
+/// for every request (as Carbon Coder's clients do), side by side; then
+/// `--carbon` again with the same jobs on PostgreSQL (the farm's store),
+/// beside the SQLite figure.
+pub async fn run(jobs: usize, connections: usize, secs: f64, paced_rate: f64) -> Vec<Row> {
     let work = tempfile::tempdir_in(crate::support::bench_dir()).expect("tempdir");
     let data = work.path().join("data");
     let filling = Instant::now();
-    let guids = std::sync::Arc::new(fill(&data, jobs).await);
+    let guids = std::sync::Arc::new(fill_sqlite(&data, jobs).await);
     eprintln!(
-        "carbon: {jobs} jobs stored in {:.1} s",
+        "carbon: {jobs} jobs stored in SQLite in {:.1} s",
         filling.elapsed().as_secs_f64()
     );
+    // A connection per request: closed ones still count while they close.
+    let max_connections = (connections * 8).to_string();
     let server = Server::start(
         "encoder",
         &data,
-        // A connection per request: closed ones still count while they close.
-        &["--carbon-max-connections", &(connections * 8).to_string()],
+        &["--carbon-max-connections", &max_connections],
     )
     .await;
     let plan = (connections, secs, paced_rate);
@@ -228,7 +270,8 @@ pub async fn run(jobs: usize, connections: usize, secs: f64, paced_rate: f64) ->
     )
     .await;
     server.stop().await;
-    Row {
+    let postgres = on_postgres(&work.path().join("pg-data"), jobs, plan).await;
+    let sqlite_row = Row {
         measurement: "Carbon API",
         result: format!(
             "--carbon at {:.0} req/s: p50 {:.2} ms, p99 {:.2} ms; flat out {:.0} req/s (p99 {:.2} ms, server CPU {:.0} %). \
@@ -253,5 +296,59 @@ pub async fn run(jobs: usize, connections: usize, secs: f64, paced_rate: f64) ->
             "carbon": figures_json(&kept, paced_rate),
             "carbon_coder": figures_json(&coder, paced_rate),
         }),
-    }
+    };
+    let postgres_row = Row {
+        measurement: "Carbon API on PostgreSQL",
+        result: format!(
+            "PostgreSQL at {:.0} req/s: p50 {:.2} ms, p99 {:.2} ms; flat out {:.0} req/s (p99 {:.2} ms, server CPU {:.0} %). \
+             SQLite (same run) at {:.0} req/s: p99 {:.2} ms; flat out {:.0} req/s; `--carbon`, {jobs} jobs, {connections} clients",
+            postgres.achieved,
+            postgres.p50,
+            postgres.p99,
+            postgres.most,
+            postgres.sat_p99,
+            postgres.server_cpu,
+            kept.achieved,
+            kept.p99,
+            kept.most,
+        ),
+        target: "(beside SQLite; server CPU is videoshare's, not PostgreSQL's)",
+        met: None,
+        details: serde_json::json!({
+            "jobs": jobs, "connections": connections, "seconds": secs,
+            "postgres": figures_json(&postgres, paced_rate),
+            "sqlite": figures_json(&kept, paced_rate),
+        }),
+    };
+    vec![sqlite_row, postgres_row]
+}
+
+/// `--carbon` with the same load on an encoder whose store is a fresh
+/// PostgreSQL database holding `jobs` jobs.
+async fn on_postgres(data: &std::path::Path, jobs: usize, plan: (usize, f64, f64)) -> Figures {
+    let test_db = videoshare::store::testing::TestDb::postgres().await;
+    let filling = Instant::now();
+    let guids = std::sync::Arc::new(fill(&test_db.db(), jobs).await);
+    eprintln!(
+        "carbon: {jobs} jobs stored in PostgreSQL in {:.1} s",
+        filling.elapsed().as_secs_f64()
+    );
+    // Statistics for the planner, as autovacuum would gather soon after.
+    sqlx::query("ANALYZE")
+        .execute(test_db.db().pool())
+        .await
+        .expect("analyze");
+    let url = test_db.url();
+    let server = Server::start("encoder", data, &["--database", &url]).await;
+    let figures = measure(
+        &server,
+        server.carbon,
+        ConnectionHabit::KeepOpen,
+        "on PostgreSQL --carbon (kept connections)",
+        &guids,
+        plan,
+    )
+    .await;
+    server.stop().await;
+    figures
 }

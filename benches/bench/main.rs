@@ -6,7 +6,8 @@
 //! `make test`) runs a tiny smoke version that only proves the harness
 //! works. `BENCH_ONLY=carbon,upload` picks measurements (`pipeline`,
 //! `progress`, `upload`, `carbon`, `fanout`, `cold`, `abuse`, `hls`,
-//! `playable`). The table is printed
+//! `playable`, `farm`). `carbon` and `farm` need the test PostgreSQL
+//! (`scripts/ensure-postgres.sh`; the Makefile passes its URL). The table is printed
 //! and written, with every figure, to `target/bench/results.json`.
 
 mod abuse;
@@ -16,6 +17,7 @@ mod attacker;
 mod browser_kit;
 mod carbon_api;
 mod cold_start;
+mod farm;
 mod first_playable;
 mod hls;
 mod latency;
@@ -37,6 +39,7 @@ struct Plan {
     /// Runs, seconds, width, height of the HLS ladder comparison.
     hls: (usize, u32, u32, u32),
     playable: (u32, u32, u32),
+    farm: farm::FarmPlan,
 }
 
 const FULL: Plan = Plan {
@@ -49,6 +52,13 @@ const FULL: Plan = Plan {
     abuse: ((20, 640, 480), attacker::AttackSize::FULL),
     hls: (2, 60, 1920, 1080),
     playable: (60, 1920, 1080),
+    farm: farm::FarmPlan {
+        jobs: 24,
+        clip: (4, 640, 360),
+        latency_jobs: 30,
+        kills: 5,
+        kill_clip: (10, 640, 360),
+    },
 };
 
 const SMOKE: Plan = Plan {
@@ -70,6 +80,13 @@ const SMOKE: Plan = Plan {
     ),
     hls: (1, 2, 320, 240),
     playable: (2, 320, 240),
+    farm: farm::FarmPlan {
+        jobs: 3,
+        clip: (1, 160, 120),
+        latency_jobs: 3,
+        kills: 1,
+        kill_clip: (3, 320, 240),
+    },
 };
 
 fn wanted(name: &str) -> bool {
@@ -94,7 +111,7 @@ async fn main() {
     }
     if wanted("carbon") {
         let (jobs, connections, secs, rate) = plan.carbon;
-        rows.push(carbon_api::run(jobs, connections, secs, rate).await);
+        rows.extend(carbon_api::run(jobs, connections, secs, rate).await);
     }
     if wanted("progress") {
         let (secs, w, h) = plan.progress_clip;
@@ -125,6 +142,9 @@ async fn main() {
         for camera_like in [false, true] {
             rows.push(hls::run(runs, secs, w, h, camera_like).await);
         }
+    }
+    if wanted("farm") {
+        rows.extend(farm::run(plan.farm).await);
     }
 
     println!();

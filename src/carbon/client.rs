@@ -377,6 +377,14 @@ impl Client {
             .await
     }
 
+    /// `NodeList`: each node's IP (`IP:PORT` when several nodes share one).
+    pub async fn node_list(&self) -> Result<Vec<String>, ClientError> {
+        match self.call(Request::NodeList).await? {
+            Reply::Nodes { ips } => Ok(ips),
+            _ => Err(ClientError::Unexpected("NodeList")),
+        }
+    }
+
     /// A `NodeCommand` whose reply is the node's status.
     pub async fn node_command(&self, command: NodeCommand) -> Result<NodeStatus, ClientError> {
         match self.call(Request::NodeCommand(command)).await? {

@@ -36,6 +36,9 @@ pub enum Command {
     Job(JobArgs),
     /// List the encoder's presets (a Carbon ProfileList).
     Presets(ConnectArgs),
+    /// List the farm's encoder nodes, or enable / disable one (Carbon
+    /// NodeList and NodeCommand, asked of any node).
+    Nodes(NodesArgs),
     /// Describe a media file as the encoder sees it (a Carbon JobEvaluate).
     Probe(ProbeArgs),
     /// Make a new session signing key; cookies signed with the old one
@@ -107,6 +110,12 @@ pub struct EncoderOptions {
     /// one database (default: the machine's host name).
     #[arg(long, env = "VIDEOSHARE_NODE", value_name = "NAME")]
     pub node: Option<String>,
+
+    /// Threads each encode's ffmpeg may use for decoding, filtering and
+    /// encoding (`-threads`, `-filter_threads`); ffmpeg chooses when unset.
+    /// For a node sharing its cores with other nodes or services.
+    #[arg(long, env = "VIDEOSHARE_FFMPEG_THREADS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub ffmpeg_threads: Option<u32>,
 
     /// How many encodes run at the same time.
     #[arg(long, env = "VIDEOSHARE_ENCODE_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -348,6 +357,34 @@ pub struct JobsArgs {
     pub connect: ConnectArgs,
 }
 
+/// Settings of `videoshare nodes`.
+#[derive(Debug, Clone, Args)]
+pub struct NodesArgs {
+    #[command(subcommand)]
+    pub action: Option<NodesAction>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// What `videoshare nodes` does (listing them when no action is given).
+#[derive(Debug, Clone, Subcommand)]
+pub enum NodesAction {
+    /// Every node with its state, slots and load (the default).
+    List,
+    /// Let a node take jobs again.
+    Enable {
+        /// The node's name (`--node`), or its IP as `nodes` lists it.
+        #[arg(value_name = "NODE")]
+        node: String,
+    },
+    /// Drain a node: it finishes what it runs and takes nothing new.
+    Disable {
+        /// The node's name (`--node`), or its IP as `nodes` lists it.
+        #[arg(value_name = "NODE")]
+        node: String,
+    },
+}
+
 /// Settings of `videoshare job`.
 #[derive(Debug, Clone, Args)]
 pub struct JobArgs {
@@ -403,6 +440,7 @@ impl ServeArgs {
                 carbon: "127.0.0.1:0".into(),
                 carbon_coder: "127.0.0.1:0".into(),
                 node: None,
+                ffmpeg_threads: None,
                 encode_slots: 1,
                 roots: Vec::new(),
                 config: None,

@@ -5,7 +5,10 @@
 //! The database says what status a job is in; the registry holds the live
 //! handles of the jobs a worker is running (suspend/continue its ffmpeg, ask
 //! it to stop, learn when it is gone). A command first moves the job in the
-//! database through the state machine, then tells the worker.
+//! database through the state machine, then tells the worker: directly when
+//! it runs on this node, through the database when it runs on another node
+//! of the farm, which [`Encoder::reconcile`]s its worker with the new status
+//! (notified at once, and checked again at every lease renewal).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -113,6 +116,12 @@ impl Control {
         self.paused.send_replace(true);
     }
 
+    /// Asks for ffmpeg to be suspended or continued, without waiting.
+    fn want_paused(&self, paused: bool) {
+        self.paused
+            .send_if_modified(|now| std::mem::replace(now, paused) != paused);
+    }
+
     /// Asks for ffmpeg to be suspended or continued and waits (bounded)
     /// until it has been signalled, so the reply tells the truth; an encode
     /// that ends meanwhile needs no signal.
@@ -205,7 +214,8 @@ impl Encoder {
         for _ in 0..RACE_RETRIES {
             let job = self.job(guid).await?;
             let control = self.inner.running.get(guid);
-            let then = match plan(command, &job, control.is_some())? {
+            let elsewhere = job.held && job.node.as_deref() != Some(self.node_name());
+            let then = match plan(command, &job, control.is_some() || elsewhere)? {
                 Plan::AsIs => return Ok(job),
                 Plan::Move { from, to, then } => {
                     debug_assert!(
@@ -233,6 +243,7 @@ impl Encoder {
                 (Then::SuspendLater, Some(c)) => c.hold(),
                 (Then::Continue, Some(c)) => c.set_paused(false).await,
                 (Then::Stop, Some(c)) => self.stop_worker(&c).await,
+                (Then::Stop, None) if elsewhere => self.await_remote_stop(guid).await?,
                 (Then::Wake, _) => self.inner.wake.notify_one(),
                 _ => {}
             }
@@ -250,6 +261,38 @@ impl Encoder {
             .is_err()
         {
             tracing::warn!("a stopped encode did not end within {STOP_WAIT:?}");
+        }
+    }
+
+    /// Waits (bounded) until the node running a job that was asked to stop
+    /// has ended it: polls, as the reply must tell the truth.
+    async fn await_remote_stop(&self, guid: Guid) -> Result<(), EncoderError> {
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            let job = self.inner.jobs.get(guid).await?;
+            if !job.is_some_and(|j| j.status == JobStatus::Stopping) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!(%guid, "the node running a stopped encode did not end it within {STOP_WAIT:?}");
+        Ok(())
+    }
+
+    /// Brings a worker of this node in line with its job's status, changed
+    /// by a command another node took: suspends, continues or stops it.
+    pub(super) fn reconcile(&self, guid: Guid, status: JobStatus) {
+        let Some(control) = self.inner.running.get(guid) else {
+            return;
+        };
+        match status {
+            JobStatus::Paused => control.want_paused(true),
+            JobStatus::Started => control.want_paused(false),
+            JobStatus::Stopping | JobStatus::Stopped if !control.stop.is_cancelled() => {
+                tracing::info!(%guid, "stopped by a command to another node");
+                control.stop.cancel();
+            }
+            _ => {}
         }
     }
 
@@ -279,8 +322,8 @@ pub(super) fn cannot(command: Command, status: JobStatus) -> EncoderError {
 }
 
 /// Decides what Pause, Resume or Stop does to `job`; `running` says whether
-/// a worker holds it on this node (a PAUSED job without one is held in the
-/// queue rather than suspended).
+/// a worker holds it, on this node or another (a PAUSED job without one is
+/// held in the queue rather than suspended).
 fn plan(command: Command, job: &Job, running: bool) -> Result<Plan, EncoderError> {
     use JobStatus::*;
     let moving = |from, to, then| Ok(Plan::Move { from, to, then });

@@ -30,8 +30,10 @@ use super::Encoder;
 use super::control::STOPPED_BY_COMMAND;
 use super::job::allowed_from;
 use super::live_folder;
+use super::tasks::node_command::{identities, ip_of};
 use crate::carbon::JobStatus;
 use crate::store::jobs::Repair;
+use crate::store::notify::{Event, Listener};
 use crate::store::{NodeInfo, NodeStore, StoreError};
 
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -107,11 +109,7 @@ pub fn check_node_name(name: &str) -> Result<String, BadNodeName> {
 /// node restarted right after a crash takes its name back; two live nodes
 /// never share one. `exclusive` (SQLite: the data folder's lock already
 /// proves no other process runs) takes the name at once.
-pub async fn register(
-    nodes: &NodeStore,
-    info: &NodeInfo,
-    exclusive: bool,
-) -> anyhow::Result<()> {
+pub async fn register(nodes: &NodeStore, info: &NodeInfo, exclusive: bool) -> anyhow::Result<()> {
     let alive_ms = if exclusive { 0 } else { lease_ms() };
     let deadline = Instant::now() + LEASE + RENEW_EVERY;
     let mut said = false;
@@ -143,6 +141,7 @@ impl Encoder {
     }
 
     async fn farm(self, shutdown: CancellationToken) {
+        let listening = tokio::spawn(self.clone().listen(shutdown.clone()));
         let mut renew = tokio::time::interval(RENEW_EVERY);
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -150,10 +149,85 @@ impl Encoder {
         let mut last_renewed = Instant::now();
         loop {
             tokio::select! {
-                _ = renew.tick() => self.renew_leases(&mut last_renewed).await,
+                _ = renew.tick() => {
+                    self.renew_leases(&mut last_renewed).await;
+                    self.learn_agents().await;
+                }
                 _ = sweep.tick() => self.sweep().await,
                 _ = shutdown.cancelled() => break,
             }
+        }
+        let _ = listening.await;
+    }
+
+    /// Acts on what other nodes tell this one (PostgreSQL only), until
+    /// `shutdown`; reconnects when the connection drops.
+    async fn listen(self, shutdown: CancellationToken) {
+        loop {
+            let listener = tokio::select! {
+                opened = Listener::open(self.inner.jobs.db()) => opened,
+                _ = shutdown.cancelled() => return,
+            };
+            let mut listener = match listener {
+                Ok(Some(listener)) => listener,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for the farm's notifications; trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(RENEW_EVERY) => continue,
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            };
+            loop {
+                let event = tokio::select! {
+                    event = listener.next() => event,
+                    _ = shutdown.cancelled() => return,
+                };
+                match event {
+                    Ok(event) => self.on_event(event).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the farm's notifications stopped; listening again");
+                        self.on_event(Event::Reconnected).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_event(&self, event: Event) {
+        let inner = &self.inner;
+        match event {
+            Event::Queued => inner.wake.notify_one(),
+            Event::Job { node, guid, status } if node == inner.node_id.name => {
+                self.reconcile(guid, status);
+            }
+            Event::Job { .. } => {}
+            Event::Node { name } if name == inner.node_id.name => self.refresh_enabled().await,
+            Event::Node { .. } => {}
+            // Whatever was missed: look at the queue and at this node again
+            // (its workers are reconciled at the next renewal).
+            Event::Reconnected => {
+                self.refresh_enabled().await;
+                inner.wake.notify_one();
+            }
+        }
+    }
+
+    /// Takes this node's `enabled` from its row (set by `NodeCommand
+    /// SetNodeStatus` on any node).
+    pub(super) async fn refresh_enabled(&self) {
+        let inner = &self.inner;
+        match inner.nodes.is_enabled(&inner.node_id.name).await {
+            Ok(Some(enabled)) => {
+                if inner.node.set_enabled(enabled) {
+                    tracing::info!(enabled, "this node was enabled or disabled");
+                    inner.wake.notify_one();
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read whether this node is enabled"),
         }
     }
 
@@ -179,12 +253,16 @@ impl Encoder {
                     .map(|(guid, attempt, status)| (guid, (attempt, status)))
                     .collect();
                 for (guid, control) in &held {
-                    let still = kept
-                        .get(guid)
-                        .is_some_and(|(attempt, _)| *attempt == control.attempt);
-                    if !still && !control.lost.is_cancelled() {
-                        tracing::warn!(%guid, "this node lost the job's lease; dropping its encode");
-                        control.lost.cancel();
+                    match kept.get(guid) {
+                        // A notification of a command may have been lost.
+                        Some((attempt, status)) if *attempt == control.attempt => {
+                            self.reconcile(*guid, *status);
+                        }
+                        _ if !control.lost.is_cancelled() => {
+                            tracing::warn!(%guid, "this node lost the job's lease; dropping its encode");
+                            control.lost.cancel();
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -200,6 +278,36 @@ impl Encoder {
                     }
                 }
             }
+        }
+    }
+
+    /// The `AgentIP` of a job: the Carbon identity of the node that took
+    /// it (this node's until the farm's nodes were first read).
+    pub(super) fn agent_of(&self, job: &crate::store::Job) -> String {
+        let inner = &self.inner;
+        match &job.node {
+            Some(node) if *node != inner.node_id.name => inner
+                .agents
+                .read()
+                .get(node)
+                .cloned()
+                .unwrap_or_else(|| inner.agent_ip.clone()),
+            _ => inner.agent_ip.clone(),
+        }
+    }
+
+    /// Learns every node's Carbon identity, for [`Encoder::agent_of`].
+    async fn learn_agents(&self) {
+        match self.inner.nodes.list().await {
+            Ok(nodes) => {
+                let mut agents: HashMap<String, String> = nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), ip_of(&n.address).to_owned()))
+                    .collect();
+                agents.extend(identities(&nodes));
+                *self.inner.agents.write() = agents;
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the farm's nodes"),
         }
     }
 

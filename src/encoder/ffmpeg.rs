@@ -95,20 +95,43 @@ impl Inputs<'_> {
 /// read as (local media only), then `-i file`. A ladder preset's output is
 /// a folder (its playlists and segments go inside).
 pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> FfmpegArgs {
-    let mut args = FfmpegArgs::new()
-        .with([
-            "-nostats",
-            "-progress",
-            "pipe:1",
-            "-stats_period",
-            PROGRESS_PERIOD,
-            "-y",
-        ])
-        .media_input(inputs.trim_args(), inputs.source);
+    encode_args_threaded(inputs, outputs, None)
+}
+
+/// [`encode_args`] with every decoder, filter graph and encoder held to
+/// `threads` threads (`--ffmpeg-threads`: a farm node sharing its cores);
+/// `None` lets ffmpeg choose.
+pub fn encode_args_threaded(
+    inputs: &Inputs<'_>,
+    outputs: &[(&Path, &Preset)],
+    threads: Option<u32>,
+) -> FfmpegArgs {
+    let threads: Vec<String> = match threads {
+        Some(n) => vec!["-threads".into(), n.to_string()],
+        None => Vec::new(),
+    };
+    let input_options = || {
+        inputs
+            .trim_args()
+            .into_iter()
+            .chain(threads.iter().map(OsString::from))
+    };
+    let mut args = FfmpegArgs::new().with([
+        "-nostats",
+        "-progress",
+        "pipe:1",
+        "-stats_period",
+        PROGRESS_PERIOD,
+        "-y",
+    ]);
+    if let [_, n] = &threads[..] {
+        args = args.with(["-filter_threads", n.as_str()]);
+    }
+    args = args.media_input(input_options(), inputs.source);
     let audio_input = match inputs.audio {
         Audio::Source => Some(0),
         Audio::File(file) => {
-            args = args.media_input(inputs.trim_args(), file);
+            args = args.media_input(input_options(), file);
             Some(1)
         }
         Audio::Absent => None,
@@ -125,9 +148,13 @@ pub fn encode_args(inputs: &Inputs<'_>, outputs: &[(&Path, &Preset)]) -> FfmpegA
         args = match preset.ladder_args(index, output, &picture, audio_input) {
             Some(ladder) => args
                 .with(ladder)
+                .with(&threads)
                 .mention(output)
                 .output(&playlist_pattern(output)),
-            None => args.with(preset.output_args(audio_input)).output(output),
+            None => args
+                .with(preset.output_args(audio_input))
+                .with(&threads)
+                .output(output),
         };
     }
     args
@@ -432,6 +459,40 @@ mod tests {
         );
         assert!(joined.contains(" /a.mp4 -map"));
         assert_eq!(text.last().map(String::as_str), Some("/out.mp4"));
+    }
+
+    #[test]
+    fn threads_hold_every_decoder_filter_and_encoder() {
+        let presets = super::super::preset::Presets::builtin();
+        let preset = presets
+            .get(super::super::preset::SEED_PRESET)
+            .expect("seed");
+        let inputs = Inputs {
+            source: Path::new("/v.mov"),
+            audio: Audio::File(Path::new("/a.wav")),
+            trim: None,
+            picture: None,
+        };
+        let outputs = [(Path::new("/o.mp4"), preset), (Path::new("/p.mp4"), preset)];
+        let joined = encode_args_threaded(&inputs, &outputs, Some(1))
+            .as_slice()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(joined.contains("-filter_threads 1"), "{joined}");
+        assert_eq!(
+            joined.matches("-threads 1 -protocol_whitelist").count(),
+            2,
+            "{joined}"
+        );
+        assert!(joined.contains("-threads 1 /o.mp4"), "{joined}");
+        assert!(joined.ends_with("-threads 1 /p.mp4"), "{joined}");
+        let free = encode_args(&inputs, &outputs).as_slice().len();
+        let held = encode_args_threaded(&inputs, &outputs, None)
+            .as_slice()
+            .len();
+        assert_eq!(free, held, "unset: ffmpeg chooses");
     }
 
     #[test]

@@ -386,6 +386,7 @@ mod tests {
             completed_time: None,
             node: None,
             attempts: 1,
+            held: true,
         }
     }
 

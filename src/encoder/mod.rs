@@ -18,6 +18,7 @@ pub mod farm;
 pub mod ffmpeg;
 pub mod job;
 pub mod live_folder;
+mod outcome;
 pub mod paths;
 pub mod preset;
 pub mod scheduler;
@@ -59,6 +60,8 @@ pub struct EncoderConfig {
     pub mappings: Vec<PathMapping>,
     /// How many encodes run at once.
     pub slots: usize,
+    /// Threads each encode's ffmpeg may use (`None`: ffmpeg chooses).
+    pub ffmpeg_threads: Option<u32>,
     /// Written as `AgentIP` for jobs this node runs.
     pub agent_ip: String,
     /// This node's name in the farm (checked: [`farm::check_node_name`]).
@@ -99,8 +102,12 @@ pub enum EncoderError {
         "an HLS ladder's folder cannot have '%' in its path ({0}): ffmpeg reads it as a pattern; choose a DestinationBaseName (and folder) without it"
     )]
     LadderPercent(String),
-    #[error("no node with IP {0}: this server is one node (see NodeList)")]
+    #[error(
+        "no node with IP or name {0:?} in this farm: NodeList gives each node's IP (IP:PORT when several share one)"
+    )]
     NoSuchNode(String),
+    #[error("Priority.DWD of another node is set on that node's own Carbon socket")]
+    RemotePriority,
     #[error(
         "Slots.DWD cannot change while the encoder runs ({0} slots): restart it with --encode-slots N"
     )]
@@ -184,12 +191,17 @@ struct Inner {
     node: tasks::NodeState,
     agent_ip: String,
     slots: usize,
+    ffmpeg_threads: Option<u32>,
     stall: std::time::Duration,
     metrics: Arc<Metrics>,
     /// The jobs this node's workers are running.
     running: control::Running,
     /// Woken whenever a job may have become runnable.
     wake: Notify,
+    /// What this node's row says to operators now (see `set_note`).
+    note: parking_lot::Mutex<String>,
+    /// Every node's Carbon identity by name (a job's `AgentIP`).
+    agents: parking_lot::RwLock<std::collections::HashMap<String, String>>,
 }
 
 impl Encoder {
@@ -229,7 +241,7 @@ impl Encoder {
             );
         }
         tracing::info!(node = %node_id.name, "encoder node registered");
-        Ok(Encoder {
+        let encoder = Encoder {
             inner: Arc::new(Inner {
                 jobs,
                 nodes,
@@ -241,12 +253,23 @@ impl Encoder {
                 node: tasks::NodeState::default(),
                 agent_ip: config.agent_ip.clone(),
                 slots: config.slots.max(1),
+                ffmpeg_threads: config.ffmpeg_threads,
                 stall: config.stall,
                 metrics: config.metrics.clone(),
                 running: control::Running::default(),
                 wake: Notify::new(),
+                note: parking_lot::Mutex::default(),
+                agents: parking_lot::RwLock::default(),
             }),
-        })
+        };
+        // Disabled by `NodeCommand SetNodeStatus` before a restart: still.
+        encoder.refresh_enabled().await;
+        if !encoder.inner.node.is_enabled() {
+            tracing::warn!(
+                "this node is disabled: it takes no job until enabled (NodeCommand SetNodeStatus Enabled.DWD=\"1\", or `videoshare nodes enable`)"
+            );
+        }
+        Ok(encoder)
     }
 
     /// This node's name in the farm.

@@ -1,7 +1,8 @@
 //! `GET /healthz`: whether this portal can do its work right now: the
-//! Carbon server answers, the database takes a write, and the disk holding
-//! uploads has room. 200 when all three hold, 503 (with the same JSON
-//! naming what failed) when not.
+//! Carbon server answers, the database takes a write, the disk holding
+//! uploads has room, and (when the encoder can say) a node of its farm
+//! takes jobs. 200 when all hold, 503 (with the same JSON naming what
+//! failed) when not.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::Portal;
+use super::farm::FarmView;
 use crate::carbon::Client;
 
 /// Below this much free space on the uploads disk the portal is unhealthy:
@@ -26,6 +28,17 @@ pub struct Health {
     pub encoder: Check,
     pub database: Check,
     pub disk: DiskCheck,
+    /// The encoder farm: unhealthy when no node takes jobs. Absent when
+    /// the encoder does not say (a Carbon server without `NodeList`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub farm: Option<FarmCheck>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FarmCheck {
+    pub ok: bool,
+    #[serde(flatten)]
+    pub view: FarmView,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,7 +69,7 @@ pub async fn healthz(State(portal): State<Portal>) -> (StatusCode, Json<Health>)
     // A client of its own: a health check must not queue behind the poller.
     let probe = Client::with_habit(config.encoder_addr.clone(), config.encoder_habit)
         .with_timeout(ENCODER_TIMEOUT);
-    let (encoder, database) = tokio::join!(
+    let (encoder, database, farm) = tokio::join!(
         async {
             probe
                 .version()
@@ -71,7 +84,12 @@ pub async fn healthz(State(portal): State<Portal>) -> (StatusCode, Json<Health>)
                 .await
                 .map(|()| "writable".to_owned())
         },
+        portal.farm(),
     );
+    let farm = farm.ok().map(|view| FarmCheck {
+        ok: view.nodes_up > 0,
+        view: (*view).clone(),
+    });
     // statvfs blocks (a hung network file system): off the runtime.
     let uploaded = config.uploaded_dir.clone();
     let free_bytes = tokio::task::spawn_blocking(move || free_space(&uploaded))
@@ -84,7 +102,7 @@ pub async fn healthz(State(portal): State<Portal>) -> (StatusCode, Json<Health>)
         ok: free_bytes >= MIN_FREE_BYTES,
         free_bytes,
     };
-    let healthy = encoder.ok && database.ok && disk.ok;
+    let healthy = encoder.ok && database.ok && disk.ok && farm.as_ref().is_none_or(|f| f.ok);
     let (status, word) = if healthy {
         (StatusCode::OK, "ok")
     } else {
@@ -95,6 +113,7 @@ pub async fn healthz(State(portal): State<Portal>) -> (StatusCode, Json<Health>)
         encoder,
         database,
         disk,
+        farm,
     };
     (status, Json(health))
 }

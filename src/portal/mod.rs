@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod api;
 pub mod error;
+pub mod farm;
 pub mod health;
 pub mod jobs;
 pub mod library;
@@ -32,11 +33,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::Db;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
-use crate::store::Db;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
@@ -65,10 +66,15 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics`: Prometheus text exposition, with the encoder farm as
+/// last seen (left out when the encoder cannot say).
 async fn metrics(
     axum::extract::State(portal): axum::extract::State<Portal>,
 ) -> impl axum::response::IntoResponse {
+    match portal.farm().await {
+        Ok(view) => view.record(&portal.config().metrics.farm),
+        Err(e) => tracing::debug!(error = %e, "cannot see the encoder farm for /metrics"),
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -176,6 +182,8 @@ struct Inner {
     sign_in: limits::SignInLimits,
     /// Anonymous identities that signed in, for uploads still arriving.
     moves: moves::OwnerMoves,
+    /// The encoder farm, as last asked (for /metrics and /healthz).
+    farm: farm::FarmCache,
     shutdown: CancellationToken,
 }
 
@@ -224,6 +232,7 @@ impl Portal {
                 connections: limits::ConnectionCounts::default(),
                 sign_in: limits::SignInLimits::new(config.limits.sign_in_per_minute),
                 moves: moves::OwnerMoves::default(),
+                farm: farm::FarmCache::default(),
                 shutdown,
                 config,
             }),

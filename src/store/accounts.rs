@@ -33,10 +33,12 @@ impl AccountStore {
     /// The account's name as registered and its password hash.
     pub async fn find(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT name, password_hash FROM accounts WHERE lower(name) = lower($1)")
-                .bind(name)
-                .fetch_optional(self.db.pool())
-                .await?,
+            sqlx::query_as(
+                "SELECT name, password_hash FROM accounts WHERE lower(name) = lower($1)",
+            )
+            .bind(name)
+            .fetch_optional(self.db.pool())
+            .await?,
         )
     }
 

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod jobs;
 pub mod nodes;
+pub mod notify;
 pub mod sessions;
 #[doc(hidden)]
 pub mod testing;
@@ -116,6 +117,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The server's URL, for the connection that listens (PostgreSQL).
+    url: Option<std::sync::Arc<str>>,
 }
 
 impl Db {
@@ -151,6 +154,7 @@ pub async fn open_url(url: &DatabaseUrl) -> Result<Db, StoreError> {
             Ok(Db {
                 pool,
                 backend: Backend::Postgres,
+                url: Some(text.as_str().into()),
             })
         }
     }
@@ -191,6 +195,7 @@ pub async fn open(path: &Path) -> Result<Db, StoreError> {
     Ok(Db {
         pool,
         backend: Backend::Sqlite,
+        url: None,
     })
 }
 

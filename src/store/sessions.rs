@@ -21,13 +21,15 @@ impl SessionStore {
     /// Records a new session of `account`.
     pub async fn create(&self, id: &str, account: &str) -> Result<(), StoreError> {
         let now = now_ms();
-        sqlx::query("INSERT INTO sessions (id, account, created_at, seen_at) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(account)
-            .bind(now)
-            .bind(now)
-            .execute(self.db.pool())
-            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, account, created_at, seen_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(account)
+        .bind(now)
+        .bind(now)
+        .execute(self.db.pool())
+        .await?;
         Ok(())
     }
 
@@ -65,11 +67,12 @@ impl SessionStore {
     /// Ends every session of `account` but `keep` (when given); returns how
     /// many ended.
     pub async fn end_all(&self, account: &str, keep: Option<&str>) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE account = $1 AND id IS DISTINCT FROM $2")
-            .bind(account)
-            .bind(keep)
-            .execute(self.db.pool())
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE account = $1 AND id IS DISTINCT FROM $2")
+                .bind(account)
+                .bind(keep)
+                .execute(self.db.pool())
+                .await?;
         Ok(done.rows_affected())
     }
 

@@ -8,7 +8,28 @@ use std::str::FromStr;
 
 use sqlx::{ConnectOptions, Connection, Executor};
 
-use super::{Backend, DatabaseUrl, Db, open_url};
+use super::jobs::AudioSource;
+use super::{Backend, DatabaseUrl, Db, NewJob, open_url};
+use crate::carbon::Guid;
+
+/// A job to queue in a store test: a random GUID, `user`'s, at
+/// `priority`, with no destination.
+pub fn new_job(user: &str, priority: u32) -> NewJob {
+    NewJob {
+        guid: Guid::new_random(),
+        name: "clip.mp4".into(),
+        user: user.into(),
+        description: String::new(),
+        priority,
+        source_path: PathBuf::from("/srv/clip.mp4"),
+        audio: AudioSource::Same,
+        trim: None,
+        source_copies: Vec::new(),
+        notes: Vec::new(),
+        destinations: Vec::new(),
+        request_xml: String::new(),
+    }
+}
 
 /// Where the script leaves the server's URL for a bare `cargo test`.
 const URL_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/videoshare-test-db.url");
@@ -37,7 +58,9 @@ impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("a temp folder");
         let url = DatabaseUrl::Sqlite(dir.path().join("videoshare.db"));
-        let db = open_url(&url).await.expect("the SQLite test database opens");
+        let db = open_url(&url)
+            .await
+            .expect("the SQLite test database opens");
         TestDb {
             db,
             url,
@@ -60,7 +83,9 @@ impl TestDb {
             .expect("CREATE DATABASE");
         let _ = conn.close().await;
         let url = DatabaseUrl::Postgres(database_url(&admin, &name));
-        let db = open_url(&url).await.expect("the PostgreSQL test database opens");
+        let db = open_url(&url)
+            .await
+            .expect("the PostgreSQL test database opens");
         TestDb {
             db,
             url,

@@ -36,10 +36,7 @@ pub async fn database_for(data: &Path) -> String {
     let fresh = TestDb::postgres().await;
     fresh.db().close().await;
     let url = fresh.url();
-    DATABASES
-        .lock()
-        .expect("registry")
-        .insert(data, fresh);
+    DATABASES.lock().expect("registry").insert(data, fresh);
     url
 }
 

@@ -3,6 +3,7 @@
 //! upload them and follow their jobs over the WebSocket.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod db;
 pub mod farm;
 

@@ -108,6 +108,13 @@ pub struct NodeStatus {
     pub ip: String,
     pub running_jobs: u32,
     pub queued_jobs: u32,
+    /// `up`, `draining` (disabled, still running jobs), `disabled`, `down`
+    /// (not heard from for a lease) or `left` (stopped cleanly).
+    pub state: String,
+    /// What the node wants an operator to know (e.g. a source it cannot see).
+    pub note: String,
+    /// How many of its jobs were taken back when its lease ran out.
+    pub lease_expiries: u64,
 }
 
 impl NodeStatus {
@@ -124,6 +131,15 @@ impl NodeStatus {
             .attr("IP", &self.ip)
             .attr("RunningJobs.DWD", self.running_jobs)
             .attr("QueuedJobs.DWD", self.queued_jobs)
+            .opt_attr(
+                "State",
+                (!self.state.is_empty()).then_some(self.state.as_str()),
+            )
+            .opt_attr(
+                "Note",
+                (!self.note.is_empty()).then_some(self.note.as_str()),
+            )
+            .attr("LeaseExpiries.DWD", self.lease_expiries)
     }
 
     pub(super) fn from_reply(reply: &Element) -> Result<NodeStatus, MessageError> {
@@ -146,6 +162,12 @@ impl NodeStatus {
             ip: e.get("IP").unwrap_or_default().to_owned(),
             running_jobs: int("RunningJobs.DWD"),
             queued_jobs: int("QueuedJobs.DWD"),
+            state: e.get("State").unwrap_or_default().to_owned(),
+            note: e.get("Note").unwrap_or_default().to_owned(),
+            lease_expiries: e
+                .get("LeaseExpiries.DWD")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
         })
     }
 }

@@ -75,7 +75,7 @@ impl Encoder {
             sources.push(text(audio));
         }
         Ok(JobInfo {
-            job: job::entry(job, &self.inner.agent_ip),
+            job: job::entry(job, &self.agent_of(job)),
             sources,
             destinations: destinations
                 .iter()

@@ -60,7 +60,7 @@ impl Encoder {
             None => self.inner.jobs.all().await?,
         };
         let entry = |job: Job| {
-            let entry = job::entry(&job, &self.inner.agent_ip);
+            let entry = job::entry(&job, &self.agent_of(&job));
             (job, entry)
         };
         // Neither filtered nor ordered (JobList, a bare JobStatusList): the

@@ -13,7 +13,7 @@ mod job_command;
 mod job_evaluate;
 mod job_queue;
 mod job_status_list;
-mod node_command;
+pub(crate) mod node_command;
 mod profile_list;
 
 pub use node_command::NodeState;
@@ -50,7 +50,7 @@ impl Encoder {
             Request::CarbonRoles => Ok(Reply::Roles {
                 role: "SERVER".to_owned(),
             }),
-            Request::NodeList => Ok(self.node_list()),
+            Request::NodeList => self.node_list().await,
             Request::NodeCommand(command) => self.node_command(&command).await,
         };
         self.inner

@@ -7,6 +7,8 @@
 //! token is the job's `attempts`: every claim counts one, so a worker from
 //! an earlier claim can never write over a later one.
 
+use std::path::{Path, PathBuf};
+
 use sqlx::Any;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -44,6 +46,68 @@ pub struct Swept {
     pub guid: Guid,
     pub node: Option<String>,
     pub status: JobStatus,
+}
+
+/// How many queued jobs a node whose storage lacks their files passes
+/// over in one claim before giving up until the next wake-up.
+pub const CANDIDATES: usize = 8;
+
+/// What [`JobStore::claim_visible`] got: a job, or none; and the files of
+/// the jobs passed over because this node cannot see them.
+#[derive(Debug)]
+pub struct Claimed {
+    pub job: Option<(Job, Lease)>,
+    pub unseen: Vec<PathBuf>,
+}
+
+/// The `seq` of the first job in queue order that nobody else is claiming
+/// and whose files `can_see` allows, locked in `tx`; the files of those
+/// passed over are added to `unseen`.
+async fn head_visible(
+    tx: &mut sqlx::AnyConnection,
+    allowed: &str,
+    can_see: &(dyn Fn(&Path) -> bool + Sync),
+    unseen: &mut Vec<PathBuf>,
+) -> Result<Option<i64>, StoreError> {
+    let mut passed: Vec<i64> = Vec::new();
+    while passed.len() < CANDIDATES {
+        let not_passed = match passed.is_empty() {
+            true => String::new(),
+            false => format!(
+                " AND j.seq NOT IN ({})",
+                passed
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let head: Option<(i64, String, Option<String>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "WITH {} SELECT j.seq, j.source_path, j.audio_path \
+                 FROM queue q JOIN jobs j ON j.seq = q.seq \
+                 WHERE j.status IN ({allowed}){not_passed} ORDER BY q.place LIMIT 1 \
+                 FOR UPDATE OF j SKIP LOCKED",
+                &*QUEUE
+            )))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((seq, source, audio)) = head else {
+            return Ok(None);
+        };
+        let missing = std::iter::once(source)
+            .chain(audio)
+            .map(PathBuf::from)
+            .find(|file| !can_see(file));
+        match missing {
+            None => return Ok(Some(seq)),
+            Some(file) => {
+                unseen.push(file);
+                passed.push(seq);
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Statuses in which a worker holds the job (and so a lease).
@@ -121,7 +185,25 @@ impl JobStore {
         lease_ms: i64,
         allowed_from: AllowedFrom,
     ) -> Result<Option<(Job, Lease)>, StoreError> {
+        let claimed = self
+            .claim_visible(node, lease_ms, allowed_from, &|_: &Path| true)
+            .await?;
+        Ok(claimed.job)
+    }
+
+    /// [`JobStore::claim`] for a node of a farm, which takes only a job
+    /// whose files `can_see` says it can read (on PostgreSQL; on SQLite
+    /// the one node takes every job, and one whose source is gone fails).
+    /// Passes over at most [`CANDIDATES`] jobs it cannot take, and names them.
+    pub async fn claim_visible(
+        &self,
+        node: &str,
+        lease_ms: i64,
+        allowed_from: AllowedFrom,
+        can_see: &(dyn Fn(&Path) -> bool + Sync),
+    ) -> Result<Claimed, StoreError> {
         let allowed = status_literals(allowed_from(JobStatus::Starting));
+        let mut unseen = Vec::new();
         let set = format!(
             "status = '{}', progress = 0, failure = '', start_time = $1, node = $2, \
              attempts = attempts + 1, lease_expires = {} + $3",
@@ -145,16 +227,8 @@ impl JobStore {
             }
             Backend::Postgres => {
                 let mut tx = self.db.pool().begin().await?;
-                let head: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "WITH {} SELECT j.seq FROM queue q JOIN jobs j ON j.seq = q.seq \
-                     WHERE j.status IN ({allowed}) ORDER BY q.place LIMIT 1 \
-                     FOR UPDATE OF j SKIP LOCKED",
-                    &*QUEUE
-                )))
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((seq,)) = head else {
-                    return Ok(None);
+                let Some(seq) = head_visible(&mut tx, &allowed, can_see, &mut unseen).await? else {
+                    return Ok(Claimed { job: None, unseen });
                 };
                 let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "UPDATE jobs SET {set} WHERE seq = $4 RETURNING {COLUMNS}"
@@ -170,7 +244,7 @@ impl JobStore {
             }
         };
         let Some(job) = row.map(Job::try_from).transpose()? else {
-            return Ok(None);
+            return Ok(Claimed { job: None, unseen });
         };
         self.cache.forget(job.guid);
         let lease = Lease {
@@ -178,7 +252,10 @@ impl JobStore {
             node: node.to_owned(),
             attempt: i64::from(job.attempts),
         };
-        Ok(Some((job, lease)))
+        Ok(Claimed {
+            job: Some((job, lease)),
+            unseen,
+        })
     }
 
     /// Extends the leases `node` holds on `guids` by `lease_ms`, unless

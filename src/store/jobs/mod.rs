@@ -22,8 +22,8 @@ use super::{RowReader, StoreError, fetch_by_guid, now_ms, status_literals};
 use crate::carbon::message::Trim;
 use crate::carbon::{Guid, JobStatus, PresetId};
 use cache::ReadCache;
+pub use lease::{CANDIDATES, Claimed, Lease, Repair, Swept};
 use lease::{bind_fence, fence_sql, lease_after};
-pub use lease::{Lease, Repair, Swept};
 use order::QUEUE;
 use outputs::forget_outputs;
 use rows::{COLUMNS, DestinationRow, JobRow};
@@ -63,6 +63,8 @@ pub struct Job {
     pub node: Option<String>,
     /// How many times a node claimed it.
     pub attempts: u32,
+    /// Whether a worker holds it now (on `node`), under a lease.
+    pub held: bool,
 }
 
 /// Where a job's sound comes from.
@@ -117,6 +119,7 @@ impl Job {
             completed_time: None,
             node: None,
             attempts: 0,
+            held: false,
         }
     }
 }
@@ -213,6 +216,11 @@ pub struct JobStore {
 }
 
 impl JobStore {
+    /// The database it works on.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     pub fn new(db: Db) -> Self {
         let cache = match db.backend() {
             Backend::Sqlite => ReadCache::default(),

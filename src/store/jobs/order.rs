@@ -49,60 +49,45 @@ pub(super) static QUEUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
-    use super::super::{AudioSource, JobStore, NewJob};
-    use crate::carbon::Guid;
-
-    fn job(user: &str, priority: u32) -> NewJob {
-        NewJob {
-            guid: Guid::new_random(),
-            name: "a".into(),
-            user: user.into(),
-            description: String::new(),
-            priority,
-            source_path: PathBuf::from("/a.mp4"),
-            audio: AudioSource::Same,
-            trim: None,
-            source_copies: Vec::new(),
-            notes: Vec::new(),
-            destinations: Vec::new(),
-            request_xml: String::new(),
-        }
-    }
+    use super::super::JobStore;
 
     crate::store_test!(owners_take_turns_within_a_priority, |db| async move {
-            let jobs = JobStore::new(db);
-            let mut queued = Vec::new();
-            for (user, priority) in [
-                ("ann", 100),
-                ("ann", 100),
-                ("ann", 100),
-                ("bob", 100),
-                ("bob", 100),
-                ("cy", 50),
-                ("cy", 200),
-            ] {
-                queued.push(jobs.insert(job(user, priority)).await.expect("insert").guid);
-            }
-            let [a1, a2, a3, b1, b2, c_low, c_high] = queued[..] else {
-                panic!("seven jobs");
-            };
-            let expected = [c_high, a1, b1, a2, b2, a3, c_low];
-            let positions = jobs.queue_positions().await.expect("positions");
-            for (place, guid) in (1u32..).zip(expected) {
-                assert_eq!(positions.get(&guid), Some(&place));
-                assert_eq!(jobs.queue_position(guid).await.expect("one"), Some(place));
-            }
-            // Claiming follows the positions: after Cy's urgent job, Ann's
-            // first; Bob's next, since Ann was just served.
-            for guid in [c_high, a1, b1] {
-                let claimed = jobs
-                    .claim("node", 10_000, crate::encoder::job::allowed_from)
+        let jobs = JobStore::new(db);
+        let mut queued = Vec::new();
+        for (user, priority) in [
+            ("ann", 100),
+            ("ann", 100),
+            ("ann", 100),
+            ("bob", 100),
+            ("bob", 100),
+            ("cy", 50),
+            ("cy", 200),
+        ] {
+            queued.push(
+                jobs.insert(crate::store::testing::new_job(user, priority))
                     .await
-                    .expect("claim")
-                    .map(|(j, _)| j.guid);
-                assert_eq!(claimed, Some(guid));
-            }
+                    .expect("insert")
+                    .guid,
+            );
+        }
+        let [a1, a2, a3, b1, b2, c_low, c_high] = queued[..] else {
+            panic!("seven jobs");
+        };
+        let expected = [c_high, a1, b1, a2, b2, a3, c_low];
+        let positions = jobs.queue_positions().await.expect("positions");
+        for (place, guid) in (1u32..).zip(expected) {
+            assert_eq!(positions.get(&guid), Some(&place));
+            assert_eq!(jobs.queue_position(guid).await.expect("one"), Some(place));
+        }
+        // Claiming follows the positions: after Cy's urgent job, Ann's
+        // first; Bob's next, since Ann was just served.
+        for guid in [c_high, a1, b1] {
+            let claimed = jobs
+                .claim("node", 10_000, crate::encoder::job::allowed_from)
+                .await
+                .expect("claim")
+                .map(|(j, _)| j.guid);
+            assert_eq!(claimed, Some(guid));
+        }
     });
 }

@@ -31,6 +31,7 @@ pub(super) struct JobRow {
     completed_time: Option<i64>,
     node: Option<String>,
     attempts: i64,
+    held: i64,
 }
 
 impl TryFrom<JobRow> for Job {
@@ -68,6 +69,7 @@ impl TryFrom<JobRow> for Job {
             completed_time: row.completed_time,
             node: row.node,
             attempts: read.unsigned(row.attempts)?,
+            held: row.held != 0,
         })
     }
 }
@@ -104,4 +106,5 @@ impl TryFrom<DestinationRow> for Destination {
 
 pub(super) const COLUMNS: &str = "seq, guid, name, \"user\", status, progress, description, failure, notes, priority, \
                        source_path, audio_path, no_audio, trim_in, trim_out, source_copies, \
-                       check_in_time, start_time, completed_time, node, attempts";
+                       check_in_time, start_time, completed_time, node, attempts, \
+                       CASE WHEN lease_expires IS NULL THEN 0 ELSE 1 END AS held";
