@@ -418,6 +418,107 @@ async fn a_disabled_node_drains() {
     the_output(&farm, &b, quick).await;
 }
 
+/// Polls until the ffmpeg processes reading `source` (at least one) are
+/// all in `state` (`T`: stopped); returns how long that took.
+async fn ffmpeg_becomes(source: &Path, state: char, since: Instant) -> Duration {
+    let deadline = since + common::DEADLINE;
+    loop {
+        let states = common::ffmpeg_states(source);
+        if !states.is_empty() && states.iter().all(|s| *s == state) {
+            return since.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ffmpeg never {state}: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_portals_commands_reach_a_job_on_another_node() {
+    common::require("ffmpeg");
+    let farm = Farm::new().await;
+    // The portal talks to n1, which takes no work: the job runs on n2.
+    let n1 = farm.node("n1").await;
+    let disable = NodeCommand {
+        kind: NodeCommandKind::SetNodeStatus,
+        node_ip: None,
+        settings: NodeSettings {
+            enabled: Some(false),
+            ..NodeSettings::default()
+        },
+    };
+    n1.client()
+        .node_command(disable)
+        .await
+        .expect("SetNodeStatus");
+    let _n2 = farm.node("n2").await;
+    let portal = farm.portal(&n1).await;
+    let me = portal.visitor();
+    let clips = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(clips.path(), "remote.mp4", 8, 854, 480);
+    let guid: Guid = me
+        .upload_with_preset(&clip, Some(SLOW_LADDER))
+        .await
+        .parse()
+        .expect("a GUID");
+    farm.wait_row(guid, "n2 encodes the upload", REQUEUE_LIMIT, |r| {
+        r.on("n2") && r.is(JobStatus::Started)
+    })
+    .await;
+    let source = farm.source_of(guid).await;
+    ffmpeg_becomes(&source, 'R', Instant::now()).await;
+
+    let asked = Instant::now();
+    let (status, body) = me.control(&guid.to_string(), "pause").await;
+    assert_eq!(status, 200, "{body}");
+    let took = ffmpeg_becomes(&source, 'T', asked).await;
+    eprintln!(
+        "pause through n1 reached n2's ffmpeg in {:.2} s",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(1), "pause took {took:?}");
+    farm.wait_row(guid, "PAUSED", Duration::from_secs(5), |r| {
+        r.is(JobStatus::Paused)
+    })
+    .await;
+
+    let asked = Instant::now();
+    let (status, body) = me.control(&guid.to_string(), "resume").await;
+    assert_eq!(status, 200, "{body}");
+    let took = ffmpeg_becomes(&source, 'R', asked).await;
+    eprintln!(
+        "resume through n1 reached n2's ffmpeg in {:.2} s",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(1), "resume took {took:?}");
+
+    let asked = Instant::now();
+    let (status, body) = me.control(&guid.to_string(), "stop").await;
+    assert_eq!(status, 200, "{body}");
+    let stopped = farm
+        .wait_row(guid, "STOPPED", Duration::from_secs(1), |r| {
+            r.is(JobStatus::Stopped)
+        })
+        .await;
+    eprintln!(
+        "stop through n1 ended the job on n2 in {:.2} s",
+        asked.elapsed().as_secs_f64()
+    );
+    assert!(stopped.on("n2") && stopped.attempts == 1, "{stopped:?}");
+    let deadline = Instant::now() + common::DEADLINE;
+    while !common::ffmpeg_processes(&source).is_empty() {
+        assert!(Instant::now() < deadline, "ffmpeg outlives the stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        files_under_streams(&farm).is_empty(),
+        "a stopped ladder leaves nothing: {:?}",
+        files_under_streams(&farm)
+    );
+}
+
 /// A node killed while it claims a job's ladder folder (after it made
 /// `<dest>/<base>/` and wrote the `.encoding` marker with the job's GUID,
 /// before it recorded the folder as the job's output) leaves that folder

@@ -212,6 +212,16 @@ impl Farm {
         rows.into_iter().map(|(path,)| path).collect()
     }
 
+    /// The source file of job `guid`.
+    pub async fn source_of(&self, guid: Guid) -> PathBuf {
+        let (path,): (String,) = sqlx::query_as("SELECT source_path FROM jobs WHERE guid = $1")
+            .bind(guid.to_string())
+            .fetch_one(self.db.db().pool())
+            .await
+            .expect("read the job's source");
+        PathBuf::from(path)
+    }
+
     /// Polls job `guid`'s row until `done` holds; fails after `limit`, or
     /// at once if the job ends otherwise than COMPLETED while waited for.
     pub async fn wait_row(
