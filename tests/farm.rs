@@ -519,6 +519,54 @@ async fn the_portals_commands_reach_a_job_on_another_node() {
     );
 }
 
+#[tokio::test]
+async fn a_node_whose_storage_lacks_the_source_does_not_claim_it() {
+    common::require("ffmpeg");
+    let farm = Farm::new().await;
+    let _blind = farm.blind_node("blind").await;
+    let seeing = farm.node("seeing").await;
+    let slow_clip = make_clip(&farm.uploaded(), "slow.mp4", 8, 854, 480);
+    let quick_clip = make_clip(&farm.uploaded(), "quick.mp4", 1, 320, 240);
+
+    // The seeing node's one slot busy; the blind node idle but unable to
+    // read either source.
+    let slow = queue(&farm, &seeing, &slow_clip, SLOW_LADDER).await;
+    farm.wait_row(
+        slow,
+        "the seeing node takes the slow job",
+        REQUEUE_LIMIT,
+        |r| r.on("seeing") && r.is_running(),
+    )
+    .await;
+    let quick = queue(&farm, &seeing, &quick_clip, SEED_PRESET).await;
+    let waited = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < waited {
+        let row = farm.row(quick).await;
+        assert!(
+            row.is(JobStatus::Queued) && row.attempts == 0,
+            "claimed by a node that cannot see it: {row:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let note = farm.node_note("blind").await;
+    eprintln!("the blind node's note: {note}");
+    assert!(note.contains("quick.mp4"), "{note}");
+
+    // Room on the seeing node: it runs the job; the blind node never did.
+    seeing
+        .client()
+        .command(slow, videoshare::carbon::message::Command::Stop)
+        .await
+        .expect("stop the slow job");
+    let done = farm
+        .wait_row(quick, "the seeing node runs it", ENCODE_LIMIT, |r| {
+            r.is(JobStatus::Completed)
+        })
+        .await;
+    assert!(done.on("seeing") && done.attempts == 1, "{done:?}");
+    the_output(&farm, &seeing, quick).await;
+}
+
 /// A node killed while it claims a job's ladder folder (after it made
 /// `<dest>/<base>/` and wrote the `.encoding` marker with the job's GUID,
 /// before it recorded the folder as the job's output) leaves that folder

@@ -129,8 +129,26 @@ impl Farm {
     /// Starts the encoder node `name` (one encode slot, its own data folder,
     /// the shared folder as a root) and waits until it listens.
     pub async fn node(&self, name: &str) -> Node {
+        self.start_node(name, Command::new(BIN)).await
+    }
+
+    /// [`Farm::node`] on storage that lacks the shared uploaded/ folder: it
+    /// runs in a mount namespace of its own where an empty tmpfs covers
+    /// that folder (as a machine whose share is not mounted). Needs root.
+    pub async fn blind_node(&self, name: &str) -> Node {
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount -t tmpfs none "$1" && shift && exec "$@""#)
+            .arg("sh")
+            .arg(self.uploaded())
+            .arg(BIN);
+        self.start_node(name, command).await
+    }
+
+    /// Starts `videoshare` (which `command` runs) as the encoder node `name`.
+    async fn start_node(&self, name: &str, mut command: Command) -> Node {
         let data = self.dir.path().join("nodes").join(name);
-        let mut command = Command::new(BIN);
         command
             .args(["encoder", "--node", name, "--database", &self.url()])
             .args(["--carbon", "127.0.0.1:0", "--carbon-coder", "off"])
@@ -150,6 +168,16 @@ impl Farm {
             data,
             child,
         }
+    }
+
+    /// What node `name` says an operator should know (its `note`).
+    pub async fn node_note(&self, name: &str) -> String {
+        let (note,): (String,) = sqlx::query_as("SELECT note FROM nodes WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.db.db().pool())
+            .await
+            .expect("read the nodes table");
+        note
     }
 
     /// Starts a portal over the shared folder that submits to `encoder`.
