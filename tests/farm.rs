@@ -1,9 +1,13 @@
 //! The encoder farm as real processes on a real PostgreSQL: several
-//! `videoshare encoder --node NAME` processes share one queue, a portal
-//! process submits to one of them, a node killed with `kill -9` mid-encode
-//! has its job finished by another within seconds, and a node started late
-//! takes work that waits. Which node ran a job and how many times it was
-//! claimed are read from the `jobs` table (`node`, `attempts`).
+//! `videoshare encoder --node NAME` processes share one queue; a portal
+//! process submits to one of them and its commands reach the node running
+//! the job; a node killed with `kill -9` mid-encode has its job finished by
+//! another within seconds (and a job that kills three nodes ends in
+//! ERROR); a node started late takes work that waits; a disabled node
+//! drains; a node that cannot see a job's source leaves it to others; a
+//! ladder folder left by a kill is not twinned. Which node ran a job and
+//! how many times it was claimed are read from the `jobs` table (`node`,
+//! `attempts`).
 
 mod common;
 
