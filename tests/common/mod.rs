@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod db;
+pub mod farm;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -689,9 +690,20 @@ rungs = [{{ width = 640, height = 360, bitrate_kbps = 800 }}]
 /// Starts `command` (which runs videoshare) and waits until its log says
 /// `marker`; returns the child and the rest of that log line.
 pub async fn start_command(
-    mut command: tokio::process::Command,
+    command: tokio::process::Command,
     marker: &str,
 ) -> (tokio::process::Child, String) {
+    start_command_logged(command, marker, None).await
+}
+
+/// [`start_command`], also appending every line the child logs to the file
+/// `log` (when given), so a failing test can show what a process said.
+pub async fn start_command_logged(
+    mut command: tokio::process::Command,
+    marker: &str,
+    log: Option<&Path>,
+) -> (tokio::process::Child, String) {
+    use std::io::Write;
     use tokio::io::{AsyncBufReadExt, BufReader};
     let shown = format!("{command:?}");
     let mut child = command
@@ -703,8 +715,21 @@ pub async fn start_command(
         .expect("spawn videoshare");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
+    let mut sink = log.map(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("open the log {}: {e}", path.display()))
+    });
+    let mut keep = move |line: &str| {
+        if let Some(file) = sink.as_mut() {
+            let _ = writeln!(file, "{line}");
+        }
+    };
     let found = tokio::time::timeout(DEADLINE, async {
         while let Ok(Some(line)) = lines.next_line().await {
+            keep(&line);
             if let Some((_, rest)) = line.split_once(marker) {
                 return Some(rest.trim().to_owned());
             }
@@ -716,6 +741,10 @@ pub async fn start_command(
     .flatten()
     .unwrap_or_else(|| panic!("{shown} never logged {marker:?}"));
     // Keep draining so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            keep(&line);
+        }
+    });
     (child, found)
 }
