@@ -96,6 +96,33 @@ fn link_unique(from: &Path, dir: &Path, stem: &str, extension: &str) -> io::Resu
     Ok(placed)
 }
 
+/// `stem.ext`, `stem-1.ext`, `stem-2.ext`… (no dot when `extension` is
+/// empty: a folder): the names [`claim_unique`] tries, in its order.
+pub fn numbered_names<'a>(stem: &'a str, extension: &'a str) -> impl Iterator<Item = String> + 'a {
+    let dot = if extension.is_empty() { "" } else { "." };
+    (0..=MAX_SUFFIX).map(move |n| match n {
+        0 => format!("{stem}{dot}{extension}"),
+        n => format!("{stem}-{n}{dot}{extension}"),
+    })
+}
+
+/// Renames `from` to `to` unless `to` exists (then `AlreadyExists`), in one
+/// step: a folder built under a hidden name appears whole or not at all.
+/// Where the file system cannot refuse a replacement itself
+/// (`RENAME_NOREPLACE` unsupported), `to` is created empty first (which
+/// fails if it exists) and replaced, as `rename` replaces an empty folder.
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
+            std::fs::create_dir(to)?;
+            std::fs::rename(from, to)
+        }
+        Err(errno) => Err(io::Error::from(errno)),
+    }
+}
+
 /// Calls `claim` on `dir/stem.ext`, then `dir/stem-1.ext`, `dir/stem-2.ext`…
 /// (no dot when `extension` is empty: a folder) until it succeeds; it must
 /// fail with `AlreadyExists` when the name is taken (`create_dir`, a
@@ -107,13 +134,8 @@ pub fn claim_unique(
     mut claim: impl FnMut(&Path) -> io::Result<()>,
 ) -> io::Result<PathBuf> {
     let dot = if extension.is_empty() { "" } else { "." };
-    for n in 0..=MAX_SUFFIX {
-        let suffix = if n == 0 {
-            String::new()
-        } else {
-            format!("-{n}")
-        };
-        let candidate = dir.join(format!("{stem}{suffix}{dot}{extension}"));
+    for name in numbered_names(stem, extension) {
+        let candidate = dir.join(name);
         match claim(&candidate) {
             Ok(()) => return Ok(candidate),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -320,6 +342,30 @@ mod tests {
         assert_eq!(claimed, names);
         let refused = claim_unique(dir.path(), "x", "", |_| Err(io::ErrorKind::Other.into()));
         assert!(refused.is_err(), "another error stops the search");
+    }
+
+    #[test]
+    fn a_folder_is_renamed_into_place_only_where_nothing_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let built = dir.path().join(".built");
+        std::fs::create_dir(&built).expect("mkdir");
+        std::fs::write(built.join("marker"), "mine").expect("write");
+        for taken in ["empty", "full"] {
+            let target = dir.path().join(taken);
+            std::fs::create_dir(&target).expect("mkdir");
+            if taken == "full" {
+                std::fs::write(target.join("theirs"), "theirs").expect("write");
+            }
+            let refused = rename_no_replace(&built, &target).expect_err("taken");
+            assert_eq!(refused.kind(), io::ErrorKind::AlreadyExists, "{taken}");
+        }
+        let free = dir.path().join("free");
+        rename_no_replace(&built, &free).expect("free");
+        assert_eq!(
+            std::fs::read_to_string(free.join("marker")).expect("read"),
+            "mine"
+        );
+        assert!(!built.exists());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! watched while it encodes. Owns the folder's life:
 //!
 //! 1. **Claimed** before ffmpeg starts ([`LiveFolder::claim`]):
-//!    `<dest>/<base>/` (else `<base>-1/`…), with a `.encoding` marker
-//!    holding the job's GUID written first.
+//!    `<dest>/<base>/` (else `<base>-1/`…), built under a hidden name with
+//!    a `.encoding` marker holding the job's GUID, then renamed into place.
 //! 2. ffmpeg writes into it (segments and playlists via `*.tmp` + rename,
 //!    its own master hidden as `.ffmpeg-master.m3u8`).
 //! 3. **Published** ([`publish_when_playable`]) once every media playlist
@@ -49,19 +49,38 @@ pub struct LiveFolder {
 }
 
 impl LiveFolder {
-    /// Creates `dir/stem/` (or `stem-1/`… if taken: `create_dir` fails on
-    /// an existing name, so two jobs never share one) and writes the marker
-    /// in it. Blocking.
+    /// Claims `dir/stem/` (or `stem-1/`… if taken, so two jobs never share
+    /// one) with the marker already in it: the folder is built under a
+    /// hidden name and renamed into place without replacing anything, so
+    /// it never exists unmarked, even if the process dies meanwhile. What
+    /// an earlier run of the same job left (a hidden folder, or a claimed
+    /// one whose claim was never recorded) is removed first. Blocking.
     pub fn claim(dir: &Path, stem: &str, guid: Guid) -> io::Result<LiveFolder> {
-        let path = fsutil::claim_unique(dir, stem, "", |candidate| std::fs::create_dir(candidate))?;
-        // Owned from here: a failure below removes it.
-        let folder = LiveFolder {
+        let staging = dir.join(format!(
+            ".{}.claiming",
+            guid.to_string().trim_matches(['{', '}'])
+        ));
+        remove_earlier_claims(dir, stem, &staging, guid)?;
+        std::fs::create_dir(&staging)?;
+        let placed = fsutil::write_new(&staging.join(MARKER), guid.to_string().as_bytes())
+            .and_then(|()| fsutil::sync_dir(&staging))
+            .and_then(|()| {
+                fsutil::claim_unique(dir, stem, "", |candidate| {
+                    fsutil::rename_no_replace(&staging, candidate)
+                })
+            });
+        let path = match placed {
+            Ok(path) => path,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        fsutil::sync_dir(dir)?;
+        Ok(LiveFolder {
             path,
             finished: false,
-        };
-        fsutil::write_new(&folder.path.join(MARKER), guid.to_string().as_bytes())?;
-        fsutil::sync_dir(dir)?;
-        Ok(folder)
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -159,6 +178,27 @@ pub fn remove_if_ours(folder: &Path, guid: Guid) -> io::Result<bool> {
     }
     std::fs::remove_dir_all(folder)?;
     Ok(true)
+}
+
+/// Removes what an earlier run of job `guid` left in `dir`: its hidden
+/// `staging` folder, and any `stem`, `stem-1`… folder still marked with its
+/// GUID (a run killed before its claim was recorded). The numbered names
+/// are looked at up to the first that does not exist, where a claim stops.
+fn remove_earlier_claims(dir: &Path, stem: &str, staging: &Path, guid: Guid) -> io::Result<()> {
+    match std::fs::remove_dir_all(staging) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    for name in fsutil::numbered_names(stem, "") {
+        let candidate = dir.join(name);
+        if candidate.symlink_metadata().is_err() {
+            break;
+        }
+        if remove_if_ours(&candidate, guid)? {
+            tracing::info!(folder = %candidate.display(), "removed the folder an interrupted run left");
+        }
+    }
+    Ok(())
 }
 
 /// The folder of a recorded ladder output (`<folder>/master.m3u8`), or
