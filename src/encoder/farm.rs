@@ -296,6 +296,22 @@ impl Encoder {
         }
     }
 
+    /// Makes sure [`Encoder::agent_of`] knows the nodes of `jobs` (one that
+    /// joined since the last look is read at once).
+    pub(super) async fn know_agents(&self, jobs: &[crate::store::Job]) {
+        let unknown = {
+            let agents = self.inner.agents.read();
+            jobs.iter().any(|job| {
+                job.node
+                    .as_ref()
+                    .is_some_and(|n| *n != self.inner.node_id.name && !agents.contains_key(n))
+            })
+        };
+        if unknown {
+            self.learn_agents().await;
+        }
+    }
+
     /// Learns every node's Carbon identity, for [`Encoder::agent_of`].
     async fn learn_agents(&self) {
         match self.inner.nodes.list().await {

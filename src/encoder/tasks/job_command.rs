@@ -69,6 +69,7 @@ impl Encoder {
     /// folder and, once written, output and copies.
     async fn info(&self, job: &Job) -> Result<JobInfo, EncoderError> {
         let destinations = self.inner.jobs.destinations(job.guid).await?;
+        self.know_agents(std::slice::from_ref(job)).await;
         let text = |p: &std::path::Path| p.to_string_lossy().into_owned();
         let mut sources = vec![text(&job.source_path)];
         if let crate::store::jobs::AudioSource::File(audio) = &job.audio {

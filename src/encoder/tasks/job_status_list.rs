@@ -59,6 +59,7 @@ impl Encoder {
             Some(guid) => self.inner.jobs.get(guid).await?.into_iter().collect(),
             None => self.inner.jobs.all().await?,
         };
+        self.know_agents(&candidates).await;
         let entry = |job: Job| {
             let entry = job::entry(&job, &self.agent_of(&job));
             (job, entry)
