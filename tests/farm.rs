@@ -5,7 +5,8 @@
 //! another within seconds (and a job that kills three nodes ends in
 //! ERROR); a node started late takes work that waits; a disabled node
 //! drains; a node that cannot see a job's source leaves it to others; a
-//! ladder folder left by a kill is not twinned. Which node ran a job and
+//! ladder folder left by a kill is not twinned; the portal carries on when
+//! the node it talks to is replaced. Which node ran a job and
 //! how many times it was claimed are read from the `jobs` table (`node`,
 //! `attempts`).
 
@@ -640,4 +641,36 @@ async fn a_folder_left_by_a_kill_during_its_claim_is_not_twinned() {
     );
     assert_eq!(master, folder.join("master.m3u8"));
     assert!(leftovers(&folder).is_empty(), "{:?}", leftovers(&folder));
+}
+
+#[tokio::test]
+async fn the_portal_carries_on_when_its_node_is_replaced() {
+    common::require("ffmpeg");
+    let farm = Farm::new().await;
+    let mut front = farm.node("front").await;
+    let _worker = farm.node("worker").await;
+    let portal = farm.portal(&front).await;
+    let me = portal.visitor();
+    let clips = tempfile::tempdir().expect("tempdir");
+    let first = make_clip(clips.path(), "before.mp4", 1, 320, 240);
+    let before: Guid = me.upload_ok(&first).await.parse().expect("a GUID");
+    farm.wait_row(before, "the first upload completes", ENCODE_LIMIT, |r| {
+        r.is(JobStatus::Completed)
+    })
+    .await;
+    // The node the portal talks to dies; another takes over its address.
+    let address = front.carbon.clone();
+    front.kill9().await;
+    let _replacement = farm.node_at("replacement", &address).await;
+    portal_says_completed(&me, before).await;
+    let second = make_clip(clips.path(), "after.mp4", 1, 320, 240);
+    let after: Guid = me.upload_ok(&second).await.parse().expect("a GUID");
+    farm.wait_row(
+        after,
+        "an upload after the swap completes",
+        ENCODE_LIMIT,
+        |r| r.is(JobStatus::Completed),
+    )
+    .await;
+    portal_says_completed(&me, after).await;
 }

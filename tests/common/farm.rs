@@ -129,7 +129,14 @@ impl Farm {
     /// Starts the encoder node `name` (one encode slot, its own data folder,
     /// the shared folder as a root) and waits until it listens.
     pub async fn node(&self, name: &str) -> Node {
-        self.start_node(name, Command::new(BIN)).await
+        self.start_node(name, "127.0.0.1:0", Command::new(BIN))
+            .await
+    }
+
+    /// [`Farm::node`] listening on `carbon` (taking over a dead node's
+    /// address).
+    pub async fn node_at(&self, name: &str, carbon: &str) -> Node {
+        self.start_node(name, carbon, Command::new(BIN)).await
     }
 
     /// [`Farm::node`] on storage that lacks the shared uploaded/ folder: it
@@ -143,15 +150,15 @@ impl Farm {
             .arg("sh")
             .arg(self.uploaded())
             .arg(BIN);
-        self.start_node(name, command).await
+        self.start_node(name, "127.0.0.1:0", command).await
     }
 
     /// Starts `videoshare` (which `command` runs) as the encoder node `name`.
-    async fn start_node(&self, name: &str, mut command: Command) -> Node {
+    async fn start_node(&self, name: &str, carbon: &str, mut command: Command) -> Node {
         let data = self.dir.path().join("nodes").join(name);
         command
             .args(["encoder", "--node", name, "--database", &self.url()])
-            .args(["--carbon", "127.0.0.1:0", "--carbon-coder", "off"])
+            .args(["--carbon", carbon, "--carbon-coder", "off"])
             .args(["--encode-slots", "1"])
             .arg("--data")
             .arg(&data)
