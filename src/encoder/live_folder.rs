@@ -352,9 +352,15 @@ audio/index.m3u8\n";
         assert_eq!(folder.path(), dest.path().join("clip"));
         let marker = std::fs::read_to_string(folder.path().join(MARKER)).expect("marker");
         assert_eq!(marker, guid.to_string());
-        let twin = LiveFolder::claim(dest.path(), "clip", guid).expect("claimed");
+        let other = Guid::new_random();
+        let twin = LiveFolder::claim(dest.path(), "clip", other).expect("claimed");
         assert_eq!(twin.path(), dest.path().join("clip-1"), "a free name");
-        drop(twin);
+        // Its process dies (nothing dropped): the job's next run takes the
+        // same name again, with no `clip-2` twin.
+        std::mem::forget(twin);
+        let again = LiveFolder::claim(dest.path(), "clip", other).expect("claimed");
+        assert_eq!(again.path(), dest.path().join("clip-1"));
+        drop(again);
         assert!(!dest.path().join("clip-1").exists(), "unfinished: removed");
 
         let path = folder.path().to_path_buf();
