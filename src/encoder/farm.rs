@@ -30,7 +30,7 @@ use super::Encoder;
 use super::control::STOPPED_BY_COMMAND;
 use super::job::allowed_from;
 use super::live_folder;
-use super::tasks::node_command::{identities, ip_of};
+use super::tasks::node_command::{identities, ip_of, state_of};
 use crate::carbon::JobStatus;
 use crate::store::jobs::Repair;
 use crate::store::notify::{Event, Listener};
@@ -294,6 +294,14 @@ impl Encoder {
                 .unwrap_or_else(|| inner.agent_ip.clone()),
             _ => inner.agent_ip.clone(),
         }
+    }
+
+    /// Whether another node of the farm takes jobs now.
+    pub(super) async fn others_up(&self) -> Result<bool, StoreError> {
+        let nodes = self.inner.nodes.list().await?;
+        Ok(nodes
+            .iter()
+            .any(|n| n.name != self.inner.node_id.name && state_of(n) == "up"))
     }
 
     /// Makes sure [`Encoder::agent_of`] knows the nodes of `jobs` (one that

@@ -124,15 +124,21 @@ impl Encoder {
     }
 
     /// Claims the next job whose files this node can see, and says in its
-    /// node status which it could not.
+    /// node status which it could not. With no other node up to leave them
+    /// to, it takes the next job anyway: one whose source is gone fails
+    /// saying so, rather than waiting for ever.
     async fn claim(&self) -> Result<Option<(Job, Lease)>, StoreError> {
         let me = &self.inner.node_id.name;
+        let jobs = &self.inner.jobs;
         let can_see = |file: &Path| file.is_file();
-        let claimed = self
-            .inner
-            .jobs
+        let mut claimed = jobs
             .claim_visible(me, farm::lease_ms(), allowed_from, &can_see)
             .await?;
+        if claimed.job.is_none() && !claimed.unseen.is_empty() && !self.others_up().await? {
+            claimed = jobs
+                .claim_visible(me, farm::lease_ms(), allowed_from, &|_: &Path| true)
+                .await?;
+        }
         let note = match claimed.unseen.first() {
             Some(file) => format!(
                 "cannot see the files of {} queued job(s), e.g. {}: left to other nodes",

@@ -60,7 +60,7 @@ fn version_number() -> String {
 }
 
 /// A node's state as an operator reads it.
-fn state_of(node: &Node) -> &'static str {
+pub(crate) fn state_of(node: &Node) -> &'static str {
     let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
     if node.state == "left" {
         "left"

@@ -193,7 +193,8 @@ impl JobStore {
 
     /// [`JobStore::claim`] for a node of a farm, which takes only a job
     /// whose files `can_see` says it can read (on PostgreSQL; on SQLite
-    /// the one node takes every job, and one whose source is gone fails).
+    /// there is one node, which takes every job: one whose source is gone
+    /// fails).
     /// Passes over at most [`CANDIDATES`] jobs it cannot take, and names them.
     pub async fn claim_visible(
         &self,
