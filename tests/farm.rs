@@ -96,6 +96,19 @@ async fn ffmpeg_writes(folder: &Path) {
     }
 }
 
+/// Starts node `name` and gives its one slot an 8 s slow-ladder job
+/// (`slow.mp4`); returns once the node runs it, with the job's GUID.
+async fn busy_node(farm: &Farm, name: &str) -> (Node, Guid) {
+    let node = farm.node(name).await;
+    let slow_clip = make_clip(&farm.uploaded(), "slow.mp4", 8, 854, 480);
+    let slow = queue(farm, &node, &slow_clip, SLOW_LADDER).await;
+    farm.wait_row(slow, "the node takes the slow job", REQUEUE_LIMIT, |r| {
+        r.on(name) && r.is_running()
+    })
+    .await;
+    (node, slow)
+}
+
 /// Polls the portal's view of job `guid` until it says COMPLETED: the
 /// portal learns of a job's end at its next poll of the encoder.
 async fn portal_says_completed(me: &common::Visitor, guid: Guid) {
@@ -261,16 +274,10 @@ async fn a_killed_nodes_job_is_finished_by_another() {
 async fn a_node_started_later_picks_up_queued_work() {
     common::require("ffmpeg");
     let farm = Farm::new().await;
-    let a = farm.node("a").await;
-    let slow_clip = make_clip(&farm.uploaded(), "slow.mp4", 8, 854, 480);
+    let (a, slow) = busy_node(&farm, "a").await;
     let quick_clip = make_clip(&farm.uploaded(), "quick.mp4", 1, 320, 240);
 
     // a's one slot taken by the slow ladder; the quick job waits.
-    let slow = queue(&farm, &a, &slow_clip, SLOW_LADDER).await;
-    farm.wait_row(slow, "a takes the slow job", REQUEUE_LIMIT, |r| {
-        r.on("a") && r.is_running()
-    })
-    .await;
     let quick = queue(&farm, &a, &quick_clip, SEED_PRESET).await;
     let waited = Instant::now() + Duration::from_secs(1);
     while Instant::now() < waited {
@@ -606,16 +613,9 @@ async fn a_node_whose_storage_lacks_the_source_does_not_claim_it() {
 async fn a_folder_left_by_a_kill_during_its_claim_is_not_twinned() {
     common::require("ffmpeg");
     let farm = Farm::new().await;
-    let a = farm.node("a").await;
-    let slow_clip = make_clip(&farm.uploaded(), "slow.mp4", 8, 854, 480);
-    let clip = make_clip(&farm.uploaded(), "claimed.mp4", 2, 320, 240);
-
     // a's one slot busy, so the ladder job waits while its folder is made.
-    let slow = queue(&farm, &a, &slow_clip, SLOW_LADDER).await;
-    farm.wait_row(slow, "a takes the slow job", REQUEUE_LIMIT, |r| {
-        r.on("a") && r.is_running()
-    })
-    .await;
+    let (a, _slow) = busy_node(&farm, "a").await;
+    let clip = make_clip(&farm.uploaded(), "claimed.mp4", 2, 320, 240);
     let guid = queue(&farm, &a, &clip, HLS_LADDER_PRESET).await;
     let folder = farm.streams().join("claimed");
     std::fs::create_dir(&folder).expect("mkdir");

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use videoshare::carbon::{Client, Guid, JobStatus};
 use videoshare::store::testing::TestDb;
 
-use super::{Visitor, session_client, slow_ladder_config, start_command_logged};
+use super::{Visitor, slow_ladder_config, start_command_logged};
 
 const BIN: &str = env!("CARGO_BIN_EXE_videoshare");
 
@@ -344,13 +344,7 @@ impl Node {
 impl PortalProcess {
     /// A browser session on this portal.
     pub fn visitor(&self) -> Visitor {
-        let (http, cookies) = session_client();
-        Visitor {
-            http,
-            cookies,
-            base: self.base.clone(),
-            http_addr: self.http_addr,
-        }
+        Visitor::new(&self.base, self.http_addr)
     }
 }
 

@@ -239,13 +239,7 @@ impl TestApp {
 
     /// Another browser: a session of its own (no cookie yet).
     pub fn visitor(&self) -> Visitor {
-        let (http, cookies) = session_client();
-        Visitor {
-            http,
-            cookies,
-            base: self.base.clone(),
-            http_addr: self.http_addr,
-        }
+        Visitor::new(&self.base, self.http_addr)
     }
 
     /// Opens the page's WebSocket as this session (its cookie, no Origin).
@@ -319,6 +313,17 @@ pub struct Visitor {
 }
 
 impl Visitor {
+    /// A new browser session (no cookie yet) on the portal at `base`.
+    pub fn new(base: &str, http_addr: SocketAddr) -> Visitor {
+        let (http, cookies) = session_client();
+        Visitor {
+            http,
+            cookies,
+            base: base.to_owned(),
+            http_addr,
+        }
+    }
+
     /// This session's `Cookie` header, if it has one yet.
     pub fn cookie_header(&self) -> Option<String> {
         use reqwest::cookie::CookieStore;
