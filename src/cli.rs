@@ -377,21 +377,7 @@ pub async fn nodes(args: NodesArgs) -> anyhow::Result<ExitCode> {
         async move { client.node_command(command).await.map_err(explain) }
     };
     let statuses = match &args.action {
-        None | Some(NodesAction::List) => {
-            let mut statuses = Vec::new();
-            for ip in client.node_list().await.map_err(explain)? {
-                let status = client
-                    .node_command(NodeCommand {
-                        kind: NodeCommandKind::GetServerNodeStatus,
-                        node_ip: Some(ip),
-                        settings: NodeSettings::default(),
-                    })
-                    .await
-                    .map_err(explain)?;
-                statuses.push(status);
-            }
-            statuses
-        }
+        None | Some(NodesAction::List) => client.node_statuses().await.map_err(explain)?,
         Some(NodesAction::Enable { node }) => vec![set(node, true).await?],
         Some(NodesAction::Disable { node }) => vec![set(node, false).await?],
     };

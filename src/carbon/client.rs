@@ -20,8 +20,8 @@ use super::frame::{CarbonCodec, FrameError};
 use super::guid::Guid;
 use super::message::{
     Command, EvaluatedSource, JobCommand, JobEntry, JobEvaluate, JobInfo, JobQueue, JobStatusList,
-    MessageError, NodeCommand, NodeCommandKind, NodeStatus, Profile, ProfileList, Reply, Request,
-    Source, StatusList, VersionInfo,
+    MessageError, NodeCommand, NodeCommandKind, NodeSettings, NodeStatus, Profile, ProfileList,
+    Reply, Request, Source, StatusList, VersionInfo,
 };
 use super::text;
 
@@ -383,6 +383,23 @@ impl Client {
             Reply::Nodes { ips } => Ok(ips),
             _ => Err(ClientError::Unexpected("NodeList")),
         }
+    }
+
+    /// Every node's status as the server sees it: `NodeList`, then
+    /// `NodeCommand GetServerNodeStatus` for each node listed.
+    pub async fn node_statuses(&self) -> Result<Vec<NodeStatus>, ClientError> {
+        let mut statuses = Vec::new();
+        for ip in self.node_list().await? {
+            let status = self
+                .node_command(NodeCommand {
+                    kind: NodeCommandKind::GetServerNodeStatus,
+                    node_ip: Some(ip),
+                    settings: NodeSettings::default(),
+                })
+                .await?;
+            statuses.push(status);
+        }
+        Ok(statuses)
     }
 
     /// A `NodeCommand` whose reply is the node's status.

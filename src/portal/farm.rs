@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Portal;
-use crate::carbon::message::{NodeCommand, NodeCommandKind, NodeSettings, NodeStatus};
+use crate::carbon::message::NodeStatus;
 use crate::carbon::{Client, ClientError};
 use crate::metrics::{FarmGauges, NodeStateLabels};
 
@@ -104,18 +104,7 @@ impl Portal {
         let config = self.config();
         let client = Client::with_habit(config.encoder_addr.clone(), config.encoder_habit)
             .with_timeout(TIMEOUT);
-        let mut statuses = Vec::new();
-        for ip in client.node_list().await? {
-            let status = client
-                .node_command(NodeCommand {
-                    kind: NodeCommandKind::GetServerNodeStatus,
-                    node_ip: Some(ip),
-                    settings: NodeSettings::default(),
-                })
-                .await?;
-            statuses.push(status);
-        }
-        let view = Arc::new(FarmView::of(&statuses));
+        let view = Arc::new(FarmView::of(&client.node_statuses().await?));
         *last = Some((Instant::now(), view.clone()));
         Ok(view)
     }
