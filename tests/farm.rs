@@ -82,20 +82,6 @@ async fn the_output(farm: &Farm, node: &Node, guid: Guid) -> PathBuf {
     file
 }
 
-/// Polls until ffmpeg writes the ladder `folder` (its marker and a rung's
-/// folder are there): the job is in the middle of its encode.
-async fn ffmpeg_writes(folder: &Path) {
-    let deadline = Instant::now() + REQUEUE_LIMIT;
-    while !(folder.join(".encoding").is_file() && folder.join("480p").is_dir()) {
-        assert!(
-            Instant::now() < deadline,
-            "ffmpeg never wrote {}",
-            folder.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Starts node `name` and gives its one slot an 8 s slow-ladder job
 /// (`slow.mp4`); returns once the node runs it, with the job's GUID.
 async fn busy_node(farm: &Farm, name: &str) -> (Node, Guid) {
@@ -238,7 +224,10 @@ async fn a_killed_nodes_job_is_finished_by_another() {
         })
         .await;
     assert_eq!(running.attempts, 1, "{running:?}");
-    ffmpeg_writes(&folder).await;
+    common::poll_until("ffmpeg writes the ladder", || {
+        common::encoding_started(&folder)
+    })
+    .await;
     let holder = usize::from(running.on("b"));
     let (victim, survivor) = (nodes[holder].name.clone(), nodes[1 - holder].name.clone());
     assert!(running.on(&victim), "{running:?}");
@@ -341,7 +330,10 @@ async fn a_job_that_kills_three_nodes_ends_in_error() {
             .position(|n| running.on(&n.name))
             .unwrap_or_else(|| panic!("a live node holds it: {running:?}"));
         // (The sweeper removed the last round's folder before the requeue.)
-        ffmpeg_writes(&folder).await;
+        common::poll_until("ffmpeg writes the ladder", || {
+            common::encoding_started(&folder)
+        })
+        .await;
         let mut victim = live.remove(holder);
         victim.kill9().await;
         victims.push(victim.name.clone());

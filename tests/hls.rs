@@ -480,20 +480,6 @@ async fn a_silent_source_smaller_than_every_rung_gets_one_rung_no_audio_group() 
     app.stop().await;
 }
 
-/// Polls (every 50 ms, up to a minute) until `ready` holds; fails with `what`.
-async fn poll_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !ready() {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-/// Whether a ladder folder has started: marked and with a rung's folder.
-fn encoding_started(folder: &Path) -> bool {
-    folder.join(".encoding").is_file() && folder.join("480p").is_dir()
-}
-
 /// A 12 s 854×480 clip queued through Carbon with the test's slow ladder
 /// into the streams folder of an app of its own.
 struct SlowLadder {
@@ -561,7 +547,7 @@ async fn a_ladder_is_playable_while_it_encodes() {
     let master = folder.join("master.m3u8");
 
     // Claimed and named before anything is playable.
-    poll_until("the folder is claimed", || {
+    common::poll_until("the folder is claimed", || {
         folder.join(".encoding").is_file()
     })
     .await;
@@ -574,7 +560,7 @@ async fn a_ladder_is_playable_while_it_encodes() {
     );
 
     // Playable: paused at once, so what is checked below holds still.
-    poll_until("the master is published", || master.is_file()).await;
+    common::poll_until("the master is published", || master.is_file()).await;
     let paused = client
         .command(guid, JobCommand::Pause)
         .await
@@ -639,7 +625,10 @@ async fn a_ladder_stopped_mid_encode_leaves_nothing() {
         folder,
         guid,
     } = SlowLadder::queue("stopped").await;
-    poll_until("ffmpeg writes the ladder", || encoding_started(&folder)).await;
+    common::poll_until("ffmpeg writes the ladder", || {
+        common::encoding_started(&folder)
+    })
+    .await;
 
     client.command(guid, JobCommand::Stop).await.expect("stop");
     let done = wait_finished(&client, guid).await;
@@ -697,12 +686,15 @@ async fn a_ladder_killed_mid_encode_starts_clean_after_a_restart() {
     );
     let guid = client.queue(job).await.expect("queued");
     let folder = streams.join("crash");
-    poll_until("ffmpeg writes the ladder", || encoding_started(&folder)).await;
+    common::poll_until("ffmpeg writes the ladder", || {
+        common::encoding_started(&folder)
+    })
+    .await;
 
     encoder.start_kill().expect("kill -9");
     encoder.wait().await.expect("the encoder is gone");
     // ffmpeg dies with it (PR_SET_PDEATHSIG).
-    poll_until("ffmpeg is gone", || {
+    common::poll_until("ffmpeg is gone", || {
         common::ffmpeg_processes(&clip).is_empty()
     })
     .await;

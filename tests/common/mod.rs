@@ -544,6 +544,21 @@ pub async fn wait_until(
     }
 }
 
+/// Polls (every 50 ms, up to a minute) until `ready` holds; fails with `what`.
+pub async fn poll_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether an HLS ladder folder of the test's slow ladder has started:
+/// marked as encoding, with a rung's folder: ffmpeg is mid-encode.
+pub fn encoding_started(folder: &Path) -> bool {
+    folder.join(".encoding").is_file() && folder.join("480p").is_dir()
+}
+
 /// Waits for job `guid` to finish and fails unless it COMPLETED.
 pub async fn wait_completed(client: &Client, guid: Guid) -> JobEntry {
     let job = wait_finished(client, guid).await;
