@@ -373,8 +373,17 @@ pub async fn nodes(args: NodesArgs) -> anyhow::Result<ExitCode> {
                 ..NodeSettings::default()
             },
         };
+        // The server's view after it (SetNodeStatus answers with the
+        // node's own, which has no free slots).
+        let after = NodeCommand {
+            kind: NodeCommandKind::GetServerNodeStatus,
+            ..command.clone()
+        };
         let client = &client;
-        async move { client.node_command(command).await.map_err(explain) }
+        async move {
+            client.node_command(command).await.map_err(explain)?;
+            client.node_command(after).await.map_err(explain)
+        }
     };
     let statuses = match &args.action {
         None | Some(NodesAction::List) => client.node_statuses().await.map_err(explain)?,

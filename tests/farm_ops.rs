@@ -52,7 +52,16 @@ async fn a_node_is_listed_drained_and_enabled_again() {
     );
 
     let drained = ok(&["nodes", "disable", "solo"], &encoder).await;
-    assert!(drained.contains("disabled"), "{drained}");
+    let row = drained
+        .lines()
+        .find(|l| l.starts_with("solo"))
+        .unwrap_or_else(|| panic!("the node after:\n{drained}"));
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        columns[2..5],
+        ["disabled", "1", "1"],
+        "state, slots, free: {row}"
+    );
     // The cached view is at most two seconds old.
     tokio::time::sleep(videoshare::portal::farm::FRESH_FOR).await;
     let (status, body) = health(&app).await;
