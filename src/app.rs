@@ -281,6 +281,11 @@ impl App {
                 presets,
                 stall: Duration::from_secs(options.stall_secs),
                 metrics: self.metrics.clone(),
+                chunking: crate::encoder::chunks::ChunkSettings {
+                    threshold: (options.chunk_threshold_secs > 0)
+                        .then(|| Duration::from_secs(options.chunk_threshold_secs)),
+                    length: Duration::from_secs(options.chunk_secs),
+                },
             },
             pool,
         )

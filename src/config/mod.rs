@@ -117,6 +117,17 @@ pub struct EncoderOptions {
     #[arg(long, env = "VIDEOSHARE_FFMPEG_THREADS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub ffmpeg_threads: Option<u32>,
 
+    /// Sources longer than this many seconds are encoded in chunks, which
+    /// every node of the farm (and every slot) encodes at once; 0 turns
+    /// chunking off.
+    #[arg(long, env = "VIDEOSHARE_CHUNK_THRESHOLD_SECS", default_value_t = 300, value_name = "SECS")]
+    pub chunk_threshold_secs: u64,
+
+    /// About how long each chunk is, in seconds (cut at the source's
+    /// nearest keyframe, or at an HLS ladder's segment boundary).
+    #[arg(long, env = "VIDEOSHARE_CHUNK_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=3600), value_name = "SECS")]
+    pub chunk_secs: u64,
+
     /// How many encodes run at the same time.
     #[arg(long, env = "VIDEOSHARE_ENCODE_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub encode_slots: u16,
@@ -441,6 +452,8 @@ impl ServeArgs {
                 carbon_coder: "127.0.0.1:0".into(),
                 node: None,
                 ffmpeg_threads: None,
+                chunk_threshold_secs: 300,
+                chunk_secs: 60,
                 encode_slots: 1,
                 roots: Vec::new(),
                 config: None,

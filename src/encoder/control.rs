@@ -11,6 +11,7 @@
 //! (notified at once, and checked again at every lease renewal).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -61,29 +62,38 @@ pub(super) struct Control {
     rate: Mutex<Option<super::ffmpeg::Rate>>,
 }
 
-/// The jobs running on this node.
-#[derive(Debug, Default)]
-pub(super) struct Running {
-    jobs: Mutex<HashMap<Guid, Arc<Control>>>,
+/// The jobs running on this node (keyed by GUID), or the chunks of jobs
+/// (keyed by GUID and chunk number).
+#[derive(Debug)]
+pub(super) struct Running<K = Guid> {
+    jobs: Mutex<HashMap<K, Arc<Control>>>,
+}
+
+impl<K> Default for Running<K> {
+    fn default() -> Self {
+        Running {
+            jobs: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// Keeps a job in the registry; dropping it removes the job and fires
 /// `finished`, however the worker ends.
-pub(super) struct Registration<'a> {
-    running: &'a Running,
-    guid: Guid,
+pub(super) struct Registration<'a, K: Eq + Hash + Copy = Guid> {
+    running: &'a Running<K>,
+    key: K,
     pub control: Arc<Control>,
 }
 
-impl Drop for Registration<'_> {
+impl<K: Eq + Hash + Copy> Drop for Registration<'_, K> {
     fn drop(&mut self) {
         let mut jobs = self.running.jobs.lock();
         // A requeued job may already run again under a new registration.
         if jobs
-            .get(&self.guid)
+            .get(&self.key)
             .is_some_and(|c| Arc::ptr_eq(c, &self.control))
         {
-            jobs.remove(&self.guid);
+            jobs.remove(&self.key);
         }
         drop(jobs);
         self.control.finished.cancel();
@@ -117,7 +127,7 @@ impl Control {
     }
 
     /// Asks for ffmpeg to be suspended or continued, without waiting.
-    fn want_paused(&self, paused: bool) {
+    pub(super) fn want_paused(&self, paused: bool) {
         self.paused
             .send_if_modified(|now| std::mem::replace(now, paused) != paused);
     }
@@ -138,8 +148,8 @@ impl Control {
     }
 }
 
-impl Running {
-    pub fn register(&self, guid: Guid, attempt: i64) -> Registration<'_> {
+impl<K: Eq + Hash + Copy> Running<K> {
+    pub fn register(&self, key: K, attempt: i64) -> Registration<'_, K> {
         let control = Arc::new(Control {
             paused: watch::Sender::new(false),
             suspended: watch::Sender::new(false),
@@ -149,29 +159,29 @@ impl Running {
             attempt,
             rate: Mutex::new(None),
         });
-        self.jobs.lock().insert(guid, control.clone());
+        self.jobs.lock().insert(key, control.clone());
         Registration {
             running: self,
-            guid,
+            key,
             control,
         }
     }
 
-    pub(super) fn get(&self, guid: Guid) -> Option<Arc<Control>> {
-        self.jobs.lock().get(&guid).cloned()
+    pub(super) fn get(&self, key: K) -> Option<Arc<Control>> {
+        self.jobs.lock().get(&key).cloned()
     }
 
-    /// How fast the job's encode goes, if it is running and not suspended.
-    pub fn rate(&self, guid: Guid) -> Option<super::ffmpeg::Rate> {
-        self.get(guid).and_then(|c| c.rate())
+    /// How fast the encode goes, if it is running and not suspended.
+    pub fn rate(&self, key: K) -> Option<super::ffmpeg::Rate> {
+        self.get(key).and_then(|c| c.rate())
     }
 
     pub fn len(&self) -> usize {
         self.jobs.lock().len()
     }
 
-    /// Every running job with its handles.
-    pub fn all(&self) -> Vec<(Guid, Arc<Control>)> {
+    /// Every running job (or chunk) with its handles.
+    pub fn all(&self) -> Vec<(K, Arc<Control>)> {
         self.jobs
             .lock()
             .iter()

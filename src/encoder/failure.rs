@@ -77,6 +77,12 @@ pub enum JobFailure {
     },
     #[error("stopped")]
     Stopped,
+    /// A chunk of a chunked job failed (its reason names files, not
+    /// folders), or its plan could not be made.
+    #[error("{0}")]
+    Chunk(String),
+    #[error("could not join the chunks: {}", encode_failure(.0))]
+    Join(ProcessError),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("placing the outputs ended unexpectedly: {0}")]

@@ -34,7 +34,7 @@ use super::tasks::node_command::{identities, ip_of, state_of};
 use crate::carbon::JobStatus;
 use crate::store::jobs::Repair;
 use crate::store::notify::{Event, Listener};
-use crate::store::{NodeInfo, NodeStore, StoreError};
+use crate::store::{ChunkRepair, NodeInfo, NodeStore, StoreError};
 
 pub const LEASE: Duration = Duration::from_secs(10);
 pub const RENEW_EVERY: Duration = Duration::from_secs(2);
@@ -200,10 +200,18 @@ impl Encoder {
         let inner = &self.inner;
         match event {
             Event::Queued => inner.wake.notify_one(),
-            Event::Job { node, guid, status } if node == inner.node_id.name => {
-                self.reconcile(guid, status);
+            Event::Job { node, guid, status } => {
+                if node == inner.node_id.name {
+                    self.reconcile(guid, status);
+                }
+                // Chunks follow their job, whichever node conducts it; a
+                // resumed job's queued chunks may be taken again.
+                self.reconcile_chunks(guid, Some(status));
+                if status == JobStatus::Started {
+                    inner.wake.notify_one();
+                }
             }
-            Event::Job { .. } => {}
+            Event::ChunkDone { .. } => inner.chunk_done.notify_waiters(),
             Event::Node { name } if name == inner.node_id.name => self.refresh_enabled().await,
             Event::Node { .. } => {}
             // Whatever was missed: look at the queue and at this node again
@@ -242,6 +250,7 @@ impl Encoder {
             if !inner.nodes.heartbeat(&me.name, &me.instance).await? {
                 tracing::error!(node = %me.name, "another process took this node's name: it was presumed dead");
             }
+            self.renew_chunk_leases().await?;
             inner.jobs.renew(&me.name, &guids, lease_ms()).await
         }
         .await;
@@ -270,7 +279,9 @@ impl Encoder {
                 let silent = last_renewed.elapsed();
                 tracing::warn!(error = %e, ?silent, "cannot renew this node's leases");
                 if silent >= SELF_FENCE_AFTER {
-                    for (guid, control) in &held {
+                    let chunks = inner.chunk_workers.all();
+                    let chunks = chunks.iter().map(|((guid, _), control)| (*guid, control.clone()));
+                    for (guid, control) in held.iter().cloned().chain(chunks) {
                         if !control.lost.is_cancelled() {
                             tracing::error!(%guid, "no lease renewed for {SELF_FENCE_AFTER:?}: dropping the encode before another node takes the job");
                             control.lost.cancel();
@@ -344,6 +355,15 @@ impl Encoder {
 
     async fn sweep_expired(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
+        let chunks = ChunkRepair::Expired {
+            max_losses: MAX_LEASE_LOSSES,
+        };
+        for (guid, idx, state) in inner.chunks.repair(chunks).await? {
+            tracing::warn!(%guid, chunk = idx, ?state, "a chunk's node stopped renewing its lease");
+            inner.metrics.lease_expiries.inc();
+            inner.wake.notify_one();
+            inner.chunk_done.notify_waiters();
+        }
         let scope = Repair::Expired {
             max_losses: MAX_LEASE_LOSSES,
         };

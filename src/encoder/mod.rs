@@ -12,6 +12,7 @@
 //! It must not know about HTTP or HTML: the portal reaches it only through
 //! the Carbon protocol.
 
+pub mod chunks;
 pub mod control;
 pub mod failure;
 pub mod farm;
@@ -36,7 +37,7 @@ use crate::carbon::guid::InvalidGuid;
 use crate::carbon::{Guid, JobStatus, PresetId};
 use crate::metrics::Metrics;
 use crate::store::jobs::Repair;
-use crate::store::{Backend, JobStore, NodeInfo, NodeStore, StoreError};
+use crate::store::{Backend, ChunkRepair, ChunkStore, JobStore, NodeInfo, NodeStore, StoreError};
 use paths::{PathError, PathMapping, PathPolicy};
 use preset::Presets;
 
@@ -74,6 +75,8 @@ pub struct EncoderConfig {
     pub stall: std::time::Duration,
     /// Where requests, queue waits and encode times are counted.
     pub metrics: Arc<Metrics>,
+    /// Which jobs are encoded in chunks across the farm.
+    pub chunking: chunks::ChunkSettings,
 }
 
 /// Why a request could not be carried out; its text becomes the reply's
@@ -196,6 +199,12 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// The jobs this node's workers are running.
     running: control::Running,
+    /// The chunks of jobs (any node's) this node's slots are encoding.
+    chunk_workers: control::Running<(Guid, u32)>,
+    chunks: ChunkStore,
+    chunking: chunks::ChunkSettings,
+    /// Woken when a chunk of any job is done or failed (conductors look).
+    chunk_done: Notify,
     /// Woken whenever a job may have become runnable.
     wake: Notify,
     /// What this node's row says to operators now (see `set_note`).
@@ -213,6 +222,7 @@ impl Encoder {
         let paths = PathPolicy::new(&config.roots, &config.mappings)?;
         let exclusive = pool.backend() == Backend::Sqlite;
         let jobs = JobStore::new(pool.clone());
+        let chunk_store = ChunkStore::new(pool.clone());
         let nodes = NodeStore::new(pool);
         let node_id = farm::NodeId::new(config.node.clone());
         let info = NodeInfo {
@@ -232,6 +242,9 @@ impl Encoder {
             .repair(mine, control::STOPPED_BY_COMMAND, job::allowed_from)
             .await?
             .len();
+        chunk_store
+            .repair(ChunkRepair::HeldBy(&node_id.name))
+            .await?;
         if recovered > 0 || stale > 0 || ladders > 0 {
             tracing::info!(
                 recovered,
@@ -257,6 +270,10 @@ impl Encoder {
                 stall: config.stall,
                 metrics: config.metrics.clone(),
                 running: control::Running::default(),
+                chunk_workers: control::Running::default(),
+                chunks: chunk_store,
+                chunking: config.chunking,
+                chunk_done: Notify::new(),
                 wake: Notify::new(),
                 note: parking_lot::Mutex::default(),
                 agents: parking_lot::RwLock::default(),

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::chunks::HeldChunk;
 use super::control::{Control, STOPPED_BY_COMMAND};
 use super::failure::{FileName, JobFailure};
 use super::job::allowed_from;
@@ -28,6 +29,8 @@ use super::{Encoder, farm, ffmpeg};
 use crate::carbon::{Guid, JobStatus};
 use crate::fsutil::TempFile;
 use crate::media::MediaInfo;
+use crate::media::split::Align;
+use crate::store::ChunkRepair;
 use crate::store::Job;
 use crate::store::StoreError;
 use crate::store::jobs::{AudioSource, Change, Destination, Lease, Repair};
@@ -60,19 +63,33 @@ impl Encoder {
                 },
                 _ = shutdown.cancelled() => break,
             };
-            let Some((job, lease)) = self.next_job(&shutdown).await else {
+            let Some(work) = self.next_job(&shutdown).await else {
                 break;
             };
             let encoder = self.clone();
             let stop = shutdown.clone();
-            let span = tracing::info_span!("job", guid = %job.guid);
-            workers.spawn(
-                async move {
-                    encoder.run(job, lease, stop).await;
-                    drop(permit);
+            match work {
+                Work::Job(job, lease) => {
+                    let span = tracing::info_span!("job", guid = %job.guid);
+                    workers.spawn(
+                        async move {
+                            encoder.run(job, lease, stop).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                 }
-                .instrument(span),
-            );
+                Work::Chunk(held) => {
+                    let span = tracing::info_span!("chunk", guid = %held.lease.job, idx = held.lease.idx);
+                    workers.spawn(
+                        async move {
+                            encoder.run_claimed_chunk(*held, stop).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
+                }
+            }
         }
         while workers.join_next().await.is_some() {}
         // Their ladder folders are gone (dropped unfinished): forget them.
@@ -82,7 +99,10 @@ impl Encoder {
         }
         // Jobs caught mid-encode go back to the queue (paused ones stay
         // paused) now rather than at the next start, so a status query in
-        // between tells the truth.
+        // between tells the truth; so do chunks.
+        if let Err(e) = self.inner.chunks.repair(ChunkRepair::HeldBy(&self.inner.node_id.name)).await {
+            tracing::error!(error = %e, "could not put interrupted chunks back");
+        }
         match self
             .inner
             .jobs
@@ -101,14 +121,21 @@ impl Encoder {
         }
     }
 
-    /// Waits for a runnable job and claims it; `None` on shutdown. A
-    /// disabled node (`NodeCommand SetNodeStatus Enabled.DWD="0"`) claims
-    /// nothing until it is enabled again.
-    async fn next_job(&self, shutdown: &CancellationToken) -> Option<(Job, Lease)> {
+    /// Waits for runnable work and claims it: a chunk of a job being
+    /// encoded in chunks first (the job started earliest), else the next
+    /// job; `None` on shutdown. A disabled node (`NodeCommand
+    /// SetNodeStatus Enabled.DWD="0"`) claims nothing until it is enabled
+    /// again.
+    async fn next_job(&self, shutdown: &CancellationToken) -> Option<Work> {
         loop {
             if self.inner.node.is_enabled() {
+                match self.claim_chunk().await {
+                    Ok(Some(held)) => return Some(Work::Chunk(Box::new(held))),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot read the chunk queue; retrying"),
+                }
                 match self.claim().await {
-                    Ok(Some(claimed)) => return Some(claimed),
+                    Ok(Some((job, lease))) => return Some(Work::Job(job, lease)),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot read the job queue; retrying"),
                 }
@@ -168,8 +195,9 @@ impl Encoder {
         // Only probing and ffmpeg are cancelled, by a shutdown or a Stop.
         // Placing the outputs and recording them always finish: a job whose
         // outputs are in place must not be encoded twice.
+        let chunked = std::sync::atomic::AtomicBool::new(false);
         let transcoded = tokio::select! {
-            transcoded = self.transcode(&job, &lease, &control) => Some(transcoded),
+            transcoded = self.encode_job(&job, &lease, &control, &shutdown, &chunked) => Some(transcoded),
             // Dropping the future kills ffmpeg and removes its temp files.
             _ = control.stop.cancelled() => None,
             _ = shutdown.cancelled() => None,
@@ -217,10 +245,54 @@ impl Encoder {
                 tracing::warn!(error = %e, ?wait, "recording the job's outcome failed; retrying");
             })
             .await;
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "could not record the job's outcome");
+        match recorded {
+            Err(e) => tracing::error!(error = %e, "could not record the job's outcome"),
+            // Its pieces are in the outputs now.
+            Ok(()) if outcome.is_ok() && chunked.into_inner() => self.forget_chunks(guid).await,
+            Ok(()) => {}
         }
         drop(registration);
+    }
+
+    /// Encodes a job: in one ffmpeg run, or conducted in chunks across the
+    /// farm when it is long (then `chunked` is set).
+    async fn encode_job(
+        &self,
+        job: &Job,
+        lease: &Lease,
+        control: &Arc<Control>,
+        shutdown: &CancellationToken,
+        chunked: &std::sync::atomic::AtomicBool,
+    ) -> Result<Vec<(Staged, Destination, String)>, JobFailure> {
+        match self.transcode(job, lease, control).await? {
+            Transcoded::Encoded(outputs) => Ok(outputs),
+            Transcoded::Chunked(info, align) => {
+                chunked.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.conduct(job, lease, control, &info, align, shutdown)
+                    .await
+            }
+        }
+    }
+
+    /// Each destination of `job` with its preset.
+    pub(in crate::encoder) async fn wanted(
+        &self,
+        job: &Job,
+    ) -> Result<Vec<(Destination, &Preset)>, JobFailure> {
+        let inner = &self.inner;
+        let destinations = inner.jobs.destinations(job.guid).await?;
+        let mut wanted = Vec::with_capacity(destinations.len());
+        for d in destinations {
+            let preset = inner
+                .presets
+                .get(d.preset_guid)
+                .ok_or(JobFailure::PresetGone(d.preset_guid))?;
+            wanted.push((d, preset));
+        }
+        if wanted.is_empty() {
+            return Err(JobFailure::NoDestination);
+        }
+        Ok(wanted)
     }
 
     /// Moves a probed job from STARTING to STARTED. A job paused while it
@@ -252,20 +324,10 @@ impl Encoder {
         job: &Job,
         lease: &Lease,
         control: &Arc<Control>,
-    ) -> Result<Vec<(Staged, Destination, String)>, JobFailure> {
+    ) -> Result<Transcoded, JobFailure> {
         let inner = &self.inner;
-        let destinations = inner.jobs.destinations(job.guid).await?;
-        let mut wanted = Vec::with_capacity(destinations.len());
-        for d in destinations {
-            let preset = inner
-                .presets
-                .get(d.preset_guid)
-                .ok_or(JobFailure::PresetGone(d.preset_guid))?;
-            wanted.push((d, preset));
-        }
-        if wanted.is_empty() {
-            return Err(JobFailure::NoDestination);
-        }
+        let wanted = self.wanted(job).await?;
+        let presets: Vec<&Preset> = wanted.iter().map(|(_, p)| *p).collect();
         let audio_file = match &job.audio {
             AudioSource::File(path) => Some(path.as_path()),
             _ => None,
@@ -313,6 +375,9 @@ impl Encoder {
         if shaped {
             let info = (&mut prepare).await?;
             prepared = true;
+            if let Some(align) = self.chunking(job, &presets, &info) {
+                return Ok(Transcoded::Chunked(info, align));
+            }
             // As shown: ffmpeg turns a rotated picture before scaling it.
             inputs.picture = info.video.as_ref().map(|v| SourcePicture {
                 width: v.shown_size().0,
@@ -367,8 +432,12 @@ impl Encoder {
         loop {
             tokio::select! {
                 checked = &mut prepare, if !prepared => {
-                    checked.map(drop)?;
+                    let info = checked?;
                     prepared = true;
+                    // Long: dropping the one-run encode kills its ffmpeg.
+                    if let Some(align) = self.chunking(job, &presets, &info) {
+                        return Ok(Transcoded::Chunked(info, align));
+                    }
                 }
                 done = &mut publish, if !published => {
                     done.map_err(JobFailure::Ladder)?;
@@ -396,17 +465,19 @@ impl Encoder {
         for folder in &ladders {
             live_folder::make_extras(job.guid, folder).await;
         }
-        Ok(plans
-            .into_iter()
-            .map(|(temp, d, p)| (temp, d, p.extension.clone()))
-            .collect())
+        Ok(Transcoded::Encoded(
+            plans
+                .into_iter()
+                .map(|(temp, d, p)| (temp, d, p.extension.clone()))
+                .collect(),
+        ))
     }
 
     /// Prepares where each destination is written: a temp file, or for a
     /// ladder its folder in the destination, claimed (after removing one
     /// this job left mid-encode before a crash) and recorded at once as
     /// the job's output, so `TargetFiles` name it while it encodes.
-    async fn stage<'p>(
+    pub(in crate::encoder) async fn stage<'p>(
         &self,
         lease: &Lease,
         control: &Control,
@@ -449,7 +520,7 @@ impl Encoder {
 
     /// Publishes the ladders ffmpeg finished before the watcher saw them
     /// playable.
-    async fn publish_now(
+    pub(in crate::encoder) async fn publish_now(
         &self,
         guid: Guid,
         ladders: Vec<PathBuf>,
@@ -472,6 +543,19 @@ impl Encoder {
         }
         Ok(())
     }
+}
+
+/// What a claimed slot runs.
+enum Work {
+    Job(Job, Lease),
+    Chunk(Box<HeldChunk>),
+}
+
+/// What encoding a job gave: its staged outputs, or the news that it is
+/// long enough to be encoded in chunks (its probe, and how to cut it).
+enum Transcoded {
+    Encoded(Vec<(Staged, Destination, String)>),
+    Chunked(MediaInfo, Align),
 }
 
 /// Microseconds since the Unix epoch, comparable across processes.

@@ -70,6 +70,24 @@ impl JobRow {
     }
 }
 
+/// A chunk's row as the farm wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRow {
+    pub idx: i64,
+    /// `audio` or `video`.
+    pub kind: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    /// The node that last claimed it.
+    pub node: Option<String>,
+    /// How many times an ffmpeg run was started on it.
+    pub runs: i64,
+    pub progress: i64,
+    pub done_at: Option<i64>,
+    /// Where it starts in the source, µs.
+    pub start_us: i64,
+}
+
 /// One `videoshare encoder --node NAME` process.
 pub struct Node {
     pub name: String,
@@ -133,6 +151,12 @@ impl Farm {
             .await
     }
 
+    /// [`Farm::node`] with more command-line options (e.g. chunking's).
+    pub async fn node_with(&self, name: &str, options: &[&str]) -> Node {
+        self.start_node_with(name, "127.0.0.1:0", Command::new(BIN), options)
+            .await
+    }
+
     /// [`Farm::node`] listening on `carbon` (taking over a dead node's
     /// address).
     pub async fn node_at(&self, name: &str, carbon: &str) -> Node {
@@ -154,7 +178,17 @@ impl Farm {
     }
 
     /// Starts `videoshare` (which `command` runs) as the encoder node `name`.
-    async fn start_node(&self, name: &str, carbon: &str, mut command: Command) -> Node {
+    async fn start_node(&self, name: &str, carbon: &str, command: Command) -> Node {
+        self.start_node_with(name, carbon, command, &[]).await
+    }
+
+    async fn start_node_with(
+        &self,
+        name: &str,
+        carbon: &str,
+        mut command: Command,
+        options: &[&str],
+    ) -> Node {
         let data = self.dir.path().join("nodes").join(name);
         command
             .args(["encoder", "--node", name, "--database", &self.url()])
@@ -165,7 +199,8 @@ impl Farm {
             .arg("--root")
             .arg(self.shared())
             .arg("--config")
-            .arg(&self.config);
+            .arg(&self.config)
+            .args(options);
         let log = self.logs().join(format!("node-{name}.log"));
         let (child, carbon) =
             start_command_logged(command, "Carbon encoder listening on ", Some(&log)).await;
@@ -245,6 +280,34 @@ impl Farm {
                 .await
                 .expect("read the destinations table");
         rows.into_iter().map(|(path,)| path).collect()
+    }
+
+    /// The chunks of job `guid`, in order (empty when it is not chunked).
+    pub async fn chunks(&self, guid: Guid) -> Vec<ChunkRow> {
+        type Row = (i64, String, String, Option<String>, i64, i64, Option<i64>, i64);
+        let rows: Vec<Row> =
+            sqlx::query_as(
+                "SELECT idx, kind, state, node, runs, progress, done_at, start_us \
+                 FROM chunks WHERE job_guid = $1 ORDER BY idx",
+            )
+            .bind(guid.to_string())
+            .fetch_all(self.db.db().pool())
+            .await
+            .expect("read the chunks table");
+        rows.into_iter()
+            .map(
+                |(idx, kind, state, node, runs, progress, done_at, start_us)| ChunkRow {
+                    idx,
+                    kind,
+                    state,
+                    node,
+                    runs,
+                    progress,
+                    done_at,
+                    start_us,
+                },
+            )
+            .collect()
     }
 
     /// The source file of job `guid`.

@@ -111,8 +111,9 @@ impl LadderFile {
     }
 }
 
-/// What the ladder needs to know of the source (from its probe).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What the ladder needs to know of the source (from its probe); kept in
+/// a chunked job's plan for the nodes encoding its chunks.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, Deserialize)]
 pub struct SourcePicture {
     /// Its size in pixels (`u32::MAX` when unknown: every rung at its
     /// box's size).

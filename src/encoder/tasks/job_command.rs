@@ -54,6 +54,9 @@ impl Encoder {
                 if let Some(control) = self.inner.running.get(guid) {
                     self.stop_worker(&control).await;
                 }
+                // Unfinished chunk pieces go too (chunk workers on other
+                // nodes drop theirs when they see the job gone).
+                self.forget_chunks(guid).await;
                 if !self.inner.jobs.remove(guid).await? {
                     return Err(EncoderError::NoSuchJob(guid));
                 }

@@ -1,0 +1,422 @@
+//! The node that claimed a chunked job conducts it: it plans the chunks
+//! (or adopts an earlier run's plan and its finished chunks), encodes
+//! chunks itself like any free slot, keeps the job's progress, assembles a
+//! ladder as its chunks finish (watchable while it encodes) and joins the
+//! pieces once all are done. It holds the job's lease throughout, so a
+//! conductor that dies is replaced like any node running a job, and the
+//! next one adopts the plan.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::join::{assemble_ladder, join_mp4};
+use super::plan::{
+    self, ChunkSpec, OWNER_MARKER, chunk_align, piece_name, recipe_key, source_stamp, spec_of,
+};
+use super::worker::{ChunkEnd, HeldChunk};
+use crate::carbon::Guid;
+use crate::encoder::control::Control;
+use crate::encoder::failure::JobFailure;
+use crate::encoder::outcome::Staged;
+use crate::encoder::preset::Preset;
+use crate::encoder::{Encoder, farm, live_folder};
+use crate::media::MediaInfo;
+use crate::media::split::{self, Align};
+use crate::store::jobs::{Destination, Lease};
+use crate::store::{Chunk, ChunkKind, ChunkPlan, ChunkState, Job, NewChunk};
+
+/// How often the conductor looks at its chunks when nothing wakes it.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// The sound chunk's weight in the job's progress, as a share of the
+/// video's: encoding sound alone is many times faster than the picture.
+const SOUND_WEIGHT_PERCENT: i64 = 5;
+
+type OwnChunk<'a> = Pin<Box<dyn Future<Output = ChunkEnd> + Send + 'a>>;
+
+impl Encoder {
+    /// How `job` is cut, if this node chunks it (see [`chunk_align`]).
+    pub(in crate::encoder) fn chunking(
+        &self,
+        job: &Job,
+        presets: &[&Preset],
+        info: &MediaInfo,
+    ) -> Option<Align> {
+        chunk_align(&self.inner.chunking, job, presets, info)
+    }
+
+    /// Conducts a chunked job to its staged outputs (joined MP4 files in
+    /// temp files, finished ladder folders), as a one-run encode gives.
+    pub(in crate::encoder) async fn conduct(
+        &self,
+        job: &Job,
+        lease: &Lease,
+        control: &Arc<Control>,
+        info: &MediaInfo,
+        align: Align,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<(Staged, Destination, String)>, JobFailure> {
+        let wanted = self.wanted(job).await?;
+        let presets: Vec<&Preset> = wanted.iter().map(|(_, p)| *p).collect();
+        let spec = spec_of(job, &presets, info);
+        let first_dir = wanted[0].0.dest_dir.clone();
+        let plan = self
+            .adopt_or_plan(job, &spec, &presets, align, &first_dir)
+            .await?;
+        let staged = self.stage(lease, control, wanted).await?;
+        let ladders: Vec<(usize, PathBuf)> = staged
+            .iter()
+            .enumerate()
+            .filter_map(|(n, (s, _, _))| match s {
+                Staged::Ladder(folder) => Some((n, folder.path().to_path_buf())),
+                Staged::File(_) => None,
+            })
+            .collect();
+        let started = Instant::now();
+        let mut assembled = vec![0usize; ladders.len()];
+        let mut own: Option<OwnChunk<'_>> = None;
+        let mut suspension = control.suspension();
+        let mut tick = tokio::time::interval(LOOK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let store = &self.inner.chunks;
+        let chunks = loop {
+            let chunks = store.list(job.guid).await?;
+            let share = share_done(&chunks);
+            if let Err(e) = self.inner.jobs.raise_progress(lease, share).await {
+                tracing::warn!(error = %e, "could not record progress");
+            }
+            if let Some(failed) = chunks.iter().find(|c| c.state == ChunkState::Failed) {
+                return Err(JobFailure::Chunk(describe_failure(failed)));
+            }
+            for ((n, live), done) in ladders.iter().zip(assembled.iter_mut()) {
+                self.assemble(&plan, &spec, &presets, &chunks, (*n, live), done, false, started)
+                    .await?;
+            }
+            if own.is_none() && chunks.iter().all(|c| c.state == ChunkState::Done) {
+                break chunks;
+            }
+            if own.is_none() && chunks.iter().any(|c| c.state == ChunkState::Queued) {
+                let me = &self.inner.node_id.name;
+                let any = |_: &Path| true;
+                if let Some((chunk, chunk_lease, _)) = store
+                    .claim(me, farm::lease_ms(), Some(job.guid), &any)
+                    .await?
+                {
+                    let held = HeldChunk {
+                        chunk,
+                        lease: chunk_lease,
+                        plan: plan.clone(),
+                        spec: spec.clone(),
+                    };
+                    own = Some(Box::pin(async move {
+                        self.run_chunk(&held, control, shutdown).await
+                    }));
+                }
+            }
+            let own_end = tokio::select! {
+                end = async { own.as_mut().expect("guarded").await }, if own.is_some() => Some(end),
+                _ = tick.tick() => None,
+                _ = self.inner.chunk_done.notified() => None,
+                // No ffmpeg of its own to suspend: a pause is acknowledged
+                // at once (the job's chunks are not claimed while paused).
+                changed = suspension.wanted.changed(), if own.is_none() => {
+                    if changed.is_ok() {
+                        let wanted = *suspension.wanted.borrow_and_update();
+                        suspension.applied.send_replace(wanted);
+                    }
+                    None
+                }
+            };
+            if let Some(end) = own_end {
+                own = None;
+                tracing::debug!(?end, "the conductor's own chunk ended");
+            }
+        };
+        self.join_outputs(&plan, &spec, &presets, &chunks, &staged)
+            .await?;
+        for ((n, live), done) in ladders.iter().zip(assembled.iter_mut()) {
+            self.assemble(&plan, &spec, &presets, &chunks, (*n, live), done, true, started)
+                .await?;
+            live_folder::make_extras(job.guid, live).await;
+        }
+        let nodes: std::collections::BTreeSet<&str> =
+            chunks.iter().filter_map(|c| c.node.as_deref()).collect();
+        tracing::info!(chunks = chunks.len(), ?nodes, "chunks joined");
+        Ok(staged
+            .into_iter()
+            .map(|(temp, d, p)| (temp, d, p.extension.clone()))
+            .collect())
+    }
+
+    /// The plan an earlier run left, if the source and the recipe are
+    /// unchanged (its finished chunks are kept, its failed ones queued
+    /// again); otherwise a new plan, cut at the source's keyframes.
+    async fn adopt_or_plan(
+        &self,
+        job: &Job,
+        spec: &ChunkSpec,
+        presets: &[&Preset],
+        align: Align,
+        dest_dir: &Path,
+    ) -> Result<ChunkPlan, JobFailure> {
+        let store = &self.inner.chunks;
+        let chunk_us = i64::try_from(self.inner.chunking.length.as_micros()).unwrap_or(i64::MAX);
+        let recipe = recipe_key(spec, presets, chunk_us);
+        let source = job.source_path.clone();
+        let (size, mtime_ns) = crate::fsutil::off_runtime(move || source_stamp(&source))
+            .await
+            .map_err(|e| JobFailure::Chunk(format!("cannot read the source: {e}")))?;
+        if let Some(old) = store.plan_of(job.guid).await? {
+            if (old.source_size, old.source_mtime_ns, &old.recipe) == (size, mtime_ns, &recipe) {
+                let again = store.requeue_failed(job.guid).await?;
+                let kept = store
+                    .list(job.guid)
+                    .await?
+                    .iter()
+                    .filter(|c| c.state == ChunkState::Done)
+                    .count();
+                tracing::info!(kept, failed_again = again, "resuming the chunks of an earlier run");
+                return Ok(old);
+            }
+            tracing::info!("the source or the presets changed: the earlier chunks are dropped");
+            let (dir, guid) = (old.work_dir.clone(), job.guid);
+            crate::fsutil::off_runtime(move || plan::remove_work_dir(&dir, guid))
+                .await
+                .map_err(JobFailure::Ladder)?;
+            store.forget(job.guid).await?;
+        }
+        let frames = split::keyframes(&job.source_path)
+            .await
+            .map_err(|e| JobFailure::Chunk(format!("cannot find the source's keyframes: {e}")))?;
+        let spans = split::plan_spans(&frames, chunk_us, align);
+        let segment_us = match align {
+            Align::Grid { segment_us } => Some(segment_us),
+            Align::SourceKeyframes => None,
+        };
+        let mut chunks = Vec::with_capacity(spans.len() + 1);
+        if spec.sound {
+            chunks.push(NewChunk {
+                kind: ChunkKind::Audio,
+                start_us: 0,
+                end_us: frames.duration_us,
+                frames: None,
+                first_segment: 0,
+                weight: (frames.duration_us / 1000 * SOUND_WEIGHT_PERCENT / 100).max(1),
+            });
+        }
+        chunks.extend(spans.iter().map(|span| NewChunk {
+            kind: ChunkKind::Video,
+            start_us: span.start_us,
+            end_us: span.end_us,
+            frames: i64::try_from(span.frames).ok(),
+            first_segment: segment_us.map_or(0, |s| span.start_us / s),
+            weight: ((span.end_us - span.start_us) / 1000).max(1),
+        }));
+        let work_dir = plan::work_dir_in(dest_dir, job.guid);
+        let (dir, guid) = (work_dir.clone(), job.guid);
+        crate::fsutil::off_runtime(move || {
+            plan::remove_work_dir(&dir, guid)?;
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join(OWNER_MARKER), guid.to_string())
+        })
+        .await
+        .map_err(|e| JobFailure::Chunk(format!("cannot make the chunks' folder: {e}")))?;
+        let plan = ChunkPlan {
+            job: job.guid,
+            source_size: size,
+            source_mtime_ns: mtime_ns,
+            recipe,
+            spec: serde_json::to_string(spec).map_err(|e| JobFailure::Chunk(e.to_string()))?,
+            work_dir,
+            created_at: crate::store::now_ms(),
+        };
+        store.plan(&plan, &chunks).await?;
+        tracing::info!(chunks = chunks.len(), "the job is encoded in chunks");
+        Ok(plan)
+    }
+
+    /// Joins each MP4 destination's pieces (and its sound) into its temp file.
+    async fn join_outputs(
+        &self,
+        plan: &ChunkPlan,
+        spec: &ChunkSpec,
+        presets: &[&Preset],
+        chunks: &[Chunk],
+        staged: &[(Staged, Destination, &Preset)],
+    ) -> Result<(), JobFailure> {
+        for (n, (s, _, preset)) in staged.iter().enumerate() {
+            let Staged::File(temp) = s else { continue };
+            let pieces: Vec<PathBuf> = chunks
+                .iter()
+                .filter(|c| c.kind == ChunkKind::Video)
+                .map(|c| piece_path(plan, c, n, preset))
+                .collect();
+            let sound = sound_piece(plan, spec, chunks, n, presets);
+            join_mp4(&pieces, sound.as_deref(), temp.path())
+                .await
+                .map_err(JobFailure::Join)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a ladder's newly finished chunks (the contiguous run from the
+    /// start) to its live folder, and publishes it once playable; `ended`
+    /// closes its playlists.
+    #[allow(clippy::too_many_arguments)]
+    async fn assemble(
+        &self,
+        plan: &ChunkPlan,
+        spec: &ChunkSpec,
+        presets: &[&Preset],
+        chunks: &[Chunk],
+        (n, live): (usize, &PathBuf),
+        done: &mut usize,
+        ended: bool,
+        started: Instant,
+    ) -> Result<(), JobFailure> {
+        let preset = presets[n];
+        let prefix: Vec<PathBuf> = chunks
+            .iter()
+            .filter(|c| c.kind == ChunkKind::Video)
+            .take_while(|c| c.state == ChunkState::Done)
+            .map(|c| piece_path(plan, c, n, preset))
+            .collect();
+        let sound = sound_piece(plan, spec, chunks, n, presets);
+        let sound_missing = spec.sound && preset.audio.is_some() && sound.is_none();
+        if sound_missing || prefix.is_empty() || (prefix.len() == *done && !ended) {
+            return Ok(());
+        }
+        let folder = live.clone();
+        crate::fsutil::off_runtime({
+            let prefix = prefix.clone();
+            move || assemble_ladder(&prefix, sound.as_deref(), &folder, ended)
+        })
+        .await
+        .map_err(JobFailure::Ladder)?;
+        *done = prefix.len();
+        self.publish_now(plan.job, vec![live.clone()], started)
+            .await
+    }
+
+    /// Removes a completed job's chunk pieces and plan.
+    pub(in crate::encoder) async fn forget_chunks(&self, guid: Guid) {
+        let store = &self.inner.chunks;
+        let plan = match store.plan_of(guid).await {
+            Ok(Some(plan)) => plan,
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(error = %e, "cannot read the job's chunk plan"),
+        };
+        let dir = plan.work_dir.clone();
+        if let Err(e) = crate::fsutil::off_runtime(move || plan::remove_work_dir(&dir, guid)).await
+        {
+            tracing::warn!(error = %e, "cannot remove the job's chunk pieces");
+        }
+        if let Err(e) = store.forget(guid).await {
+            tracing::warn!(error = %e, "cannot forget the job's chunk plan");
+        }
+    }
+}
+
+/// Where destination `n`'s piece of a finished chunk is.
+fn piece_path(plan: &ChunkPlan, chunk: &Chunk, n: usize, preset: &Preset) -> PathBuf {
+    let folder = chunk.output.as_deref().unwrap_or_default();
+    plan.work_dir
+        .join(folder)
+        .join(piece_name(n, chunk.kind, preset))
+}
+
+/// Destination `n`'s sound piece, once the sound chunk is done.
+fn sound_piece(
+    plan: &ChunkPlan,
+    spec: &ChunkSpec,
+    chunks: &[Chunk],
+    n: usize,
+    presets: &[&Preset],
+) -> Option<PathBuf> {
+    let preset = presets[n];
+    if !spec.sound || preset.audio.is_none() {
+        return None;
+    }
+    chunks
+        .iter()
+        .find(|c| c.kind == ChunkKind::Audio && c.state == ChunkState::Done)
+        .map(|c| piece_path(plan, c, n, preset))
+}
+
+/// The job's progress: the share of all chunks' work done, held below 100
+/// until the joined outputs are in place.
+fn share_done(chunks: &[Chunk]) -> u32 {
+    let weight: i64 = chunks.iter().map(|c| c.weight).sum();
+    let worked: i64 = chunks
+        .iter()
+        .map(|c| c.weight * i64::from(c.progress.min(100)) / 100)
+        .sum();
+    u32::try_from(worked * 99 / weight.max(1)).unwrap_or(99)
+}
+
+/// Why a job failed, from its failed chunk.
+fn describe_failure(chunk: &Chunk) -> String {
+    let span = |us: i64| {
+        let s = us / 1_000_000;
+        format!("{}:{:02}", s / 60, s % 60)
+    };
+    let what = match chunk.kind {
+        ChunkKind::Audio => "the sound".to_owned(),
+        ChunkKind::Video => format!(
+            "chunk {} ({}–{})",
+            chunk.idx,
+            span(chunk.start_us),
+            span(chunk.end_us)
+        ),
+    };
+    format!("{what} failed: {}", chunk.failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(kind: ChunkKind, weight: i64, progress: u32) -> Chunk {
+        Chunk {
+            job: Guid::new_random(),
+            idx: 0,
+            kind,
+            start_us: 60_000_000,
+            end_us: 125_000_000,
+            frames: None,
+            first_segment: 0,
+            weight,
+            state: ChunkState::Running,
+            progress,
+            node: None,
+            attempts: 1,
+            lease_losses: 0,
+            runs: 1,
+            output: None,
+            failure: "it broke".into(),
+            done_at: None,
+        }
+    }
+
+    #[test]
+    fn progress_is_the_weighted_share_of_chunk_work_below_100() {
+        let half = [chunk(ChunkKind::Video, 60_000, 100), chunk(ChunkKind::Video, 60_000, 0)];
+        assert_eq!(share_done(&half), 49);
+        let all = [chunk(ChunkKind::Video, 60_000, 100)];
+        assert_eq!(share_done(&all), 99);
+        let sound = [chunk(ChunkKind::Audio, 3_000, 100), chunk(ChunkKind::Video, 60_000, 0)];
+        assert_eq!(share_done(&sound), 4);
+        assert_eq!(share_done(&[]), 0);
+    }
+
+    #[test]
+    fn a_failed_chunk_is_named_with_its_span() {
+        let c = chunk(ChunkKind::Video, 1, 0);
+        assert_eq!(describe_failure(&c), "chunk 0 (1:00–2:05) failed: it broke");
+    }
+}
