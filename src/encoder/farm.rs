@@ -214,6 +214,9 @@ impl Encoder {
             Event::ChunkDone { .. } => inner.chunk_done.notify_waiters(),
             Event::Node { name } if name == inner.node_id.name => self.refresh_enabled().await,
             Event::Node { .. } => {}
+            // Chunked encoding is not wired into the farm yet: no node
+            // assembles chunks, so there is nobody to tell.
+            Event::ChunkDone { .. } => {}
             // Whatever was missed: look at the queue and at this node again
             // (its workers are reconciled at the next renewal).
             Event::Reconnected => {

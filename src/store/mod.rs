@@ -1,13 +1,16 @@
 //! Durable state through sqlx: embedded SQLite (schema in `migrations/`)
 //! or a shared PostgreSQL (schema in `migrations/postgres/`).
 //!
-//! Owns tables and queries: the encoder's job queue (`jobs`) and the portal's
-//! record of uploads (`uploads`). Knows nothing of HTTP, XML or ffmpeg; the
+//! Owns tables and queries: the encoder's job queue (`jobs`), the chunks a
+//! long job is split into (`chunks`), the farm's nodes and their tokens, and
+//! the portal's record of uploads (`uploads`). Knows nothing of HTTP, XML or ffmpeg; the
 //! rules for *which* status may follow which live with the encoder, which
 //! passes them in.
 
 pub mod accounts;
+pub mod chunks;
 pub mod jobs;
+pub mod node_tokens;
 pub mod nodes;
 pub mod notify;
 pub mod sessions;
@@ -27,7 +30,12 @@ use crate::carbon::status::UnknownStatus;
 use crate::carbon::{Guid, JobStatus};
 use crate::owner::Owner;
 
+pub use chunks::{
+    Chunk, ChunkKind, ChunkLease, ChunkPlan, ChunkRepair, ChunkState, ChunkStore, ChunkTotals,
+    NewChunk,
+};
 pub use jobs::{Job, JobStore, NewJob};
+pub use node_tokens::NodeTokens;
 pub use nodes::{Node, NodeInfo, NodeStore};
 // `jobs::Destination` stays qualified: the Carbon message has one too.
 pub use accounts::AccountStore;

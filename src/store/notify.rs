@@ -1,7 +1,7 @@
 //! What other processes tell this one through the database (PostgreSQL's
 //! LISTEN/NOTIFY; the triggers are in `migrations/postgres/`): a job was
 //! queued, a held job's status was changed by a command, a node was
-//! enabled or disabled. A notification is a hint to look again, never the
+//! enabled or disabled, a chunk of a job was done or failed. A notification is a hint to look again, never the
 //! only way to learn: the nodes also poll, since notifications sent while
 //! the listening connection is down are lost.
 
@@ -25,6 +25,8 @@ pub enum Event {
     },
     /// Node `name` was enabled or disabled.
     Node { name: String },
+    /// A chunk of job `guid` was done or failed.
+    ChunkDone { guid: Guid },
     /// The listening connection was lost and is back: anything may have
     /// been missed meanwhile.
     Reconnected,
@@ -43,7 +45,7 @@ impl Listener {
         };
         let mut inner = PgListener::connect(url).await?;
         inner
-            .listen_all(["vs_queue", "vs_jobs", "vs_nodes"])
+            .listen_all(["vs_queue", "vs_jobs", "vs_nodes", "vs_chunks"])
             .await?;
         Ok(Some(Listener { inner }))
     }
@@ -61,6 +63,7 @@ impl Listener {
                 "vs_nodes" => Some(Event::Node {
                     name: notice.payload().to_owned(),
                 }),
+                "vs_chunks" => chunk_event(notice.payload()),
                 _ => None,
             };
             if let Some(event) = event {
@@ -82,6 +85,14 @@ fn job_event(payload: &str) -> Option<Event> {
     })
 }
 
+/// A job's GUID, as the `vs_notify_chunk` trigger writes it.
+fn chunk_event(payload: &str) -> Option<Event> {
+    let read = RowReader { table: "chunks" };
+    Some(Event::ChunkDone {
+        guid: read.guid(payload).ok()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +110,15 @@ mod tests {
         );
         assert_eq!(job_event("node-a nonsense PAUSED"), None);
         assert_eq!(job_event("node-a"), None);
+    }
+
+    #[test]
+    fn a_chunk_notification_reads_back() {
+        let guid = Guid::new_random();
+        assert_eq!(
+            chunk_event(&guid.to_string()),
+            Some(Event::ChunkDone { guid })
+        );
+        assert_eq!(chunk_event("nonsense"), None);
     }
 }
