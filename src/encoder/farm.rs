@@ -216,7 +216,6 @@ impl Encoder {
             Event::Node { .. } => {}
             // Chunked encoding is not wired into the farm yet: no node
             // assembles chunks, so there is nobody to tell.
-            Event::ChunkDone { .. } => {}
             // Whatever was missed: look at the queue and at this node again
             // (its workers are reconciled at the next renewal).
             Event::Reconnected => {

@@ -134,6 +134,17 @@ impl ChunkStore {
         Ok(())
     }
 
+    /// Deletes `job`'s plan but keeps its chunks' rows, as the history of
+    /// a finished job (which node encoded what, in how many runs); a later
+    /// run plans afresh, replacing them.
+    pub async fn finish(&self, job: Guid) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM chunk_plans WHERE job_guid = $1")
+            .bind(job.to_string())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Takes the first queued chunk of a STARTED job (of `only`, if given)
     /// and leases it to `node` for `lease_ms`; with it, the job's source.
     ///

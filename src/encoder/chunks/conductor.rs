@@ -303,7 +303,8 @@ impl Encoder {
             .await
     }
 
-    /// Removes a completed job's chunk pieces and plan.
+    /// Removes a job's chunk pieces and plan (its chunks' rows stay, as
+    /// the job's history, until it is planned again or removed).
     pub(in crate::encoder) async fn forget_chunks(&self, guid: Guid) {
         let store = &self.inner.chunks;
         let plan = match store.plan_of(guid).await {
@@ -316,7 +317,7 @@ impl Encoder {
         {
             tracing::warn!(error = %e, "cannot remove the job's chunk pieces");
         }
-        if let Err(e) = store.forget(guid).await {
+        if let Err(e) = store.finish(guid).await {
             tracing::warn!(error = %e, "cannot forget the job's chunk plan");
         }
     }
