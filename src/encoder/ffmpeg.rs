@@ -73,6 +73,17 @@ impl Inputs<'_> {
         Some((end - start).max(0.0))
     }
 
+    /// What the probe found, or without a probe (never for a ladder's
+    /// job) every rung, and no sound unless a file gives it.
+    pub(crate) fn picture_or_any(&self) -> SourcePicture {
+        self.picture.unwrap_or(SourcePicture {
+            width: u32::MAX,
+            height: u32::MAX,
+            frame_rate: None,
+            has_audio: matches!(self.audio, Audio::File(_)),
+        })
+    }
+
     /// `-ss`/`-t` before an `-i`: the trim, applied to every input alike.
     fn trim_args(&self) -> Vec<OsString> {
         let Some(trim) = self.trim else {
@@ -106,27 +117,13 @@ pub fn encode_args_threaded(
     outputs: &[(&Path, &Preset)],
     threads: Option<u32>,
 ) -> FfmpegArgs {
-    let threads: Vec<String> = match threads {
-        Some(n) => vec!["-threads".into(), n.to_string()],
-        None => Vec::new(),
-    };
+    let (mut args, threads) = encode_head(threads);
     let input_options = || {
         inputs
             .trim_args()
             .into_iter()
             .chain(threads.iter().map(OsString::from))
     };
-    let mut args = FfmpegArgs::new().with([
-        "-nostats",
-        "-progress",
-        "pipe:1",
-        "-stats_period",
-        PROGRESS_PERIOD,
-        "-y",
-    ]);
-    if let [_, n] = &threads[..] {
-        args = args.with(["-filter_threads", n.as_str()]);
-    }
     args = args.media_input(input_options(), inputs.source);
     let audio_input = match inputs.audio {
         Audio::Source => Some(0),
@@ -136,14 +133,7 @@ pub fn encode_args_threaded(
         }
         Audio::Absent => None,
     };
-    // Only without a probe (never for a ladder's job): every rung, no
-    // sound unless a file gives it.
-    let picture = inputs.picture.unwrap_or(SourcePicture {
-        width: u32::MAX,
-        height: u32::MAX,
-        frame_rate: None,
-        has_audio: matches!(inputs.audio, Audio::File(_)),
-    });
+    let picture = inputs.picture_or_any();
     for (index, (output, preset)) in outputs.iter().enumerate() {
         args = match preset.ladder_args(index, output, &picture, audio_input) {
             Some(ladder) => args
@@ -158,6 +148,29 @@ pub fn encode_args_threaded(
         };
     }
     args
+}
+
+/// The head of every encode's command line: progress on stdout (not
+/// stats on stderr), outputs overwritten, and with `threads` the filter
+/// graphs held to it. Also returns the `-threads N` pair (empty for
+/// `None`) that each input and each output repeats.
+pub(crate) fn encode_head(threads: Option<u32>) -> (FfmpegArgs, Vec<String>) {
+    let threads: Vec<String> = match threads {
+        Some(n) => vec!["-threads".into(), n.to_string()],
+        None => Vec::new(),
+    };
+    let mut args = FfmpegArgs::new().with([
+        "-nostats",
+        "-progress",
+        "pipe:1",
+        "-stats_period",
+        PROGRESS_PERIOD,
+        "-y",
+    ]);
+    if let [_, n] = &threads[..] {
+        args = args.with(["-filter_threads", n.as_str()]);
+    }
+    (args, threads)
 }
 
 /// The output time of an `out_time_us=` progress line, in microseconds.

@@ -4,7 +4,8 @@
 //! Owns the job state machine ([`job`]), the scheduler ([`scheduler`]), job
 //! control ([`control`], which owns the registry of running jobs the
 //! scheduler asks), why jobs fail ([`failure`]), the ffmpeg runner
-//! ([`ffmpeg`]), an HLS ladder's folder while it encodes ([`live_folder`]),
+//! ([`ffmpeg`]), a long job's chunks' command lines and joins ([`chunks`]),
+//! an HLS ladder's folder while it encodes ([`live_folder`]),
 //! this process as a node of a farm: its leases and sweeps ([`farm`]), presets
 //! ([`preset`]), path mapping and allowed roots ([`paths`]), one handler
 //! per Carbon task type ([`tasks`]) and the socket server ([`server`]).

@@ -11,7 +11,7 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use super::inputs::{media_input_args, synthetic_input_args};
+use super::inputs::{media_input_args, pieces_input_args, synthetic_input_args};
 use super::process::ProcessError;
 
 /// An ffmpeg argument list under construction.
@@ -60,6 +60,17 @@ impl FfmpegArgs {
             .with(media_input_args())
             .with(["-i"])
             .file(file)
+    }
+
+    /// A chunked encode's picture pieces as one input: `list` names their
+    /// files, one `file:` URL a line, in playing order (read through
+    /// ffmpeg's `concatf` protocol, MPEG-TS only).
+    pub fn pieces_input(self, list: &Path) -> Self {
+        let mut url = OsString::from("concatf:");
+        url.push(list.as_os_str());
+        let mut args = self.with(pieces_input_args()).with(["-i"]).with([url]);
+        args.files.push(list.to_owned());
+        args
     }
 
     /// One generated input: a `lavfi` filter graph such as

@@ -27,6 +27,15 @@ pub const MEDIA_FORMATS: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,m
 asf,ogg,nut,mxf,dv,wav,aiff,mp3,aac,flac,\
 png_pipe,jpeg_pipe,bmp_pipe,webp_pipe,tiff_pipe,gif";
 
+/// What the join of a chunked encode's picture pieces reads
+/// ([`pieces_input_args`]): a `concatf` list of the pieces' files, read as
+/// one byte stream (each piece keeps the source's times, so plain
+/// concatenation is the join), and nothing but local files.
+pub const PIECE_PROTOCOLS: &str = "concatf,file";
+
+/// The pieces' container: MPEG-TS only.
+pub const PIECE_FORMATS: &str = "mpegts";
+
 /// The one demuxer the test-clip generator needs: ffmpeg's `lavfi` test
 /// sources (a filter graph, not a file or a protocol).
 pub const SYNTHETIC_FORMATS: &str = "lavfi";
@@ -39,6 +48,19 @@ pub fn media_input_args() -> [&'static str; 4] {
         PROTOCOLS,
         "-format_whitelist",
         MEDIA_FORMATS,
+    ]
+}
+
+/// The options to put before the `-i concatf:LIST` of a chunked encode's
+/// picture pieces (a list the encoder wrote itself, never a user's file).
+pub fn pieces_input_args() -> [&'static str; 6] {
+    [
+        "-protocol_whitelist",
+        PIECE_PROTOCOLS,
+        "-format_whitelist",
+        PIECE_FORMATS,
+        "-f",
+        PIECE_FORMATS,
     ]
 }
 

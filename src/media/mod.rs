@@ -9,6 +9,8 @@
 //! [`download`] and [`storyboard`] make a ladder's download MP4 and its
 //! scrubbing storyboard from it.
 //!
+//! A long source is cut into spans for chunked encoding by [`split`].
+//!
 //! Shared by the encoder (which probes sources before encoding) and the portal
 //! (which refuses uploads without a video stream and lists durations). Knows
 //! nothing about Carbon, HTTP or SQL.
@@ -20,6 +22,7 @@ pub mod inputs;
 pub mod playlist;
 pub mod probe;
 pub mod process;
+pub mod split;
 pub mod storyboard;
 pub mod synthetic;
 pub mod thumbnail;

@@ -1,8 +1,10 @@
-//! HLS playlist text (RFC 8216), read: the one parser of master and media
+//! HLS playlist text (RFC 8216): the one parser of master and media
 //! playlists, for the encoder (is a ladder playable yet, its master's
-//! rewrite), the ladder's extras and the portal's library. Text in, plain
-//! data out: no files, and URIs are returned as written (joining them to a
-//! folder safely is [`super::hls_folder::join_uri`]'s job).
+//! rewrite), the ladder's extras and the portal's library, and the writer
+//! of the media playlists of a ladder joined from chunks
+//! ([`media_playlist`]). Text in, plain data out: no files, and URIs are
+//! returned as written (joining them to a folder safely is
+//! [`super::hls_folder::join_uri`]'s job).
 
 /// One `EXT-X-STREAM-INF` variant of a master playlist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +66,16 @@ pub struct Media {
     pub init: Option<String>,
     /// The segments' URIs (each after an `EXTINF`), in playing order.
     pub segments: Vec<String>,
+    /// Each segment's `EXTINF` duration in seconds (unreadable or negative
+    /// ones 0), in the order of `segments`.
+    pub durations: Vec<f64>,
     /// The sum of the `EXTINF` durations, in seconds (unreadable or
     /// negative ones count 0).
     pub duration: f64,
     /// Whether it ends with `EXT-X-ENDLIST` (nothing more will be added).
     pub ended: bool,
+    /// `EXT-X-TARGETDURATION`, in seconds.
+    pub target: Option<u32>,
 }
 
 /// The lines of a playlist that say something: trimmed, blanks dropped.
@@ -112,26 +119,62 @@ pub fn master(text: &str) -> Master {
 pub fn media(text: &str) -> Media {
     let mut media = Media::default();
     let mut after_extinf = false;
+    let mut extinf = 0.0;
     for line in lines(text) {
         if let Some(value) = line.strip_prefix("#EXTINF:") {
             let seconds = value.split(',').next().unwrap_or_default().trim();
-            media.duration += seconds
+            extinf = seconds
                 .parse::<f64>()
                 .ok()
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .unwrap_or(0.0);
+            media.duration += extinf;
             after_extinf = true;
         } else if let Some(value) = line.strip_prefix("#EXT-X-MAP:") {
             if media.init.is_none() {
                 media.init = attribute(value, "URI").map(str::to_owned);
             }
+        } else if let Some(value) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            media.target = value.trim().parse().ok();
         } else if line == "#EXT-X-ENDLIST" {
             media.ended = true;
         } else if !line.starts_with('#') && std::mem::take(&mut after_extinf) {
             media.segments.push(line.to_owned());
+            media.durations.push(extinf);
         }
     }
     media
+}
+
+/// A media playlist of fMP4 segments (RFC 8216, version 7): the init
+/// segment `init` (`EXT-X-MAP`), then `segments` (URI, seconds) in
+/// playing order, numbered from 0. An `EVENT` playlist (segments are only
+/// ever added), ended (`EXT-X-ENDLIST`) when `ended`. The target duration
+/// is the longest segment rounded up, and never below `target_secs` (the
+/// segment length asked for), so it does not change while segments are
+/// added.
+pub fn media_playlist(
+    target_secs: u32,
+    init: &str,
+    segments: &[(String, f64)],
+    ended: bool,
+) -> String {
+    let longest = segments
+        .iter()
+        .map(|(_, seconds)| seconds.ceil())
+        .fold(f64::from(target_secs), f64::max);
+    let mut text = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n\
+         #EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"{init}\"\n",
+        longest as u64
+    );
+    for (uri, seconds) in segments {
+        text.push_str(&format!("#EXTINF:{seconds:.6},\n{uri}\n"));
+    }
+    if ended {
+        text.push_str("#EXT-X-ENDLIST\n");
+    }
+    text
 }
 
 /// An attribute's value in an attribute list (RFC 8216 4.2), quotes
@@ -210,6 +253,33 @@ pub(crate) mod tests {
                 .segments
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_written_media_playlist_reads_back() {
+        let segments = [
+            ("seg00000.m4s".to_owned(), 4.0),
+            ("seg00001.m4s".to_owned(), 4.04),
+        ];
+        let growing = media_playlist(4, "init.mp4", &segments, false);
+        assert!(growing.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:5\n"));
+        assert!(
+            growing.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+            "{growing}"
+        );
+        assert!(
+            growing.contains("#EXTINF:4.040000,\nseg00001.m4s\n"),
+            "{growing}"
+        );
+        let read = media(&growing);
+        assert_eq!(read.init.as_deref(), Some("init.mp4"));
+        assert_eq!(read.segments, ["seg00000.m4s", "seg00001.m4s"]);
+        assert_eq!(read.durations, [4.0, 4.04]);
+        assert_eq!(read.target, Some(5));
+        assert!(!read.ended);
+        let ended = media_playlist(4, "init.mp4", &segments[..1], true);
+        assert!(ended.contains("#EXT-X-TARGETDURATION:4\n"), "{ended}");
+        assert!(media(&ended).ended && ended.ends_with("#EXT-X-ENDLIST\n"));
     }
 
     #[test]

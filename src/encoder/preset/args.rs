@@ -22,10 +22,7 @@ impl Preset {
                 }
                 args.extend(video_args(v));
             }
-            None => {
-                let input = audio_input.unwrap_or(0);
-                args.extend(["-map".into(), format!("{input}:a:0"), "-vn".into()]);
-            }
+            None => args.extend(sound_map(audio_input.unwrap_or(0))),
         }
         match (&self.audio, sound.or(self.video.is_none().then_some(0))) {
             (Some(a), Some(_)) => args.extend(audio_args(a)),
@@ -40,10 +37,36 @@ impl Preset {
         args
     }
 
+    /// The picture alone, encoded as [`Preset::output_args`] encodes it,
+    /// without sound or container options (a chunk's piece); `None` for an
+    /// audio-only preset.
+    pub fn video_only_args(&self) -> Option<Vec<String>> {
+        let video = self.video.as_ref()?;
+        let mut args: Vec<String> = vec!["-map".into(), "0:v:0".into()];
+        args.extend(video_args(video));
+        args.push("-an".into());
+        Some(args)
+    }
+
+    /// The sound alone, input `audio_input`'s, encoded as
+    /// [`Preset::output_args`] encodes it, without container options (the
+    /// sound of a chunked job); `None` for a preset without sound.
+    pub fn sound_only_args(&self, audio_input: usize) -> Option<Vec<String>> {
+        let audio = self.audio.as_ref()?;
+        let mut args = sound_map(audio_input).to_vec();
+        args.extend(audio_args(audio));
+        Some(args)
+    }
+
     /// Whether the source must have a picture.
     pub fn needs_video(&self) -> bool {
         self.video.is_some()
     }
+}
+
+/// The sound of input `input`, and no picture.
+fn sound_map(input: usize) -> [String; 3] {
+    ["-map".into(), format!("{input}:a:0"), "-vn".into()]
 }
 
 /// The encode options of an audio track (stereo), for files and ladders.

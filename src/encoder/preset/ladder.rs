@@ -170,6 +170,21 @@ pub fn playlist_pattern(folder: &Path) -> PathBuf {
     folder.join("%v").join(MEDIA_PLAYLIST)
 }
 
+/// Which part of a ladder one ffmpeg run writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LadderPart {
+    /// Every rung and the sound, of the whole source.
+    Whole,
+    /// Every rung, no sound, of a chunk of the source read with `-copyts`
+    /// (times are the source's): its segments are numbered from
+    /// `first_segment`, the one starting at `first_segment ×
+    /// segment_seconds`, and joined to the other chunks' without
+    /// re-encoding.
+    Rungs { first_segment: u64 },
+    /// The sound rendition alone, of the whole source.
+    Sound,
+}
+
 impl Preset {
     /// ffmpeg options, before [`playlist_pattern`], that write this ladder
     /// preset into `folder`. `index` tells this output's filter labels from
@@ -182,56 +197,54 @@ impl Preset {
         source: &SourcePicture,
         audio_input: Option<usize>,
     ) -> Option<Vec<OsString>> {
+        self.ladder_part_args(index, folder, source, audio_input, LadderPart::Whole)
+    }
+
+    /// [`Preset::ladder_args`] for a `part` of the ladder. `None` for a
+    /// preset that is not a ladder, or [`LadderPart::Sound`] without
+    /// sound.
+    pub fn ladder_part_args(
+        &self,
+        index: usize,
+        folder: &Path,
+        source: &SourcePicture,
+        audio_input: Option<usize>,
+        part: LadderPart,
+    ) -> Option<Vec<OsString>> {
         let (ladder, video) = (self.ladder.as_ref()?, self.video.as_ref()?);
-        let rungs = ladder.rungs_for(source);
+        // The sound part is asked for only when there is sound to encode.
+        let sound = match part {
+            LadderPart::Rungs { .. } => None,
+            LadderPart::Sound => audio_input,
+            LadderPart::Whole => audio_input.filter(|_| source.has_audio),
+        };
+        let audio = self.audio.as_ref().zip(sound);
+        let rungs = match part {
+            LadderPart::Sound if audio.is_none() => return None,
+            LadderPart::Sound => Vec::new(),
+            _ => ladder.rungs_for(source),
+        };
         let label = |n: usize| format!("l{index}v{n}");
-        // A cascade: each rung is scaled from the one above it, not from
-        // the source, so every scaler after the first reads a smaller
-        // picture (one decode, and much less scaling than separate runs).
-        let last = rungs.len() - 1;
-        let mut steps = Vec::with_capacity(rungs.len());
-        for (n, r) in rungs.iter().enumerate() {
-            let from = if n == 0 {
-                "[0:v:0]".to_owned()
-            } else {
-                format!("[{}c]", label(n))
-            };
-            // The pixel format once, on the largest picture's way in.
-            let format = if n == 0 { ",format=yuv420p" } else { "" };
-            let to = if n == last {
-                format!("[{}]", label(n))
-            } else {
-                format!(",split=2[{}][{}c]", label(n), label(n + 1))
-            };
-            let (w, h) = source.fitted(r);
-            steps.push(format!("{from}scale={w}:{h},setsar=1{format}{to}"));
+        let mut args: Vec<String> = Vec::new();
+        if !rungs.is_empty() {
+            args.extend(["-filter_complex".into(), cascade(&rungs, source, label)]);
         }
-        let graph = steps.join(";");
-        let mut args: Vec<String> = vec!["-filter_complex".into(), graph];
         for n in 0..rungs.len() {
             args.extend(["-map".into(), format!("[{}]", label(n))]);
         }
-        let sound = audio_input.filter(|_| source.has_audio);
-        let audio = self.audio.as_ref().zip(sound);
         if let Some((_, input)) = audio {
             args.extend(["-map".into(), format!("{input}:a:0")]);
         }
-        args.extend(["-c:v".into(), video.codec.clone()]);
-        if let Some(speed) = &video.speed {
-            args.extend(["-preset".into(), speed.clone()]);
+        if !rungs.is_empty() {
+            args.extend(rung_encoder_args(&rungs, video));
+            let origin = match part {
+                LadderPart::Rungs { first_segment } => {
+                    first_segment.saturating_mul(u64::from(ladder.segment_seconds))
+                }
+                _ => 0,
+            };
+            args.extend(keyframe_args(ladder.segment_seconds, origin, video, source));
         }
-        for (n, r) in rungs.iter().enumerate() {
-            let kbps = r.bitrate_kbps;
-            args.extend([
-                format!("-b:v:{n}"),
-                format!("{kbps}k"),
-                format!("-maxrate:v:{n}"),
-                format!("{kbps}k"),
-                format!("-bufsize:v:{n}"),
-                format!("{}k", kbps * 2),
-            ]);
-        }
-        args.extend(keyframe_args(ladder.segment_seconds, video, source));
         match audio {
             Some((a, _)) => args.extend(super::args::audio_args(a)),
             None => args.push("-an".into()),
@@ -249,27 +262,10 @@ impl Preset {
                 "a:0,agroup:{AUDIO_RENDITION},name:{AUDIO_RENDITION}"
             ));
         }
-        args.extend([
-            "-f".into(),
-            "hls".into(),
-            "-hls_time".into(),
-            ladder.segment_seconds.to_string(),
-            "-hls_playlist_type".into(),
-            "event".into(),
-            "-hls_segment_type".into(),
-            "fmp4".into(),
-            // `temp_file`: a segment is written as `*.tmp` and renamed once
-            // whole, and so is every playlist (ffmpeg 5.1), so a player
-            // watching the folder while it encodes never reads half a file.
-            "-hls_flags".into(),
-            "independent_segments+temp_file".into(),
-            "-hls_fmp4_init_filename".into(),
-            "init.mp4".into(),
-            "-master_pl_name".into(),
-            FFMPEG_MASTER_PLAYLIST.into(),
-            "-var_stream_map".into(),
-            map.join(" "),
-        ]);
+        args.extend(hls_args(ladder.segment_seconds, &map));
+        if let LadderPart::Rungs { first_segment } = part {
+            args.extend(chunk_hls_args(first_segment));
+        }
         let mut args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
         args.push("-hls_segment_filename".into());
         args.push(folder.join("%v").join("seg%05d.m4s").into_os_string());
@@ -277,13 +273,110 @@ impl Preset {
     }
 }
 
+/// The filter graph making every rung from input 0's picture, labelled
+/// `label(n)`: a cascade, each rung scaled from the one above it, not from
+/// the source, so every scaler after the first reads a smaller picture
+/// (one decode, and much less scaling than separate runs).
+fn cascade(rungs: &[Rung], source: &SourcePicture, label: impl Fn(usize) -> String) -> String {
+    let last = rungs.len().saturating_sub(1);
+    let mut steps = Vec::with_capacity(rungs.len());
+    for (n, r) in rungs.iter().enumerate() {
+        let from = if n == 0 {
+            "[0:v:0]".to_owned()
+        } else {
+            format!("[{}c]", label(n))
+        };
+        // The pixel format once, on the largest picture's way in.
+        let format = if n == 0 { ",format=yuv420p" } else { "" };
+        let to = if n == last {
+            format!("[{}]", label(n))
+        } else {
+            format!(",split=2[{}][{}c]", label(n), label(n + 1))
+        };
+        let (w, h) = source.fitted(r);
+        steps.push(format!("{from}scale={w}:{h},setsar=1{format}{to}"));
+    }
+    steps.join(";")
+}
+
+/// The video encoder and each rung's bitrate.
+fn rung_encoder_args(rungs: &[Rung], video: &VideoSpec) -> Vec<String> {
+    let mut args = vec!["-c:v".into(), video.codec.clone()];
+    if let Some(speed) = &video.speed {
+        args.extend(["-preset".into(), speed.clone()]);
+    }
+    for (n, r) in rungs.iter().enumerate() {
+        let kbps = r.bitrate_kbps;
+        args.extend([
+            format!("-b:v:{n}"),
+            format!("{kbps}k"),
+            format!("-maxrate:v:{n}"),
+            format!("{kbps}k"),
+            format!("-bufsize:v:{n}"),
+            format!("{}k", kbps * 2),
+        ]);
+    }
+    args
+}
+
+/// The HLS muxer's options: CMAF fMP4 segments of `seconds`, the renditions
+/// of `map` (`-var_stream_map`), ffmpeg's master hidden.
+fn hls_args(seconds: u32, map: &[String]) -> Vec<String> {
+    vec![
+        "-f".into(),
+        "hls".into(),
+        "-hls_time".into(),
+        seconds.to_string(),
+        "-hls_playlist_type".into(),
+        "event".into(),
+        "-hls_segment_type".into(),
+        "fmp4".into(),
+        // `temp_file`: a segment is written as `*.tmp` and renamed once
+        // whole, and so is every playlist (ffmpeg 5.1), so a player
+        // watching the folder while it encodes never reads half a file.
+        "-hls_flags".into(),
+        "independent_segments+temp_file".into(),
+        "-hls_fmp4_init_filename".into(),
+        "init.mp4".into(),
+        "-master_pl_name".into(),
+        FFMPEG_MASTER_PLAYLIST.into(),
+        "-var_stream_map".into(),
+        map.join(" "),
+    ]
+}
+
+/// What makes a chunk's segments the whole ladder's: numbered on from the
+/// chunks before, the source's times kept in each fragment (`tfdt`), and
+/// so an init segment byte-equal to every other chunk's (tried on ffmpeg
+/// 5.1: without `frag_discont` every chunk's times restart at 0).
+fn chunk_hls_args(first_segment: u64) -> [String; 6] {
+    [
+        "-avoid_negative_ts".into(),
+        "disabled".into(),
+        "-start_number".into(),
+        first_segment.to_string(),
+        "-hls_segment_options".into(),
+        "movflags=+frag_discont:avoid_negative_ts=disabled".into(),
+    ]
+}
+
 /// Keyframes every `seconds` exactly, in every rung alike: forced at each
-/// segment boundary, no scene-cut keyframes, and a fixed GOP of
-/// `seconds × fps` when the rate is known.
-fn keyframe_args(seconds: u32, video: &VideoSpec, source: &SourcePicture) -> Vec<String> {
+/// segment boundary (the first at `origin` s, where a chunk starts), no
+/// scene-cut keyframes, and a fixed GOP of `seconds × fps` when the rate
+/// is known.
+fn keyframe_args(
+    seconds: u32,
+    origin: u64,
+    video: &VideoSpec,
+    source: &SourcePicture,
+) -> Vec<String> {
+    let times = match origin {
+        0 => format!("n_forced*{seconds}"),
+        origin => format!("{origin}+n_forced*{seconds}"),
+    };
     let mut args = vec![
         "-force_key_frames".into(),
-        format!("expr:gte(t,n_forced*{seconds})"),
+        format!("expr:gte(t,{times})"),
         "-sc_threshold".into(),
         "0".into(),
     ];

@@ -1,5 +1,7 @@
-//! The master playlist a ladder publishes, made from ffmpeg's own, and the
-//! test of when a ladder being encoded is playable. Text in, text out: no
+//! The master playlist a ladder publishes, made from ffmpeg's own (or,
+//! for a ladder encoded in chunks, from ffmpeg's masters of its rungs and
+//! of its sound, [`with_sound`]), and the test of when a ladder being
+//! encoded is playable. Text in, text out: no
 //! files here (the encoder's `live_folder` reads and writes them).
 //!
 //! ffmpeg 5.1's master lists the audio rendition a second time, as an
@@ -48,6 +50,83 @@ pub fn rewrite(ffmpeg_master: &str) -> String {
     let mut text = out.join("\n");
     text.push('\n');
     text
+}
+
+/// ffmpeg's master of a ladder's rungs (`video_master`, no sound) with
+/// the sound rendition of `sound_master` (ffmpeg's master of the sound
+/// alone) added, as ffmpeg writes a one-run ladder's master: the sound's
+/// `EXT-X-MEDIA`, and each variant in its group, its codecs and bandwidth
+/// with the sound's. For a ladder whose rungs and sound were encoded apart
+/// (chunks). Without a sound rendition in `sound_master`, `video_master`.
+pub fn with_sound(video_master: &str, sound_master: &str) -> String {
+    let sound = playlist::master(sound_master);
+    let media: Vec<&str> = sound_master
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("#EXT-X-MEDIA:"))
+        .collect();
+    let (Some(first), Some(only)) = (media.first(), sound.variants.first()) else {
+        return video_master.to_owned();
+    };
+    let list = first.trim_start_matches("#EXT-X-MEDIA:");
+    let group = playlist::attribute(list, "GROUP-ID").unwrap_or(AUDIO_GROUP);
+    let sound_codecs = sound_master
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(STREAM_INF))
+        .and_then(|list| playlist::attribute(list, "CODECS"));
+    let mut out: Vec<String> = Vec::new();
+    for line in video_master
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        if let Some(list) = line.strip_prefix(STREAM_INF) {
+            out.push(variant_with_sound(
+                list,
+                only.bandwidth,
+                sound_codecs,
+                group,
+            ));
+            continue;
+        }
+        out.push(line.to_owned());
+        if line.starts_with("#EXT-X-VERSION:") {
+            out.extend(media.iter().map(|l| (*l).to_owned()));
+        }
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
+/// The group name ffmpeg 5.1 gives the sound rendition.
+const AUDIO_GROUP: &str = "group_audio";
+
+/// One rung's `EXT-X-STREAM-INF` line with the sound's bandwidth and
+/// codecs added, in the sound's `group`.
+fn variant_with_sound(
+    list: &str,
+    sound_bandwidth: u64,
+    sound_codecs: Option<&str>,
+    group: &str,
+) -> String {
+    let bandwidth = playlist::attribute(list, "BANDWIDTH")
+        .and_then(|b| b.parse::<u64>().ok())
+        .unwrap_or(0)
+        + sound_bandwidth;
+    let mut attributes = vec![format!("BANDWIDTH={bandwidth}")];
+    if let Some(size) = playlist::attribute(list, "RESOLUTION") {
+        attributes.push(format!("RESOLUTION={size}"));
+    }
+    let codecs: Vec<&str> = playlist::attribute(list, "CODECS")
+        .into_iter()
+        .chain(sound_codecs)
+        .collect();
+    if !codecs.is_empty() {
+        attributes.push(format!("CODECS=\"{}\"", codecs.join(",")));
+    }
+    attributes.push(format!("AUDIO=\"{group}\""));
+    format!("{STREAM_INF}{}", attributes.join(","))
 }
 
 /// Every media playlist the master names: its variants' and its
@@ -114,6 +193,35 @@ audio/index.m3u8\n\n";
         );
         assert!(master.ends_with('\n'));
         assert_eq!(rewrite(&master), master, "rewriting twice changes nothing");
+    }
+
+    #[test]
+    fn rungs_and_sound_encoded_apart_make_a_one_run_master() {
+        let rungs = "#EXTM3U\n#EXT-X-VERSION:7\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1540000,RESOLUTION=854x480,CODECS=\"avc1.64001e\"\n480p/index.m3u8\n\n\
+#EXT-X-STREAM-INF:BANDWIDTH=880000,RESOLUTION=640x360,CODECS=\"avc1.64001e\"\n360p/index.m3u8\n\n";
+        let sound = "#EXTM3U\n#EXT-X-VERSION:7\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_audio\",NAME=\"audio_0\",DEFAULT=YES,URI=\"audio/index.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=140800,CODECS=\"mp4a.40.2\",AUDIO=\"group_audio\"\naudio/index.m3u8\n";
+        let master = with_sound(rungs, sound);
+        let lines: Vec<&str> = master.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "#EXTM3U",
+                "#EXT-X-VERSION:7",
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_audio\",NAME=\"audio_0\",DEFAULT=YES,URI=\"audio/index.m3u8\"",
+                "#EXT-X-STREAM-INF:BANDWIDTH=1680800,RESOLUTION=854x480,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_audio\"",
+                "480p/index.m3u8",
+                "#EXT-X-STREAM-INF:BANDWIDTH=1020800,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_audio\"",
+                "360p/index.m3u8",
+            ]
+        );
+        assert_eq!(
+            media_playlists(&master),
+            ["480p/index.m3u8", "360p/index.m3u8", "audio/index.m3u8"]
+        );
+        assert_eq!(with_sound(rungs, "#EXTM3U\n"), rungs, "no sound: unchanged");
     }
 
     #[test]

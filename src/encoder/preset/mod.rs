@@ -22,7 +22,7 @@ pub mod ladder;
 pub mod master;
 
 pub use check::{InvalidPreset, SpeedKind};
-pub use ladder::{Ladder, SourcePicture};
+pub use ladder::{Ladder, LadderPart, SourcePicture};
 
 /// The seed's preset: H.264 800 kbit/s, 720×480, AAC, MP4 with the index
 /// first ("480p" in the Flash Media Encoding Server preset editor).
