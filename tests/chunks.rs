@@ -15,13 +15,50 @@ use std::time::Duration;
 
 use common::farm::{ChunkRow, Farm, Node};
 use common::media_check;
-use common::{SLOW_LADDER, make_clip};
+use common::make_clip;
 use tokio::time::Instant;
 use videoshare::carbon::message::{Command, JobQueue};
 use videoshare::carbon::{Guid, JobStatus, PresetId};
 
 /// The built-in MP4 preset the jobs also ask for (one decode feeds both).
 const MP4_360P: PresetId = PresetId::from_u128(0x543B8954_549F_4966_9B1C_99669AE288F7);
+
+/// A one-rung ladder at the test source's size with 2 s segments, x264
+/// `medium`: slow enough that every node gets chunks, quick enough for CI.
+const TEST_LADDER: PresetId = PresetId::from_u128(0x3C5A1E2B_7D4F_4E6A_8B9C_0D1E2F3A4B5C);
+
+fn add_test_ladder(farm: &Farm) {
+    let preset = format!(
+        r#"guid = "{TEST_LADDER}"
+name = "Chunk test ladder"
+description = "HLS 320x240, medium, 2 s segments"
+container = "hls"
+extension = "m3u8"
+
+[video]
+codec = "libx264"
+bitrate_kbps = 400
+width = 320
+height = 240
+speed = "medium"
+
+[audio]
+codec = "aac"
+bitrate_kbps = 64
+
+[hls]
+segment_seconds = 2
+"#
+    );
+    farm.add_preset("chunk-ladder.toml", &preset);
+}
+
+/// A farm whose nodes load [`TEST_LADDER`].
+async fn chunk_farm() -> Farm {
+    let farm = Farm::new().await;
+    add_test_ladder(&farm);
+    farm
+}
 
 /// Chunking for a short test source: over 60 s, chunks of about 30 s;
 /// one ffmpeg thread per node, so three nodes share two cores fairly.
@@ -45,7 +82,7 @@ const ENCODE_LIMIT: Duration = Duration::from_secs(300);
 const COMMAND_LIMIT: Duration = Duration::from_secs(10);
 
 /// Queues `clip` as one job with two destinations: [`MP4_360P`] and the
-/// slow test ladder (1 s segments: its chunks are cut every 30 s).
+/// test ladder (2 s segments: its chunks are cut every 30 s).
 async fn queue_both(farm: &Farm, node: &Node, clip: &Path) -> Guid {
     let mut job = JobQueue::single(
         &clip.to_string_lossy(),
@@ -53,8 +90,8 @@ async fn queue_both(farm: &Farm, node: &Node, clip: &Path) -> Guid {
         &farm.streams().to_string_lossy(),
     );
     let mut ladder = job.destinations[0].clone();
-    ladder.preset_guid = Some(SLOW_LADDER.to_string());
-    ladder.module_guid = Some(SLOW_LADDER.to_string());
+    ladder.preset_guid = Some(TEST_LADDER.to_string());
+    ladder.module_guid = Some(TEST_LADDER.to_string());
     job.destinations.push(ladder);
     node.client().queue(job).await.expect("the node queues the job")
 }
@@ -114,25 +151,20 @@ fn check_outputs(mp4: &Path, master: &Path, joins_secs: &[f64]) {
         (duration - f64::from(SOURCE_SECS)).abs() <= tolerance,
         "MP4 duration {duration}"
     );
-    let keyframes = media_check::keyframe_times(mp4);
-    for join in joins_secs {
-        assert!(
-            keyframes.iter().any(|k| (k - join).abs() < tolerance / 2.0),
-            "a keyframe at the join {join} s: {keyframes:?}"
-        );
-    }
+    media_check::assert_keyframes_at(mp4, joins_secs);
     media_check::assert_dts_increasing(mp4);
     media_check::assert_audio_continuous(mp4);
     let folder = master.parent().expect("the ladder's folder");
-    for rung in media_check::ladder_rungs(folder) {
+    let rungs = media_check::ladder_rungs(folder);
+    assert!(!rungs.is_empty(), "the ladder has rungs");
+    for rung in rungs {
         let joined = media_check::ladder_rung_as_file(folder, &rung);
-        assert_eq!(
-            media_check::video_frames(joined.path()),
-            frames,
-            "rung {rung} frame count"
-        );
-        media_check::assert_dts_increasing(joined.path());
+        assert_eq!(media_check::video_frames(&joined), frames, "rung {rung} frame count");
+        media_check::assert_dts_increasing(&joined);
+        media_check::assert_keyframes_at(&joined, joins_secs);
     }
+    let sound = media_check::ladder_rung_as_file(folder, "audio");
+    media_check::assert_audio_continuous(&sound);
 }
 
 /// Where the video chunks after the first start (the joins), in seconds.
@@ -157,7 +189,7 @@ fn assert_no_pieces_left(farm: &Farm) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_one_long_job() {
-    let farm = Farm::new().await;
+    let farm = chunk_farm().await;
     let nodes = [
         farm.node_with("c1", CHUNKING).await,
         farm.node_with("c2", CHUNKING).await,
@@ -205,7 +237,7 @@ async fn three_nodes_share_one_long_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_costs_one_chunk() {
-    let farm = Farm::new().await;
+    let farm = chunk_farm().await;
     let mut nodes = vec![
         farm.node_with("k1", CHUNKING).await,
         farm.node_with("k2", CHUNKING).await,
@@ -267,7 +299,7 @@ async fn a_killed_node_costs_one_chunk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stop_and_requeue_act_on_every_chunk() {
-    let farm = Farm::new().await;
+    let farm = chunk_farm().await;
     let nodes = [
         farm.node_with("p1", CHUNKING).await,
         farm.node_with("p2", CHUNKING).await,

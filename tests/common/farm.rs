@@ -140,6 +140,13 @@ impl Farm {
         self.shared().join("streams")
     }
 
+    /// Adds a preset file to the presets folder every node loads (before
+    /// the nodes start).
+    pub fn add_preset(&self, file_name: &str, text: &str) {
+        let presets = self.dir.path().join("presets");
+        std::fs::write(presets.join(file_name), text).expect("write the preset");
+    }
+
     fn logs(&self) -> PathBuf {
         self.dir.path().join("logs")
     }

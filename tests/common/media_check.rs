@@ -167,3 +167,17 @@ pub fn ladder_rung_as_file(folder: &Path, rung: &str) -> tempfile::TempPath {
     }
     out.into_temp_path()
 }
+
+/// The picture renditions of the ladder in `folder` (each a folder with
+/// its own playlist), by name; the sound's is left out.
+pub fn ladder_rungs(folder: &Path) -> Vec<String> {
+    let mut rungs: Vec<String> = std::fs::read_dir(folder)
+        .expect("the ladder's folder")
+        .flatten()
+        .filter(|e| e.path().join("index.m3u8").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "audio")
+        .collect();
+    rungs.sort();
+    rungs
+}

@@ -80,6 +80,7 @@ impl Encoder {
         let started = Instant::now();
         let mut assembled = vec![0usize; ladders.len()];
         let mut own: Option<OwnChunk<'_>> = None;
+        let mut own_control: Option<Arc<Control>> = None;
         let mut suspension = control.suspension();
         let mut tick = tokio::time::interval(LOOK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -107,6 +108,12 @@ impl Encoder {
                     .claim(me, farm::lease_ms(), Some(job.guid), &any)
                     .await?
                 {
+                    // Registered like any chunk worker's: its lease is
+                    // renewed, and it follows the job.
+                    let key = (chunk_lease.job, chunk_lease.idx);
+                    let registration = self.inner.chunk_workers.register(key, chunk_lease.attempt);
+                    let chunk_control = registration.control.clone();
+                    own_control = Some(chunk_control.clone());
                     let held = HeldChunk {
                         chunk,
                         lease: chunk_lease,
@@ -114,7 +121,9 @@ impl Encoder {
                         spec: spec.clone(),
                     };
                     own = Some(Box::pin(async move {
-                        self.run_chunk(&held, control, shutdown).await
+                        let end = self.run_chunk(&held, &chunk_control, shutdown).await;
+                        drop(registration);
+                        end
                     }));
                 }
             }
@@ -122,11 +131,15 @@ impl Encoder {
                 end = async { own.as_mut().expect("guarded").await }, if own.is_some() => Some(end),
                 _ = tick.tick() => None,
                 _ = self.inner.chunk_done.notified() => None,
-                // No ffmpeg of its own to suspend: a pause is acknowledged
-                // at once (the job's chunks are not claimed while paused).
-                changed = suspension.wanted.changed(), if own.is_none() => {
+                // A Pause or Resume sent to this node: passed to the chunk
+                // it encodes, and acknowledged (queued chunks of a paused
+                // job are not claimed).
+                changed = suspension.wanted.changed() => {
                     if changed.is_ok() {
                         let wanted = *suspension.wanted.borrow_and_update();
+                        if let Some(chunk) = &own_control {
+                            chunk.want_paused(wanted);
+                        }
                         suspension.applied.send_replace(wanted);
                     }
                     None
@@ -134,6 +147,7 @@ impl Encoder {
             };
             if let Some(end) = own_end {
                 own = None;
+                own_control = None;
                 tracing::debug!(?end, "the conductor's own chunk ended");
             }
         };

@@ -29,7 +29,7 @@ pub(super) const OWNER_MARKER: &str = ".owner";
 
 /// What a node needs to encode any chunk of a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct ChunkSpec {
+pub(in crate::encoder) struct ChunkSpec {
     pub format: u32,
     pub source: PathBuf,
     pub audio: SpecAudio,
@@ -45,7 +45,7 @@ pub(super) struct ChunkSpec {
 
 /// Where the sound comes from (the job's [`AudioSource`], as stored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) enum SpecAudio {
+pub(in crate::encoder) enum SpecAudio {
     Source,
     File(PathBuf),
     Absent,

@@ -220,14 +220,20 @@ impl Encoder {
                     start_us: chunk.start_us,
                     end_us: chunk.end_us,
                     first_segment: u64::try_from(chunk.first_segment).unwrap_or(0),
+                    frames: chunk
+                        .frames
+                        .and_then(|f| u64::try_from(f).ok())
+                        .filter(|f| *f > 0)
+                        .ok_or_else(|| NoPiece::Failed(format!("chunk {} has no frames", chunk.idx)))?,
                 };
                 let args = video_chunk_args(&inputs, &window, &outputs, inner.ffmpeg_threads);
                 (args, chunk.end_us - chunk.start_us)
             }
-            ChunkKind::Audio => (
-                audio_chunk_args(&inputs, &outputs, inner.ffmpeg_threads),
-                spec.duration_us,
-            ),
+            ChunkKind::Audio => {
+                let args = audio_chunk_args(&inputs, &outputs, inner.ffmpeg_threads)
+                    .ok_or_else(|| NoPiece::Failed("the source has no sound to encode".into()))?;
+                (args, spec.duration_us)
+            }
         };
         match inner.chunks.started_run(lease).await {
             Ok(true) => {}
