@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::farm::{ChunkRow, Farm, Node};
-use common::media_check;
 use common::make_clip;
+use common::media_check;
 use tokio::time::Instant;
 use videoshare::carbon::message::{Command, JobQueue};
 use videoshare::carbon::{Guid, JobStatus, PresetId};
@@ -93,7 +93,10 @@ async fn queue_both(farm: &Farm, node: &Node, clip: &Path) -> Guid {
     ladder.preset_guid = Some(TEST_LADDER.to_string());
     ladder.module_guid = Some(TEST_LADDER.to_string());
     job.destinations.push(ladder);
-    node.client().queue(job).await.expect("the node queues the job")
+    node.client()
+        .queue(job)
+        .await
+        .expect("the node queues the job")
 }
 
 /// Polls job `guid`'s chunks until `done` holds.
@@ -114,7 +117,10 @@ async fn wait_chunks(
             !chunks.iter().any(|c| c.state == "failed"),
             "{what}: a chunk failed: {chunks:?}"
         );
-        assert!(Instant::now() < deadline, "{what} within {limit:?}: {chunks:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {limit:?}: {chunks:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -129,7 +135,11 @@ fn done_videos(chunks: &[ChunkRow]) -> usize {
 /// The job's outputs as its node reports them: the MP4 file and the
 /// ladder's master playlist.
 async fn outputs(node: &Node, guid: Guid) -> (PathBuf, PathBuf) {
-    let info = node.client().info(guid).await.expect("the node knows the job");
+    let info = node
+        .client()
+        .info(guid)
+        .await
+        .expect("the node knows the job");
     let files: Vec<PathBuf> = info
         .destinations
         .iter()
@@ -159,7 +169,11 @@ fn check_outputs(mp4: &Path, master: &Path, joins_secs: &[f64]) {
     assert!(!rungs.is_empty(), "the ladder has rungs");
     for rung in rungs {
         let joined = media_check::ladder_rung_as_file(folder, &rung);
-        assert_eq!(media_check::video_frames(&joined), frames, "rung {rung} frame count");
+        assert_eq!(
+            media_check::video_frames(&joined),
+            frames,
+            "rung {rung} frame count"
+        );
         media_check::assert_dts_increasing(&joined);
         media_check::assert_keyframes_at(&joined, joins_secs);
     }
@@ -214,7 +228,10 @@ async fn three_nodes_share_one_long_job() {
             entry.status,
             entry.description
         );
-        assert!(Instant::now() < deadline, "completed within {ENCODE_LIMIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "completed within {ENCODE_LIMIT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let between: Vec<_> = seen.iter().filter(|p| (1..99).contains(*p)).collect();
@@ -224,11 +241,21 @@ async fn three_nodes_share_one_long_job() {
 
     // The chunks' rows stay as the job's history: who encoded what.
     let chunks = farm.chunks(guid).await;
-    assert!(chunks.len() >= 6, "a 3-minute source in chunks of 30 s: {chunks:?}");
-    assert!(chunks.iter().all(|c| c.state == "done" && c.runs == 1), "{chunks:?}");
+    assert!(
+        chunks.len() >= 6,
+        "a 3-minute source in chunks of 30 s: {chunks:?}"
+    );
+    assert!(
+        chunks.iter().all(|c| c.state == "done" && c.runs == 1),
+        "{chunks:?}"
+    );
     let ran: BTreeSet<&str> = chunks.iter().filter_map(|c| c.node.as_deref()).collect();
     for node in &nodes {
-        assert!(ran.contains(node.name.as_str()), "{} encoded chunks: {chunks:?}", node.name);
+        assert!(
+            ran.contains(node.name.as_str()),
+            "{} encoded chunks: {chunks:?}",
+            node.name
+        );
     }
     let (mp4, master) = outputs(&nodes[0], guid).await;
     check_outputs(&mp4, &master, &joins(&chunks));
@@ -238,7 +265,7 @@ async fn three_nodes_share_one_long_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_costs_one_chunk() {
     let farm = chunk_farm().await;
-    let mut nodes = vec![
+    let mut nodes = [
         farm.node_with("k1", CHUNKING).await,
         farm.node_with("k2", CHUNKING).await,
         farm.node_with("k3", CHUNKING).await,
@@ -253,24 +280,37 @@ async fn a_killed_node_costs_one_chunk() {
         .node
         .expect("the conductor");
     // A video chunk well under way on another node.
-    let chunks = wait_chunks(&farm, guid, "a chunk under way elsewhere", ENCODE_LIMIT, |cs| {
-        cs.iter().any(|c| {
-            c.kind == "video" && c.state == "running" && c.progress >= 20
-                && c.node.as_deref().is_some_and(|n| n != conductor)
-        })
-    })
+    let chunks = wait_chunks(
+        &farm,
+        guid,
+        "a chunk under way elsewhere",
+        ENCODE_LIMIT,
+        |cs| {
+            cs.iter().any(|c| {
+                c.kind == "video"
+                    && c.state == "running"
+                    && c.progress >= 20
+                    && c.node.as_deref().is_some_and(|n| n != conductor)
+            })
+        },
+    )
     .await;
     let victim = chunks
         .iter()
         .find(|c| {
-            c.kind == "video" && c.state == "running" && c.progress >= 20
+            c.kind == "video"
+                && c.state == "running"
+                && c.progress >= 20
                 && c.node.as_deref().is_some_and(|n| n != conductor)
         })
         .expect("found above")
         .clone();
     let name = victim.node.clone().expect("its node");
-    let finished_before: Vec<ChunkRow> =
-        chunks.iter().filter(|c| c.state == "done").cloned().collect();
+    let finished_before: Vec<ChunkRow> = chunks
+        .iter()
+        .filter(|c| c.state == "done")
+        .cloned()
+        .collect();
     let node = nodes.iter_mut().find(|n| n.name == name).expect("the node");
     node.kill9().await;
 
@@ -282,11 +322,19 @@ async fn a_killed_node_costs_one_chunk() {
     assert!(after.iter().all(|c| c.state == "done"), "{after:?}");
     for chunk in &after {
         let expected = if chunk.idx == victim.idx { 2 } else { 1 };
-        assert_eq!(chunk.runs, expected, "ffmpeg runs of chunk {}: {after:?}", chunk.idx);
+        assert_eq!(
+            chunk.runs, expected,
+            "ffmpeg runs of chunk {}: {after:?}",
+            chunk.idx
+        );
     }
     for before in &finished_before {
         let now = after.iter().find(|c| c.idx == before.idx).expect("kept");
-        assert_eq!(now.done_at, before.done_at, "finished chunk {} kept", before.idx);
+        assert_eq!(
+            now.done_at, before.done_at,
+            "finished chunk {} kept",
+            before.idx
+        );
     }
     let alive = nodes.iter().find(|n| n.name != name).expect("a live node");
     let (mp4, _) = outputs(alive, guid).await;
@@ -307,7 +355,10 @@ async fn pause_stop_and_requeue_act_on_every_chunk() {
     let clip = make_clip(&farm.uploaded(), "long.mp4", SOURCE_SECS, 320, 240);
     let guid = queue_both(&farm, &nodes[0], &clip).await;
     let client = nodes[1].client();
-    wait_chunks(&farm, guid, "two chunks done", ENCODE_LIMIT, |cs| done_videos(cs) >= 2).await;
+    wait_chunks(&farm, guid, "two chunks done", ENCODE_LIMIT, |cs| {
+        done_videos(cs) >= 2
+    })
+    .await;
 
     // Paused: no chunk is claimed, none finishes.
     let paused = client.command(guid, Command::Pause).await.expect("Pause");
@@ -319,8 +370,16 @@ async fn pause_stop_and_requeue_act_on_every_chunk() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let still = farm.chunks(guid).await;
     let runs = |cs: &[ChunkRow]| cs.iter().map(|c| c.runs).sum::<i64>();
-    assert_eq!(runs(&still), runs(&at_pause), "no chunk started while paused");
-    assert_eq!(done_videos(&still), done_videos(&at_pause), "none finished while paused");
+    assert_eq!(
+        runs(&still),
+        runs(&at_pause),
+        "no chunk started while paused"
+    );
+    assert_eq!(
+        done_videos(&still),
+        done_videos(&at_pause),
+        "none finished while paused"
+    );
     let resumed = client.command(guid, Command::Resume).await.expect("Resume");
     assert_eq!(resumed.status, JobStatus::Started);
 
@@ -339,7 +398,10 @@ async fn pause_stop_and_requeue_act_on_every_chunk() {
     assert!(done.len() >= 3, "finished chunks kept: {kept:?}");
 
     // Requeued: the finished chunks are not encoded again.
-    client.command(guid, Command::Requeue).await.expect("Requeue");
+    client
+        .command(guid, Command::Requeue)
+        .await
+        .expect("Requeue");
     farm.wait_row(guid, "the job completes", ENCODE_LIMIT, |r| {
         r.is(JobStatus::Completed)
     })

@@ -120,7 +120,12 @@ pub struct EncoderOptions {
     /// Sources longer than this many seconds are encoded in chunks, which
     /// every node of the farm (and every slot) encodes at once; 0 turns
     /// chunking off.
-    #[arg(long, env = "VIDEOSHARE_CHUNK_THRESHOLD_SECS", default_value_t = 300, value_name = "SECS")]
+    #[arg(
+        long,
+        env = "VIDEOSHARE_CHUNK_THRESHOLD_SECS",
+        default_value_t = 300,
+        value_name = "SECS"
+    )]
     pub chunk_threshold_secs: u64,
 
     /// About how long each chunk is, in seconds (cut at the source's

@@ -245,6 +245,9 @@ impl Encoder {
                         continue;
                     }
                     tracing::info!(%guid, %from, %to, "job {}", command.kind());
+                    // This node's chunk workers of the job follow at once
+                    // (other nodes' hear it through the database).
+                    self.reconcile_chunks(guid, Some(to));
                     then
                 }
             };

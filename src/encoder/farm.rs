@@ -282,7 +282,9 @@ impl Encoder {
                 tracing::warn!(error = %e, ?silent, "cannot renew this node's leases");
                 if silent >= SELF_FENCE_AFTER {
                     let chunks = inner.chunk_workers.all();
-                    let chunks = chunks.iter().map(|((guid, _), control)| (*guid, control.clone()));
+                    let chunks = chunks
+                        .iter()
+                        .map(|((guid, _), control)| (*guid, control.clone()));
                     for (guid, control) in held.iter().cloned().chain(chunks) {
                         if !control.lost.is_cancelled() {
                             tracing::error!(%guid, "no lease renewed for {SELF_FENCE_AFTER:?}: dropping the encode before another node takes the job");

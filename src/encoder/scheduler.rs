@@ -69,7 +69,8 @@ impl Encoder {
             let encoder = self.clone();
             let stop = shutdown.clone();
             match work {
-                Work::Job(job, lease) => {
+                Work::Job(claimed) => {
+                    let (job, lease) = *claimed;
                     let span = tracing::info_span!("job", guid = %job.guid);
                     workers.spawn(
                         async move {
@@ -80,7 +81,8 @@ impl Encoder {
                     );
                 }
                 Work::Chunk(held) => {
-                    let span = tracing::info_span!("chunk", guid = %held.lease.job, idx = held.lease.idx);
+                    let span =
+                        tracing::info_span!("chunk", guid = %held.lease.job, idx = held.lease.idx);
                     workers.spawn(
                         async move {
                             encoder.run_claimed_chunk(*held, stop).await;
@@ -100,7 +102,12 @@ impl Encoder {
         // Jobs caught mid-encode go back to the queue (paused ones stay
         // paused) now rather than at the next start, so a status query in
         // between tells the truth; so do chunks.
-        if let Err(e) = self.inner.chunks.repair(ChunkRepair::HeldBy(&self.inner.node_id.name)).await {
+        if let Err(e) = self
+            .inner
+            .chunks
+            .repair(ChunkRepair::HeldBy(&self.inner.node_id.name))
+            .await
+        {
             tracing::error!(error = %e, "could not put interrupted chunks back");
         }
         match self
@@ -135,7 +142,7 @@ impl Encoder {
                     Err(e) => tracing::error!(error = %e, "cannot read the chunk queue; retrying"),
                 }
                 match self.claim().await {
-                    Ok(Some((job, lease))) => return Some(Work::Job(job, lease)),
+                    Ok(Some(claimed)) => return Some(Work::Job(Box::new(claimed))),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot read the job queue; retrying"),
                 }
@@ -547,7 +554,7 @@ impl Encoder {
 
 /// What a claimed slot runs.
 enum Work {
-    Job(Job, Lease),
+    Job(Box<(Job, Lease)>),
     Chunk(Box<HeldChunk>),
 }
 

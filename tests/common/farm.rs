@@ -291,16 +291,24 @@ impl Farm {
 
     /// The chunks of job `guid`, in order (empty when it is not chunked).
     pub async fn chunks(&self, guid: Guid) -> Vec<ChunkRow> {
-        type Row = (i64, String, String, Option<String>, i64, i64, Option<i64>, i64);
-        let rows: Vec<Row> =
-            sqlx::query_as(
-                "SELECT idx, kind, state, node, runs, progress, done_at, start_us \
+        type Row = (
+            i64,
+            String,
+            String,
+            Option<String>,
+            i64,
+            i64,
+            Option<i64>,
+            i64,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT idx, kind, state, node, runs, progress, done_at, start_us \
                  FROM chunks WHERE job_guid = $1 ORDER BY idx",
-            )
-            .bind(guid.to_string())
-            .fetch_all(self.db.db().pool())
-            .await
-            .expect("read the chunks table");
+        )
+        .bind(guid.to_string())
+        .fetch_all(self.db.db().pool())
+        .await
+        .expect("read the chunks table");
         rows.into_iter()
             .map(
                 |(idx, kind, state, node, runs, progress, done_at, start_us)| ChunkRow {

@@ -95,8 +95,17 @@ impl Encoder {
                 return Err(JobFailure::Chunk(describe_failure(failed)));
             }
             for ((n, live), done) in ladders.iter().zip(assembled.iter_mut()) {
-                self.assemble(&plan, &spec, &presets, &chunks, (*n, live), done, false, started)
-                    .await?;
+                self.assemble(
+                    &plan,
+                    &spec,
+                    &presets,
+                    &chunks,
+                    (*n, live),
+                    done,
+                    false,
+                    started,
+                )
+                .await?;
             }
             if own.is_none() && chunks.iter().all(|c| c.state == ChunkState::Done) {
                 break chunks;
@@ -154,8 +163,17 @@ impl Encoder {
         self.join_outputs(&plan, &spec, &presets, &chunks, &staged)
             .await?;
         for ((n, live), done) in ladders.iter().zip(assembled.iter_mut()) {
-            self.assemble(&plan, &spec, &presets, &chunks, (*n, live), done, true, started)
-                .await?;
+            self.assemble(
+                &plan,
+                &spec,
+                &presets,
+                &chunks,
+                (*n, live),
+                done,
+                true,
+                started,
+            )
+            .await?;
             live_folder::make_extras(job.guid, live).await;
         }
         let nodes: std::collections::BTreeSet<&str> =
@@ -194,7 +212,11 @@ impl Encoder {
                     .iter()
                     .filter(|c| c.state == ChunkState::Done)
                     .count();
-                tracing::info!(kept, failed_again = again, "resuming the chunks of an earlier run");
+                tracing::info!(
+                    kept,
+                    failed_again = again,
+                    "resuming the chunks of an earlier run"
+                );
                 return Ok(old);
             }
             tracing::info!("the source or the presets changed: the earlier chunks are dropped");
@@ -420,11 +442,17 @@ mod tests {
 
     #[test]
     fn progress_is_the_weighted_share_of_chunk_work_below_100() {
-        let half = [chunk(ChunkKind::Video, 60_000, 100), chunk(ChunkKind::Video, 60_000, 0)];
+        let half = [
+            chunk(ChunkKind::Video, 60_000, 100),
+            chunk(ChunkKind::Video, 60_000, 0),
+        ];
         assert_eq!(share_done(&half), 49);
         let all = [chunk(ChunkKind::Video, 60_000, 100)];
         assert_eq!(share_done(&all), 99);
-        let sound = [chunk(ChunkKind::Audio, 3_000, 100), chunk(ChunkKind::Video, 60_000, 0)];
+        let sound = [
+            chunk(ChunkKind::Audio, 3_000, 100),
+            chunk(ChunkKind::Video, 60_000, 0),
+        ];
         assert_eq!(share_done(&sound), 4);
         assert_eq!(share_done(&[]), 0);
     }

@@ -78,7 +78,9 @@ impl Drop for Unfinished {
 
 impl Encoder {
     /// Claims a queued chunk whose source this node can see.
-    pub(in crate::encoder) async fn claim_chunk(&self) -> Result<Option<HeldChunk>, crate::store::StoreError> {
+    pub(in crate::encoder) async fn claim_chunk(
+        &self,
+    ) -> Result<Option<HeldChunk>, crate::store::StoreError> {
         let me = &self.inner.node_id.name;
         let can_see = |file: &Path| file.is_file();
         let claimed = self
@@ -211,8 +213,10 @@ impl Encoder {
             .filter(|(_, p)| writes_piece(chunk.kind, p))
             .map(|(n, p)| (temp.join(piece_name(n, chunk.kind, p)), *p))
             .collect();
-        let outputs: Vec<(&Path, &crate::encoder::preset::Preset)> =
-            pieces.iter().map(|(path, p)| (path.as_path(), *p)).collect();
+        let outputs: Vec<(&Path, &crate::encoder::preset::Preset)> = pieces
+            .iter()
+            .map(|(path, p)| (path.as_path(), *p))
+            .collect();
         let inputs = spec.inputs();
         let (args, length_us) = match chunk.kind {
             ChunkKind::Video => {
@@ -224,7 +228,9 @@ impl Encoder {
                         .frames
                         .and_then(|f| u64::try_from(f).ok())
                         .filter(|f| *f > 0)
-                        .ok_or_else(|| NoPiece::Failed(format!("chunk {} has no frames", chunk.idx)))?,
+                        .ok_or_else(|| {
+                            NoPiece::Failed(format!("chunk {} has no frames", chunk.idx))
+                        })?,
                 };
                 let args = video_chunk_args(&inputs, &window, &outputs, inner.ffmpeg_threads);
                 (args, chunk.end_us - chunk.start_us)
@@ -242,20 +248,26 @@ impl Encoder {
         }
         let (_known, duration) = tokio::sync::watch::channel(Some(length_us as f64 / 1e6));
         let store = inner.chunks.clone();
-        ffmpeg::run(args, duration, control.suspension(), inner.stall, |progress| {
-            if let ffmpeg::Progress::Rate(rate) = progress {
-                control.set_rate(rate);
-            }
-            let store = store.clone();
-            let lease = lease.clone();
-            async move {
-                if let ffmpeg::Progress::Percent(percent) = progress
-                    && let Err(e) = store.raise_progress(&lease, percent).await
-                {
-                    tracing::warn!(error = %e, "could not record a chunk's progress");
+        ffmpeg::run(
+            args,
+            duration,
+            control.suspension(),
+            inner.stall,
+            |progress| {
+                if let ffmpeg::Progress::Rate(rate) = progress {
+                    control.set_rate(rate);
                 }
-            }
-        })
+                let store = store.clone();
+                let lease = lease.clone();
+                async move {
+                    if let ffmpeg::Progress::Percent(percent) = progress
+                        && let Err(e) = store.raise_progress(&lease, percent).await
+                    {
+                        tracing::warn!(error = %e, "could not record a chunk's progress");
+                    }
+                }
+            },
+        )
         .await
         .map_err(|e| NoPiece::Failed(format!("chunk {}: {e}", chunk.idx)))?;
         let renamed = done.clone();
