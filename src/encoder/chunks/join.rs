@@ -37,7 +37,7 @@ pub async fn join_mp4(
     let list = write_piece_list(pieces, folder).map_err(|e| spawn_error("ffmpeg", e))?;
     let mut args = FfmpegArgs::new().with(["-y"]).pieces_input(&list);
     if let Some(audio) = audio {
-        args = args.media_input::<[&str; 0], &str>([], audio);
+        args = args.media_input(std::iter::empty::<&str>(), audio);
     }
     args = args.with(["-map", "0:v:0"]);
     if audio.is_some() {
