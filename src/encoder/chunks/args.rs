@@ -100,7 +100,9 @@ fn seconds(us: i64) -> String {
 /// trimmed to `[start, end)`; each output starts on a keyframe and stops
 /// after `window.frames` frames, passed through as decoded (no frame
 /// dropped or repeated), so the pieces join without a gap or an overlap.
-/// Progress (`out_time_us`) is then the source's time, from `start`.
+/// Follow its progress by `frame=` against `window.frames`: under
+/// `-copyts`, ffmpeg 5.1's `out_time` counts from whatever time it first
+/// reported (seen: 5.96 s at the end of an 8 s chunk), not from `start`.
 pub fn video_chunk_args(
     inputs: &Inputs<'_>,
     window: &Window,
