@@ -285,3 +285,38 @@ async fn mp4_only_chunks_are_cut_at_source_keyframes() {
     assert_eq!(starts, [0, 6_000_000, 14_000_000, 20_000_000]);
     check_mp4(&source, &chunked);
 }
+
+/// An MPEG-TS source starts at 1.4 s, not 0: span times count from the
+/// video's start (as `-copyts -start_at_zero` does), so the chunks still
+/// hold every frame once and the joined MP4 starts at 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_starting_late_is_cut_from_its_own_start() {
+    common::require("ffmpeg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("clip.mp4");
+    let spec = ClipSpec {
+        keyframe_seconds: Some(2),
+        ..ClipSpec::new(16, 320, 240)
+    };
+    write_clip(&clip, spec).expect("clip");
+    let source = dir.path().join("source.ts");
+    let remux = FfmpegArgs::new()
+        .media_input(["-y"], &clip)
+        .with(["-c", "copy", "-f", "mpegts"])
+        .output(&source);
+    ffmpeg(&remux);
+    let timeline = keyframes(&source).await.expect("keyframes");
+    // The sound starts 21 ms earlier (its priming): the picture's start
+    // is still 0 for `-copyts -start_at_zero`.
+    assert_eq!(
+        timeline.packets_us.first(),
+        Some(&0),
+        "times from the start"
+    );
+    assert_eq!(timeline.packets_us.len(), 400);
+    let presets = Presets::builtin();
+    let mp4 = presets.get(SEED_PRESET).expect("seed");
+    let chunked = encode_in_chunks(&source, dir.path(), mp4, None, 8).await;
+    assert_eq!(chunked.spans.len(), 2);
+    check_mp4(&source, &chunked);
+}

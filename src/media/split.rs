@@ -3,9 +3,9 @@
 //! decode), and the spans the chunks encode ([`plan_spans`], a pure
 //! function).
 //!
-//! Times are microseconds from the file's start (its `start_time`), the
-//! clock ffmpeg's `-copyts -start_at_zero` gives, so a span's bounds go to
-//! `-ss`/`-to` as they are. Knows nothing of presets, jobs or nodes.
+//! Times are microseconds from the video stream's start (its
+//! `start_time`), the clock ffmpeg's `-copyts -start_at_zero` gives, so a
+//! span's bounds go to `-ss`/`-to` as they are. Knows nothing of presets, jobs or nodes.
 
 use std::path::Path;
 use std::time::Duration;
@@ -67,7 +67,9 @@ pub enum SplitError {
 struct Output {
     #[serde(default)]
     packets: Vec<Packet>,
-    format: Option<Format>,
+    #[serde(default)]
+    streams: Vec<Start>,
+    format: Option<Start>,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +81,7 @@ struct Packet {
 }
 
 #[derive(Deserialize)]
-struct Format {
+struct Start {
     start_time: Option<String>,
 }
 
@@ -100,7 +102,7 @@ pub async fn keyframes(path: &Path) -> Result<Keyframes, SplitError> {
             "-select_streams",
             "v:0",
             "-show_entries",
-            "packet=pts_time,duration_time,flags:format=start_time",
+            "packet=pts_time,duration_time,flags:stream=start_time:format=start_time",
             "-print_format",
             "json",
         ]
@@ -128,9 +130,14 @@ pub async fn keyframes(path: &Path) -> Result<Keyframes, SplitError> {
 fn parse(stdout: &[u8]) -> Result<Keyframes, SplitError> {
     let output: Output =
         serde_json::from_slice(stdout).map_err(|e| SplitError::BadOutput(e.to_string()))?;
+    // The video's own start is ffmpeg's 0 under `-copyts -start_at_zero`
+    // (tried on ffmpeg 5.1 with an MPEG-TS whose sound starts 21 ms
+    // earlier: the picture's first frame was 0, not 0.021).
     let origin = output
-        .format
-        .and_then(|f| micros(f.start_time.as_deref()))
+        .streams
+        .first()
+        .and_then(|s| micros(s.start_time.as_deref()))
+        .or_else(|| output.format.and_then(|f| micros(f.start_time.as_deref())))
         .unwrap_or(0);
     let mut timeline = Keyframes::default();
     let mut end = i64::MIN;
@@ -282,7 +289,8 @@ mod tests {
             {"pts_time":"1.400000","duration_time":"0.040000","flags":"K_"},
             {"pts_time":"N/A","flags":"__"},
             {"pts_time":"1.440000","duration_time":"0.040000","flags":"__"}],
-            "format":{"start_time":"1.400000"}}"#;
+            "streams":[{"start_time":"1.400000"}],
+            "format":{"start_time":"1.378667"}}"#;
         let k = parse(json).expect("parses");
         assert_eq!(k.packets_us, [0, 40_000, 80_000]);
         assert_eq!(k.keyframes_us, [0]);
