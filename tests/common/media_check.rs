@@ -95,12 +95,13 @@ pub fn keyframe_times(path: &Path) -> Vec<f64> {
     times
 }
 
-/// Asserts there is a keyframe at each of `at` (seconds, within 1 ms).
-pub fn assert_keyframes_at(path: &Path, at: &[f64]) {
+/// Asserts there is a keyframe at each of `at` (seconds, within
+/// `tolerance` seconds).
+pub fn assert_keyframes_at(path: &Path, at: &[f64], tolerance: f64) {
     let keyframes = keyframe_times(path);
     for t in at {
         assert!(
-            keyframes.iter().any(|k| (k - t).abs() < 1e-3),
+            keyframes.iter().any(|k| (k - t).abs() <= tolerance),
             "{}: no keyframe at {t} s; keyframes at {keyframes:?}",
             path.display()
         );

@@ -123,6 +123,10 @@ pub fn video_chunk_args(
         inputs.source,
     );
     let picture = inputs.picture_or_any();
+    // The encoder's time base stays 1/fps, as in a one-run encode: a
+    // frame off that grid (a picture starting at 0.5 s at 25 fps) moves
+    // to it (0.52), alike in every chunk. (`-enc_time_base:v 1:90000`
+    // kept it, but left the last frame without a duration.)
     let exact = [
         "-frames:v".to_owned(),
         window.frames.to_string(),
