@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::media_check::{
     assert_audio_continuous, assert_dts_increasing, assert_keyframes_at, audio_duration,
-    ladder_rung_as_file, video_duration, video_frames,
+    dts_step_back, ladder_rung_as_file, video_duration, video_frames,
 };
 use videoshare::encoder::chunks::args::{
     Window, align_for, audio_chunk_args, ladder_segment_us, piece_name, video_chunk_args,
@@ -63,7 +63,8 @@ async fn picture(source: &Path) -> SourcePicture {
 struct Chunked {
     mp4: PathBuf,
     pieces: Vec<PathBuf>,
-    live: PathBuf,
+    /// `None` without a ladder destination.
+    live: Option<PathBuf>,
     spans: Vec<Span>,
     video_secs: Vec<f64>,
     audio_secs: f64,
@@ -76,9 +77,10 @@ async fn encode_in_chunks(
     source: &Path,
     dir: &Path,
     mp4: &Preset,
-    ladder: &Preset,
+    ladder: Option<&Preset>,
     chunk_secs: i64,
 ) -> Chunked {
+    let presets: Vec<&Preset> = std::iter::once(mp4).chain(ladder).collect();
     let inputs = Inputs {
         source,
         audio: Audio::Source,
@@ -86,19 +88,20 @@ async fn encode_in_chunks(
         picture: Some(picture(source).await),
     };
     let timeline = keyframes(source).await.expect("keyframes");
-    let spans = plan_spans(&timeline, chunk_secs * 1_000_000, align_for([mp4, ladder]));
-    let segment_us = ladder_segment_us([mp4, ladder]);
+    let spans = plan_spans(
+        &timeline,
+        chunk_secs * 1_000_000,
+        align_for(presets.iter().copied()),
+    );
+    let segment_us = ladder_segment_us(presets.iter().copied());
     let (mut pieces, mut folders, mut video_secs) = (Vec::new(), Vec::new(), Vec::new());
     for (n, span) in spans.iter().enumerate() {
         let piece = dir.join(piece_name(n));
         let folder = dir.join(format!("ladder{n:05}"));
+        let mut outputs = vec![(piece.as_path(), mp4)];
+        outputs.extend(ladder.map(|l| (folder.as_path(), l)));
         let window = Window::of_span(span, segment_us);
-        let args = video_chunk_args(
-            &inputs,
-            &window,
-            &[(&piece, mp4), (&folder, ladder)],
-            Some(1),
-        );
+        let args = video_chunk_args(&inputs, &window, &outputs, Some(1));
         video_secs.push(ffmpeg(&args).as_secs_f64());
         // The worker's self-check: the piece holds its span's frames.
         let made = keyframes(&piece).await.expect("piece packets");
@@ -107,22 +110,26 @@ async fn encode_in_chunks(
         folders.push(folder);
     }
     let (sound, sound_ladder) = (dir.join("audio.m4a"), dir.join("audio-ladder"));
-    let args = audio_chunk_args(&inputs, &[(&sound, mp4), (&sound_ladder, ladder)], Some(1))
-        .expect("the clip has sound");
+    let mut outputs = vec![(sound.as_path(), mp4)];
+    outputs.extend(ladder.map(|l| (sound_ladder.as_path(), l)));
+    let args = audio_chunk_args(&inputs, &outputs, Some(1)).expect("the clip has sound");
     let audio_secs = ffmpeg(&args).as_secs_f64();
 
     let out = dir.join("joined.mp4");
     join_mp4(&pieces, Some(&sound), &out).await.expect("join");
 
-    let live = dir.join("live");
-    std::fs::create_dir(&live).expect("live folder");
-    // Playable with the first chunk, before the others are done.
-    assemble_ladder(&folders[..1], Some(&sound_ladder), &live, false).expect("first chunk");
-    assert!(
-        publish_if_playable(&live).expect("publish"),
-        "playable early"
-    );
-    assemble_ladder(&folders, Some(&sound_ladder), &live, true).expect("every chunk");
+    let live = ladder.map(|_| {
+        let live = dir.join("live");
+        std::fs::create_dir(&live).expect("live folder");
+        // Playable with the first chunk, before the others are done.
+        assemble_ladder(&folders[..1], Some(&sound_ladder), &live, false).expect("first chunk");
+        assert!(
+            publish_if_playable(&live).expect("publish"),
+            "playable early"
+        );
+        assemble_ladder(&folders, Some(&sound_ladder), &live, true).expect("every chunk");
+        live
+    });
     Chunked {
         mp4: out,
         pieces,
@@ -144,12 +151,17 @@ fn check_mp4(source: &Path, chunked: &Chunked) {
         (made - wanted).abs() <= fps_step + 1e-6,
         "{made} s ≠ {wanted} s"
     );
+    // Where the pieces meet (the first frame is a keyframe anyway, and is
+    // not at 0 when the picture starts late).
     let joins: Vec<f64> = chunked
         .spans
         .iter()
+        .skip(1)
         .map(|s| s.start_us as f64 / 1e6)
         .collect();
-    assert_keyframes_at(out, &joins);
+    // Within half a frame: a picture off the 1/fps grid (starting at 0.5 s
+    // at 25 fps) is put on it, as a one-run encode does.
+    assert_keyframes_at(out, &joins, fps_step / 2.0 + 1e-6);
     assert_dts_increasing(out);
     assert_audio_continuous(out);
     let sound = audio_duration(out);
@@ -162,7 +174,7 @@ fn check_mp4(source: &Path, chunked: &Chunked) {
 /// Each rung of the live ladder: every frame, a keyframe at every segment
 /// boundary, decode times forward; the sound rendition whole.
 fn check_ladder(source: &Path, chunked: &Chunked) {
-    let live = &chunked.live;
+    let live = chunked.live.as_deref().expect("a ladder");
     let master = std::fs::read_to_string(live.join("master.m3u8")).expect("published");
     let parsed = videoshare::media::playlist::master(&master);
     assert_eq!(parsed.sound(), Some("audio/index.m3u8"), "{master}");
@@ -182,7 +194,7 @@ fn check_ladder(source: &Path, chunked: &Chunked) {
             .map(|n| f64::from(n) * 4.0)
             .take_while(|t| *t < made)
             .collect();
-        assert_keyframes_at(&file, &boundaries);
+        assert_keyframes_at(&file, &boundaries, 1e-3);
         assert_dts_increasing(&file);
     }
     let sound = ladder_rung_as_file(live, "audio");
@@ -207,7 +219,7 @@ async fn three_chunks_join_into_an_mp4_and_a_ladder_frame_for_frame() {
         presets.get(SEED_PRESET).expect("seed"),
         presets.get(HLS_LADDER_PRESET).expect("ladder"),
     );
-    let chunked = encode_in_chunks(&source, dir.path(), mp4, ladder, 8).await;
+    let chunked = encode_in_chunks(&source, dir.path(), mp4, Some(ladder), 8).await;
     let starts: Vec<i64> = chunked.spans.iter().map(|s| s.start_us).collect();
     assert_eq!(starts, [0, 8_000_000, 16_000_000]);
     check_mp4(&source, &chunked);
@@ -219,8 +231,11 @@ async fn three_chunks_join_into_an_mp4_and_a_ladder_frame_for_frame() {
     let twice = dir.path().join("twice.ts");
     std::fs::write(&twice, [piece.as_slice(), piece.as_slice()].concat()).expect("write");
     assert_eq!(video_frames(&twice), 2 * chunked.spans[0].frames);
-    let backwards = std::panic::catch_unwind(|| assert_dts_increasing(&twice));
-    assert!(backwards.is_err(), "DTS going back is caught");
+    assert_eq!(
+        dts_step_back(&twice).map(|(packet, ..)| packet as u64),
+        Some(chunked.spans[0].frames),
+        "DTS going back is caught"
+    );
 
     let video: f64 = chunked.video_secs.iter().sum::<f64>() / chunked.video_secs.len() as f64;
     eprintln!(
@@ -248,9 +263,99 @@ async fn a_source_with_b_frames_joins_frame_for_frame() {
         presets.get(SEED_PRESET).expect("seed"),
         presets.get(HLS_LADDER_PRESET).expect("ladder"),
     );
-    let chunked = encode_in_chunks(&source, dir.path(), mp4, ladder, 8).await;
+    let chunked = encode_in_chunks(&source, dir.path(), mp4, Some(ladder), 8).await;
     let starts: Vec<i64> = chunked.spans.iter().map(|s| s.start_us).collect();
     assert_eq!(starts, [0, 8_000_000, 16_000_000]);
     check_mp4(&source, &chunked);
     check_ladder(&source, &chunked);
+}
+
+/// MP4 destinations only: the chunks are cut at the source's keyframes
+/// (one every 2 s here), and joined frame for frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mp4_only_chunks_are_cut_at_source_keyframes() {
+    common::require("ffmpeg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("source.mp4");
+    let spec = ClipSpec {
+        keyframe_seconds: Some(2),
+        ..ClipSpec::new(24, 320, 240)
+    };
+    write_clip(&source, spec).expect("clip");
+    let presets = Presets::builtin();
+    let mp4 = presets.get(SEED_PRESET).expect("seed");
+    let chunked = encode_in_chunks(&source, dir.path(), mp4, None, 7).await;
+    let starts: Vec<i64> = chunked.spans.iter().map(|s| s.start_us).collect();
+    // Nearest 7, 14, 21 s; a tie (6 or 8) goes to the earlier keyframe.
+    assert_eq!(starts, [0, 6_000_000, 14_000_000, 20_000_000]);
+    check_mp4(&source, &chunked);
+}
+
+/// An MPEG-TS source starts at 1.4 s, not 0: span times count from the
+/// video's start (as `-copyts -start_at_zero` does), so the chunks still
+/// hold every frame once and the joined MP4 starts at 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_starting_late_is_cut_from_its_own_start() {
+    common::require("ffmpeg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("clip.mp4");
+    let spec = ClipSpec {
+        keyframe_seconds: Some(2),
+        ..ClipSpec::new(16, 320, 240)
+    };
+    write_clip(&clip, spec).expect("clip");
+    let source = dir.path().join("source.ts");
+    let remux = FfmpegArgs::new()
+        .media_input(["-y"], &clip)
+        .with(["-c", "copy", "-f", "mpegts"])
+        .output(&source);
+    ffmpeg(&remux);
+    let timeline = keyframes(&source).await.expect("keyframes");
+    // The sound starts 21 ms earlier (its priming): the picture's start
+    // is still 0 for `-copyts -start_at_zero`.
+    assert_eq!(
+        timeline.packets_us.first(),
+        Some(&0),
+        "times from the start"
+    );
+    assert_eq!(timeline.packets_us.len(), 400);
+    let presets = Presets::builtin();
+    let mp4 = presets.get(SEED_PRESET).expect("seed");
+    let chunked = encode_in_chunks(&source, dir.path(), mp4, None, 8).await;
+    assert_eq!(chunked.spans.len(), 2);
+    check_mp4(&source, &chunked);
+}
+
+/// An MP4 whose picture starts 0.5 s after its sound: on ffmpeg's
+/// `-copyts -start_at_zero` clock the picture starts at 0.5 (an MP4's 0 is
+/// the file's start, unlike an MPEG-TS's), and the spans follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_picture_starting_after_its_sound_is_cut_on_ffmpegs_clock() {
+    common::require("ffmpeg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("clip.mp4");
+    let spec = ClipSpec {
+        keyframe_seconds: Some(2),
+        ..ClipSpec::new(16, 320, 240)
+    };
+    write_clip(&clip, spec).expect("clip");
+    let source = dir.path().join("late-picture.mp4");
+    let shift = FfmpegArgs::new()
+        .media_input(["-y", "-itsoffset", "0.5"], &clip)
+        .media_input(std::iter::empty::<&str>(), &clip)
+        .with(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-f", "mp4"])
+        .output(&source);
+    ffmpeg(&shift);
+    let timeline = keyframes(&source).await.expect("keyframes");
+    assert_eq!(
+        timeline.packets_us.first(),
+        Some(&500_000),
+        "ffmpeg's clock"
+    );
+    let presets = Presets::builtin();
+    let mp4 = presets.get(SEED_PRESET).expect("seed");
+    let chunked = encode_in_chunks(&source, dir.path(), mp4, None, 8).await;
+    let starts: Vec<i64> = chunked.spans.iter().map(|s| s.start_us).collect();
+    assert_eq!(starts, [0, 8_500_000, 14_500_000], "at keyframes 0.5 + 2n");
+    check_mp4(&source, &chunked);
 }

@@ -3,20 +3,24 @@
 //! decode), and the spans the chunks encode ([`plan_spans`], a pure
 //! function).
 //!
-//! Times are microseconds from the file's start (its `start_time`), the
-//! clock ffmpeg's `-copyts -start_at_zero` gives, so a span's bounds go to
-//! `-ss`/`-to` as they are. Knows nothing of presets, jobs or nodes.
+//! Times are microseconds on the clock ffmpeg's `-copyts -start_at_zero`
+//! gives (asked of ffmpeg: it differs by container), so a span's bounds go
+//! to `-ss`/`-to` as they are. Knows nothing of presets, jobs or nodes.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::ffmpeg_args::FfmpegArgs;
 use super::process::{ProcessError, run_for_stdout};
 
 /// A long source's packets are many (25 fps × 2 h = 180 000): reading
 /// them is demuxing the whole file once.
 const KEYFRAMES_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Copying one packet is quick.
+const FIRST_PACKET_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The grid used when a source has too few keyframes to cut at.
 const FALLBACK_GRID_US: i64 = 1_000_000;
@@ -67,7 +71,8 @@ pub enum SplitError {
 struct Output {
     #[serde(default)]
     packets: Vec<Packet>,
-    format: Option<Format>,
+    #[serde(default)]
+    streams: Vec<Start>,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +84,7 @@ struct Packet {
 }
 
 #[derive(Deserialize)]
-struct Format {
+struct Start {
     start_time: Option<String>,
 }
 
@@ -100,38 +105,85 @@ pub async fn keyframes(path: &Path) -> Result<Keyframes, SplitError> {
             "-select_streams",
             "v:0",
             "-show_entries",
-            "packet=pts_time,duration_time,flags:format=start_time",
+            "packet=pts_time,duration_time,flags:stream=start_time",
             "-print_format",
             "json",
         ]
         .map(Into::into),
     );
     args.push(path.into());
+    let shown = path.to_string_lossy();
     let stdout = run_for_stdout("ffprobe", args, KEYFRAMES_TIMEOUT)
         .await
-        .map_err(|e| match e {
-            // ffprobe names the file with its folders: keep its words only.
-            ProcessError::Failed {
-                program,
-                status,
-                stderr,
-            } => ProcessError::Failed {
-                program,
-                status,
-                stderr: stderr.replace(&*path.to_string_lossy(), "the source"),
-            },
-            other => other,
-        })?;
-    parse(&stdout)
+        .map_err(|e| without_folders(e, &shown))?;
+    let first_in_ffmpeg = first_packet_time(path)
+        .await
+        .map_err(|e| without_folders(e, &shown))?;
+    parse(&stdout, first_in_ffmpeg)
 }
 
-fn parse(stdout: &[u8]) -> Result<Keyframes, SplitError> {
+/// ffmpeg and ffprobe name the file with its folders: keep their words only.
+fn without_folders(error: ProcessError, shown: &str) -> ProcessError {
+    match error {
+        ProcessError::Failed {
+            program,
+            status,
+            stderr,
+        } => ProcessError::Failed {
+            program,
+            status,
+            stderr: stderr.replace(shown, "the source"),
+        },
+        other => other,
+    }
+}
+
+/// The first video packet's time (in file order) on ffmpeg's own clock
+/// under `-copyts -start_at_zero`, in microseconds: one packet copied, no
+/// decode. That clock is not the same for every container (ffmpeg 5.1:
+/// an MP4's 0 is the file's start, an MPEG-TS's the video's start), so it
+/// is asked rather than guessed. `None` when ffmpeg gives no time.
+async fn first_packet_time(path: &Path) -> Result<Option<i64>, ProcessError> {
+    let args = FfmpegArgs::new()
+        .media_input(["-copyts", "-start_at_zero"], path)
+        .with(["-map", "0:v:0", "-c", "copy", "-frames:v", "1"])
+        .with(["-f", "framecrc", "-"]);
+    let stdout = run_for_stdout("ffmpeg", args.as_slice(), FIRST_PACKET_TIMEOUT).await?;
+    Ok(framecrc_first_pts(&String::from_utf8_lossy(&stdout)))
+}
+
+/// The first packet's pts in microseconds from `framecrc` text: its
+/// `#tb 0: 1/90000` line, then `0, dts, pts, duration, size, crc`.
+fn framecrc_first_pts(text: &str) -> Option<i64> {
+    let tb = text.lines().find_map(|l| l.strip_prefix("#tb 0:"))?;
+    let (num, den) = tb.trim().split_once('/')?;
+    let (num, den): (i128, i128) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
+    let packet = text.lines().find(|l| !l.starts_with('#'))?;
+    let pts: i128 = packet.split(',').nth(2)?.trim().parse().ok()?;
+    if den <= 0 {
+        return None;
+    }
+    i64::try_from(pts * num * 1_000_000 / den).ok()
+}
+
+/// The packets of ffprobe's JSON `stdout`, on ffmpeg's clock: the first
+/// packet in file order is at `first_in_ffmpeg` µs there (unknown: the
+/// video starts at 0).
+fn parse(stdout: &[u8], first_in_ffmpeg: Option<i64>) -> Result<Keyframes, SplitError> {
     let output: Output =
         serde_json::from_slice(stdout).map_err(|e| SplitError::BadOutput(e.to_string()))?;
-    let origin = output
-        .format
-        .and_then(|f| micros(f.start_time.as_deref()))
-        .unwrap_or(0);
+    let first = output
+        .packets
+        .first()
+        .and_then(|p| micros(p.pts_time.as_deref()));
+    let start = output
+        .streams
+        .first()
+        .and_then(|s| micros(s.start_time.as_deref()));
+    let origin = match (first, first_in_ffmpeg) {
+        (Some(first), Some(there)) => first - there,
+        _ => start.unwrap_or(0),
+    };
     let mut timeline = Keyframes::default();
     let mut end = i64::MIN;
     for packet in &output.packets {
@@ -282,16 +334,28 @@ mod tests {
             {"pts_time":"1.400000","duration_time":"0.040000","flags":"K_"},
             {"pts_time":"N/A","flags":"__"},
             {"pts_time":"1.440000","duration_time":"0.040000","flags":"__"}],
-            "format":{"start_time":"1.400000"}}"#;
-        let k = parse(json).expect("parses");
+            "streams":[{"start_time":"1.400000"}]}"#;
+        let k = parse(json, None).expect("parses");
         assert_eq!(k.packets_us, [0, 40_000, 80_000]);
+        let later = parse(json, Some(121_000)).expect("parses");
+        assert_eq!(
+            later.packets_us,
+            [41_000, 81_000, 121_000],
+            "ffmpeg's clock"
+        );
         assert_eq!(k.keyframes_us, [0]);
         assert_eq!(k.duration_us, 120_000);
         assert!(matches!(
-            parse(br#"{"packets":[]}"#),
+            parse(br#"{"packets":[]}"#, None),
             Err(SplitError::NoVideo)
         ));
-        assert!(matches!(parse(b"nonsense"), Err(SplitError::BadOutput(_))));
+        assert!(matches!(
+            parse(b"nonsense", None),
+            Err(SplitError::BadOutput(_))
+        ));
+        let crc = "#tb 0: 1/90000\n#media_type 0: video\n0, -7200, 45000, 3600, 8696, 0x030cf098, S=1, 1\n";
+        assert_eq!(framecrc_first_pts(crc), Some(500_000));
+        assert_eq!(framecrc_first_pts("#tb 0: 1/0\n0, 1, 2, 3\n"), None);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct ClipSpec {
     /// B-frames, about 12 Mbit/s at 1080p), which costs several times more
     /// to decode than the default `ultrafast` clip; slower to make.
     pub camera_like: bool,
+    /// A keyframe every this many seconds; x264's default (every 250
+    /// frames) when `None`.
+    pub keyframe_seconds: Option<u32>,
 }
 
 impl ClipSpec {
@@ -31,6 +34,7 @@ impl ClipSpec {
             frame_rate: 25,
             sound: true,
             camera_like: false,
+            keyframe_seconds: None,
         }
     }
 }
@@ -46,6 +50,7 @@ pub fn write_clip(path: &Path, spec: ClipSpec) -> Result<(), ProcessError> {
         frame_rate,
         sound,
         camera_like,
+        keyframe_seconds,
     } = spec;
     let mut args = FfmpegArgs::new().with(["-y"]).synthetic_input(&format!(
         "testsrc2=size={width}x{height}:rate={frame_rate}:duration={seconds}"
@@ -64,6 +69,10 @@ pub fn write_clip(path: &Path, spec: ClipSpec) -> Result<(), ProcessError> {
     } else {
         args.with(["-preset", "ultrafast"])
     };
+    if let Some(seconds) = keyframe_seconds {
+        let gop = (seconds * frame_rate).max(1).to_string();
+        args = args.with(["-g", gop.as_str(), "-keyint_min", gop.as_str()]);
+    }
     if sound {
         args = args.with(["-c:a", "aac", "-shortest"]);
     }

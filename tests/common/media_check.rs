@@ -95,33 +95,38 @@ pub fn keyframe_times(path: &Path) -> Vec<f64> {
     times
 }
 
-/// Asserts there is a keyframe at each of `at` (seconds, within 1 ms).
-pub fn assert_keyframes_at(path: &Path, at: &[f64]) {
+/// Asserts there is a keyframe at each of `at` (seconds, within
+/// `tolerance` seconds).
+pub fn assert_keyframes_at(path: &Path, at: &[f64], tolerance: f64) {
     let keyframes = keyframe_times(path);
     for t in at {
         assert!(
-            keyframes.iter().any(|k| (k - t).abs() < 1e-3),
+            keyframes.iter().any(|k| (k - t).abs() <= tolerance),
             "{}: no keyframe at {t} s; keyframes at {keyframes:?}",
             path.display()
         );
     }
 }
 
-/// Asserts the video's decode times go strictly forward (in stream time
-/// base units, as stored).
-pub fn assert_dts_increasing(path: &Path) {
+/// Where the video's decode times (in stream time base units, as stored)
+/// first fail to go strictly forward: the packet's index, the DTS before
+/// it and its own. `None` when they always go forward.
+pub fn dts_step_back(path: &Path) -> Option<(usize, i64, i64)> {
     let dts: Vec<i64> = probe_rows(path, "v:0", "packet=dts", &[])
         .iter()
         .filter_map(|r| r.first()?.parse().ok())
         .collect();
     assert!(!dts.is_empty(), "{}: no video packets", path.display());
-    if let Some(at) = dts.windows(2).position(|w| w[1] <= w[0]) {
+    let at = dts.windows(2).position(|w| w[1] <= w[0])?;
+    Some((at + 1, dts[at], dts[at + 1]))
+}
+
+/// Asserts the video's decode times go strictly forward.
+pub fn assert_dts_increasing(path: &Path) {
+    if let Some((packet, before, dts)) = dts_step_back(path) {
         panic!(
-            "{}: DTS goes from {} to {} at packet {}",
-            path.display(),
-            dts[at],
-            dts[at + 1],
-            at + 1
+            "{}: DTS goes from {before} to {dts} at packet {packet}",
+            path.display()
         );
     }
 }

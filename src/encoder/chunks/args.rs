@@ -100,7 +100,9 @@ fn seconds(us: i64) -> String {
 /// trimmed to `[start, end)`; each output starts on a keyframe and stops
 /// after `window.frames` frames, passed through as decoded (no frame
 /// dropped or repeated), so the pieces join without a gap or an overlap.
-/// Progress (`out_time_us`) is then the source's time, from `start`.
+/// Follow its progress by `frame=` against `window.frames`: under
+/// `-copyts`, ffmpeg 5.1's `out_time` counts from whatever time it first
+/// reported (seen: 5.96 s at the end of an 8 s chunk), not from `start`.
 pub fn video_chunk_args(
     inputs: &Inputs<'_>,
     window: &Window,
@@ -121,6 +123,10 @@ pub fn video_chunk_args(
         inputs.source,
     );
     let picture = inputs.picture_or_any();
+    // The encoder's time base stays 1/fps, as in a one-run encode: a
+    // frame off that grid (a picture starting at 0.5 s at 25 fps) moves
+    // to it (0.52), alike in every chunk. (`-enc_time_base:v 1:90000`
+    // kept it, but left the last frame without a duration.)
     let exact = [
         "-frames:v".to_owned(),
         window.frames.to_string(),

@@ -27,7 +27,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(3600);
 /// file `audio` (an `.m4a`) into the MP4 `out`, index first, by stream
 /// copy. The pieces are read as one byte stream through a list file
 /// beside `out` (ffmpeg's `concatf`, so any number of pieces fits), with
-/// their own times: the MP4 plays as a one-run encode does.
+/// their own times kept (`-copyts`: a picture starting after the sound
+/// stays so): the MP4 plays as a one-run encode does.
 pub async fn join_mp4(
     pieces: &[PathBuf],
     audio: Option<&Path>,
@@ -35,9 +36,11 @@ pub async fn join_mp4(
 ) -> Result<(), ProcessError> {
     let folder = out.parent().unwrap_or(Path::new("."));
     let list = write_piece_list(pieces, folder).map_err(|e| spawn_error("ffmpeg", e))?;
-    let mut args = FfmpegArgs::new().with(["-y"]).pieces_input(&list);
+    let mut args = FfmpegArgs::new()
+        .with(["-y", "-copyts"])
+        .pieces_input(&list);
     if let Some(audio) = audio {
-        args = args.media_input::<[&str; 0], &str>([], audio);
+        args = args.media_input(std::iter::empty::<&str>(), audio);
     }
     args = args.with(["-map", "0:v:0"]);
     if audio.is_some() {
