@@ -178,11 +178,20 @@ fn out_time_us(line: &str) -> Option<f64> {
     line.trim().strip_prefix("out_time_us=")?.parse().ok()
 }
 
+/// How much an encode has to do, for its percent: seconds of output, or
+/// (a chunk, whose output times do not start at 0 under `-copyts`) frames.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Extent {
+    Seconds(f64),
+    Frames(u64),
+}
+
 /// Turns `-progress` lines into an integer percent that never goes down and
 /// stays below 100 until ffmpeg has finished.
 #[derive(Debug)]
 pub struct ProgressParser {
     duration_us: Option<f64>,
+    frames: Option<u64>,
     percent: u32,
     fps: Option<f64>,
     speed: Option<f64>,
@@ -206,9 +215,15 @@ pub enum Progress {
 }
 
 impl ProgressParser {
-    pub fn new(duration_secs: Option<f64>) -> Self {
+    pub fn new(extent: Option<Extent>) -> Self {
+        let (duration_secs, frames) = match extent {
+            Some(Extent::Seconds(secs)) => (Some(secs), None),
+            Some(Extent::Frames(n)) => (None, Some(n).filter(|n| *n > 0)),
+            None => (None, None),
+        };
         ProgressParser {
             duration_us: duration_secs.map(|d| d * 1e6).filter(|d| *d > 0.0),
+            frames,
             percent: 0,
             fps: None,
             speed: None,
@@ -237,6 +252,12 @@ impl ProgressParser {
                 })),
             };
         }
+        if let (Some(total), Some(frame)) = (self.frames, line.strip_prefix("frame=")) {
+            let done = frame.trim().parse::<u64>().ok()?;
+            return self
+                .raise(done as f64 / total as f64)
+                .map(Progress::Percent);
+        }
         self.read_out_time(line).map(Progress::Percent)
     }
 
@@ -245,8 +266,13 @@ impl ProgressParser {
     pub fn read_out_time(&mut self, line: &str) -> Option<u32> {
         let out_us = out_time_us(line)?;
         let duration = self.duration_us?;
+        self.raise(out_us / duration)
+    }
+
+    /// The new percent for the share `done` (0–1), if it went up.
+    fn raise(&mut self, done: f64) -> Option<u32> {
         // Cap at 99: 100 means the output is complete and in place.
-        let percent = ((out_us / duration * 100.0).floor().max(0.0) as u32).min(99);
+        let percent = ((done * 100.0).floor().max(0.0) as u32).min(99);
         (percent > self.percent).then(|| {
             self.percent = percent;
             percent
@@ -294,7 +320,7 @@ fn suspend(child: &tokio::process::Child, paused: bool) {
 /// probe costs no wall time. Percents are reported once it is known.
 pub async fn run<F, Fut>(
     args: FfmpegArgs,
-    mut duration_secs: tokio::sync::watch::Receiver<Option<f64>>,
+    mut duration_secs: tokio::sync::watch::Receiver<Option<Extent>>,
     suspension: Suspension,
     stall: Duration,
     mut on_progress: F,
@@ -326,7 +352,7 @@ where
         tail
     });
     let mut parser = ProgressParser::new(*duration_secs.borrow_and_update());
-    let mut duration_pending = parser.duration_us.is_none();
+    let mut duration_pending = parser.duration_us.is_none() && parser.frames.is_none();
     // Read to EOF whatever the bytes are, so ffmpeg never blocks on stdout.
     let mut lines = BufReader::new(stdout).split(b'\n');
     let Suspension {
@@ -410,7 +436,7 @@ mod tests {
 
     #[test]
     fn progress_rises_monotonically_and_stops_at_99() {
-        let mut p = ProgressParser::new(Some(2.0));
+        let mut p = ProgressParser::new(Some(Extent::Seconds(2.0)));
         assert_eq!(p.read_out_time("frame=1"), None);
         assert_eq!(p.read_out_time("out_time_us=N/A"), None);
         assert_eq!(p.read_out_time("out_time_us=500000"), Some(25));
@@ -426,6 +452,19 @@ mod tests {
             None,
             "capped at 99 until done"
         );
+    }
+
+    #[test]
+    fn a_chunk_counts_its_frames_not_its_times() {
+        let mut p = ProgressParser::new(Some(Extent::Frames(200)));
+        assert_eq!(
+            p.read_line("out_time_us=90000000"),
+            None,
+            "times are ignored"
+        );
+        assert_eq!(p.read_line("frame=50"), Some(Progress::Percent(25)));
+        assert_eq!(p.read_line("frame=40"), None, "never goes down");
+        assert_eq!(p.read_line("frame=200"), Some(Progress::Percent(99)));
     }
 
     #[test]

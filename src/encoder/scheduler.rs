@@ -374,7 +374,11 @@ impl Encoder {
                 info.check_has_audio().map_err(JobFailure::NoSound)?;
             }
             self.mark_started(lease).await?;
-            duration_known.send_replace(inputs_now.encoded_duration(info.duration));
+            duration_known.send_replace(
+                inputs_now
+                    .encoded_duration(info.duration)
+                    .map(ffmpeg::Extent::Seconds),
+            );
             Ok::<MediaInfo, JobFailure>(info)
         };
         tokio::pin!(prepare);

@@ -218,7 +218,7 @@ impl Encoder {
             .map(|(path, p)| (path.as_path(), *p))
             .collect();
         let inputs = spec.inputs();
-        let (args, length_us) = match chunk.kind {
+        let (args, extent) = match chunk.kind {
             ChunkKind::Video => {
                 let window = Window {
                     start_us: chunk.start_us,
@@ -233,12 +233,12 @@ impl Encoder {
                         })?,
                 };
                 let args = video_chunk_args(&inputs, &window, &outputs, inner.ffmpeg_threads);
-                (args, chunk.end_us - chunk.start_us)
+                (args, ffmpeg::Extent::Frames(window.frames))
             }
             ChunkKind::Audio => {
                 let args = audio_chunk_args(&inputs, &outputs, inner.ffmpeg_threads)
                     .ok_or_else(|| NoPiece::Failed("the source has no sound to encode".into()))?;
-                (args, spec.duration_us)
+                (args, ffmpeg::Extent::Seconds(spec.duration_us as f64 / 1e6))
             }
         };
         match inner.chunks.started_run(lease).await {
@@ -246,11 +246,11 @@ impl Encoder {
             Ok(false) => return Err(NoPiece::Lost),
             Err(e) => return Err(NoPiece::Failed(format!("cannot record the run: {e}"))),
         }
-        let (_known, duration) = tokio::sync::watch::channel(Some(length_us as f64 / 1e6));
+        let (_known, extent) = tokio::sync::watch::channel(Some(extent));
         let store = inner.chunks.clone();
         ffmpeg::run(
             args,
-            duration,
+            extent,
             control.suspension(),
             inner.stall,
             |progress| {
