@@ -144,7 +144,11 @@ async fn watch(client: &Client, base: &str, guid: &str) {
     .await;
     client.goto(&href).await.expect("open the watch page");
     eventually("the player's metadata", || async {
-        let ready = js(client, "return document.querySelector('#player').readyState >= 1;").await;
+        let ready = js(
+            client,
+            "return document.querySelector('#player').readyState >= 1;",
+        )
+        .await;
         (ready == json!(true)).then_some(())
     })
     .await;
@@ -213,9 +217,16 @@ async fn a_chunked_ladder_and_mp4_play_across_their_joins() {
 
         for (output, guid, engine) in [("ladder", &ladder, "hls.js"), ("MP4", &mp4, "file")] {
             let joins = joins_of(&app, guid).await;
-            assert!(joins.len() >= 2, "the {output} was chunked: joins {joins:?}");
+            assert!(
+                joins.len() >= 2,
+                "the {output} was chunked: joins {joins:?}"
+            );
             watch(c, &app.base, guid).await;
-            let shown = js(c, "return document.querySelector('#player').dataset.engine || '';").await;
+            let shown = js(
+                c,
+                "return document.querySelector('#player').dataset.engine || '';",
+            )
+            .await;
             assert_eq!(shown, json!(engine), "the {output}'s player");
             for join in joins {
                 let report = crosses_join(c, output, join).await;
