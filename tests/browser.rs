@@ -11,9 +11,10 @@
 mod common;
 #[path = "common/browser.rs"]
 mod kit;
+#[path = "common/page.rs"]
+mod page;
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{DEADLINE, make_clip, require, spawn_app, spawn_app_with};
@@ -21,30 +22,11 @@ use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use kit::{js, start_browser};
+use page::{
+    choose_file_and_upload, eventually, newest_job, screenshot, screenshot_on_failure, text_of,
+    upload_with_preset,
+};
 use serde_json::json;
-
-/// Polls `probe` until it yields a value, or fails after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn text_of(client: &Client, css: &str) -> Option<String> {
-    client.find(Locator::Css(css)).await.ok()?.text().await.ok()
-}
 
 /// Collects the distinct texts of `css` until one equals `last` (or one
 /// starts with `fail`, which fails the test).
@@ -65,15 +47,6 @@ async fn texts_until(client: &Client, css: &str, last: &str, fail: &str) -> Vec<
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     seen
-}
-
-/// Saves a screenshot of the page under `target/screenshots/`.
-async fn screenshot(client: &Client, name: &str) -> PathBuf {
-    let png = client.screenshot().await.expect("screenshot");
-    let path = screenshot_path(name);
-    std::fs::write(&path, png).expect("save screenshot");
-    eprintln!("screenshot: {}", path.display());
-    path
 }
 
 /// Waits until the first `<video>` matching `css` has played a little.
@@ -103,20 +76,6 @@ async fn plays(client: &Client, css: &str) -> f64 {
     duration
 }
 
-/// The GUID of the newest job in the page's queue, once there is one.
-async fn newest_job(client: &Client) -> String {
-    eventually("a job in the queue", || async {
-        js(
-            client,
-            "const r = document.querySelector('#jobs .job'); return r ? r.dataset.guid : null;",
-        )
-        .await
-        .as_str()
-        .map(str::to_owned)
-    })
-    .await
-}
-
 /// Whether the page is wider than the window (a sideways scroll).
 async fn overflows_sideways(client: &Client) -> bool {
     js(
@@ -125,33 +84,6 @@ async fn overflows_sideways(client: &Client) -> bool {
     )
     .await
         == json!(true)
-}
-
-async fn choose_file_and_upload(client: &Client, path: &Path) {
-    let input = client
-        .find(Locator::Css("#file-input"))
-        .await
-        .expect("file input");
-    input
-        .send_keys(&path.to_string_lossy())
-        .await
-        .expect("choose file");
-    client
-        .find(Locator::Css("#upload-button"))
-        .await
-        .expect("upload button")
-        .click()
-        .await
-        .expect("click upload");
-}
-
-fn screenshot_path(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .map(|target| target.join("screenshots"))
-        .unwrap_or_else(|| PathBuf::from("target/screenshots"));
-    std::fs::create_dir_all(&dir).expect("screenshot dir");
-    dir.join(name)
 }
 
 #[tokio::test]
@@ -543,15 +475,6 @@ async fn a_page_on_another_origin_cannot_open_the_websocket() {
 /// The built-in HLS ladder preset.
 const LADDER: &str = "{5C1E7A3B-9D24-4F6E-8B0A-2E7D4C9F1A63}";
 
-/// Runs `steps`; when they fail, saves a screenshot named `name` first.
-async fn screenshot_on_failure(client: &Client, name: &str, steps: impl Future<Output = ()>) {
-    use futures_util::FutureExt;
-    if let Err(failure) = std::panic::AssertUnwindSafe(steps).catch_unwind().await {
-        screenshot(client, name).await;
-        std::panic::resume_unwind(failure);
-    }
-}
-
 /// Uploads an 8 s 854×480 clip with sound from the page with the ladder
 /// preset chosen, waits for "Encoding complete" and opens its watch page
 /// through the queue's Watch link.
@@ -770,20 +693,6 @@ async fn a_ladders_seek_bar_previews_storyboard_tiles_and_it_downloads_as_one_mp
     .await;
     browser.client.close().await.expect("close the session");
     app.stop().await;
-}
-
-/// Chooses the preset `guid` in the page's menu, uploads `clip` and
-/// returns the new job's GUID.
-async fn upload_with_preset(client: &Client, guid: &str, clip: &Path) -> String {
-    client
-        .find(Locator::Css("#preset-select"))
-        .await
-        .expect("the preset menu")
-        .select_by_value(guid)
-        .await
-        .expect("choose the preset");
-    choose_file_and_upload(client, clip).await;
-    newest_job(client).await
 }
 
 /// The `<video>`'s position and whether it ended.
