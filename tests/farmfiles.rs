@@ -28,11 +28,14 @@ const NODE: &str = "enc2";
 const TOKEN: &str = "vsn_0123456789abcdef0123456789abcdef";
 const JOB: Guid = Guid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0);
 
+/// (node, job, which) → (path, SHA-256): the sources each node may read.
+type Sources = HashMap<(String, Guid, SourceKind), (PathBuf, String)>;
+
 /// Leases and tokens in maps: who holds what is set by each test.
 #[derive(Default)]
 struct Memory {
     tokens: HashMap<String, String>,
-    sources: Mutex<HashMap<(String, Guid, SourceKind), (PathBuf, String)>>,
+    sources: Mutex<Sources>,
     targets: Mutex<HashMap<(String, ChunkId), PathBuf>>,
     /// Each delivery, with the files its folder had when it was recorded.
     delivered: Mutex<Vec<(ChunkId, PathBuf, Vec<String>)>>,
