@@ -14,12 +14,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use videoshare::carbon::Guid;
 use videoshare::farmfiles::{
     Authority, ChunkId, FarmFiles, FetchError, SourceKind, routes, serve, sha256_file,
+    sweep_incoming,
 };
 
 use common::proxy::{Direction, Fault, Proxy};
@@ -192,11 +194,38 @@ impl Service {
             .collect()
     }
 
-    fn incoming_is_empty(&self) -> bool {
-        std::fs::read_dir(self.path("shared/incoming"))
+    /// What is in `incoming/`, sorted.
+    fn incoming(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path("shared/incoming"))
             .expect("incoming")
-            .next()
-            .is_none()
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn incoming_is_empty(&self) -> bool {
+        self.incoming().is_empty()
+    }
+
+    /// Only the record of the placed chunk is left in `incoming/`.
+    fn only_placed_record_left(&self) -> bool {
+        self.incoming() == [format!("{}.placed.json", CHUNK.name())]
+    }
+
+    /// Asks `complete` of `CHUNK` as `NODE`, as a client whose answer was
+    /// lost would.
+    async fn complete_again(&self) -> u16 {
+        let url = format!("http://{}/farm/v1/chunks/{JOB}/3/1/complete", self.addr);
+        reqwest::Client::new()
+            .post(&url)
+            .header("x-videoshare-node", NODE)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("answer")
+            .status()
+            .as_u16()
     }
 }
 
@@ -325,12 +354,13 @@ async fn a_flipped_byte_in_a_download_is_caught_and_fetched_again() {
     let proxy = Proxy::start(service.addr, flip).await;
     let cache = service.path("node/fetch");
 
-    let got = service
-        .client_via(proxy.addr)
+    let client = service.client_via(proxy.addr);
+    let got = client
         .fetch_source(JOB, SourceKind::Video, &sha, &cache)
         .await
         .expect("fetched after a retry");
     assert!(proxy.fired(), "a byte was flipped");
+    assert_eq!(client.retries().downloads, 1);
     assert_eq!(std::fs::read(&got).expect("cached"), bytes);
     let gets = service.seen("GET");
     assert_eq!(gets.len(), 2, "fetched twice: {gets:?}");
@@ -381,12 +411,10 @@ async fn an_uploaded_chunk_lands_whole_at_its_target() {
     let output = service.path("node/out");
     let files = chunk_output(&output);
 
-    service
-        .client()
-        .upload_chunk(CHUNK, &output)
-        .await
-        .expect("uploaded");
+    let client = service.client();
+    client.upload_chunk(CHUNK, &output).await.expect("uploaded");
     assert_eq!(files_under(&target), files);
+    assert_eq!(client.retries(), Default::default());
     let delivered = service.authority.delivered.lock().clone();
     assert_eq!(delivered.len(), 1);
     let (chunk, folder, present) = &delivered[0];
@@ -396,7 +424,59 @@ async fn an_uploaded_chunk_lands_whole_at_its_target() {
         &files.keys().cloned().collect::<Vec<_>>(),
         "every file was in place when the delivery was recorded"
     );
-    assert!(service.incoming_is_empty(), "nothing left in incoming");
+    assert!(
+        service.only_placed_record_left(),
+        "{:?}",
+        service.incoming()
+    );
+    assert_eq!(
+        service.complete_again().await,
+        200,
+        "a lost answer is given again"
+    );
+    assert_eq!(
+        service.authority.delivered.lock().len(),
+        1,
+        "delivered once"
+    );
+    let incoming = service.path("shared/incoming");
+    assert_eq!(
+        sweep_incoming(&incoming, Duration::from_secs(3600)).await,
+        0
+    );
+    assert_eq!(sweep_incoming(&incoming, Duration::ZERO).await, 1);
+    assert!(service.incoming_is_empty());
+}
+
+#[tokio::test]
+async fn an_upload_cut_midway_resumes_where_the_service_stopped() {
+    let service = Service::start().await;
+    let target = service.lease_chunk(CHUNK, "v00003.1");
+    let output = service.path("node/out");
+    let files = chunk_output(&output);
+    let cut = Fault::Cut {
+        direction: Direction::Upload,
+        after: 150_000,
+    };
+    let proxy = Proxy::start(service.addr, cut).await;
+
+    let client = service.client_via(proxy.addr);
+    client
+        .upload_chunk(CHUNK, &output)
+        .await
+        .expect("uploaded after a resume");
+    assert!(proxy.fired(), "the upload was cut");
+    assert!(
+        proxy.sent_after_fault(b"HEAD /farm/v1/chunks/"),
+        "asked where to go on"
+    );
+    assert!(client.retries().uploads >= 1);
+    assert_eq!(files_under(&target), files);
+    let patches = service.seen("PATCH");
+    assert!(
+        patches.iter().any(|p| p.status == 400),
+        "one PATCH broke off: {patches:?}"
+    );
 }
 
 #[tokio::test]
@@ -413,12 +493,13 @@ async fn a_flipped_byte_in_an_upload_is_refused_and_the_file_sent_again() {
     };
     let proxy = Proxy::start(service.addr, flip).await;
 
-    service
-        .client_via(proxy.addr)
+    let client = service.client_via(proxy.addr);
+    client
         .upload_chunk(CHUNK, &output)
         .await
         .expect("uploaded after a retry");
     assert!(proxy.fired(), "a byte was flipped");
+    assert_eq!(client.retries().uploads, 1);
     let completes: Vec<u16> = service
         .seen("POST")
         .iter()
@@ -427,7 +508,11 @@ async fn a_flipped_byte_in_an_upload_is_refused_and_the_file_sent_again() {
         .collect();
     assert_eq!(completes, [422, 200]);
     assert_eq!(files_under(&target), files);
-    assert!(service.incoming_is_empty());
+    assert!(
+        service.only_placed_record_left(),
+        "{:?}",
+        service.incoming()
+    );
 }
 
 #[tokio::test]

@@ -11,16 +11,15 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, RANGE};
-use tokio::io::AsyncWriteExt;
 
-use super::files::{manifest_of, read_piece};
+use super::files::{manifest_of, read_piece, write_body};
 use super::{
     ChunkId, ErrorBody, ManifestEntry, NODE_HEADER, SourceKind, UPLOAD_OFFSET, bare,
     check_manifest, etag, is_sha256_hex, sha256_file,
@@ -110,6 +109,19 @@ pub struct FarmFiles {
     current: AtomicUsize,
     /// One download per source at a time (they share the `.part` file).
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Retries so far: [`DOWNLOADS`], [`UPLOADS`].
+    retried: [AtomicU64; 2],
+}
+
+const DOWNLOADS: usize = 0;
+const UPLOADS: usize = 1;
+
+/// How often a client's transfers were retried (a break or a digest
+/// mismatch each), for `videoshare_farm_transfer_retries_total{dir}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retries {
+    pub downloads: u64,
+    pub uploads: u64,
 }
 
 impl std::fmt::Debug for FarmFiles {
@@ -152,7 +164,16 @@ impl FarmFiles {
             http,
             current: AtomicUsize::new(0),
             fetching: Mutex::new(HashMap::new()),
+            retried: Default::default(),
         })
+    }
+
+    /// Retries so far, by direction.
+    pub fn retries(&self) -> Retries {
+        Retries {
+            downloads: self.retried[DOWNLOADS].load(Ordering::Relaxed),
+            uploads: self.retried[UPLOADS].load(Ordering::Relaxed),
+        }
     }
 
     /// Sends the request `build` makes for a base URL, to each base in
@@ -237,6 +258,7 @@ impl FarmFiles {
             }
             let _ = tokio::fs::remove_file(&part).await;
             if attempt < TRIES {
+                self.retried[DOWNLOADS].fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%what, attempt, %expected, %got, "sha256 mismatch; retrying from byte 0");
             }
         }
@@ -256,7 +278,7 @@ impl FarmFiles {
         part: &Path,
     ) -> Result<(), FetchError> {
         let tag = etag(expected);
-        let mut breaks = Breaks::new(what);
+        let mut breaks = Breaks::new(what, &self.retried[DOWNLOADS]);
         loop {
             let have = tokio::fs::metadata(part)
                 .await
@@ -342,17 +364,41 @@ impl FarmFiles {
         for entry in &files {
             self.send_file(&url, root, entry).await?;
         }
-        for round in 1..=TRIES {
-            let response = self
-                .send(&what, |http, base| {
+        self.complete(&what, &url, root, &files).await
+    }
+
+    /// Asks the service to check and place the upload; sends again from
+    /// byte 0 each file it finds corrupt (up to [`TRIES`] times). A
+    /// `complete` whose answer was lost is asked again: the service
+    /// answers a placed chunk's again.
+    async fn complete(
+        &self,
+        what: &str,
+        url: &str,
+        root: &Path,
+        files: &[ManifestEntry],
+    ) -> Result<(), FetchError> {
+        let mut breaks = Breaks::new(what, &self.retried[UPLOADS]);
+        let mut resent = 0;
+        loop {
+            let sent = self
+                .send(what, |http, base| {
                     http.post(format!("{base}{url}/complete"))
                 })
-                .await?;
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(e @ FetchError::Unreachable { .. }) => {
+                    breaks.note(e.to_string()).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if response.status().is_success() {
                 return Ok(());
             }
             if response.status() != StatusCode::UNPROCESSABLE_ENTITY {
-                return Err(refusal(&what, response).await);
+                return Err(refusal(what, response).await);
             }
             let bad = response.json::<ErrorBody>().await.ok().and_then(|b| b.path);
             let Some(entry) = files.iter().find(|e| Some(&e.path) == bad.as_ref()) else {
@@ -360,17 +406,18 @@ impl FarmFiles {
                     "{what}: the service found a file bad but named none of ours ({bad:?})"
                 )));
             };
-            if round == TRIES {
-                break;
+            resent += 1;
+            if resent > TRIES {
+                return Err(FetchError::Mismatch {
+                    what: format!("{what}: {}", entry.path),
+                    attempts: resent,
+                    detail: "the service kept finding the uploaded file corrupt".into(),
+                });
             }
-            tracing::warn!(%what, path = %entry.path, round, "sha256 mismatch; retrying the file from byte 0");
-            self.send_file(&url, root, entry).await?;
+            self.retried[UPLOADS].fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%what, path = %entry.path, resent, "sha256 mismatch; retrying the file from byte 0");
+            self.send_file(url, root, entry).await?;
         }
-        Err(FetchError::Mismatch {
-            what,
-            attempts: TRIES,
-            detail: "the service kept finding an uploaded file corrupt".into(),
-        })
     }
 
     /// Sends one file from where the service has it to its end.
@@ -388,7 +435,7 @@ impl FarmFiles {
         let url = format!("{chunk_url}/files/{}", encoded.join("/"));
         let what = format!("upload of {}", entry.path);
         let local = root.join(&entry.path);
-        let mut breaks = Breaks::new(&what);
+        let mut breaks = Breaks::new(&what, &self.retried[UPLOADS]);
         loop {
             let head = self
                 .send(&what, |http, base| http.head(format!("{base}{url}")))
@@ -443,16 +490,19 @@ impl FarmFiles {
 }
 
 /// Counts a transfer's breaks and waits a little longer after each.
-struct Breaks {
+struct Breaks<'a> {
     what: String,
     times: u32,
+    /// The client's count of retries in this direction.
+    retried: &'a AtomicU64,
 }
 
-impl Breaks {
-    fn new(what: &str) -> Self {
+impl<'a> Breaks<'a> {
+    fn new(what: &str, retried: &'a AtomicU64) -> Self {
         Breaks {
             what: what.to_owned(),
             times: 0,
+            retried,
         }
     }
 
@@ -467,6 +517,7 @@ impl Breaks {
                 last: why,
             });
         }
+        self.retried.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(what = %self.what, times = self.times, %why, "transfer broke off; going on");
         tokio::time::sleep(Duration::from_millis(200 * u64::from(self.times))).await;
         Ok(())
@@ -474,7 +525,7 @@ impl Breaks {
 }
 
 /// An error's text with its causes (reqwest's own says little).
-fn chain(error: &dyn std::error::Error) -> String {
+pub(super) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -523,31 +574,4 @@ fn upload_offset(response: &reqwest::Response) -> Option<u64> {
         .trim()
         .parse()
         .ok()
-}
-
-/// Writes a download's body into `part` from byte `from` (0: anew).
-/// `Some(why)` when the body broke off; what arrived is kept.
-async fn write_body(
-    mut response: reqwest::Response,
-    part: &Path,
-    from: u64,
-) -> Result<Option<String>, FetchError> {
-    let failed = || io_error(format!("cannot write {}", part.display()));
-    let mut options = tokio::fs::OpenOptions::new();
-    if from == 0 {
-        options.write(true).create(true).truncate(true);
-    } else {
-        options.append(true);
-    }
-    let file = options.open(part).await.map_err(failed())?;
-    let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-    let broke = loop {
-        match response.chunk().await {
-            Ok(Some(bytes)) => writer.write_all(&bytes).await.map_err(failed())?,
-            Ok(None) => break None,
-            Err(e) => break Some(chain(&e)),
-        }
-    };
-    writer.flush().await.map_err(failed())?;
-    Ok(broke)
 }

@@ -1,12 +1,13 @@
-//! The local side of an upload: the manifest of a folder's files and the
-//! pieces read from them. Blocking functions say so.
+//! The node's own files in a transfer: the manifest of an output folder,
+//! the pieces read from it, and a download's partial file. Blocking
+//! functions say so.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::client::{FetchError, io_error};
+use super::client::{FetchError, chain, io_error};
 use super::{ManifestEntry, sha256_file};
 
 /// Up to `len` bytes of `path` from `offset`.
@@ -63,4 +64,31 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -> Resul
         files.push((relative, local));
     }
     Ok(())
+}
+
+/// Writes a download's body into `part` from byte `from` (0: anew).
+/// `Some(why)` when the body broke off; what arrived is kept.
+pub(super) async fn write_body(
+    mut response: reqwest::Response,
+    part: &Path,
+    from: u64,
+) -> Result<Option<String>, FetchError> {
+    let failed = || io_error(format!("cannot write {}", part.display()));
+    let mut options = tokio::fs::OpenOptions::new();
+    if from == 0 {
+        options.write(true).create(true).truncate(true);
+    } else {
+        options.append(true);
+    }
+    let file = options.open(part).await.map_err(failed())?;
+    let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let broke = loop {
+        match response.chunk().await {
+            Ok(Some(bytes)) => writer.write_all(&bytes).await.map_err(failed())?,
+            Ok(None) => break None,
+            Err(e) => break Some(chain(&e)),
+        }
+    };
+    writer.flush().await.map_err(failed())?;
+    Ok(broke)
 }

@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::carbon::Guid;
 
-pub use client::{FarmFiles, FetchError};
+pub use client::{FarmFiles, FetchError, Retries};
 pub use server::{routes, serve};
+pub use upload::sweep_incoming;
 
 /// The header naming the node a request comes from (its token is in
 /// `Authorization: Bearer …`).

@@ -58,6 +58,9 @@ struct Upload {
     chunk: ChunkId,
     folder: PathBuf,
     record: PathBuf,
+    /// The record once the folder is placed: a repeated `complete` (its
+    /// answer was lost) is answered again from it.
+    placed: PathBuf,
 }
 
 impl Upload {
@@ -82,23 +85,30 @@ impl Upload {
             chunk,
             folder: incoming.join(&name),
             record: incoming.join(format!("{name}.manifest.json")),
+            placed: incoming.join(format!("{name}.placed.json")),
         })
     }
 
     /// The record, if `node` made this upload; 404 (none) or 403 (another node's).
     async fn record_of(&self, node: &str) -> Result<Record, Refusal> {
-        let text = match tokio::fs::read(&self.record).await {
+        self.read(&self.record, node).await?.ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                "unknown_upload",
+                format!(
+                    "There is no upload of {}: POST its manifest first.",
+                    self.chunk
+                ),
+            )
+        })
+    }
+
+    /// The record at `path` (`None` if there is none), if `node` made it;
+    /// 403 if another node did.
+    async fn read(&self, path: &Path, node: &str) -> Result<Option<Record>, Refusal> {
+        let text = match tokio::fs::read(path).await {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Refusal::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_upload",
-                    format!(
-                        "There is no upload of {}: POST its manifest first.",
-                        self.chunk
-                    ),
-                ));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Refusal::internal("read an upload's record", e)),
         };
         let record: Record = serde_json::from_slice(&text)
@@ -110,13 +120,14 @@ impl Upload {
                 format!("The upload of {} is another node's.", self.chunk),
             ));
         }
-        Ok(record)
+        Ok(Some(record))
     }
 
     /// Removes the folder and the record (a stale or replaced upload).
     async fn discard(&self) {
         let _ = tokio::fs::remove_dir_all(&self.folder).await;
         let _ = tokio::fs::remove_file(&self.record).await;
+        let _ = tokio::fs::remove_file(&self.placed).await;
     }
 }
 
@@ -295,6 +306,9 @@ async fn complete<A: Authority>(
     UrlPath(ids): UrlPath<(String, String, String)>,
 ) -> Result<Response, Refusal> {
     let upload = Upload::new(&service.incoming, ids)?;
+    if let Some(record) = upload.read(&upload.placed, &node).await? {
+        return Ok(placed_answer(&record));
+    }
     let record = upload.record_of(&node).await?;
     for entry in &record.files {
         verify(&upload.folder.join(&entry.path), entry).await?;
@@ -310,10 +324,53 @@ async fn complete<A: Authority>(
         upload.discard().await;
         return Err(Refusal::stale(chunk));
     }
-    let _ = tokio::fs::remove_file(&upload.record).await;
+    if let Err(e) = tokio::fs::rename(&upload.record, &upload.placed).await {
+        tracing::warn!(%chunk, error = %e, "cannot keep the record of a placed chunk");
+    }
+    tracing::info!(%chunk, %node, files = record.files.len(), "chunk output placed");
+    Ok(placed_answer(&record))
+}
+
+/// The answer to a `complete` that placed (or had placed) `record`'s files.
+fn placed_answer(record: &Record) -> Response {
     let bytes: u64 = record.files.iter().map(|e| e.size).sum();
-    tracing::info!(%chunk, %node, files = record.files.len(), bytes, "chunk output placed");
-    Ok(Json(serde_json::json!({"files": record.files.len(), "bytes": bytes})).into_response())
+    Json(serde_json::json!({"files": record.files.len(), "bytes": bytes})).into_response()
+}
+
+/// Removes what uploads left in `incoming` longer than `max_age` ago:
+/// abandoned folders and their records, and the records of placed chunks.
+/// Run it when the service starts and now and then (a day is a fair age:
+/// far longer than a chunk lease). Returns how many entries it removed.
+pub async fn sweep_incoming(incoming: &Path, max_age: std::time::Duration) -> usize {
+    let Ok(mut entries) = tokio::fs::read_dir(incoming).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let Ok(meta) = entry.metadata().await else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= max_age);
+        if !old {
+            continue;
+        }
+        let gone = if meta.is_dir() {
+            tokio::fs::remove_dir_all(entry.path()).await
+        } else {
+            tokio::fs::remove_file(entry.path()).await
+        };
+        match gone {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(path = %entry.path().display(), error = %e, "cannot sweep incoming")
+            }
+        }
+    }
+    removed
 }
 
 /// Whether the file at `path` is the one `entry` lists; if not, it is
