@@ -457,7 +457,10 @@ impl FarmFiles {
             if offset == entry.size {
                 return Ok(());
             }
-            let piece = read_piece(&local, offset, PIECE.min(entry.size - offset)).await?;
+            // Bytes: each failover retry shares the piece instead of copying it.
+            let piece = bytes::Bytes::from(
+                read_piece(&local, offset, PIECE.min(entry.size - offset)).await?,
+            );
             let patch = self
                 .send(&what, |http, base| {
                     http.patch(format!("{base}{url}"))

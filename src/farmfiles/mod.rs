@@ -46,7 +46,8 @@ pub const MAX_PATH: usize = 240;
 ///
 /// Every method is asked per request; an answer is not cached.
 pub trait Authority: Send + Sync + 'static {
-    /// Whether `token` is `node`'s current token.
+    /// Whether `token` is `node`'s current token. (Compare digests in
+    /// constant time: the token comes from the network.)
     fn verify_token(&self, node: &str, token: &str) -> impl Future<Output = bool> + Send;
 
     /// The source file `node` may read for job `guid` (it holds a live

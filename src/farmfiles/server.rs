@@ -262,6 +262,7 @@ async fn source<A: Authority>(
             format!("Node {node:?} holds no running chunk of job {guid}."),
         ));
     };
+    let hex = hex.to_ascii_lowercase();
     let digest = hex_bytes(&hex)
         .filter(|_| super::is_sha256_hex(&hex))
         .ok_or_else(|| {
