@@ -405,6 +405,43 @@ async fn a_download_cut_midway_resumes_with_a_range_request() {
 }
 
 #[tokio::test]
+async fn a_partial_download_left_by_a_crash_is_resumed_and_still_verified() {
+    let service = Service::start().await;
+    let (bytes, sha) = service.lease_source(200_000);
+    let cache = service.path("node/fetch");
+    std::fs::create_dir_all(&cache).expect("cache");
+    // The crash left 1000 bytes, one of them wrong.
+    let mut left = bytes[..1000].to_vec();
+    left[10] ^= 0xff;
+    std::fs::write(cache.join(format!("{sha}.part")), &left).expect("part");
+
+    let client = service.client();
+    let got = client
+        .fetch_source(JOB, SourceKind::Video, &sha, &cache)
+        .await
+        .expect("fetched");
+    assert_eq!(std::fs::read(&got).expect("cached"), bytes);
+    let ranges: Vec<Option<String>> = service.seen("GET").into_iter().map(|g| g.range).collect();
+    assert_eq!(
+        ranges,
+        [Some("bytes=1000-".to_owned()), None],
+        "resumed, then anew"
+    );
+    assert_eq!(client.retries().downloads, 1);
+
+    // A whole file left before its rename: one request (416), no download.
+    std::fs::remove_file(&got).expect("remove");
+    std::fs::write(cache.join(format!("{sha}.part")), &bytes).expect("part");
+    let got = client
+        .fetch_source(JOB, SourceKind::Video, &sha, &cache)
+        .await
+        .expect("fetched");
+    assert_eq!(std::fs::read(&got).expect("cached"), bytes);
+    let last = service.seen("GET").pop().expect("a request");
+    assert_eq!(last.status, 416);
+}
+
+#[tokio::test]
 async fn an_uploaded_chunk_lands_whole_at_its_target() {
     let service = Service::start().await;
     let target = service.lease_chunk(CHUNK, "v00003.1");

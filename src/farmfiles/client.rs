@@ -307,14 +307,9 @@ impl FarmFiles {
             let from = match response.status() {
                 StatusCode::OK => 0,
                 StatusCode::PARTIAL_CONTENT => range_start(&response).unwrap_or(u64::MAX),
-                StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
-                    // Longer than the file: not this file's bytes.
-                    let _ = tokio::fs::remove_file(part).await;
-                    breaks
-                        .note("the partial download was longer than the file".into())
-                        .await?;
-                    continue;
-                }
+                // The part is as long as the file already (a crash before
+                // the rename, or longer: not its bytes): the digest decides.
+                StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => return Ok(()),
                 _ => return Err(refusal(what, response).await),
             };
             if let Some(offered) = response.headers().get(ETAG)
