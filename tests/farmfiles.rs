@@ -390,3 +390,125 @@ async fn a_manifest_path_that_leaves_the_folder_is_refused_with_400() {
     assert!(service.incoming_is_empty());
     assert!(!service.path("escape.m4s").exists());
 }
+
+/// A raw request to the service as `node` (with its token).
+fn raw(
+    service: &Service,
+    method: reqwest::Method,
+    path: &str,
+    node: &str,
+    token: &str,
+) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .request(method, format!("http://{}{path}", service.addr))
+        .header("x-videoshare-node", node)
+        .bearer_auth(token)
+}
+
+#[tokio::test]
+async fn upload_protocol_mistakes_get_clear_refusals() {
+    use reqwest::Method;
+    let service = Service::start().await;
+    service.lease_chunk(CHUNK, "v00003.1");
+    let chunk = format!("/farm/v1/chunks/{JOB}/3/1");
+    let file = format!("{chunk}/files/720p/seg00001.m4s");
+    let manifest = serde_json::json!([
+        {"path": "720p/seg00001.m4s", "size": 4, "sha256": kit::sha256_hex(b"abcd")},
+    ]);
+    let created = raw(&service, Method::POST, &chunk, NODE, TOKEN)
+        .json(&manifest)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(created.status(), 201);
+    let patch = |offset: Option<&str>, body: &'static [u8]| {
+        let request = raw(&service, Method::PATCH, &file, NODE, TOKEN).body(body);
+        match offset {
+            Some(offset) => request.header("upload-offset", offset),
+            None => request,
+        }
+    };
+    let error = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let offset = response
+            .headers()
+            .get("upload-offset")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let body: serde_json::Value = response.json().await.expect("json error");
+        (
+            status,
+            body["error"].as_str().unwrap_or_default().to_owned(),
+            offset,
+        )
+    };
+
+    let sent = patch(None, b"ab").send().await.expect("answer");
+    assert_eq!(error(sent).await, (400, "missing_offset".into(), None));
+    let sent = patch(Some("0"), b"ab").send().await.expect("answer");
+    assert_eq!(sent.status(), 204);
+    let sent = patch(Some("0"), b"cd").send().await.expect("answer");
+    assert_eq!(
+        error(sent).await,
+        (409, "offset_mismatch".into(), Some("2".into()))
+    );
+
+    // Before every byte is in, complete names the file and empties it.
+    let complete = format!("{chunk}/complete");
+    let early = raw(&service, Method::POST, &complete, NODE, TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(early.status(), 422);
+    let body: serde_json::Value = early.json().await.expect("json");
+    assert_eq!(body["path"], "720p/seg00001.m4s");
+    let head = raw(&service, Method::HEAD, &file, NODE, TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(head.headers()["upload-offset"], "0");
+
+    // Past the declared size: refused (a piece that does not fit is not
+    // written), then the right bytes go in.
+    let sent = patch(Some("0"), b"abcdef").send().await.expect("answer");
+    assert_eq!(
+        error(sent).await,
+        (400, "upload_interrupted".into(), Some("0".into()))
+    );
+    let sent = patch(Some("0"), b"abcd").send().await.expect("answer");
+    assert_eq!(sent.status(), 204);
+    assert_eq!(sent.headers()["upload-offset"], "4");
+
+    let unknown = format!("{chunk}/files/720p/other.m4s");
+    let head = raw(&service, Method::HEAD, &unknown, NODE, TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(head.status(), 404);
+    let theirs = raw(&service, Method::HEAD, &file, "enc3", "vsn_enc3")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(theirs.status(), 403, "another node's upload");
+    let bad_chunk = raw(
+        &service,
+        Method::POST,
+        &format!("/farm/v1/chunks/{JOB}/x/1"),
+        NODE,
+        TOKEN,
+    )
+    .json(&manifest)
+    .send()
+    .await
+    .expect("answer");
+    assert_eq!(error(bad_chunk).await.1, "bad_chunk");
+
+    let done = raw(&service, Method::POST, &complete, NODE, TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(done.status(), 200);
+    assert_eq!(
+        std::fs::read(service.path("shared/work/v00003.1/720p/seg00001.m4s")).expect("placed"),
+        b"abcd"
+    );
+}

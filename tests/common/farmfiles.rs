@@ -275,3 +275,12 @@ pub const CHUNK: ChunkId = ChunkId {
     idx: 3,
     attempt: 1,
 };
+
+/// The SHA-256 of `bytes` in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
