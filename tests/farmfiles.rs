@@ -17,7 +17,7 @@ use std::time::Duration;
 use videoshare::farmfiles::{FarmFiles, FetchError, SourceKind, sweep_incoming};
 
 use common::proxy::{Direction, Fault, Proxy};
-use kit::{CHUNK, JOB, NODE, Service, TOKEN, chunk_output, files_under};
+use kit::{CHUNK, JOB, NODE, Service, TOKEN, body_of, chunk_output, files_under, raw};
 
 #[tokio::test]
 async fn a_source_is_downloaded_verified_and_then_served_from_the_cache() {
@@ -391,20 +391,6 @@ async fn a_manifest_path_that_leaves_the_folder_is_refused_with_400() {
     assert!(!service.path("escape.m4s").exists());
 }
 
-/// A raw request to the service as `node` (with its token).
-fn raw(
-    service: &Service,
-    method: reqwest::Method,
-    path: &str,
-    node: &str,
-    token: &str,
-) -> reqwest::RequestBuilder {
-    reqwest::Client::new()
-        .request(method, format!("http://{}{path}", service.addr))
-        .header("x-videoshare-node", node)
-        .bearer_auth(token)
-}
-
 #[tokio::test]
 async fn upload_protocol_mistakes_get_clear_refusals() {
     use reqwest::Method;
@@ -511,4 +497,84 @@ async fn upload_protocol_mistakes_get_clear_refusals() {
         std::fs::read(service.path("shared/work/v00003.1/720p/seg00001.m4s")).expect("placed"),
         b"abcd"
     );
+}
+
+#[tokio::test]
+async fn a_node_sends_at_most_four_files_at_once() {
+    use reqwest::Method;
+    let service = Service::start().await;
+    service.lease_chunk(CHUNK, "v00003.1");
+    let chunk = format!("/farm/v1/chunks/{JOB}/3/1");
+    let names: Vec<String> = (1..=5).map(|i| format!("seg{i}.m4s")).collect();
+    let manifest: Vec<_> = names
+        .iter()
+        .map(|n| serde_json::json!({"path": n, "size": 1000, "sha256": "0".repeat(64)}))
+        .collect();
+    let created = raw(&service, Method::POST, &chunk, NODE, TOKEN)
+        .json(&manifest)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(created.status(), 201);
+
+    // Four PATCHes whose bodies stall after a byte hold the node's places.
+    let mut stalled = Vec::new();
+    let mut senders = Vec::new();
+    for name in &names[..4] {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        tx.send(Ok(b"x".to_vec())).await.expect("first byte");
+        senders.push(tx);
+        let body = body_of(rx);
+        let request = raw(
+            &service,
+            Method::PATCH,
+            &format!("{chunk}/files/{name}"),
+            NODE,
+            TOKEN,
+        )
+        .header("upload-offset", "0")
+        .body(body);
+        stalled.push(tokio::spawn(request.send()));
+    }
+    let fifth = format!("{chunk}/files/{}", names[4]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut offset = 0;
+    loop {
+        let sent = raw(&service, Method::PATCH, &fifth, NODE, TOKEN)
+            .header("upload-offset", offset.to_string())
+            .body("y")
+            .send()
+            .await
+            .expect("answer");
+        if sent.status() == 429 {
+            let body: serde_json::Value = sent.json().await.expect("json");
+            assert_eq!(body["error"], "too_many_uploads");
+            break;
+        }
+        assert_eq!(
+            sent.status(),
+            204,
+            "the fifth went in while the others start"
+        );
+        offset += 1;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never refused a fifth upload"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Once they end, the places are free again.
+    drop(senders);
+    for request in stalled {
+        let answer = request.await.expect("task").expect("answer");
+        assert_eq!(answer.status(), 204);
+    }
+    let sent = raw(&service, Method::PATCH, &fifth, NODE, TOKEN)
+        .header("upload-offset", offset.to_string())
+        .body("y")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(sent.status(), 204);
 }

@@ -284,3 +284,25 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A raw request to the service as `node` (with its token).
+pub fn raw(
+    service: &Service,
+    method: reqwest::Method,
+    path: &str,
+    node: &str,
+    token: &str,
+) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .request(method, format!("http://{}{path}", service.addr))
+        .header("x-videoshare-node", node)
+        .bearer_auth(token)
+}
+
+/// A request body that sends what `rx` gives, and ends when its sender
+/// is dropped (a body that stalls while the sender is held).
+pub fn body_of(rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>) -> reqwest::Body {
+    reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
