@@ -1,6 +1,6 @@
 //! The file service's HTTP side: the router, authentication of nodes, the
 //! one error shape, and source downloads. Chunk uploads are in
-//! [`super::upload`].
+//! `upload.rs`.
 //!
 //! Plain HTTP, meant for the farm's LAN: across untrusted networks it
 //! belongs behind a TLS-terminating proxy. Every request names its node
