@@ -101,15 +101,46 @@ pub fn routes<A: Authority>(authority: Arc<A>, incoming: PathBuf) -> Router {
 }
 
 /// Serves `router` (from [`routes`]) on `listener` until `shutdown`, then
-/// lets open requests finish.
+/// lets open requests finish. Connections from outside loopback and the
+/// `allow` networks (`--file-service-allow`) are closed unanswered.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    allow: Vec<ipnet::IpNet>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let listener = Allowed {
+        inner: listener,
+        allow,
+    };
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// A listener that accepts only allowed clients.
+struct Allowed {
+    inner: tokio::net::TcpListener,
+    allow: Vec<ipnet::IpNet>,
+}
+
+impl axum::serve::Listener for Allowed {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, peer) = axum::serve::Listener::accept(&mut self.inner).await;
+            if crate::encoder::server::allowed(&self.allow, peer.ip()) {
+                return (stream, peer);
+            }
+            tracing::warn!(%peer, "refused a file service connection from outside --file-service-allow");
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
 }
 
 /// A refusal: a status and the JSON [`ErrorBody`], plus `Upload-Offset`

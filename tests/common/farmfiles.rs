@@ -129,7 +129,7 @@ impl Service {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
-        tokio::spawn(serve(listener, router, stop.clone()));
+        tokio::spawn(serve(listener, router, Vec::new(), stop.clone()));
         Service {
             addr,
             authority,
