@@ -19,7 +19,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, RANGE};
 
-use super::files::{manifest_of, read_piece, write_body};
+use super::files::{manifest_of, read_piece, touch, write_body};
 use super::{
     ChunkId, ErrorBody, ManifestEntry, NODE_HEADER, SourceKind, UPLOAD_OFFSET, bare,
     check_manifest, etag, is_sha256_hex, sha256_file,
@@ -235,6 +235,10 @@ impl FarmFiles {
         let _one_at_a_time = lock.lock().await;
         let done = cache_dir.join(&expected);
         if tokio::fs::metadata(&done).await.is_ok() {
+            let used = done.clone();
+            if let Err(e) = off_runtime(move || touch(&used)).await {
+                tracing::warn!(path = %done.display(), error = %e, "cannot mark a cached source as used");
+            }
             return Ok(done);
         }
         tokio::fs::create_dir_all(cache_dir)

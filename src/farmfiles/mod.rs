@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::carbon::Guid;
 
 pub use client::{FarmFiles, FetchError, Retries};
+pub use files::trim_cache;
 pub use server::{routes, serve};
 pub use upload::sweep_incoming;
 
