@@ -572,3 +572,23 @@ async fn a_node_sends_at_most_four_files_at_once() {
         .expect("answer");
     assert_eq!(sent.status(), 204);
 }
+
+#[tokio::test]
+async fn a_service_that_does_not_answer_is_passed_over_for_the_next() {
+    let service = Service::start().await;
+    let (bytes, sha) = service.lease_source(50_000);
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dead = gone.local_addr().expect("addr");
+    drop(gone);
+    let bases = vec![format!("http://{dead}"), format!("http://{}", service.addr)];
+    let client = FarmFiles::new(bases, NODE, TOKEN).expect("client");
+    let got = client
+        .fetch_source(JOB, SourceKind::Video, &sha, &service.path("node/fetch"))
+        .await
+        .expect("fetched from the second");
+    assert_eq!(std::fs::read(got).expect("cached"), bytes);
+    assert!(format!("{client:?}").contains("<redacted>"), "{client:?}");
+    assert!(!format!("{client:?}").contains(TOKEN));
+}
