@@ -1,8 +1,10 @@
 //! The farm's file service and its client, over real sockets: a fetch node
 //! downloads a job's source (verified, cached, resumed after a cut, fetched
 //! again after a flipped byte) and uploads a chunk's output (placed whole
-//! at its target, a corrupt file sent again, a stale chunk leaving nothing),
-//! and nodes without a token, a lease or a plain path are refused.
+//! at its target, resumed after a cut, a corrupt file sent again, a stale
+//! chunk leaving nothing, at most four files at once), a dead service is
+//! passed over, and nodes without a token, a lease or a plain path are
+//! refused.
 //!
 //! The `Authority` is an in-memory one here (`tests/common/farmfiles.rs`): the encoder's (over its
 //! store) is tested with the chunk store.
