@@ -4,10 +4,12 @@
 //!
 //! - [`carbon`]: the Carbon socket protocol (frames, typed XML messages, client).
 //! - [`encoder`]: the Carbon server, durable job queue, scheduler and ffmpeg runner.
+//! - [`farmfiles`]: the farm's file service (HTTP) and its client, for `--fetch` nodes without the shared folder.
 //! - [`portal`]: the axum web app: uploads, live progress, library, playback.
 //! - [`store`]: SQLite through sqlx; migrations in `migrations/`.
 //! - [`media`]: running ffmpeg tools (one command-line builder for every run); ffprobe.
 //! - [`fsutil`]: temp-then-rename file placement that never shows partial files.
+//! - [`resumable`]: the core of a resumable upload (offset = file size), for tus and the farm file service.
 //! - [`ingest`]: watch folders and XML job folders, feeding the encoder.
 //! - [`cli`]: the command-line Carbon client (`submit`, `jobs`, `job`, …).
 //! - [`metrics`]: Prometheus counters of one running app.
@@ -19,10 +21,12 @@ pub mod carbon;
 pub mod cli;
 pub mod config;
 pub mod encoder;
+pub mod farmfiles;
 pub mod fsutil;
 pub mod ingest;
 pub mod media;
 pub mod metrics;
 pub mod owner;
 pub mod portal;
+pub mod resumable;
 pub mod store;

@@ -17,6 +17,7 @@ mod page;
 use std::path::Path;
 use std::time::Duration;
 
+use common::proxy::{Direction, Fault, Proxy};
 use common::{DEADLINE, make_clip, require, spawn_app, spawn_app_with};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::elements::Element;
@@ -326,73 +327,21 @@ async fn two_browsers_keep_private_queues_and_pause_and_resume_from_the_page() {
     app.stop().await;
 }
 
-/// A TCP proxy in front of the portal that cuts, once, the first
-/// connection carrying more than `cut_after` bytes from the browser, and
-/// notes whether a `HEAD /files/` (a tus resume) came through afterwards.
-struct CuttingProxy {
-    addr: std::net::SocketAddr,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    resumed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-async fn cutting_proxy(upstream: std::net::SocketAddr, cut_after: usize) -> CuttingProxy {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind proxy");
-    let addr = listener.local_addr().expect("addr");
-    let cut = Arc::new(AtomicBool::new(false));
-    let resumed = Arc::new(AtomicBool::new(false));
-    let (cut_flag, resumed_flag) = (cut.clone(), resumed.clone());
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
-                continue;
-            };
-            let (cut, resumed) = (cut_flag.clone(), resumed_flag.clone());
-            tokio::spawn(async move {
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                let down = tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-                });
-                let mut sent = 0usize;
-                let mut buffer = vec![0u8; 64 * 1024];
-                while let Ok(n @ 1..) = client_read.read(&mut buffer).await {
-                    let chunk = &buffer[..n];
-                    if cut.load(Ordering::SeqCst) && chunk.windows(11).any(|w| w == b"HEAD /files")
-                    {
-                        resumed.store(true, Ordering::SeqCst);
-                    }
-                    sent += n;
-                    if sent > cut_after && !cut.swap(true, Ordering::SeqCst) {
-                        // Half the body is through: drop both sides.
-                        down.abort();
-                        return;
-                    }
-                    if server_write.write_all(chunk).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = down.await;
-            });
-        }
-    });
-    CuttingProxy { addr, cut, resumed }
-}
-
 #[tokio::test]
 async fn an_upload_cut_midway_resumes_and_the_result_plays() {
-    use std::sync::atomic::Ordering;
     require("chromium");
     let app = spawn_app().await;
     let files = tempfile::tempdir().expect("tempdir");
     let clip = make_clip(files.path(), "cut.mp4", 8, 640, 480);
     let size = std::fs::metadata(&clip).expect("clip").len() as usize;
     assert!(size > 400_000, "the clip is big enough to cut: {size}");
-    let proxy = cutting_proxy(app.http_addr, size / 2).await;
+    // Cuts, once, the first connection carrying more than half the clip
+    // from the browser.
+    let cut = Fault::Cut {
+        direction: Direction::Upload,
+        after: size / 2,
+    };
+    let proxy = Proxy::start(app.http_addr, cut).await;
 
     let browser = start_browser().await;
     let c = &browser.client;
@@ -407,12 +356,9 @@ async fn an_upload_cut_midway_resumes_and_the_result_plays() {
         "Encoding failed",
     )
     .await;
+    assert!(proxy.fired(), "the upload's connection was cut");
     assert!(
-        proxy.cut.load(Ordering::SeqCst),
-        "the upload's connection was cut"
-    );
-    assert!(
-        proxy.resumed.load(Ordering::SeqCst),
+        proxy.sent_after_fault(b"HEAD /files"),
         "the client asked HEAD where to resume"
     );
     // The server got every byte once: the stored upload is the clip.

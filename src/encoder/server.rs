@@ -66,13 +66,20 @@ impl Limits {
     /// Whether a client at `ip` may use the socket: loopback always, others
     /// only inside an allowed network.
     pub fn allows(&self, ip: std::net::IpAddr) -> bool {
-        let ip = match ip {
-            // An IPv4 client on a dual-stack socket.
-            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-            v4 => v4,
-        };
-        ip.is_loopback() || self.allow.iter().any(|net| net.contains(&ip))
+        allowed(&self.allow, ip)
     }
+}
+
+/// Whether a client at `ip` may connect: loopback always, others only
+/// inside one of the `allow` networks (the rule of `--carbon-allow`, also
+/// used by the farm's file service).
+pub fn allowed(allow: &[ipnet::IpNet], ip: std::net::IpAddr) -> bool {
+    let ip = match ip {
+        // An IPv4 client on a dual-stack socket.
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    ip.is_loopback() || allow.iter().any(|net| net.contains(&ip))
 }
 
 impl Default for Limits {

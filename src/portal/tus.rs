@@ -17,8 +17,6 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -26,8 +24,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::options;
 use axum::{Extension, Router};
 use base64::Engine;
-use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 
 use super::Portal;
 use super::error::{ApiError, Fault};
@@ -35,6 +31,7 @@ use super::upload::{UploadError, accept, chosen_preset};
 use crate::carbon::Guid;
 use crate::fsutil::TempFile;
 use crate::owner::Owner;
+use crate::resumable;
 use crate::store::{TusUpload, now_ms};
 
 /// The protocol version spoken.
@@ -72,39 +69,7 @@ pub fn routes() -> Router<Portal> {
 }
 
 /// The uploads a PATCH is writing to right now (one writer per upload).
-#[derive(Debug, Default)]
-pub struct PatchWriters {
-    ids: Mutex<HashSet<String>>,
-}
-
-/// The right to write upload `id`'s bytes, held by one PATCH; given back on
-/// drop.
-struct WriterClaim<'a> {
-    writers: &'a PatchWriters,
-    id: String,
-}
-
-impl PatchWriters {
-    /// Whether a PATCH is writing upload `id` now.
-    pub(super) fn is_writing(&self, id: &str) -> bool {
-        self.ids.lock().contains(id)
-    }
-
-    /// Claims upload `id` for one PATCH; `None` if another one holds it.
-    fn claim(&self, id: &str) -> Option<WriterClaim<'_>> {
-        let mut ids = self.ids.lock();
-        ids.insert(id.to_owned()).then(|| WriterClaim {
-            writers: self,
-            id: id.to_owned(),
-        })
-    }
-}
-
-impl Drop for WriterClaim<'_> {
-    fn drop(&mut self) {
-        self.writers.ids.lock().remove(&self.id);
-    }
-}
+pub type PatchWriters = crate::resumable::Writers;
 
 /// A refusal in tus form: the usual JSON error plus `Tus-Resumable`.
 #[derive(Debug)]
@@ -404,13 +369,11 @@ async fn append(
             "Upload-Offset is required.",
         )
     })?;
-    if claimed != have {
+    if let Err(mismatch) = resumable::check_offset(have, claimed) {
         return Err(refuse(
             StatusCode::CONFLICT,
             "offset_mismatch",
-            format!(
-                "The server has {have} bytes of this upload, not {claimed}: ask HEAD and go on from there."
-            ),
+            mismatch.to_string(),
         ));
     }
     if let Some(guid) = &upload.guid {
@@ -424,34 +387,10 @@ async fn append(
         ));
     }
 
-    let path = portal.tus_path(&id);
-    let file = tokio::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .await
-        .map_err(Fault::from)?;
-    let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-    let mut now = have;
-    let mut stream = body.into_data_stream();
-    let mut cut = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                cut = Some(e.to_string());
-                break;
-            }
-        };
-        if now + chunk.len() as u64 > length {
-            cut = Some(format!("more bytes than the declared {length}"));
-            break;
-        }
-        writer.write_all(&chunk).await.map_err(Fault::from)?;
-        now += chunk.len() as u64;
-    }
-    // Whatever arrived is kept: it is where the client resumes.
-    writer.flush().await.map_err(Fault::from)?;
-    writer.get_ref().sync_data().await.map_err(Fault::from)?;
+    let resumable::Appended { offset: now, cut } =
+        resumable::append(&portal.tus_path(&id), have, length, body.into_data_stream())
+            .await
+            .map_err(Fault::from)?;
     portal.config().metrics.upload_bytes.inc_by(now - have);
     if let Some(why) = cut {
         tracing::info!(%id, received = now, length, %why, "resumable upload interrupted");

@@ -57,9 +57,9 @@ impl Portal {
 
     /// Bytes of `upload` received so far (by its file's size).
     async fn tus_bytes(&self, upload: &TusUpload) -> Bytes {
-        match tokio::fs::metadata(self.config().tus_dir.join(&upload.id)).await {
-            Ok(meta) => Bytes::Received(meta.len()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Bytes::Lost,
+        match crate::resumable::offset(&self.config().tus_dir.join(&upload.id)).await {
+            Ok(Some(size)) => Bytes::Received(size),
+            Ok(None) => Bytes::Lost,
             Err(e) => {
                 // Unreadable, not gone: say nothing has arrived, keep it.
                 tracing::warn!(id = %upload.id, error = %e, "cannot read a resumable upload's file");

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod db;
 pub mod farm;
 pub mod media_check;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
