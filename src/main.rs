@@ -44,6 +44,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Presets(args) => return cli::presets(args).await,
         Command::Nodes(args) => return cli::nodes(args).await,
         Command::Probe(args) => return cli::probe(args).await,
+        Command::NodeToken(args) => return videoshare::app::node_token(&args).await,
         Command::RotateSessionKey(args) => {
             let dir = &args.data;
             let path = videoshare::portal::session::keys::rotate(dir)?;

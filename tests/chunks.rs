@@ -16,6 +16,7 @@ use std::time::Duration;
 use common::farm::{ChunkRow, Farm, Node};
 use common::make_clip;
 use common::media_check;
+use common::proxy::{Direction, Fault, Proxy};
 use tokio::time::Instant;
 use videoshare::carbon::message::{Command, JobQueue};
 use videoshare::carbon::{Guid, JobStatus, PresetId};
@@ -418,5 +419,70 @@ async fn pause_stop_and_requeue_act_on_every_chunk() {
     }
     let (mp4, master) = outputs(&nodes[0], guid).await;
     check_outputs(&mp4, &master, &joins(&after));
+    assert_no_pieces_left(&farm);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_shared_folder_fetches_its_chunks() {
+    let farm = chunk_farm().await;
+    let mut serving = CHUNKING.to_vec();
+    serving.extend(["--file-service", "127.0.0.1:0"]);
+    let local = farm.node_with("s1", &serving).await;
+    let service = farm
+        .logged("s1", "farm file service listening on ")
+        .expect("the file service's address");
+    // A byte of the download flipped on the way: caught, fetched again.
+    let proxy = Proxy::start(
+        service.parse().expect("an address"),
+        Fault::Flip {
+            direction: Direction::Download,
+            at: 200_000,
+        },
+    )
+    .await;
+    let token_dir = tempfile::tempdir().expect("tempdir");
+    let token_file = token_dir.path().join("f9.token");
+    let made = common::cli::videoshare(&["node-token", "f9", "--database", &farm.url()]).await;
+    assert!(made.ok, "node-token: {}", made.stderr);
+    assert!(
+        made.stdout.trim().starts_with("vsn_"),
+        "a token: {}",
+        made.stdout
+    );
+    std::fs::write(&token_file, made.stdout.trim()).expect("write the token");
+    let fetch = format!("http://{}", proxy.addr);
+    let token_arg = token_file.to_string_lossy().into_owned();
+    let mut fetching = CHUNKING.to_vec();
+    fetching.extend(["--fetch", &fetch, "--fetch-token-file", &token_arg]);
+    let _remote = farm.node_without_share("f9", &fetching).await;
+
+    let clip = make_clip(&farm.uploaded(), "long.mp4", SOURCE_SECS, 320, 240);
+    let guid = queue_both(&farm, &local, &clip).await;
+    farm.wait_row(guid, "the job completes", ENCODE_LIMIT, |r| {
+        r.is(JobStatus::Completed)
+    })
+    .await;
+    let chunks = farm.chunks(guid).await;
+    let remote: Vec<&ChunkRow> = chunks
+        .iter()
+        .filter(|c| c.node.as_deref() == Some("f9"))
+        .collect();
+    assert!(
+        !remote.is_empty(),
+        "the fetch node encoded chunks: {chunks:?}"
+    );
+    assert!(proxy.fired(), "the proxy flipped a byte");
+    let retried = farm.logged("f9", "sha256 mismatch; retrying");
+    assert!(
+        retried.is_some(),
+        "the fetch node saw the bad download and fetched again"
+    );
+    assert_eq!(
+        farm.row(guid).await.node.as_deref(),
+        Some("s1"),
+        "s1 conducted"
+    );
+    let (mp4, master) = outputs(&local, guid).await;
+    check_outputs(&mp4, &master, &joins(&chunks));
     assert_no_pieces_left(&farm);
 }

@@ -268,6 +268,13 @@ videoshare::store_test!(a_stale_chunk_lease_writes_nothing, |db| async move {
         .await
         .expect("the chunk again");
     assert_eq!(alive.attempt, 2);
+    // What the file service asks: only the live lease holds.
+    let holds = |node: &'static str, chunk| chunks.holds(node, job, chunk);
+    assert!(!holds("node-a", None).await.expect("read"));
+    assert!(!holds("node-a", Some((0, 1))).await.expect("read"));
+    assert!(holds("node-b", None).await.expect("read"));
+    assert!(holds("node-b", Some((0, 2))).await.expect("read"));
+    assert!(!holds("node-b", Some((0, 1))).await.expect("read"));
     // Node A wakes up and carries on as if it still held the chunk.
     assert!(!chunks.started_run(&dead).await.expect("write"));
     assert!(!chunks.raise_progress(&dead, 90).await.expect("write"));

@@ -78,6 +78,9 @@ pub struct EncoderConfig {
     pub metrics: Arc<Metrics>,
     /// Which jobs are encoded in chunks across the farm.
     pub chunking: chunks::ChunkSettings,
+    /// Set on a node that does not see the shared folder: it takes only
+    /// chunks, fetching their sources over the farm's file service.
+    pub fetch: Option<chunks::FetchConfig>,
 }
 
 /// Why a request could not be carried out; its text becomes the reply's
@@ -204,6 +207,7 @@ struct Inner {
     chunk_workers: control::Running<(Guid, u32)>,
     chunks: ChunkStore,
     chunking: chunks::ChunkSettings,
+    fetch: Option<chunks::FetchConfig>,
     /// Woken when a chunk of any job is done or failed (conductors look).
     chunk_done: Notify,
     /// Woken whenever a job may have become runnable.
@@ -274,6 +278,7 @@ impl Encoder {
                 chunk_workers: control::Running::default(),
                 chunks: chunk_store,
                 chunking: config.chunking,
+                fetch: config.fetch.clone(),
                 chunk_done: Notify::new(),
                 wake: Notify::new(),
                 note: parking_lot::Mutex::default(),

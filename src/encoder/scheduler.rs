@@ -141,7 +141,12 @@ impl Encoder {
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot read the chunk queue; retrying"),
                 }
-                match self.claim().await {
+                // A node without the shared folder takes only chunks.
+                let claimed = match self.inner.fetch {
+                    Some(_) => Ok(None),
+                    None => self.claim().await,
+                };
+                match claimed {
                     Ok(Some(claimed)) => return Some(Work::Job(Box::new(claimed))),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot read the job queue; retrying"),

@@ -291,6 +291,32 @@ impl ChunkStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether `node` holds a live lease on a chunk of `job` (on the chunk
+    /// `idx` at `attempt`, when given): what a node fetching over the farm's
+    /// file service may read and write.
+    pub async fn holds(
+        &self,
+        node: &str,
+        job: Guid,
+        chunk: Option<(u32, i64)>,
+    ) -> Result<bool, StoreError> {
+        let (idx, attempt) = chunk.map_or((-1, -1), |(i, a)| (i64::from(i), a));
+        let sql = format!(
+            "SELECT COUNT(*) FROM chunks WHERE job_guid = $1 AND node = $2 AND state = {} \
+             AND lease_expires >= {} AND ($3 < 0 OR (idx = $3 AND attempts = $4))",
+            lit(ChunkState::Running),
+            db_now(self.db.backend())
+        );
+        let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(job.to_string())
+            .bind(node.to_owned())
+            .bind(idx)
+            .bind(attempt)
+            .fetch_one(self.db.pool())
+            .await?;
+        Ok(count > 0)
+    }
+
     /// Counts an encoder run started on the chunk.
     pub async fn started_run(&self, lease: &ChunkLease) -> Result<bool, StoreError> {
         self.fenced(lease, "runs = runs + 1", |q| q).await

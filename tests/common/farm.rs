@@ -70,6 +70,19 @@ impl JobRow {
     }
 }
 
+/// `videoshare` started in a mount namespace of its own where an empty
+/// tmpfs covers `folder`.
+fn covered(folder: &Path) -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs none "$1" && shift && exec "$@""#)
+        .arg("sh")
+        .arg(folder)
+        .arg(BIN);
+    command
+}
+
 /// A chunk's row as the farm wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRow {
@@ -174,14 +187,26 @@ impl Farm {
     /// runs in a mount namespace of its own where an empty tmpfs covers
     /// that folder (as a machine whose share is not mounted). Needs root.
     pub async fn blind_node(&self, name: &str) -> Node {
-        let mut command = Command::new("unshare");
-        command
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(r#"mount -t tmpfs none "$1" && shift && exec "$@""#)
-            .arg("sh")
-            .arg(self.uploaded())
-            .arg(BIN);
+        let command = covered(&self.uploaded());
         self.start_node(name, "127.0.0.1:0", command).await
+    }
+
+    /// [`Farm::node_with`] on a machine without the shared folder at all
+    /// (an empty tmpfs covers it, as [`Farm::blind_node`]). Needs root.
+    pub async fn node_without_share(&self, name: &str, options: &[&str]) -> Node {
+        let command = covered(&self.shared());
+        self.start_node_with(name, "127.0.0.1:0", command, options)
+            .await
+    }
+
+    /// The rest of the first line of node `name`'s log that says `marker`.
+    pub fn logged(&self, name: &str, marker: &str) -> Option<String> {
+        let log = self.logs().join(format!("node-{name}.log"));
+        let text = std::fs::read_to_string(log).ok()?;
+        text.lines().find_map(|line| {
+            line.split_once(marker)
+                .map(|(_, rest)| rest.trim().to_owned())
+        })
     }
 
     /// Starts `videoshare` (which `command` runs) as the encoder node `name`.

@@ -63,11 +63,13 @@ impl Encoder {
     ) -> Result<Vec<(Staged, Destination, String)>, JobFailure> {
         let wanted = self.wanted(job).await?;
         let presets: Vec<&Preset> = wanted.iter().map(|(_, p)| *p).collect();
-        let spec = spec_of(job, &presets, info);
+        let probed = spec_of(job, &presets, info);
         let first_dir = wanted[0].0.dest_dir.clone();
         let plan = self
-            .adopt_or_plan(job, &spec, &presets, align, &first_dir)
+            .adopt_or_plan(job, &probed, &presets, align, &first_dir)
             .await?;
+        let spec: ChunkSpec = serde_json::from_str(&plan.spec)
+            .map_err(|e| JobFailure::Chunk(format!("the chunk plan cannot be read: {e}")))?;
         let staged = self.stage(lease, control, wanted).await?;
         let ladders: Vec<(usize, PathBuf)> = staged
             .iter()
@@ -203,8 +205,20 @@ impl Encoder {
         let (size, mtime_ns) = crate::fsutil::off_runtime(move || source_stamp(&source))
             .await
             .map_err(|e| JobFailure::Chunk(format!("cannot read the source: {e}")))?;
+        let mut digest = None;
         if let Some(old) = store.plan_of(job.guid).await? {
-            if (old.source_size, old.source_mtime_ns, &old.recipe) == (size, mtime_ns, &recipe) {
+            // A touched source with the same bytes is the same source.
+            let stamped = (old.source_size, old.source_mtime_ns) == (size, mtime_ns);
+            let same_source = stamped || {
+                let now = sha256_of(&job.source_path).await?;
+                let before = serde_json::from_str::<ChunkSpec>(&old.spec)
+                    .ok()
+                    .and_then(|s| s.source_sha256);
+                let same = before.as_deref() == Some(now.as_str());
+                digest = Some(now);
+                same
+            };
+            if same_source && old.recipe == recipe {
                 let again = store.requeue_failed(job.guid).await?;
                 let kept = store
                     .list(job.guid)
@@ -225,6 +239,14 @@ impl Encoder {
                 .await
                 .map_err(JobFailure::Ladder)?;
             store.forget(job.guid).await?;
+        }
+        let mut spec = spec.clone();
+        spec.source_sha256 = Some(match digest {
+            Some(digest) => digest,
+            None => sha256_of(&job.source_path).await?,
+        });
+        if let plan::SpecAudio::File(file) = &spec.audio {
+            spec.audio_sha256 = Some(sha256_of(file).await?);
         }
         let frames = split::keyframes(&job.source_path)
             .await
@@ -267,7 +289,7 @@ impl Encoder {
             source_size: size,
             source_mtime_ns: mtime_ns,
             recipe,
-            spec: serde_json::to_string(spec).map_err(|e| JobFailure::Chunk(e.to_string()))?,
+            spec: serde_json::to_string(&spec).map_err(|e| JobFailure::Chunk(e.to_string()))?,
             work_dir,
             created_at: crate::store::now_ms(),
         };
@@ -357,6 +379,14 @@ impl Encoder {
             tracing::warn!(error = %e, "cannot forget the job's chunk plan");
         }
     }
+}
+
+/// A file's SHA-256 (hex), read off the runtime.
+async fn sha256_of(file: &Path) -> Result<String, JobFailure> {
+    let file = file.to_path_buf();
+    crate::fsutil::off_runtime(move || crate::farmfiles::sha256_file(&file))
+        .await
+        .map_err(|e| JobFailure::Chunk(format!("cannot read the source: {e}")))
 }
 
 /// Where destination `n`'s piece of a finished chunk is.

@@ -13,16 +13,23 @@
 //! Resume and Stop act on the job's row, and every chunk worker follows it.
 //!
 //! The ffmpeg command lines are [`args`], the joins [`join`]; what is
-//! stored about a plan is [`plan`]. Carbon clients see one job: nothing
+//! stored about a plan is [`plan`]; what the farm's file service may give
+//! `--fetch` nodes (which see no shared folder) and take from them is
+//! [`files`]. Carbon clients see one job: nothing
 //! here is visible to them but its progress.
 
 pub mod args;
 mod conductor;
+pub mod files;
 pub mod join;
 mod plan;
 mod worker;
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::farmfiles::FarmFiles;
 
 pub(in crate::encoder) use worker::HeldChunk;
 
@@ -43,4 +50,17 @@ impl Default for ChunkSettings {
             length: Duration::from_secs(60),
         }
     }
+}
+
+/// How a `--fetch` node (one that does not see the shared folder) reaches
+/// sources and sends chunks back.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    pub client: Arc<FarmFiles>,
+    /// Where fetched sources are kept, by SHA-256.
+    pub cache_dir: PathBuf,
+    /// How many bytes of them are kept.
+    pub cache_bytes: u64,
+    /// Where chunks are encoded before they are sent.
+    pub work_dir: PathBuf,
 }

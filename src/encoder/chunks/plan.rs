@@ -41,6 +41,13 @@ pub(in crate::encoder) struct ChunkSpec {
     pub duration_us: i64,
     /// Whether the sound is encoded (a chunk of its own).
     pub sound: bool,
+    /// The source's SHA-256 (hex), which `--fetch` nodes check theirs
+    /// against; also tells a touched but unchanged source from a new one.
+    #[serde(default)]
+    pub source_sha256: Option<String>,
+    /// The separate sound file's, likewise.
+    #[serde(default)]
+    pub audio_sha256: Option<String>,
 }
 
 /// Where the sound comes from (the job's [`AudioSource`], as stored).
@@ -142,6 +149,8 @@ pub(super) fn spec_of(job: &Job, presets: &[&Preset], info: &MediaInfo) -> Chunk
         presets: presets.iter().map(|p| p.guid.to_string()).collect(),
         duration_us: info.duration.map_or(0, |d| (d * 1e6) as i64),
         sound: has_sound && presets.iter().any(|p| p.audio.is_some()),
+        source_sha256: None,
+        audio_sha256: None,
     }
 }
 
@@ -149,8 +158,14 @@ pub(super) fn spec_of(job: &Job, presets: &[&Preset], info: &MediaInfo) -> Chunk
 /// chunk length and every preset's settings. Finished chunks are kept only
 /// when it is unchanged.
 pub(super) fn recipe_key(spec: &ChunkSpec, presets: &[&Preset], chunk_us: i64) -> String {
+    // The source's bytes are compared apart: a recipe is what is done to them.
+    let recipe = ChunkSpec {
+        source_sha256: None,
+        audio_sha256: None,
+        ..spec.clone()
+    };
     let mut hash = Sha256::new();
-    hash.update(serde_json::to_vec(spec).unwrap_or_default());
+    hash.update(serde_json::to_vec(&recipe).unwrap_or_default());
     hash.update(chunk_us.to_le_bytes());
     for preset in presets {
         // Debug prints every field: a changed bitrate, size or speed
@@ -173,6 +188,12 @@ pub(super) fn source_stamp(path: &Path) -> std::io::Result<(i64, i64)> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     Ok((i64::try_from(meta.len()).unwrap_or(i64::MAX), modified))
+}
+
+/// The folder of one attempt's pieces of chunk `idx`, in the job's chunk
+/// folder.
+pub(super) fn piece_folder(idx: u32, attempt: i64) -> String {
+    format!("c{idx:05}-{attempt}")
 }
 
 /// The name of destination `n`'s piece inside a chunk's folder: a ladder's

@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::FetchConfig;
 use super::args::{Window, audio_chunk_args, video_chunk_args};
-use super::plan::{ChunkSpec, piece_name, writes_piece};
+use super::plan::{ChunkSpec, SpecAudio, piece_name, writes_piece};
 use crate::carbon::{Guid, JobStatus};
 use crate::encoder::control::Control;
 use crate::encoder::{Encoder, farm, ffmpeg};
+use crate::farmfiles::{ChunkId, FetchError, SourceKind, trim_cache};
 use crate::store::{Chunk, ChunkKind, ChunkLease, ChunkPlan, ChunkStore};
 
 /// A chunk this node holds, with what it needs to encode it.
@@ -40,6 +42,32 @@ pub(super) enum ChunkEnd {
 enum NoPiece {
     Lost,
     Failed(String),
+    /// A `--fetch` node could not fetch the source or send the piece (the
+    /// service is down, or the bytes kept arriving wrong): the chunk is
+    /// put back for any node.
+    Transfer(String),
+}
+
+/// What an encode gave.
+enum Piece {
+    /// Its folder's name in the job's chunk folder: to be delivered.
+    Placed(String),
+    /// Sent to the farm's file service, which placed and delivered it.
+    Sent,
+}
+
+impl From<FetchError> for NoPiece {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Stale(_) => NoPiece::Lost,
+            // What the service can never take (a bad request) fails the
+            // chunk, saying why, rather than going round for ever.
+            FetchError::Invalid(_) | FetchError::Refused { status: 400, .. } => {
+                NoPiece::Failed(e.to_string())
+            }
+            e => NoPiece::Transfer(e.to_string()),
+        }
+    }
 }
 
 /// Puts a chunk back in the queue if its run is dropped midway (the job
@@ -76,13 +104,51 @@ impl Drop for Unfinished {
     }
 }
 
+/// The spec of a held chunk with its files fetched into this node's cache
+/// (verified by SHA-256): a `--fetch` node reads those.
+async fn fetch_sources(held: &HeldChunk, fetch: &FetchConfig) -> Result<ChunkSpec, NoPiece> {
+    let mut spec = held.spec.clone();
+    let no_digest = || NoPiece::Failed("the chunk plan has no digest of the source".into());
+    let source_sha = spec.source_sha256.clone().ok_or_else(no_digest)?;
+    let audio_sha = match &spec.audio {
+        SpecAudio::File(_) => Some(spec.audio_sha256.clone().ok_or_else(no_digest)?),
+        _ => None,
+    };
+    let (dir, bytes) = (fetch.cache_dir.clone(), fetch.cache_bytes);
+    let keep: Vec<String> = std::iter::once(source_sha.clone())
+        .chain(audio_sha.clone())
+        .collect();
+    let trimmed = crate::fsutil::off_runtime(move || {
+        std::fs::create_dir_all(&dir)?;
+        let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+        trim_cache(&dir, bytes, &keep)
+    })
+    .await;
+    if let Err(e) = trimmed {
+        tracing::warn!(error = %e, "cannot trim the fetched sources");
+    }
+    let (client, cache) = (&fetch.client, &fetch.cache_dir);
+    let guid = held.lease.job;
+    spec.source = client
+        .fetch_source(guid, SourceKind::Video, &source_sha, cache)
+        .await?;
+    if let Some(sha) = audio_sha {
+        let file = client
+            .fetch_source(guid, SourceKind::Audio, &sha, cache)
+            .await?;
+        spec.audio = SpecAudio::File(file);
+    }
+    Ok(spec)
+}
+
 impl Encoder {
     /// Claims a queued chunk whose source this node can see.
     pub(in crate::encoder) async fn claim_chunk(
         &self,
     ) -> Result<Option<HeldChunk>, crate::store::StoreError> {
         let me = &self.inner.node_id.name;
-        let can_see = |file: &Path| file.is_file();
+        let fetches = self.inner.fetch.is_some();
+        let can_see = |file: &Path| fetches || file.is_file();
         let claimed = self
             .inner
             .chunks
@@ -166,7 +232,8 @@ impl Encoder {
         release.lease = None;
         let lease = &held.lease;
         let outcome = match encoded {
-            Some(Ok(name)) => match store.deliver(lease, &name).await {
+            Some(Ok(Piece::Sent)) => return ChunkEnd::Delivered,
+            Some(Ok(Piece::Placed(name))) => match store.deliver(lease, &name).await {
                 Ok(true) => return ChunkEnd::Delivered,
                 Ok(false) => {
                     let dir = held.plan.work_dir.join(&name);
@@ -176,6 +243,12 @@ impl Encoder {
                 Err(e) => Err(e),
             },
             Some(Err(NoPiece::Lost)) => return ChunkEnd::Lost,
+            Some(Err(NoPiece::Transfer(reason))) => {
+                tracing::warn!(%reason, "the chunk could not be fetched or sent: put back for any node");
+                // Not at once again: the service may be down a while.
+                tokio::time::sleep(farm::RENEW_EVERY).await;
+                store.release(lease).await.map(|_| ChunkEnd::Released)
+            }
             Some(Err(NoPiece::Failed(reason))) => match store.fail(lease, &reason).await {
                 Ok(_) => return ChunkEnd::Failed(reason),
                 Err(e) => Err(e),
@@ -192,13 +265,30 @@ impl Encoder {
 
     /// Encodes a chunk into `<work dir>/c<idx>-<attempt>` and returns that
     /// name: written under a hidden name, renamed once whole.
-    async fn encode_chunk(&self, held: &HeldChunk, control: &Control) -> Result<String, NoPiece> {
+    async fn encode_chunk(&self, held: &HeldChunk, control: &Control) -> Result<Piece, NoPiece> {
         let inner = &self.inner;
-        let (chunk, lease, spec) = (&held.chunk, &held.lease, &held.spec);
+        let (chunk, lease) = (&held.chunk, &held.lease);
+        let fetched;
+        let spec = match &inner.fetch {
+            Some(fetch) => {
+                fetched = fetch_sources(held, fetch).await?;
+                &fetched
+            }
+            None => &held.spec,
+        };
         let presets = spec.presets(&inner.presets).map_err(NoPiece::Failed)?;
-        let name = format!("c{:05}-{}", lease.idx, lease.attempt);
+        let name = super::plan::piece_folder(lease.idx, lease.attempt);
         let done = held.plan.work_dir.join(&name);
-        let temp = held.plan.work_dir.join(format!(".{name}.part"));
+        let id = ChunkId {
+            guid: lease.job,
+            idx: lease.idx,
+            attempt: lease.attempt,
+        };
+        // A fetch node encodes in its own data folder, then sends it.
+        let temp = match &inner.fetch {
+            Some(fetch) => fetch.work_dir.join(id.name()),
+            None => held.plan.work_dir.join(format!(".{name}.part")),
+        };
         let mut unfinished = Unfinished(Some(temp.clone()));
         let made = temp.clone();
         crate::fsutil::off_runtime(move || {
@@ -270,12 +360,16 @@ impl Encoder {
         )
         .await
         .map_err(|e| NoPiece::Failed(format!("chunk {}: {e}", chunk.idx)))?;
+        if let Some(fetch) = &inner.fetch {
+            fetch.client.upload_chunk(id, &temp).await?;
+            return Ok(Piece::Sent);
+        }
         let renamed = done.clone();
         crate::fsutil::off_runtime(move || std::fs::rename(&temp, &renamed))
             .await
             .map_err(|e| NoPiece::Failed(format!("cannot place the chunk's pieces: {e}")))?;
         unfinished.0 = None;
-        Ok(name)
+        Ok(Piece::Placed(name))
     }
 
     /// Brings this node's workers of `guid`'s chunks in line with the

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+
+mod farmfiles;
+pub use farmfiles::node_token;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -264,6 +267,10 @@ impl App {
         if settings.seed_mappings {
             mappings.extend(PathPolicy::seed_mappings(&dirs.uploaded, &dirs.streams));
         }
+        let node = match &options.node {
+            Some(name) => crate::encoder::farm::check_node_name(name)?,
+            None => crate::encoder::farm::default_node_name(),
+        };
         let encoder = Encoder::new(
             &EncoderConfig {
                 tmp_dir: dirs.tmp_encodes.clone(),
@@ -273,23 +280,22 @@ impl App {
                 slots: usize::from(options.encode_slots),
                 ffmpeg_threads: options.ffmpeg_threads,
                 agent_ip: reachable(carbon_addr).ip().to_string(),
-                node: match &options.node {
-                    Some(name) => crate::encoder::farm::check_node_name(name)?,
-                    None => crate::encoder::farm::default_node_name(),
-                },
+                node: node.clone(),
                 address: reachable(carbon_addr).to_string(),
                 presets,
                 stall: Duration::from_secs(options.stall_secs),
                 metrics: self.metrics.clone(),
+                fetch: farmfiles::fetch_config(&options.files, &node, &dirs.root)?,
                 chunking: crate::encoder::chunks::ChunkSettings {
                     threshold: (options.chunk_threshold_secs > 0)
                         .then(|| Duration::from_secs(options.chunk_threshold_secs)),
                     length: Duration::from_secs(options.chunk_secs),
                 },
             },
-            pool,
+            pool.clone(),
         )
         .await?;
+        self.start_file_service(&options.files, &pool).await?;
         let limits = Limits {
             max_frame: usize::try_from(options.carbon_max_frame).unwrap_or(usize::MAX),
             idle_timeout: Duration::from_secs(options.carbon_idle_secs),
@@ -329,7 +335,7 @@ impl App {
             self.shutdown.clone(),
         )));
         tracing::info!("Carbon encoder listening on {carbon_addr}");
-        tracing::info!(data = %dirs.root.display(), "data folder");
+        tracing::info!(data = %self.dirs.root.display(), "data folder");
         self.carbon_addr = Some(carbon_addr);
         Ok(carbon_addr)
     }
