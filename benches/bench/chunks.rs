@@ -301,7 +301,9 @@ async fn undisturbed(
 /// `half` of the undisturbed encode time since its claim, whichever comes
 /// first): chunked, a node encoding a video chunk that is not the
 /// conductor; unchunked, the job's node. Also the progress then (the rows
-/// lag: they are written at each lease renewal, every 2 s).
+/// lag: they are written at each lease renewal, every 2 s). A chunked job
+/// whose video chunks are all taken before half way (a smoke run's few
+/// short chunks) is killed then: later there is no video chunk to lose.
 async fn victim(db: &Db, guid: Guid, chunked: bool, half: f64) -> Option<(String, i64)> {
     let job = job_row(db, guid).await;
     assert!(
@@ -318,7 +320,11 @@ async fn victim(db: &Db, guid: Guid, chunked: bool, half: f64) -> Option<(String
     }
     let chunks = chunk_rows(db, guid).await;
     let progress = chunked_progress(&chunks);
-    if progress < 50 && elapsed < half {
+    let last_chance = chunks.iter().any(|c| c.state == "done")
+        && !chunks
+            .iter()
+            .any(|c| c.kind == "video" && c.state == "queued");
+    if progress < 50 && elapsed < half && !last_chance {
         return None;
     }
     chunks
