@@ -14,6 +14,9 @@
 //! no node's view (or cache) stands between the bench and the queue.
 //!
 //! ffmpeg is held to one thread per encode with `--ffmpeg-threads 1`.
+//!
+//! The farm itself ([`Farm`]: a database, nodes, submits, kills) is shared
+//! with the chunked-encoding bench (`chunks.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -43,7 +46,7 @@ pub struct FarmPlan {
 const NODE_COUNTS: [usize; 3] = [1, 2, 3];
 
 /// The built-in H.264 360p preset (640×360, x264 veryfast).
-const H264_360P: PresetId = PresetId::from_u128(0x543B8954_549F_4966_9B1C_99669AE288F7);
+pub const H264_360P: PresetId = PresetId::from_u128(0x543B8954_549F_4966_9B1C_99669AE288F7);
 
 /// The bench's own preset: 360p at x264 veryslow, so a job is still
 /// encoding when its node is killed.
@@ -82,7 +85,7 @@ impl Bench {
 }
 
 /// A config whose presets folder adds [`SLOW_360P`].
-fn slow_preset_config(dir: &Path) -> PathBuf {
+pub fn slow_preset_config(dir: &Path) -> PathBuf {
     let presets = dir.join("presets");
     std::fs::create_dir_all(&presets).expect("presets dir");
     let preset = format!(
@@ -97,26 +100,29 @@ fn slow_preset_config(dir: &Path) -> PathBuf {
     config
 }
 
-/// One job's row as the farm left it.
-struct JobRow {
-    status: String,
-    node: Option<String>,
-    attempts: i64,
-    progress: i64,
-    start_time: Option<i64>,
-    check_in_time: i64,
+/// One job's row as the farm left it (times in unix ms).
+pub struct JobRow {
+    pub status: String,
+    pub node: Option<String>,
+    pub attempts: i64,
+    pub progress: i64,
+    pub start_time: Option<i64>,
+    pub check_in_time: i64,
+    pub completed_time: Option<i64>,
 }
 
-async fn job_row(db: &Db, guid: Guid) -> JobRow {
-    let (status, node, attempts, progress, start_time, check_in_time): (
+pub async fn job_row(db: &Db, guid: Guid) -> JobRow {
+    #[allow(clippy::type_complexity)]
+    let (status, node, attempts, progress, start_time, check_in_time, completed_time): (
         String,
         Option<String>,
         i64,
         i64,
         Option<i64>,
         i64,
+        Option<i64>,
     ) = sqlx::query_as(
-        "SELECT status, node, attempts, progress, start_time, check_in_time \
+        "SELECT status, node, attempts, progress, start_time, check_in_time, completed_time \
          FROM jobs WHERE guid = $1",
     )
     .bind(guid.to_string())
@@ -130,11 +136,12 @@ async fn job_row(db: &Db, guid: Guid) -> JobRow {
         progress,
         start_time,
         check_in_time,
+        completed_time,
     }
 }
 
 /// Asks `probe` every 20 ms until it answers; panics after [`PATIENCE`].
-async fn poll<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn poll<T, F, Fut>(what: &str, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -151,18 +158,22 @@ where
 
 /// Panics if the job ended in anything but COMPLETED: a figure from
 /// failed encodes would mean nothing.
-fn completed(db_row: &JobRow, guid: Guid) -> bool {
+pub fn completed(db_row: &JobRow, guid: Guid) -> bool {
     let failed = ["STOPPED", "ERROR", "INVALID"].contains(&db_row.status.as_str());
     assert!(!failed, "farm: job {guid} ended {}", db_row.status);
     db_row.status == "COMPLETED"
 }
 
 /// A farm: a fresh PostgreSQL database and the nodes sharing it.
-struct Farm<'a> {
-    bench: &'a Bench,
+pub struct Farm<'a> {
+    /// Every node's `--root`: sources and outputs live under it.
+    work: &'a Path,
+    config: &'a Path,
+    /// Flags every node gets beyond the farm's own (chunking, say).
+    flags: Vec<String>,
     label: String,
     test_db: TestDb,
-    nodes: Vec<(String, Server)>,
+    pub nodes: Vec<(String, Server)>,
     /// Nodes started so far (names are never reused).
     started: usize,
 }
@@ -170,8 +181,22 @@ struct Farm<'a> {
 impl<'a> Farm<'a> {
     /// A new database and `nodes` nodes, all registered and up.
     async fn start(bench: &'a Bench, label: &str, nodes: usize) -> Farm<'a> {
+        Farm::start_with(bench.work.path(), &bench.config, &[], label, nodes).await
+    }
+
+    /// [`Farm::start`] under `work` with `config`, every node also given
+    /// `flags`.
+    pub async fn start_with(
+        work: &'a Path,
+        config: &'a Path,
+        flags: &[&str],
+        label: &str,
+        nodes: usize,
+    ) -> Farm<'a> {
         let mut farm = Farm {
-            bench,
+            work,
+            config,
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
             label: label.to_owned(),
             test_db: TestDb::postgres().await,
             nodes: Vec::new(),
@@ -183,22 +208,19 @@ impl<'a> Farm<'a> {
         farm
     }
 
-    fn db(&self) -> Db {
+    pub fn db(&self) -> Db {
         self.test_db.db()
     }
 
     /// Starts one more node and waits until its row says it is up.
-    async fn add_node(&mut self) {
+    pub async fn add_node(&mut self) {
         self.started += 1;
         let name = format!("{}-{}", self.label, self.started);
-        let data = self.bench.work.path().join("nodes").join(&name);
+        let data = self.work.join("nodes").join(&name);
         std::fs::create_dir_all(&data).expect("node data");
-        let (url, root) = (
-            self.test_db.url(),
-            self.bench.work.path().display().to_string(),
-        );
-        let config = self.bench.config.display().to_string();
-        let args = [
+        let (url, root) = (self.test_db.url(), self.work.display().to_string());
+        let config = self.config.display().to_string();
+        let mut args = vec![
             "--database",
             &url,
             "--node",
@@ -212,6 +234,7 @@ impl<'a> Farm<'a> {
             "--config",
             &config,
         ];
+        args.extend(self.flags.iter().map(String::as_str));
         let server = Server::start("encoder", &data, &args).await;
         let db = self.db();
         let wanted = name.clone();
@@ -232,13 +255,13 @@ impl<'a> Farm<'a> {
     }
 
     /// A Carbon client of the first node (any node speaks for the farm).
-    fn client(&self) -> Client {
+    pub fn client(&self) -> Client {
         Client::new(self.nodes[0].1.carbon.to_string())
     }
 
     /// Queues `source` with `preset`, its output into the farm's folder.
-    async fn submit(&self, client: &Client, source: &Path, preset: PresetId) -> Guid {
-        let streams = self.bench.work.path().join("streams").join(&self.label);
+    pub async fn submit(&self, client: &Client, source: &Path, preset: PresetId) -> Guid {
+        let streams = self.work.join("streams").join(&self.label);
         std::fs::create_dir_all(&streams).expect("streams");
         let job = JobQueue::single(
             &source.to_string_lossy(),
@@ -249,7 +272,7 @@ impl<'a> Farm<'a> {
     }
 
     /// Waits until job `guid` COMPLETED; returns its row.
-    async fn wait_completed(&self, guid: Guid) -> JobRow {
+    pub async fn wait_completed(&self, guid: Guid) -> JobRow {
         let db = self.db();
         poll("a job completes", || {
             let db = db.clone();
@@ -262,7 +285,7 @@ impl<'a> Farm<'a> {
     }
 
     /// Kills the node named `name` with SIGKILL; returns when (unix ms).
-    async fn kill(&mut self, name: &str) -> i64 {
+    pub async fn kill(&mut self, name: &str) -> i64 {
         let at = self
             .nodes
             .iter()
@@ -276,11 +299,11 @@ impl<'a> Farm<'a> {
     }
 
     /// Stops every node, drops the database and the outputs.
-    async fn stop(self) {
+    pub async fn stop(self) {
         for (_, server) in self.nodes {
             server.stop().await;
         }
-        let streams = self.bench.work.path().join("streams").join(&self.label);
+        let streams = self.work.join("streams").join(&self.label);
         let _ = std::fs::remove_dir_all(streams);
     }
 }
@@ -409,8 +432,8 @@ async fn under_way(db: &Db, guid: Guid) -> JobRow {
 /// One kill: a slow job is queued on the farm's two nodes, the node
 /// running it is killed once ffmpeg is under way, and the other's claim is
 /// awaited. Returns the requeue time in ms; a fresh node replaces the dead one.
-async fn one_kill(farm: &mut Farm<'_>, client: &Client) -> f64 {
-    let guid = farm.submit(client, &farm.bench.kill_clip, SLOW_360P).await;
+async fn one_kill(bench: &Bench, farm: &mut Farm<'_>, client: &Client) -> f64 {
+    let guid = farm.submit(client, &bench.kill_clip, SLOW_360P).await;
     let db = farm.db();
     let running = under_way(&db, guid).await;
     let holder = running.node.clone().expect("a running job has a node");
@@ -447,7 +470,7 @@ async fn requeue_row(bench: &Bench, plan: &FarmPlan) -> Row {
     for _ in 0..plan.kills {
         // A fresh client each round: the node it talked to may be dead.
         let client = farm.client();
-        times.push(one_kill(&mut farm, &client).await);
+        times.push(one_kill(bench, &mut farm, &client).await);
     }
     farm.stop().await;
     let min = times.iter().copied().fold(f64::NAN, f64::min);

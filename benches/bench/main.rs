@@ -6,7 +6,7 @@
 //! `make test`) runs a tiny smoke version that only proves the harness
 //! works. `BENCH_ONLY=carbon,upload` picks measurements (`pipeline`,
 //! `progress`, `upload`, `carbon`, `fanout`, `cold`, `abuse`, `hls`,
-//! `playable`, `farm`). `carbon` and `farm` need the test PostgreSQL
+//! `playable`, `farm`, `chunks`). `carbon`, `farm` and `chunks` need the test PostgreSQL
 //! (`scripts/ensure-postgres.sh`; the Makefile passes its URL). The table is printed
 //! and written, with every figure, to `target/bench/results.json`.
 
@@ -16,6 +16,7 @@ mod attacker;
 #[path = "../../tests/common/browser.rs"]
 mod browser_kit;
 mod carbon_api;
+mod chunks;
 mod cold_start;
 mod farm;
 mod first_playable;
@@ -40,6 +41,7 @@ struct Plan {
     hls: (usize, u32, u32, u32),
     playable: (u32, u32, u32),
     farm: farm::FarmPlan,
+    chunks: chunks::ChunkPlan,
 }
 
 const FULL: Plan = Plan {
@@ -58,6 +60,13 @@ const FULL: Plan = Plan {
         latency_jobs: 30,
         kills: 5,
         kill_clip: (10, 640, 360),
+    },
+    // 300 s, not 600 s: five encodes of it at one thread fit in ~10 min.
+    chunks: chunks::ChunkPlan {
+        source: (300, 1280, 720),
+        chunk_secs: 30,
+        threshold_secs: 120,
+        preset: (chunks::H264_720P, "H.264 720p"),
     },
 };
 
@@ -86,6 +95,13 @@ const SMOKE: Plan = Plan {
         latency_jobs: 3,
         kills: 1,
         kill_clip: (3, 320, 240),
+    },
+    // 360p, not 720p: the five encodes fit in well under a minute.
+    chunks: chunks::ChunkPlan {
+        source: (30, 320, 240),
+        chunk_secs: 10,
+        threshold_secs: 20,
+        preset: (farm::H264_360P, "H.264 360p"),
     },
 };
 
@@ -145,6 +161,9 @@ async fn main() {
     }
     if wanted("farm") {
         rows.extend(farm::run(plan.farm).await);
+    }
+    if wanted("chunks") {
+        rows.extend(chunks::run(plan.chunks).await);
     }
 
     println!();

@@ -172,6 +172,12 @@ pub fn children_cpu_secs() -> f64 {
     stat_secs(std::process::id(), 13, 14)
 }
 
+/// cutime + cstime of process `pid` in seconds: the CPU of the children
+/// it has waited for (a node's ffmpeg and ffprobe runs).
+pub fn children_cpu_secs_of(pid: u32) -> f64 {
+    stat_secs(pid, 13, 14)
+}
+
 /// The sum of two clock-tick fields of `/proc/PID/stat` (counted from the
 /// field after the command name), in seconds.
 fn stat_secs(pid: u32, first: usize, second: usize) -> f64 {
