@@ -10,8 +10,10 @@
 //! ([`preset`]), path mapping and allowed roots ([`paths`]), one handler
 //! per Carbon task type ([`tasks`]) and the socket server ([`server`]).
 //! Every ingest path ends in [`Encoder::submit`].
+//! Long jobs are encoded in chunks across the farm ([`chunks`]).
 //! It must not know about HTTP or HTML: the portal reaches it only through
-//! the Carbon protocol.
+//! the Carbon protocol, and a `--fetch` node's transfers go through the
+//! typed client of [`crate::farmfiles`].
 
 pub mod chunks;
 pub mod control;

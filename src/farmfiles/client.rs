@@ -300,13 +300,8 @@ impl FarmFiles {
                     }
                 })
                 .await;
-            let response = match sent {
-                Ok(response) => response,
-                Err(e @ FetchError::Unreachable { .. }) => {
-                    breaks.note(e.to_string()).await?;
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let Some(response) = breaks.answered(sent).await? else {
+                continue;
             };
             let from = match response.status() {
                 StatusCode::OK => 0,
@@ -385,13 +380,8 @@ impl FarmFiles {
                     http.post(format!("{base}{url}/complete"))
                 })
                 .await;
-            let response = match sent {
-                Ok(response) => response,
-                Err(e @ FetchError::Unreachable { .. }) => {
-                    breaks.note(e.to_string()).await?;
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let Some(response) = breaks.answered(sent).await? else {
+                continue;
             };
             if response.status().is_success() {
                 return Ok(());
@@ -439,14 +429,12 @@ impl FarmFiles {
             let head = self
                 .send(&what, |http, base| http.head(format!("{base}{url}")))
                 .await;
-            let offset = match head {
-                Ok(r) if r.status() == StatusCode::OK => upload_offset(&r),
-                Ok(r) => return Err(refusal(&what, r).await),
-                Err(e @ FetchError::Unreachable { .. }) => {
-                    breaks.note(e.to_string()).await?;
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let Some(head) = breaks.answered(head).await? else {
+                continue;
+            };
+            let offset = match head.status() {
+                StatusCode::OK => upload_offset(&head),
+                _ => return Err(refusal(&what, head).await),
             };
             let Some(offset) = offset.filter(|o| *o <= entry.size) else {
                 return Err(FetchError::Invalid(format!(
@@ -505,6 +493,22 @@ impl<'a> Breaks<'a> {
             what: what.to_owned(),
             times: 0,
             retried,
+        }
+    }
+
+    /// The response of a request, or `None` once a service that could not
+    /// be reached is noted as a break (the caller tries again).
+    async fn answered(
+        &mut self,
+        sent: Result<reqwest::Response, FetchError>,
+    ) -> Result<Option<reqwest::Response>, FetchError> {
+        match sent {
+            Ok(response) => Ok(Some(response)),
+            Err(e @ FetchError::Unreachable { .. }) => {
+                self.note(e.to_string()).await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 

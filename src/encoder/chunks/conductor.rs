@@ -71,16 +71,24 @@ impl Encoder {
         let spec: ChunkSpec = serde_json::from_str(&plan.spec)
             .map_err(|e| JobFailure::Chunk(format!("the chunk plan cannot be read: {e}")))?;
         let staged = self.stage(lease, control, wanted).await?;
-        let ladders: Vec<(usize, PathBuf)> = staged
+        let mut ladders: Vec<LiveLadder> = staged
             .iter()
             .enumerate()
             .filter_map(|(n, (s, _, _))| match s {
-                Staged::Ladder(folder) => Some((n, folder.path().to_path_buf())),
+                Staged::Ladder(folder) => Some(LiveLadder {
+                    n,
+                    folder: folder.path().to_path_buf(),
+                    listed: 0,
+                }),
                 Staged::File(_) => None,
             })
             .collect();
         let started = Instant::now();
-        let mut assembled = vec![0usize; ladders.len()];
+        let job_plan = Conducted {
+            plan: &plan,
+            spec: &spec,
+            presets: &presets,
+        };
         let mut own: Option<OwnChunk<'_>> = None;
         let mut own_control: Option<Arc<Control>> = None;
         let mut suspension = control.suspension();
@@ -96,19 +104,8 @@ impl Encoder {
             if let Some(failed) = chunks.iter().find(|c| c.state == ChunkState::Failed) {
                 return Err(JobFailure::Chunk(describe_failure(failed)));
             }
-            for ((n, live), done) in ladders.iter().zip(assembled.iter_mut()) {
-                self.assemble(
-                    &plan,
-                    &spec,
-                    &presets,
-                    &chunks,
-                    (*n, live),
-                    done,
-                    false,
-                    started,
-                )
+            self.assemble_ladders(&job_plan, &chunks, &mut ladders, false, started)
                 .await?;
-            }
             if own.is_none() && chunks.iter().all(|c| c.state == ChunkState::Done) {
                 break chunks;
             }
@@ -162,21 +159,11 @@ impl Encoder {
                 tracing::debug!(?end, "the conductor's own chunk ended");
             }
         };
-        self.join_outputs(&plan, &spec, &presets, &chunks, &staged)
+        self.join_outputs(&job_plan, &chunks, &staged).await?;
+        self.assemble_ladders(&job_plan, &chunks, &mut ladders, true, started)
             .await?;
-        for ((n, live), done) in ladders.iter().zip(assembled.iter_mut()) {
-            self.assemble(
-                &plan,
-                &spec,
-                &presets,
-                &chunks,
-                (*n, live),
-                done,
-                true,
-                started,
-            )
-            .await?;
-            live_folder::make_extras(job.guid, live).await;
+        for ladder in &ladders {
+            live_folder::make_extras(job.guid, &ladder.folder).await;
         }
         let nodes: std::collections::BTreeSet<&str> =
             chunks.iter().filter_map(|c| c.node.as_deref()).collect();
@@ -301,20 +288,18 @@ impl Encoder {
     /// Joins each MP4 destination's pieces (and its sound) into its temp file.
     async fn join_outputs(
         &self,
-        plan: &ChunkPlan,
-        spec: &ChunkSpec,
-        presets: &[&Preset],
+        job: &Conducted<'_>,
         chunks: &[Chunk],
         staged: &[(Staged, Destination, &Preset)],
     ) -> Result<(), JobFailure> {
-        for (n, (s, _, preset)) in staged.iter().enumerate() {
+        for (n, (s, _, _)) in staged.iter().enumerate() {
             let Staged::File(temp) = s else { continue };
             let pieces: Vec<PathBuf> = chunks
                 .iter()
                 .filter(|c| c.kind == ChunkKind::Video)
-                .map(|c| piece_path(plan, c, n, preset))
+                .map(|c| job.piece(c, n))
                 .collect();
-            let sound = sound_piece(plan, spec, chunks, n, presets);
+            let sound = job.sound_piece(chunks, n);
             join_mp4(&pieces, sound.as_deref(), temp.path())
                 .await
                 .map_err(JobFailure::Join)?;
@@ -322,43 +307,42 @@ impl Encoder {
         Ok(())
     }
 
-    /// Adds a ladder's newly finished chunks (the contiguous run from the
-    /// start) to its live folder, and publishes it once playable; `ended`
-    /// closes its playlists.
-    #[allow(clippy::too_many_arguments)]
-    async fn assemble(
+    /// Adds each ladder's newly finished chunks (the contiguous run from
+    /// the start) to its live folder, and publishes it once playable;
+    /// `ended` closes its playlists.
+    async fn assemble_ladders(
         &self,
-        plan: &ChunkPlan,
-        spec: &ChunkSpec,
-        presets: &[&Preset],
+        job: &Conducted<'_>,
         chunks: &[Chunk],
-        (n, live): (usize, &PathBuf),
-        done: &mut usize,
+        ladders: &mut [LiveLadder],
         ended: bool,
         started: Instant,
     ) -> Result<(), JobFailure> {
-        let preset = presets[n];
-        let prefix: Vec<PathBuf> = chunks
-            .iter()
-            .filter(|c| c.kind == ChunkKind::Video)
-            .take_while(|c| c.state == ChunkState::Done)
-            .map(|c| piece_path(plan, c, n, preset))
-            .collect();
-        let sound = sound_piece(plan, spec, chunks, n, presets);
-        let sound_missing = spec.sound && preset.audio.is_some() && sound.is_none();
-        if sound_missing || prefix.is_empty() || (prefix.len() == *done && !ended) {
-            return Ok(());
-        }
-        let folder = live.clone();
-        crate::fsutil::off_runtime({
-            let prefix = prefix.clone();
-            move || assemble_ladder(&prefix, sound.as_deref(), &folder, ended)
-        })
-        .await
-        .map_err(JobFailure::Ladder)?;
-        *done = prefix.len();
-        self.publish_now(plan.job, vec![live.clone()], started)
+        for ladder in ladders {
+            let n = ladder.n;
+            let prefix: Vec<PathBuf> = chunks
+                .iter()
+                .filter(|c| c.kind == ChunkKind::Video)
+                .take_while(|c| c.state == ChunkState::Done)
+                .map(|c| job.piece(c, n))
+                .collect();
+            let sound = job.sound_piece(chunks, n);
+            let sound_missing = job.spec.sound && job.presets[n].audio.is_some() && sound.is_none();
+            if sound_missing || prefix.is_empty() || (prefix.len() == ladder.listed && !ended) {
+                continue;
+            }
+            let folder = ladder.folder.clone();
+            let listed = prefix.len();
+            crate::fsutil::off_runtime(move || {
+                assemble_ladder(&prefix, sound.as_deref(), &folder, ended)
+            })
             .await
+            .map_err(JobFailure::Ladder)?;
+            ladder.listed = listed;
+            self.publish_now(job.plan.job, vec![ladder.folder.clone()], started)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Removes a job's chunk pieces and plan (its chunks' rows stay, as
@@ -389,30 +373,43 @@ async fn sha256_of(file: &Path) -> Result<String, JobFailure> {
         .map_err(|e| JobFailure::Chunk(format!("cannot read the source: {e}")))
 }
 
-/// Where destination `n`'s piece of a finished chunk is.
-fn piece_path(plan: &ChunkPlan, chunk: &Chunk, n: usize, preset: &Preset) -> PathBuf {
-    let folder = chunk.output.as_deref().unwrap_or_default();
-    plan.work_dir
-        .join(folder)
-        .join(piece_name(n, chunk.kind, preset))
+/// A conducted job's plan, as its conductor reads it.
+struct Conducted<'a> {
+    plan: &'a ChunkPlan,
+    spec: &'a ChunkSpec,
+    presets: &'a [&'a Preset],
 }
 
-/// Destination `n`'s sound piece, once the sound chunk is done.
-fn sound_piece(
-    plan: &ChunkPlan,
-    spec: &ChunkSpec,
-    chunks: &[Chunk],
+/// A ladder destination being assembled.
+struct LiveLadder {
+    /// Its destination's index.
     n: usize,
-    presets: &[&Preset],
-) -> Option<PathBuf> {
-    let preset = presets[n];
-    if !spec.sound || preset.audio.is_none() {
-        return None;
+    /// Its live folder in the destination.
+    folder: PathBuf,
+    /// How many chunks its playlists list.
+    listed: usize,
+}
+
+impl Conducted<'_> {
+    /// Where destination `n`'s piece of a finished chunk is.
+    fn piece(&self, chunk: &Chunk, n: usize) -> PathBuf {
+        let folder = chunk.output.as_deref().unwrap_or_default();
+        self.plan
+            .work_dir
+            .join(folder)
+            .join(piece_name(n, chunk.kind, self.presets[n]))
     }
-    chunks
-        .iter()
-        .find(|c| c.kind == ChunkKind::Audio && c.state == ChunkState::Done)
-        .map(|c| piece_path(plan, c, n, preset))
+
+    /// Destination `n`'s sound piece, once the sound chunk is done.
+    fn sound_piece(&self, chunks: &[Chunk], n: usize) -> Option<PathBuf> {
+        if !self.spec.sound || self.presets[n].audio.is_none() {
+            return None;
+        }
+        chunks
+            .iter()
+            .find(|c| c.kind == ChunkKind::Audio && c.state == ChunkState::Done)
+            .map(|c| self.piece(c, n))
+    }
 }
 
 /// The job's progress: the share of all chunks' work done, held below 100
