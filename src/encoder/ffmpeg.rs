@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::time::Instant;
 
-use super::preset::ladder::playlist_pattern;
+use super::preset::ladder::ladder_output;
 use super::preset::{Preset, SourcePicture};
 use crate::carbon::message::{TICKS_PER_SECOND, Trim};
 use crate::media::ffmpeg_args::FfmpegArgs;
@@ -136,11 +136,7 @@ pub fn encode_args_threaded(
     let picture = inputs.picture_or_any();
     for (index, (output, preset)) in outputs.iter().enumerate() {
         args = match preset.ladder_args(index, output, &picture, audio_input) {
-            Some(ladder) => args
-                .with(ladder)
-                .with(&threads)
-                .mention(output)
-                .output(&playlist_pattern(output)),
+            Some(ladder) => ladder_output(args.with(ladder).with(&threads), output),
             None => args
                 .with(preset.output_args(audio_input))
                 .with(&threads)

@@ -120,18 +120,7 @@ impl FfmpegArgs {
 
     /// A run's error with ffmpeg's words naming files without folders.
     pub fn name_files_only_in(&self, error: ProcessError) -> ProcessError {
-        match error {
-            ProcessError::Failed {
-                program,
-                status,
-                stderr,
-            } => ProcessError::Failed {
-                program,
-                status,
-                stderr: self.name_files_only(&stderr),
-            },
-            other => other,
-        }
+        error.with_words(|words| self.name_files_only(words))
     }
 }
 

@@ -30,6 +30,25 @@ pub enum ProcessError {
     },
 }
 
+impl ProcessError {
+    /// The same error with a failed run's words rewritten by `words` (e.g.
+    /// to name files without their folders).
+    pub fn with_words(self, words: impl FnOnce(&str) -> String) -> ProcessError {
+        match self {
+            ProcessError::Failed {
+                program,
+                status,
+                stderr,
+            } => ProcessError::Failed {
+                program,
+                status,
+                stderr: words(&stderr),
+            },
+            other => other,
+        }
+    }
+}
+
 /// A command set up the way every tool run here wants it: no stdin, killed
 /// if the future running it is dropped, and (on Linux) killed if videoshare
 /// itself dies, so a `kill -9` leaves no orphan ffmpeg encoding for nobody.

@@ -124,18 +124,7 @@ pub async fn keyframes(path: &Path) -> Result<Keyframes, SplitError> {
 
 /// ffmpeg and ffprobe name the file with its folders: keep their words only.
 fn without_folders(error: ProcessError, shown: &str) -> ProcessError {
-    match error {
-        ProcessError::Failed {
-            program,
-            status,
-            stderr,
-        } => ProcessError::Failed {
-            program,
-            status,
-            stderr: stderr.replace(shown, "the source"),
-        },
-        other => other,
-    }
+    error.with_words(|words| words.replace(shown, "the source"))
 }
 
 /// The first video packet's time (in file order) on ffmpeg's own clock

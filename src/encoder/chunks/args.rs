@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::encoder::ffmpeg::{Audio, Inputs, encode_head};
-use crate::encoder::preset::ladder::playlist_pattern;
+use crate::encoder::preset::ladder::ladder_output;
 use crate::encoder::preset::{LadderPart, Preset};
 use crate::media::ffmpeg_args::FfmpegArgs;
 use crate::media::split::{Align, Span};
@@ -139,12 +139,7 @@ pub fn video_chunk_args(
     for (index, (output, preset)) in outputs.iter().enumerate() {
         debug_assert!(chunkable(preset), "{} is not chunkable", preset.name);
         args = match preset.ladder_part_args(index, output, &picture, None, part) {
-            Some(ladder) => args
-                .with(ladder)
-                .with(&exact)
-                .with(&threads)
-                .mention(output)
-                .output(&playlist_pattern(output)),
+            Some(ladder) => ladder_output(args.with(ladder).with(&exact).with(&threads), output),
             None => args
                 .with(preset.video_only_args().unwrap_or_default())
                 .with(TS_PIECE)
@@ -204,11 +199,7 @@ pub fn audio_chunk_args(
     args = args.media_input(&threads, file);
     for (index, output, preset) in sounding {
         args = match preset.ladder_part_args(index, output, &picture, Some(0), LadderPart::Sound) {
-            Some(ladder) => args
-                .with(ladder)
-                .with(&threads)
-                .mention(output)
-                .output(&playlist_pattern(output)),
+            Some(ladder) => ladder_output(args.with(ladder).with(&threads), output),
             None => args
                 .with(preset.sound_only_args(0).unwrap_or_default())
                 .with(["-f", "mp4"])

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::media::ffmpeg_args::FfmpegArgs;
+
 use super::{InvalidPreset, Preset, VideoSpec};
 
 /// The master playlist's name inside a ladder's folder: ours, published
@@ -168,6 +170,12 @@ impl Ladder {
 /// (its output argument) — the master playlist goes beside the `%v` folders.
 pub fn playlist_pattern(folder: &Path) -> PathBuf {
     folder.join("%v").join(MEDIA_PLAYLIST)
+}
+
+/// `args` (a ladder's options) finished with the ladder's output in
+/// `folder`: its playlists' pattern, the folder named for messages.
+pub fn ladder_output(args: FfmpegArgs, folder: &Path) -> FfmpegArgs {
+    args.mention(folder).output(&playlist_pattern(folder))
 }
 
 /// Which part of a ladder one ffmpeg run writes.
