@@ -208,6 +208,20 @@ fn check_ladder(source: &Path, chunked: &Chunked) {
     );
 }
 
+/// A `secs` s 320×240 clip with a keyframe every 2 s, named `name` in a
+/// temp folder of its own (returned with it).
+fn gop_clip(name: &str, secs: u32) -> (tempfile::TempDir, PathBuf) {
+    common::require("ffmpeg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join(name);
+    let spec = ClipSpec {
+        keyframe_seconds: Some(2),
+        ..ClipSpec::new(secs, 320, 240)
+    };
+    write_clip(&clip, spec).expect("clip");
+    (dir, clip)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_chunks_join_into_an_mp4_and_a_ladder_frame_for_frame() {
     common::require("ffmpeg");
@@ -274,14 +288,7 @@ async fn a_source_with_b_frames_joins_frame_for_frame() {
 /// (one every 2 s here), and joined frame for frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mp4_only_chunks_are_cut_at_source_keyframes() {
-    common::require("ffmpeg");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let source = dir.path().join("source.mp4");
-    let spec = ClipSpec {
-        keyframe_seconds: Some(2),
-        ..ClipSpec::new(24, 320, 240)
-    };
-    write_clip(&source, spec).expect("clip");
+    let (dir, source) = gop_clip("source.mp4", 24);
     let presets = Presets::builtin();
     let mp4 = presets.get(SEED_PRESET).expect("seed");
     let chunked = encode_in_chunks(&source, dir.path(), mp4, None, 7).await;
@@ -296,14 +303,7 @@ async fn mp4_only_chunks_are_cut_at_source_keyframes() {
 /// hold every frame once and the joined MP4 starts at 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_starting_late_is_cut_from_its_own_start() {
-    common::require("ffmpeg");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clip = dir.path().join("clip.mp4");
-    let spec = ClipSpec {
-        keyframe_seconds: Some(2),
-        ..ClipSpec::new(16, 320, 240)
-    };
-    write_clip(&clip, spec).expect("clip");
+    let (dir, clip) = gop_clip("clip.mp4", 16);
     let source = dir.path().join("source.ts");
     let remux = FfmpegArgs::new()
         .media_input(["-y"], &clip)
@@ -331,14 +331,7 @@ async fn a_source_starting_late_is_cut_from_its_own_start() {
 /// the file's start, unlike an MPEG-TS's), and the spans follow it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_picture_starting_after_its_sound_is_cut_on_ffmpegs_clock() {
-    common::require("ffmpeg");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clip = dir.path().join("clip.mp4");
-    let spec = ClipSpec {
-        keyframe_seconds: Some(2),
-        ..ClipSpec::new(16, 320, 240)
-    };
-    write_clip(&clip, spec).expect("clip");
+    let (dir, clip) = gop_clip("clip.mp4", 16);
     let source = dir.path().join("late-picture.mp4");
     let shift = FfmpegArgs::new()
         .media_input(["-y", "-itsoffset", "0.5"], &clip)
