@@ -141,9 +141,11 @@ impl Encoder {
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "cannot read the chunk queue; retrying"),
                 }
-                // A node without the shared folder takes only chunks.
+                // A node without the shared folder takes only chunks. A
+                // node disabled while it looked for chunks takes no job.
                 let claimed = match self.inner.fetch {
                     Some(_) => Ok(None),
+                    None if !self.inner.node.is_enabled() => Ok(None),
                     None => self.claim().await,
                 };
                 match claimed {
