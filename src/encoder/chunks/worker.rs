@@ -229,7 +229,23 @@ impl Encoder {
             _ = control.lost.cancelled() => None,
             _ = shutdown.cancelled() => None,
         };
+        // Armed until the end is recorded: a Stop also drops the
+        // conductor's own chunk while it records, and a release cut short
+        // there would leave the chunk RUNNING until its lease ran out (the
+        // writes are fenced, so a release after them changes nothing).
+        let end = self.record_chunk_end(held, control, encoded).await;
         release.lease = None;
+        end
+    }
+
+    /// Records how a chunk's encode ended: delivered, failed, or put back.
+    async fn record_chunk_end(
+        &self,
+        held: &HeldChunk,
+        control: &Control,
+        encoded: Option<Result<Piece, NoPiece>>,
+    ) -> ChunkEnd {
+        let store = &self.inner.chunks;
         let lease = &held.lease;
         let outcome = match encoded {
             Some(Ok(Piece::Sent)) => return ChunkEnd::Delivered,
