@@ -16,9 +16,7 @@ use common::media_check::{
     assert_audio_continuous, assert_dts_increasing, assert_keyframes_at, audio_duration,
     dts_step_back, ladder_rung_as_file, video_duration, video_frames,
 };
-use videoshare::encoder::chunks::args::{
-    Window, align_for, audio_chunk_args, ladder_segment_us, piece_name, video_chunk_args,
-};
+use videoshare::encoder::chunks::args::{Window, align_for, audio_chunk_args, video_chunk_args};
 use videoshare::encoder::chunks::join::{assemble_ladder, join_mp4};
 use videoshare::encoder::ffmpeg::{Audio, Inputs};
 use videoshare::encoder::live_folder::publish_if_playable;
@@ -88,19 +86,15 @@ async fn encode_in_chunks(
         picture: Some(picture(source).await),
     };
     let timeline = keyframes(source).await.expect("keyframes");
-    let spans = plan_spans(
-        &timeline,
-        chunk_secs * 1_000_000,
-        align_for(presets.iter().copied()),
-    );
-    let segment_us = ladder_segment_us(presets.iter().copied());
+    let align = align_for(presets.iter().copied()).expect("one segment length");
+    let spans = plan_spans(&timeline, chunk_secs * 1_000_000, align);
     let (mut pieces, mut folders, mut video_secs) = (Vec::new(), Vec::new(), Vec::new());
     for (n, span) in spans.iter().enumerate() {
-        let piece = dir.join(piece_name(n));
+        let piece = dir.join(format!("v{n:05}.ts"));
         let folder = dir.join(format!("ladder{n:05}"));
         let mut outputs = vec![(piece.as_path(), mp4)];
         outputs.extend(ladder.map(|l| (folder.as_path(), l)));
-        let window = Window::of_span(span, segment_us);
+        let window = Window::of_span(span, align);
         let args = video_chunk_args(&inputs, &window, &outputs, Some(1));
         video_secs.push(ffmpeg(&args).as_secs_f64());
         // The worker's self-check: the piece holds its span's frames.

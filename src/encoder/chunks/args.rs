@@ -33,13 +33,15 @@ pub struct Window {
 }
 
 impl Window {
-    /// The window of `span`; `segment_us` is the ladder's segment length
-    /// when an output is a ladder (the span then starts on a multiple of
-    /// it, [`Align::Grid`]).
-    pub fn of_span(span: &Span, segment_us: Option<i64>) -> Window {
-        let first_segment = segment_us
-            .filter(|s| *s > 0)
-            .map_or(0, |s| (span.start_us.max(0) + s / 2) / s);
+    /// The window of `span`, cut as `align` says (on [`Align::Grid`] the
+    /// span starts on a segment boundary: its first segment's number).
+    pub fn of_span(span: &Span, align: Align) -> Window {
+        let first_segment = match align {
+            Align::Grid { segment_us } if segment_us > 0 => {
+                (span.start_us.max(0) + segment_us / 2) / segment_us
+            }
+            _ => 0,
+        };
         Window {
             start_us: span.start_us,
             end_us: span.end_us,
@@ -67,21 +69,19 @@ pub fn chunkable(preset: &Preset) -> bool {
     preset.ladder.is_some() || (preset.container == "mp4" && h26x)
 }
 
-/// The segment length, in microseconds, of the first ladder among
-/// `presets`; `None` when none is a ladder.
-pub fn ladder_segment_us<'a>(presets: impl IntoIterator<Item = &'a Preset>) -> Option<i64> {
-    presets
+/// How a job with these destinations is cut: on the ladders' segment
+/// grid when any is a ladder, else at the source's keyframes; `None` when
+/// ladders differ in segment length (no one grid fits them all).
+pub fn align_for<'a>(presets: impl IntoIterator<Item = &'a Preset>) -> Option<Align> {
+    let mut segments = presets
         .into_iter()
-        .find_map(|p| p.ladder.as_ref())
-        .map(|l| i64::from(l.segment_seconds) * 1_000_000)
-}
-
-/// How a job with these destinations is cut: on the ladder's segment grid
-/// when one is a ladder, else at the source's keyframes.
-pub fn align_for<'a>(presets: impl IntoIterator<Item = &'a Preset>) -> Align {
-    match ladder_segment_us(presets) {
-        Some(segment_us) => Align::Grid { segment_us },
-        None => Align::SourceKeyframes,
+        .filter_map(|p| p.ladder.as_ref().map(|l| l.segment_seconds));
+    match segments.next() {
+        None => Some(Align::SourceKeyframes),
+        Some(first) if segments.all(|s| s == first) => Some(Align::Grid {
+            segment_us: i64::from(first) * 1_000_000,
+        }),
+        Some(_) => None,
     }
 }
 
@@ -210,12 +210,6 @@ pub fn audio_chunk_args(
     Some(args)
 }
 
-/// The file name of chunk `index`'s picture piece (`v00003.ts`): sorted by
-/// name, the pieces are in playing order.
-pub fn piece_name(index: usize) -> String {
-    format!("v{index:05}.ts")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,7 +266,8 @@ mod tests {
             end_us: 16_000_000,
             frames: 200,
         };
-        let window = Window::of_span(&span, ladder_segment_us([mp4, ladder]));
+        let align = align_for([mp4, ladder]).expect("one segment length");
+        let window = Window::of_span(&span, align);
         assert_eq!(window.first_segment, 2);
         let args = video_chunk_args(
             &inputs(Audio::File(Path::new("/a.wav"))),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::args::Window;
 use super::join::{assemble_ladder, join_mp4};
 use super::plan::{
     self, ChunkSpec, OWNER_MARKER, chunk_align, piece_name, recipe_key, source_stamp, spec_of,
@@ -239,10 +240,6 @@ impl Encoder {
             .await
             .map_err(|e| JobFailure::Chunk(format!("cannot find the source's keyframes: {e}")))?;
         let spans = split::plan_spans(&frames, chunk_us, align);
-        let segment_us = match align {
-            Align::Grid { segment_us } => Some(segment_us),
-            Align::SourceKeyframes => None,
-        };
         let mut chunks = Vec::with_capacity(spans.len() + 1);
         if spec.sound {
             chunks.push(NewChunk {
@@ -254,13 +251,16 @@ impl Encoder {
                 weight: (frames.duration_us / 1000 * SOUND_WEIGHT_PERCENT / 100).max(1),
             });
         }
-        chunks.extend(spans.iter().map(|span| NewChunk {
-            kind: ChunkKind::Video,
-            start_us: span.start_us,
-            end_us: span.end_us,
-            frames: i64::try_from(span.frames).ok(),
-            first_segment: segment_us.map_or(0, |s| span.start_us / s),
-            weight: ((span.end_us - span.start_us) / 1000).max(1),
+        chunks.extend(spans.iter().map(|span| {
+            let window = Window::of_span(span, align);
+            NewChunk {
+                kind: ChunkKind::Video,
+                start_us: window.start_us,
+                end_us: window.end_us,
+                frames: i64::try_from(window.frames).ok(),
+                first_segment: i64::try_from(window.first_segment).unwrap_or(0),
+                weight: ((window.end_us - window.start_us) / 1000).max(1),
+            }
         }));
         let work_dir = plan::work_dir_in(dest_dir, job.guid);
         let (dir, guid) = (work_dir.clone(), job.guid);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ChunkSettings;
-use super::args::chunkable;
+use super::args::{align_for, chunkable};
 use crate::carbon::PresetId;
 use crate::encoder::ffmpeg::{Audio, Inputs};
 use crate::encoder::preset::{Preset, SourcePicture};
@@ -107,16 +107,7 @@ pub(super) fn chunk_align(
     if !presets.iter().all(|p| chunkable(p)) {
         return None;
     }
-    let mut segments = presets
-        .iter()
-        .filter_map(|p| p.ladder.as_ref().map(|l| l.segment_seconds));
-    match segments.next() {
-        None => Some(Align::SourceKeyframes),
-        Some(first) if segments.all(|s| s == first) => Some(Align::Grid {
-            segment_us: i64::from(first) * 1_000_000,
-        }),
-        Some(_) => None,
-    }
+    align_for(presets.iter().copied())
 }
 
 /// The spec of `job` as probed.
