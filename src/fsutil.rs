@@ -115,12 +115,55 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
     match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
         Ok(()) => Ok(()),
-        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
+        Err(
+            nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS | nix::errno::Errno::EOPNOTSUPP,
+        ) => {
             std::fs::create_dir(to)?;
             std::fs::rename(from, to)
         }
         Err(errno) => Err(io::Error::from(errno)),
     }
+}
+
+/// Moves the folder `from` to `to` unless `to` exists (then
+/// `AlreadyExists`, `to` left alone), so that `to` appears whole or not at
+/// all. Across file systems the tree is copied to a hidden staging folder
+/// beside `to`, flushed and renamed into place; only then is `from`
+/// removed.
+pub fn move_tree_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    match rename_no_replace(from, to) {
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {}
+        moved => return moved,
+    }
+    let dir = to.parent().unwrap_or(Path::new("."));
+    let staging = dir.join(format!(
+        ".{}{STAGING_SUFFIX}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let placed = copy_tree(from, &staging)
+        .and_then(|()| sync_tree(&staging))
+        .and_then(|()| rename_no_replace(&staging, to));
+    if placed.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    placed?;
+    sync_dir(dir)?;
+    std::fs::remove_dir_all(from)
+}
+
+/// Copies the folder `from` to a new folder `to`, files and subfolders.
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Calls `claim` on `dir/stem.ext`, then `dir/stem-1.ext`, `dir/stem-2.ext`…
@@ -304,7 +347,11 @@ pub fn remove_staging_leftovers(dir: &Path) -> io::Result<usize> {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with('.') && name.ends_with(STAGING_SUFFIX) {
-            std::fs::remove_file(entry.path())?;
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
             removed += 1;
         }
     }
@@ -330,6 +377,70 @@ pub fn reset_dir(dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files under `dir` with their bytes, by path relative to it.
+    fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                let inner = tree(&path).into_iter();
+                let base = path.strip_prefix(dir).expect("under").to_path_buf();
+                found.extend(inner.map(|(p, b)| (base.join(p), b)));
+            } else {
+                let name = path.strip_prefix(dir).expect("under").to_path_buf();
+                found.push((name, std::fs::read(&path).expect("read")));
+            }
+        }
+        found.sort();
+        found
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_folder_moved_across_file_systems_appears_whole_and_is_never_replaced() {
+        use std::os::unix::fs::MetadataExt;
+        let device = |p: &Path| std::fs::metadata(p).expect("metadata").dev();
+        let elsewhere = tempfile::tempdir_in("/dev/shm").expect("a tempdir in /dev/shm");
+        let here = tempfile::tempdir().expect("tempdir");
+        assert_ne!(
+            device(elsewhere.path()),
+            device(here.path()),
+            "the test needs /dev/shm on a file system of its own"
+        );
+        let make = |name: &str, text: &str| {
+            let from = elsewhere.path().join(name);
+            std::fs::create_dir_all(from.join("rung0")).expect("folders");
+            std::fs::write(from.join("d0.ts"), text).expect("file");
+            std::fs::write(from.join("rung0/seg1.m4s"), [7u8; 3000]).expect("file");
+            from
+        };
+        let from = make("a", "first");
+        let wanted = tree(&from);
+        let to = here.path().join("placed");
+        move_tree_no_replace(&from, &to).expect("moved");
+        assert_eq!(tree(&to), wanted);
+        assert!(
+            !from.exists(),
+            "the origin is removed once the copy is in place"
+        );
+        assert_eq!(names(here.path()), ["placed"], "no staging copy is left");
+
+        let second = make("b", "second");
+        let refused = move_tree_no_replace(&second, &to).expect_err("the target exists");
+        assert_eq!(refused.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(tree(&to), wanted, "the placed folder is left alone");
+        assert!(second.join("d0.ts").exists(), "the refused folder is kept");
+        assert_eq!(names(here.path()), ["placed"], "no staging copy is left");
+    }
 
     #[test]
     fn a_folder_is_claimed_under_the_first_free_name() {

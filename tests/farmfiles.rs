@@ -13,6 +13,7 @@ mod common;
 #[path = "common/farmfiles.rs"]
 mod kit;
 
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -179,7 +180,29 @@ async fn a_partial_download_left_by_a_crash_is_resumed_and_still_verified() {
 
 #[tokio::test]
 async fn an_uploaded_chunk_lands_whole_at_its_target() {
-    let service = Service::start().await;
+    lands_whole(Service::start().await).await;
+}
+
+#[tokio::test]
+async fn an_upload_waiting_on_another_file_system_is_copied_whole_into_place() {
+    let service = Service::start_with_incoming_on_tmpfs().await;
+    let device = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").dev();
+    assert_ne!(
+        device(&service.incoming),
+        device(service.dir.path()),
+        "the test needs /dev/shm on a file system of its own"
+    );
+    let work = lands_whole(service).await;
+    assert_eq!(
+        work,
+        ["v00003.1"],
+        "no staging copy is left beside the target"
+    );
+}
+
+/// Uploads `CHUNK` through `service` and checks it landed whole, once, with
+/// nothing left waiting; returns what is in the targets' folder.
+async fn lands_whole(service: Service) -> Vec<String> {
     let target = service.lease_chunk(CHUNK, "v00003.1");
     let output = service.path("node/out");
     let files = chunk_output(&output);
@@ -212,13 +235,18 @@ async fn an_uploaded_chunk_lands_whole_at_its_target() {
         1,
         "delivered once"
     );
-    let incoming = service.path("shared/incoming");
     assert_eq!(
-        sweep_incoming(&incoming, Duration::from_secs(3600)).await,
+        sweep_incoming(&service.incoming, Duration::from_secs(3600)).await,
         0
     );
-    assert_eq!(sweep_incoming(&incoming, Duration::ZERO).await, 1);
+    assert_eq!(sweep_incoming(&service.incoming, Duration::ZERO).await, 1);
     assert!(service.incoming_is_empty());
+    let mut work: Vec<String> = std::fs::read_dir(service.path("shared/work"))
+        .expect("the targets' folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    work.sort();
+    work
 }
 
 #[tokio::test]

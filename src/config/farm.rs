@@ -24,9 +24,9 @@ pub struct FarmFilesOptions {
     pub file_service_allow: Vec<ipnet::IpNet>,
 
     /// Where the file service keeps uploads until they are whole (default:
-    /// the data folder's `streams/.farm-incoming`). It must be on the same
-    /// file system as the jobs' destination folders: finished uploads are
-    /// renamed into place.
+    /// the data folder's `streams/.farm-incoming`). Best on the file system
+    /// of the jobs' destination folders: finished uploads are then renamed
+    /// into place; elsewhere they are copied (whole, then renamed).
     #[arg(long, env = "VIDEOSHARE_FILE_SERVICE_INCOMING", value_name = "DIR")]
     pub file_service_incoming: Option<PathBuf>,
 

@@ -405,8 +405,9 @@ async fn verify(path: &Path, entry: &ManifestEntry) -> Result<(), Refusal> {
     .about(&entry.path))
 }
 
-/// Syncs `folder` and renames it to `target`, which must not exist (never
-/// replaced; one rename, so the target appears whole or not at all).
+/// Syncs `folder` and moves it to `target`, which must not exist (never
+/// replaced; one rename, or a copy renamed into place across file systems,
+/// so the target appears whole or not at all).
 async fn place(folder: &Path, target: &Path) -> Result<(), Refusal> {
     let (folder, target) = (folder.to_owned(), target.to_owned());
     let placed = off_runtime(move || {
@@ -414,7 +415,7 @@ async fn place(folder: &Path, target: &Path) -> Result<(), Refusal> {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        rename_new(&folder, &target)
+        crate::fsutil::move_tree_no_replace(&folder, &target)
     })
     .await;
     match placed {
@@ -426,33 +427,4 @@ async fn place(folder: &Path, target: &Path) -> Result<(), Refusal> {
         )),
         Err(e) => Err(Refusal::internal("place a chunk's output", e)),
     }
-}
-
-/// Renames `from` to `to` only if `to` does not exist: `renameat2` with
-/// `RENAME_NOREPLACE` where the file system has it, else a check first.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn rename_new(from: &Path, to: &Path) -> std::io::Result<()> {
-    use nix::errno::Errno;
-    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
-        Ok(()) => Ok(()),
-        Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
-            if to.exists() {
-                Err(std::io::ErrorKind::AlreadyExists.into())
-            } else {
-                std::fs::rename(from, to)
-            }
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Renames `from` to `to` only if `to` does not exist (a check first:
-/// this platform has no `RENAME_NOREPLACE`).
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn rename_new(from: &Path, to: &Path) -> std::io::Result<()> {
-    if to.exists() {
-        return Err(std::io::ErrorKind::AlreadyExists.into());
-    }
-    std::fs::rename(from, to)
 }

@@ -80,6 +80,10 @@ pub struct Service {
     pub authority: Arc<Memory>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub dir: tempfile::TempDir,
+    /// Where uploads wait until whole.
+    pub incoming: PathBuf,
+    /// The folder holding `incoming` when it is on another file system.
+    _elsewhere: Option<tempfile::TempDir>,
     pub stop: CancellationToken,
 }
 
@@ -114,15 +118,29 @@ async fn record(
 
 impl Service {
     pub async fn start() -> Service {
+        Service::start_with(None).await
+    }
+
+    /// A service whose uploads wait in `/dev/shm` (a tmpfs), on another
+    /// file system than their targets.
+    pub async fn start_with_incoming_on_tmpfs() -> Service {
+        let elsewhere = tempfile::tempdir_in("/dev/shm").expect("a tempdir in /dev/shm");
+        Service::start_with(Some(elsewhere)).await
+    }
+
+    async fn start_with(elsewhere: Option<tempfile::TempDir>) -> Service {
         let dir = tempfile::tempdir().expect("tempdir");
-        let incoming = dir.path().join("shared/incoming");
+        let incoming = elsewhere
+            .as_ref()
+            .map_or(dir.path(), |e| e.path())
+            .join("shared/incoming");
         std::fs::create_dir_all(&incoming).expect("incoming");
         let mut memory = Memory::default();
         memory.tokens.insert(NODE.into(), TOKEN.into());
         memory.tokens.insert("enc3".into(), "vsn_enc3".into());
         let authority = Arc::new(memory);
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let router = routes(authority.clone(), incoming)
+        let router = routes(authority.clone(), incoming.clone())
             .layer(axum::middleware::from_fn_with_state(seen.clone(), record));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -135,6 +153,8 @@ impl Service {
             authority,
             seen,
             dir,
+            incoming,
+            _elsewhere: elsewhere,
             stop,
         }
     }
@@ -187,7 +207,7 @@ impl Service {
 
     /// What is in `incoming/`, sorted.
     pub fn incoming(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.path("shared/incoming"))
+        let mut names: Vec<String> = std::fs::read_dir(&self.incoming)
             .expect("incoming")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
