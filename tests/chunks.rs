@@ -215,11 +215,14 @@ async fn three_nodes_share_one_long_job() {
 
     // Every Carbon client sees one job whose progress rises in steps.
     let mut seen = BTreeSet::new();
+    let mut rated = false;
     let deadline = Instant::now() + ENCODE_LIMIT;
     loop {
         let statuses = nodes[2].client().statuses(&[guid]).await.expect("status");
         let entry = statuses[0].1.clone().expect("the job is known");
         seen.insert(entry.progress);
+        let positive = |x: Option<f64>| x.is_some_and(|x| x > 0.0);
+        rated |= positive(entry.fps) && positive(entry.speed);
         if entry.status == JobStatus::Completed {
             break;
         }
@@ -237,6 +240,10 @@ async fn three_nodes_share_one_long_job() {
     }
     let between: Vec<_> = seen.iter().filter(|p| (1..99).contains(*p)).collect();
     assert!(between.len() >= 3, "progress rose in steps: {seen:?}");
+    assert!(
+        rated,
+        "FPS.DBL and Speed.DBL came from the chunks' encoders"
+    );
     let list = nodes[1].client().job_list().await.expect("JobList");
     assert_eq!(list, vec![guid], "Carbon lists one job");
 

@@ -12,8 +12,8 @@ use videoshare::store::jobs::Change;
 use videoshare::store::notify::Event;
 use videoshare::store::testing::TestDb;
 use videoshare::store::{
-    Backend, ChunkKind, ChunkLease, ChunkPlan, ChunkRepair, ChunkState, ChunkStore, ChunkTotals,
-    DatabaseUrl, Db, JobStore, NewChunk,
+    Backend, ChunkKind, ChunkLease, ChunkPlan, ChunkRate, ChunkRepair, ChunkState, ChunkStore,
+    ChunkTotals, DatabaseUrl, Db, JobStore, NewChunk,
 };
 
 const LONG: i64 = 60_000;
@@ -277,7 +277,7 @@ videoshare::store_test!(a_stale_chunk_lease_writes_nothing, |db| async move {
     assert!(!holds("node-b", Some((0, 1))).await.expect("read"));
     // Node A wakes up and carries on as if it still held the chunk.
     assert!(!chunks.started_run(&dead).await.expect("write"));
-    assert!(!chunks.raise_progress(&dead, 90).await.expect("write"));
+    assert!(!chunks.raise_progress(&dead, 90, None).await.expect("write"));
     assert!(
         !chunks
             .deliver(&dead, "/srv/work/a.mp4")
@@ -294,8 +294,18 @@ videoshare::store_test!(a_stale_chunk_lease_writes_nothing, |db| async move {
     assert_eq!((now.node.as_deref(), now.lease_losses), (Some("node-b"), 1));
     // Node B's writes land; progress never goes back.
     assert!(chunks.started_run(&alive).await.expect("write"));
-    assert!(chunks.raise_progress(&alive, 40).await.expect("write"));
-    assert!(chunks.raise_progress(&alive, 20).await.expect("write"));
+    assert!(
+        chunks
+            .raise_progress(&alive, 40, None)
+            .await
+            .expect("write")
+    );
+    assert!(
+        chunks
+            .raise_progress(&alive, 20, None)
+            .await
+            .expect("write")
+    );
     assert_eq!(state_of(&chunks, job, 0).await.progress, 40);
     assert!(
         chunks
@@ -321,6 +331,59 @@ videoshare::store_test!(a_stale_chunk_lease_writes_nothing, |db| async move {
         []
     );
 });
+
+videoshare::store_test!(
+    a_jobs_rate_is_the_sum_of_its_running_video_chunks,
+    |db| async move {
+        let (jobs, chunks) = stores(db);
+        let kinds = [
+            ChunkKind::Audio,
+            ChunkKind::Video,
+            ChunkKind::Video,
+            ChunkKind::Video,
+        ];
+        let job = started_with(&jobs, &chunks, &kinds).await;
+        let rate_of = || async { chunks.rate(job).await.expect("rate") };
+        assert_eq!(rate_of().await, None, "nothing runs");
+        let mut leases = Vec::new();
+        for node in ["node-a", "node-b", "node-c"] {
+            let (_, _, lease) = claim(&chunks, node, LONG).await.expect("a chunk");
+            assert!(chunks.started_run(&lease).await.expect("run"));
+            leases.push(lease);
+        }
+        let claimed: Vec<u32> = leases.iter().map(|l| l.idx).collect();
+        assert_eq!(claimed, [0, 1, 2], "the sound first, then the picture");
+        assert_eq!(rate_of().await, None, "no encoder has reported yet");
+        let rate = |fps, speed| Some(ChunkRate { fps, speed });
+        let reports = [rate(0.0, 60.0), rate(50.0, 2.0), rate(30.5, 1.25)];
+        for (lease, reported) in leases.iter().zip(reports) {
+            assert!(
+                chunks
+                    .raise_progress(lease, 10, reported)
+                    .await
+                    .expect("write")
+            );
+        }
+        assert_eq!(rate_of().await, rate(80.5, 3.25), "the sound is left out");
+        // A report without a rate (ffmpeg suspended) keeps the last one.
+        assert!(
+            chunks
+                .raise_progress(&leases[1], 20, None)
+                .await
+                .expect("write")
+        );
+        assert_eq!(rate_of().await, rate(80.5, 3.25));
+        // A finished chunk no longer counts.
+        assert!(chunks.deliver(&leases[1], "c1").await.expect("deliver"));
+        assert_eq!(rate_of().await, rate(30.5, 1.25));
+        // A chunk put back and claimed again starts unrated.
+        assert!(chunks.release(&leases[2]).await.expect("release"));
+        let (_, idx, again) = claim(&chunks, "node-d", LONG).await.expect("a chunk");
+        assert_eq!(idx, 2);
+        assert!(chunks.started_run(&again).await.expect("run"));
+        assert_eq!(rate_of().await, None);
+    }
+);
 
 videoshare::store_test!(
     renew_keeps_held_chunks_and_names_the_job_status,
@@ -478,7 +541,12 @@ videoshare::store_test!(totals_sum_a_jobs_chunks, |db| async move {
             .await
             .expect("deliver")
     );
-    assert!(chunks.raise_progress(&first, 55).await.expect("progress"));
+    assert!(
+        chunks
+            .raise_progress(&first, 55, None)
+            .await
+            .expect("progress")
+    );
     assert!(chunks.fail(&second, "no").await.expect("fail"));
     let totals = chunks.totals(job).await.expect("totals");
     // 10 × 100 % + 20 × 55 % + 30 × 0 % (failed) + 40 × 0 %.
@@ -582,7 +650,12 @@ async fn chunk_changes_are_notified_postgres() {
     let (_, _, first) = claim(&chunks, "node-a", LONG).await.expect("a chunk");
     let (_, _, second) = claim(&chunks, "node-a", LONG).await.expect("a chunk");
     let done = |e: &Event| matches!(e, Event::ChunkDone { .. });
-    assert!(chunks.raise_progress(&first, 50).await.expect("progress"));
+    assert!(
+        chunks
+            .raise_progress(&first, 50, None)
+            .await
+            .expect("progress")
+    );
     assert!(
         chunks
             .deliver(&first, "/srv/work/0.mp4")

@@ -114,7 +114,7 @@ impl Control {
     }
 
     /// The latest rate, unless ffmpeg is suspended.
-    fn rate(&self) -> Option<super::ffmpeg::Rate> {
+    pub fn rate(&self) -> Option<super::ffmpeg::Rate> {
         if *self.suspended.borrow() {
             return None;
         }

@@ -19,7 +19,8 @@ use super::{Backend, Db, StoreError, db_now};
 use crate::carbon::{Guid, JobStatus};
 use types::{COLUMNS, ChunkRow, READ};
 pub use types::{
-    Chunk, ChunkKind, ChunkLease, ChunkPlan, ChunkRepair, ChunkState, ChunkTotals, NewChunk,
+    Chunk, ChunkKind, ChunkLease, ChunkPlan, ChunkRate, ChunkRepair, ChunkState, ChunkTotals,
+    NewChunk,
 };
 
 mod types;
@@ -319,18 +320,47 @@ impl ChunkStore {
 
     /// Counts an encoder run started on the chunk.
     pub async fn started_run(&self, lease: &ChunkLease) -> Result<bool, StoreError> {
-        self.fenced(lease, "runs = runs + 1", |q| q).await
+        let set = "runs = runs + 1, fps = NULL, speed = NULL";
+        self.fenced(lease, set, |q| q).await
     }
 
-    /// Raises the chunk's progress (percent); never lowers it.
+    /// Raises the chunk's progress (percent; never lowered) and records
+    /// its encoder's rate, when known.
     pub async fn raise_progress(
         &self,
         lease: &ChunkLease,
         percent: u32,
+        rate: Option<ChunkRate>,
     ) -> Result<bool, StoreError> {
-        let set = "progress = CASE WHEN progress < $5 THEN $5 ELSE progress END";
+        let progress = "progress = CASE WHEN progress < $5 THEN $5 ELSE progress END";
         let percent = i64::from(percent.min(100));
-        self.fenced(lease, set, |q| q.bind(percent)).await
+        match rate {
+            Some(rate) => {
+                let set = format!("{progress}, fps = $6, speed = $7");
+                self.fenced(lease, &set, |q| {
+                    q.bind(percent).bind(rate.fps).bind(rate.speed)
+                })
+                .await
+            }
+            None => self.fenced(lease, progress, |q| q.bind(percent)).await,
+        }
+    }
+
+    /// The summed rate of `job`'s running video chunks that reported one:
+    /// the job's own rate when it is encoded in chunks across the farm
+    /// (the sound chunk, much faster than the picture, is left out).
+    /// `None` when none has.
+    pub async fn rate(&self, job: Guid) -> Result<Option<ChunkRate>, StoreError> {
+        let (fps, speed, reported): (f64, f64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT COALESCE(SUM(fps), 0.0), COALESCE(SUM(speed), 0.0), COUNT(fps) \
+             FROM chunks WHERE job_guid = $1 AND state = {} AND kind = '{}'",
+            lit(ChunkState::Running),
+            ChunkKind::Video.as_str()
+        )))
+        .bind(job.to_string())
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok((reported > 0).then_some(ChunkRate { fps, speed }))
     }
 
     /// The chunk is written (to `output`): done at 100 %, lease ended.

@@ -31,8 +31,8 @@ use crate::carbon::{Guid, JobStatus};
 use crate::owner::Owner;
 
 pub use chunks::{
-    Chunk, ChunkKind, ChunkLease, ChunkPlan, ChunkRepair, ChunkState, ChunkStore, ChunkTotals,
-    NewChunk,
+    Chunk, ChunkKind, ChunkLease, ChunkPlan, ChunkRate, ChunkRepair, ChunkState, ChunkStore,
+    ChunkTotals, NewChunk,
 };
 pub use jobs::{Job, JobStore, NewJob};
 pub use node_tokens::NodeTokens;

@@ -16,7 +16,7 @@ use crate::carbon::{Guid, JobStatus};
 use crate::encoder::control::Control;
 use crate::encoder::{Encoder, farm, ffmpeg};
 use crate::farmfiles::{ChunkId, FetchError, SourceKind, trim_cache};
-use crate::store::{Chunk, ChunkKind, ChunkLease, ChunkPlan, ChunkStore};
+use crate::store::{Chunk, ChunkKind, ChunkLease, ChunkPlan, ChunkRate, ChunkStore};
 
 /// A chunk this node holds, with what it needs to encode it.
 pub(in crate::encoder) struct HeldChunk {
@@ -363,11 +363,17 @@ impl Encoder {
                 if let ffmpeg::Progress::Rate(rate) = progress {
                     control.set_rate(rate);
                 }
+                // Recorded with the progress: any node may be asked the
+                // job's rate, the sum of its chunks'.
+                let rate = control.rate().map(|r| ChunkRate {
+                    fps: r.fps,
+                    speed: r.speed,
+                });
                 let store = store.clone();
                 let lease = lease.clone();
                 async move {
                     if let ffmpeg::Progress::Percent(percent) = progress
-                        && let Err(e) = store.raise_progress(&lease, percent).await
+                        && let Err(e) = store.raise_progress(&lease, percent, rate).await
                     {
                         tracing::warn!(error = %e, "could not record a chunk's progress");
                     }

@@ -112,10 +112,17 @@ impl Encoder {
         let two_places = |x: f64| (x * 100.0).round() / 100.0;
         match entry.status {
             JobStatus::Started => {
+                // A job encoded here in one run, else one in chunks on any
+                // node (their rates summed); unknown for a one-run encode
+                // on another node.
+                let rate = match self.inner.running.rate(entry.guid) {
+                    Some(rate) => Some((rate.fps, rate.speed)),
+                    None => (self.inner.chunks.rate(entry.guid).await?).map(|r| (r.fps, r.speed)),
+                };
                 // ffmpeg says 0 until it has timed a few frames: not known yet.
-                if let Some(rate) = self.inner.running.rate(entry.guid) {
-                    entry.fps = (rate.fps > 0.0).then(|| two_places(rate.fps));
-                    entry.speed = (rate.speed > 0.0).then(|| two_places(rate.speed));
+                if let Some((fps, speed)) = rate {
+                    entry.fps = (fps > 0.0).then(|| two_places(fps));
+                    entry.speed = (speed > 0.0).then(|| two_places(speed));
                 }
             }
             JobStatus::Queued => {

@@ -125,6 +125,15 @@ pub struct ChunkTotals {
     pub failed: u32,
 }
 
+/// How fast chunks encode: frames per second and media seconds per second
+/// (× realtime), as their encoders last reported; summed over a job's
+/// running chunks by [`super::ChunkStore::rate`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ChunkRate {
+    pub fps: f64,
+    pub speed: f64,
+}
+
 /// Which running chunks [`ChunkStore::repair`] puts right.
 #[derive(Debug, Clone, Copy)]
 pub enum ChunkRepair<'a> {
