@@ -243,7 +243,8 @@
       if (to === undefined || !(total > 0)) return;
       event.preventDefault();
       video.currentTime = Math.min(total, Math.max(0, to));
-      bar.value = String(video.currentTime);
+      // At once: the `seeking` event that would paint it comes a task later.
+      paint();
       tipAtValue();
     });
 

@@ -19,6 +19,14 @@ use videoshare::store::{
 const LONG: i64 = 60_000;
 const GONE: Duration = Duration::from_millis(20);
 
+/// A plan of the sound and three picture chunks (weights 10, 20, 30, 40).
+const SOUND_AND_THREE_PICTURES: [ChunkKind; 4] = [
+    ChunkKind::Audio,
+    ChunkKind::Video,
+    ChunkKind::Video,
+    ChunkKind::Video,
+];
+
 fn everything(_: &Path) -> bool {
     true
 }
@@ -336,13 +344,7 @@ videoshare::store_test!(
     a_jobs_rate_is_the_sum_of_its_running_video_chunks,
     |db| async move {
         let (jobs, chunks) = stores(db);
-        let kinds = [
-            ChunkKind::Audio,
-            ChunkKind::Video,
-            ChunkKind::Video,
-            ChunkKind::Video,
-        ];
-        let job = started_with(&jobs, &chunks, &kinds).await;
+        let job = started_with(&jobs, &chunks, &SOUND_AND_THREE_PICTURES).await;
         let rate_of = || async { chunks.rate(job).await.expect("rate") };
         assert_eq!(rate_of().await, None, "nothing runs");
         let mut leases = Vec::new();
@@ -522,14 +524,7 @@ videoshare::store_test!(
 
 videoshare::store_test!(totals_sum_a_jobs_chunks, |db| async move {
     let (jobs, chunks) = stores(db);
-    // Weights 10, 20, 30, 40.
-    let kinds = [
-        ChunkKind::Audio,
-        ChunkKind::Video,
-        ChunkKind::Video,
-        ChunkKind::Video,
-    ];
-    let job = started_with(&jobs, &chunks, &kinds).await;
+    let job = started_with(&jobs, &chunks, &SOUND_AND_THREE_PICTURES).await;
     let empty = chunks.totals(Guid::new_random()).await.expect("totals");
     assert_eq!(empty, ChunkTotals::default());
     let (_, _, audio) = claim(&chunks, "node-a", LONG).await.expect("a chunk");
