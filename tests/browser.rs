@@ -24,8 +24,8 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use kit::{js, start_browser};
 use page::{
-    choose_file_and_upload, eventually, newest_job, screenshot, screenshot_on_failure, text_of,
-    upload_with_preset,
+    choose_file_and_upload, eventually, newest_job, open_watch_page, screenshot,
+    screenshot_on_failure, text_of, upload_with_preset,
 };
 use serde_json::json;
 
@@ -368,12 +368,7 @@ async fn an_upload_cut_midway_resumes_and_the_result_plays() {
         std::fs::read(&clip).expect("clip")
     );
 
-    c.find(Locator::Css("#jobs .job .job-links a"))
-        .await
-        .expect("the watch link")
-        .click()
-        .await
-        .expect("open the watch page");
+    open_watch_page(c, "#jobs .job .job-links a", "cut").await;
     let duration = plays(c, "#player").await;
     assert!(duration > 7.0 && duration < 9.0, "duration {duration}");
     browser.client.close().await.expect("close");
@@ -442,20 +437,8 @@ async fn upload_a_ladder_and_watch_it(client: &Client, app: &common::TestApp, di
         "Encoding failed",
     )
     .await;
-    // The queue may redraw the job's row just as "Encoding complete" shows
-    // (its outputs arrive): a click on the row it replaced is lost, so
-    // click the Watch link again until the watch page opens.
-    eventually("the watch page", || async {
-        let title = text_of(client, "#video-title").await;
-        if title.as_deref() == Some("harbour") {
-            return Some(());
-        }
-        if let Ok(link) = client.find(Locator::Css("#jobs .job .job-links a")).await {
-            let _ = link.click().await;
-        }
-        None
-    })
-    .await;
+    // The row may be redrawn just as "Encoding complete" shows.
+    open_watch_page(client, "#jobs .job .job-links a", "harbour").await;
 }
 
 /// The `<video>`'s decoded height once it is `wanted`, polled while it plays.
@@ -669,17 +652,7 @@ async fn a_ladder_plays_in_chromium_while_it_encodes_and_on_to_its_end() {
         })
         .await;
         assert_eq!(link, "Watch now — still encoding");
-        // Clicked in the page: the queue redraws its links on every update,
-        // so a WebDriver handle to one can go stale between find and click.
-        js(
-            c,
-            "document.querySelector('#jobs .job .job-links a.watch-now').click(); return null;",
-        )
-        .await;
-        eventually("the watch page", || async {
-            text_of(c, "#video-title").await.filter(|t| t == "growing")
-        })
-        .await;
+        open_watch_page(c, "#jobs .job .job-links a.watch-now", "growing").await;
         assert!(
             text_of(c, ".watch .encoding-badge")
                 .await

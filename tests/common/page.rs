@@ -33,6 +33,22 @@ where
     }
 }
 
+/// Clicks the first `link` (CSS) until the watch page of `title` opens.
+/// The queue redraws its rows on every update, so a click can land on a row
+/// just replaced (lost), or a handle go stale between find and click.
+pub async fn open_watch_page(client: &Client, link: &str, title: &str) {
+    eventually(&format!("the watch page of {title}"), || async {
+        if text_of(client, "#video-title").await.as_deref() == Some(title) {
+            return Some(());
+        }
+        if let Ok(found) = client.find(Locator::Css(link)).await {
+            let _ = found.click().await;
+        }
+        None
+    })
+    .await;
+}
+
 /// The text of the first element matching `css`, if there is one.
 pub async fn text_of(client: &Client, css: &str) -> Option<String> {
     client.find(Locator::Css(css)).await.ok()?.text().await.ok()
