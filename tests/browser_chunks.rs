@@ -120,14 +120,14 @@ async fn joins_of(app: &common::TestApp, guid: &str) -> Vec<f64> {
         "every chunk done: {chunks:?}"
     );
     assert!(
-        chunks.iter().any(|c| c.kind == ChunkKind::Audio),
+        chunks.iter().any(|c| c.planned.kind == ChunkKind::Audio),
         "the sound encoded once, as its own chunk: {chunks:?}"
     );
     chunks
         .iter()
-        .filter(|c| c.kind == ChunkKind::Video)
+        .filter(|c| c.planned.kind == ChunkKind::Video)
         .skip(1)
-        .map(|c| c.start_us as f64 / 1e6)
+        .map(|c| c.planned.start_us as f64 / 1e6)
         .collect()
 }
 

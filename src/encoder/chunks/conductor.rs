@@ -296,7 +296,7 @@ impl Encoder {
             let Staged::File(temp) = s else { continue };
             let pieces: Vec<PathBuf> = chunks
                 .iter()
-                .filter(|c| c.kind == ChunkKind::Video)
+                .filter(|c| c.planned.kind == ChunkKind::Video)
                 .map(|c| job.piece(c, n))
                 .collect();
             let sound = job.sound_piece(chunks, n);
@@ -322,7 +322,7 @@ impl Encoder {
             let n = ladder.n;
             let prefix: Vec<PathBuf> = chunks
                 .iter()
-                .filter(|c| c.kind == ChunkKind::Video)
+                .filter(|c| c.planned.kind == ChunkKind::Video)
                 .take_while(|c| c.state == ChunkState::Done)
                 .map(|c| job.piece(c, n))
                 .collect();
@@ -397,7 +397,7 @@ impl Conducted<'_> {
         self.plan
             .work_dir
             .join(folder)
-            .join(piece_name(n, chunk.kind, self.presets[n]))
+            .join(piece_name(n, chunk.planned.kind, self.presets[n]))
     }
 
     /// Destination `n`'s sound piece, once the sound chunk is done.
@@ -407,7 +407,7 @@ impl Conducted<'_> {
         }
         chunks
             .iter()
-            .find(|c| c.kind == ChunkKind::Audio && c.state == ChunkState::Done)
+            .find(|c| c.planned.kind == ChunkKind::Audio && c.state == ChunkState::Done)
             .map(|c| self.piece(c, n))
     }
 }
@@ -415,10 +415,10 @@ impl Conducted<'_> {
 /// The job's progress: the share of all chunks' work done, held below 100
 /// until the joined outputs are in place.
 fn share_done(chunks: &[Chunk]) -> u32 {
-    let weight: i64 = chunks.iter().map(|c| c.weight).sum();
+    let weight: i64 = chunks.iter().map(|c| c.planned.weight).sum();
     let worked: i64 = chunks
         .iter()
-        .map(|c| c.weight * i64::from(c.progress.min(100)) / 100)
+        .map(|c| c.planned.weight * i64::from(c.progress.min(100)) / 100)
         .sum();
     u32::try_from(worked * 99 / weight.max(1)).unwrap_or(99)
 }
@@ -429,13 +429,14 @@ fn describe_failure(chunk: &Chunk) -> String {
         let s = us / 1_000_000;
         format!("{}:{:02}", s / 60, s % 60)
     };
-    let what = match chunk.kind {
+    let planned = &chunk.planned;
+    let what = match planned.kind {
         ChunkKind::Audio => "the sound".to_owned(),
         ChunkKind::Video => format!(
             "chunk {} ({}–{})",
             chunk.idx,
-            span(chunk.start_us),
-            span(chunk.end_us)
+            span(planned.start_us),
+            span(planned.end_us)
         ),
     };
     format!("{what} failed: {}", chunk.failure)
@@ -449,12 +450,14 @@ mod tests {
         Chunk {
             job: Guid::new_random(),
             idx: 0,
-            kind,
-            start_us: 60_000_000,
-            end_us: 125_000_000,
-            frames: None,
-            first_segment: 0,
-            weight,
+            planned: NewChunk {
+                kind,
+                start_us: 60_000_000,
+                end_us: 125_000_000,
+                frames: None,
+                first_segment: 0,
+                weight,
+            },
             state: ChunkState::Running,
             progress,
             node: None,

@@ -284,6 +284,7 @@ impl Encoder {
     async fn encode_chunk(&self, held: &HeldChunk, control: &Control) -> Result<Piece, NoPiece> {
         let inner = &self.inner;
         let (chunk, lease) = (&held.chunk, &held.lease);
+        let planned = &chunk.planned;
         let fetched;
         let spec = match &inner.fetch {
             Some(fetch) => {
@@ -316,21 +317,21 @@ impl Encoder {
         let pieces: Vec<(PathBuf, &crate::encoder::preset::Preset)> = presets
             .iter()
             .enumerate()
-            .filter(|(_, p)| writes_piece(chunk.kind, p))
-            .map(|(n, p)| (temp.join(piece_name(n, chunk.kind, p)), *p))
+            .filter(|(_, p)| writes_piece(planned.kind, p))
+            .map(|(n, p)| (temp.join(piece_name(n, planned.kind, p)), *p))
             .collect();
         let outputs: Vec<(&Path, &crate::encoder::preset::Preset)> = pieces
             .iter()
             .map(|(path, p)| (path.as_path(), *p))
             .collect();
         let inputs = spec.inputs();
-        let (args, extent) = match chunk.kind {
+        let (args, extent) = match planned.kind {
             ChunkKind::Video => {
                 let window = Window {
-                    start_us: chunk.start_us,
-                    end_us: chunk.end_us,
-                    first_segment: u64::try_from(chunk.first_segment).unwrap_or(0),
-                    frames: chunk
+                    start_us: planned.start_us,
+                    end_us: planned.end_us,
+                    first_segment: u64::try_from(planned.first_segment).unwrap_or(0),
+                    frames: planned
                         .frames
                         .and_then(|f| u64::try_from(f).ok())
                         .filter(|f| *f > 0)

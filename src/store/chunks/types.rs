@@ -84,12 +84,8 @@ pub struct NewChunk {
 pub struct Chunk {
     pub job: Guid,
     pub idx: u32,
-    pub kind: ChunkKind,
-    pub start_us: i64,
-    pub end_us: i64,
-    pub frames: Option<i64>,
-    pub first_segment: i64,
-    pub weight: i64,
+    /// What the plan made it: its kind, span and weight.
+    pub planned: NewChunk,
     pub state: ChunkState,
     pub progress: u32,
     /// The node that claimed it last (none once released).
@@ -179,12 +175,14 @@ impl TryFrom<ChunkRow> for Chunk {
         Ok(Chunk {
             job: READ.guid(&row.job_guid)?,
             idx: READ.unsigned(row.idx)?,
-            kind: row.kind.parse().map_err(|e: String| READ.corrupt(e))?,
-            start_us: row.start_us,
-            end_us: row.end_us,
-            frames: row.frames,
-            first_segment: row.first_segment,
-            weight: row.weight,
+            planned: NewChunk {
+                kind: row.kind.parse().map_err(|e: String| READ.corrupt(e))?,
+                start_us: row.start_us,
+                end_us: row.end_us,
+                frames: row.frames,
+                first_segment: row.first_segment,
+                weight: row.weight,
+            },
             state: row.state.parse().map_err(|e: String| READ.corrupt(e))?,
             progress: READ.unsigned(row.progress)?,
             node: row.node,
